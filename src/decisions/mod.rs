@@ -1,0 +1,2 @@
+//! Decisions: the questions a policy answers (connect, publish, subscribe).
+pub mod access;
