@@ -4,10 +4,13 @@
 //! The modules follow the pipeline: [`source`] (text to a spanned document) ->
 //! [`compiler`] (resolution, typing, the index, the artifact) -> [`analysis`] (the
 //! verifier) -> [`decisions`] (connect, publish, subscribe, explain) -> `broker`
-//! (the MQTT server) -> `cli`. [`diag`] is shared by all stages.
+//! (the MQTT server) -> `cli`. [`diag`] is shared by all stages. [`bench`] is a
+//! load generator for any MQTT broker, used to measure ours against others.
 pub mod analysis;
+pub mod bench;
 pub mod cli;
 pub mod compiler;
 pub mod decisions;
 pub mod diag;
+pub mod export;
 pub mod source;

@@ -1,7 +1,9 @@
 //! The command line: a thin layer over the library. One file per command.
 
+pub mod bench;
 pub mod compile;
 pub mod explain;
+pub mod export;
 pub mod output;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -20,6 +22,8 @@ pub enum Command {
     /// Work with policy files: compile, explain decisions.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Load-test an MQTT broker (ours or any other): throughput, latency, wills, connections.
+    Bench(bench::BenchArgs),
     /// Print a shell completion script, e.g. `topicgate completions bash > /etc/bash_completion.d/topicgate`.
     Completions {
         #[arg(value_enum)]
@@ -33,6 +37,8 @@ pub enum PolicyCommand {
     Compile(compile::CompileArgs),
     /// Decide whether a client may connect, publish or subscribe, and say why.
     Explain(explain::ExplainArgs),
+    /// Write the policy in another broker's access-control format (Mosquitto).
+    Export(export::ExportArgs),
 }
 
 /// Exit codes shared by all commands.
@@ -48,7 +54,11 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { exit::ERROR } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::ERROR
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }
@@ -60,8 +70,15 @@ pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Policy(PolicyCommand::Compile(args)) => compile::run(args),
         Command::Policy(PolicyCommand::Explain(args)) => explain::run(args),
+        Command::Policy(PolicyCommand::Export(args)) => export::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "topicgate", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "topicgate",
+                &mut std::io::stdout(),
+            );
             exit::OK
         }
     }
