@@ -153,11 +153,19 @@ impl Raw {
         }
     }
 
-    /// Asserts that nothing arrives for `d`.
+    /// Asserts that no PUBLISH arrives for `d` (acknowledgements are ignored).
     pub async fn expect_nothing(&mut self, d: Duration) {
-        match self.recv(d).await {
-            Err(RecvError::Timeout) => {}
-            other => panic!("expected nothing, got {other:?}"),
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.recv(left).await {
+                Err(RecvError::Timeout) => return,
+                Ok(p @ (Packet::V5_0Publish(_) | Packet::V3_1_1Publish(_))) => {
+                    panic!("expected no message, got {p:?}")
+                }
+                Ok(_) => {}
+                Err(RecvError::Closed) => panic!("connection closed unexpectedly"),
+            }
         }
     }
 }
