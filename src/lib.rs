@@ -1,4 +1,14 @@
 //! topicgate: a declarative MQTT access policy, compiled into an indexed decision
 //! structure, verified, and served by an enforcing MQTT broker.
-pub mod decisions;
+//!
+//! The modules follow the pipeline: [`source`] (text to a spanned document) ->
+//! [`compiler`] (resolution, typing, the index, the artifact) -> [`analysis`] (the
+//! verifier) -> [`decisions`] (connect, publish, subscribe, explain) -> `broker`
+//! (the MQTT server) -> `cli`. [`diag`] is shared by all stages.
+pub mod analysis;
 pub mod broker;
+pub mod cli;
+pub mod compiler;
+pub mod decisions;
+pub mod diag;
+pub mod source;

@@ -1,0 +1,1 @@
+//! Analysis: the verifier's rules over a compiled policy.

@@ -1,0 +1,68 @@
+//! The command line: a thin layer over the library. One file per command.
+
+pub mod compile;
+pub mod explain;
+pub mod output;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Verify MQTT access policies and serve them from an enforcing broker.
+#[derive(Debug, Parser)]
+#[command(name = "topicgate", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Work with policy files: compile, explain decisions.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Print a shell completion script, e.g. `topicgate completions bash > /etc/bash_completion.d/topicgate`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Compile a policy into the binary artifact the broker boots from.
+    Compile(compile::CompileArgs),
+    /// Decide whether a client may connect, publish or subscribe, and say why.
+    Explain(explain::ExplainArgs),
+}
+
+/// Exit codes shared by all commands.
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// A finding: a policy with errors, a denied decision.
+    pub const FINDING: u8 = 1;
+    /// The command could not do its job: unreadable file, bad arguments.
+    pub const ERROR: u8 = 2;
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::ERROR } else { exit::OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    ExitCode::from(run(cli))
+}
+
+pub fn run(cli: Cli) -> u8 {
+    match cli.command {
+        Command::Policy(PolicyCommand::Compile(args)) => compile::run(args),
+        Command::Policy(PolicyCommand::Explain(args)) => explain::run(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "topicgate", &mut std::io::stdout());
+            exit::OK
+        }
+    }
+}

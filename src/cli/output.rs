@@ -1,0 +1,34 @@
+//! Printing diagnostics and load failures the same way in every command.
+
+use super::exit;
+use crate::compiler::LoadError;
+use crate::diag::render;
+use std::io::IsTerminal;
+
+pub fn color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// Prints why a policy could not be loaded and returns the exit code for it:
+/// 1 for a policy with errors, 2 for a file that is not a readable policy at all.
+pub fn report_load_error(e: &LoadError) -> u8 {
+    match e {
+        LoadError::Io(msg) => {
+            eprintln!("error: {msg}");
+            exit::ERROR
+        }
+        LoadError::Artifact(a) => {
+            eprintln!("error: {a}");
+            exit::ERROR
+        }
+        LoadError::Invalid(c) => {
+            eprint!("{}", render::human_all(&c.diagnostics, &c.file, color()));
+            eprintln!("error: {e}");
+            if c.is_unreadable() {
+                exit::ERROR
+            } else {
+                exit::FINDING
+            }
+        }
+    }
+}

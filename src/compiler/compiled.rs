@@ -1,0 +1,156 @@
+//! The compiled policy: the resolved policy plus everything a decision needs,
+//! computed once: each client's groups and permission profile, its variable values,
+//! the template index, and the authentication-name lookup.
+
+use super::index::{TemplateIndex, TemplateRef};
+use super::membership;
+use super::model::*;
+use crate::source::model::{AttrValue, Permission};
+use crate::source::topic::{is_safe_value, Var};
+use rustc_hash::FxHashMap;
+use std::collections::HashMap;
+
+pub use crate::decisions::access::ClientId;
+
+/// A set of topic spaces, as bits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct SpaceSet(Box<[u64]>);
+
+impl SpaceSet {
+    fn with_capacity(n: usize) -> Self {
+        SpaceSet(vec![0; n.div_ceil(64)].into_boxed_slice())
+    }
+    fn insert(&mut self, s: SpaceId) {
+        self.0[(s / 64) as usize] |= 1 << (s % 64);
+    }
+    #[inline]
+    pub fn contains(&self, s: SpaceId) -> bool {
+        self.0.get((s / 64) as usize).is_some_and(|w| w & (1 << (s % 64)) != 0)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
+}
+
+/// What a set of groups grants: shared by every client with the same groups.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub groups: Vec<GroupId>,
+    pub publish: SpaceSet,
+    pub subscribe: SpaceSet,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientData {
+    pub profile: u32,
+    /// The client's value of each index variable; `None` where it has no value that
+    /// can be substituted (missing, an array, or one that would change a template's shape).
+    pub values: Box<[Option<Box<str>>]>,
+}
+
+#[derive(Debug)]
+pub struct CompiledPolicy {
+    pub policy: ResolvedPolicy,
+    /// SHA-256 of the policy source text.
+    pub source_hash: [u8; 32],
+    pub(crate) index: TemplateIndex,
+    pub(crate) clients: Vec<ClientData>,
+    pub(crate) profiles: Vec<Profile>,
+    by_auth_name: FxHashMap<String, ClientId>,
+}
+
+impl CompiledPolicy {
+    /// Builds the decision structure. The policy must have resolved without errors.
+    pub fn build(policy: ResolvedPolicy, source_hash: [u8; 32]) -> Self {
+        let mut index = TemplateIndex::new();
+        for (s, space) in policy.topic_spaces.iter().enumerate() {
+            for (i, t) in space.templates.iter().enumerate() {
+                index.insert(&t.value, TemplateRef { space: s as SpaceId, index: i as u32 });
+            }
+        }
+        let n_spaces = policy.topic_spaces.len();
+        let mut profile_ids: HashMap<Vec<GroupId>, u32> = HashMap::new();
+        let mut profiles = Vec::new();
+        let mut clients = Vec::with_capacity(policy.clients.len());
+        let mut by_auth_name = FxHashMap::default();
+        for (id, c) in policy.clients.iter().enumerate() {
+            by_auth_name.entry(c.authentication_name.value.to_lowercase()).or_insert(id as ClientId);
+            let groups: Vec<GroupId> = policy
+                .groups
+                .iter()
+                .enumerate()
+                .filter(|(g, group)| *g as GroupId == ALL_GROUP || group.query.as_ref().is_some_and(|q| membership::eval(q, c)))
+                .map(|(g, _)| g as GroupId)
+                .collect();
+            let profile = *profile_ids.entry(groups.clone()).or_insert_with(|| {
+                let mut publish = SpaceSet::with_capacity(n_spaces);
+                let mut subscribe = SpaceSet::with_capacity(n_spaces);
+                for b in &policy.bindings {
+                    if groups.contains(&b.group.value) {
+                        match b.permission.value {
+                            Permission::Publisher => publish.insert(b.topic_space.value),
+                            Permission::Subscriber => subscribe.insert(b.topic_space.value),
+                        }
+                    }
+                }
+                profiles.push(Profile { groups, publish, subscribe });
+                (profiles.len() - 1) as u32
+            });
+            let values = index.vars.iter().map(|v| variable_value(c, v).filter(|s| is_safe_value(s)).map(Into::into)).collect();
+            clients.push(ClientData { profile, values });
+        }
+        CompiledPolicy { policy, source_hash, index, clients, profiles, by_auth_name }
+    }
+
+    pub fn source_hash_hex(&self) -> String {
+        hex::encode(self.source_hash)
+    }
+
+    /// The client with this authentication name, compared case-insensitively.
+    pub fn client_by_authentication_name(&self, name: &str) -> Option<ClientId> {
+        self.by_auth_name.get(&name.to_lowercase()).copied()
+    }
+
+    pub fn client(&self, id: ClientId) -> &Client {
+        &self.policy.clients[id as usize]
+    }
+
+    pub fn client_count(&self) -> usize {
+        self.policy.clients.len()
+    }
+
+    /// The groups a client belongs to (always including `$all`).
+    pub fn groups_of(&self, id: ClientId) -> &[GroupId] {
+        &self.profiles[self.clients[id as usize].profile as usize].groups
+    }
+
+    pub fn profile_of(&self, id: ClientId) -> &Profile {
+        &self.profiles[self.clients[id as usize].profile as usize]
+    }
+
+    pub fn is_member(&self, id: ClientId, group: GroupId) -> bool {
+        self.groups_of(id).contains(&group)
+    }
+
+    /// Where template `t` of the index comes from.
+    pub fn template_ref(&self, t: super::index::TemplateId) -> TemplateRef {
+        self.index.templates[t as usize]
+    }
+
+    pub fn index_node_count(&self) -> usize {
+        self.index.node_count()
+    }
+}
+
+/// A client's own value of a template variable, as text; `None` when the attribute
+/// is missing or an array (semantics.md §3: such a template grants nothing).
+pub fn variable_value<'a>(client: &'a Client, var: &Var) -> Option<std::borrow::Cow<'a, str>> {
+    match var {
+        Var::AuthenticationName => Some(client.authentication_name.value.as_str().into()),
+        Var::Attribute(k) => match client.attributes.get(k).map(|v| &v.value) {
+            Some(AttrValue::Str(s)) => Some(s.as_str().into()),
+            Some(AttrValue::Int(i)) => Some(i.to_string().into()),
+            Some(AttrValue::Array(_)) | None => None,
+        },
+    }
+}

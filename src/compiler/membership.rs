@@ -1,0 +1,66 @@
+//! Group membership: evaluating a group query against one client (semantics.md §2).
+
+use super::model::Client;
+use crate::source::model::AttrValue;
+use crate::source::query::{CmpOp, Literal, Operand, Query};
+
+/// The value an operand takes for a client: `None` when the attribute is missing.
+fn operand_value<'a>(operand: &Operand, client: &'a Client) -> Option<OperandValue<'a>> {
+    match operand {
+        Operand::AuthenticationName { .. } => Some(OperandValue::AuthName(&client.authentication_name.value)),
+        Operand::Attribute { key, .. } => client.attributes.get(key).map(|v| OperandValue::Attr(&v.value)),
+    }
+}
+
+enum OperandValue<'a> {
+    /// Authentication names compare case-insensitively, as the broker compares them.
+    AuthName(&'a str),
+    Attr(&'a AttrValue),
+}
+
+/// Does `query` hold for `client`? A missing attribute makes every comparison on
+/// it false, including `!=` (decision); mismatched types compare false.
+pub fn eval(query: &Query, client: &Client) -> bool {
+    match query {
+        Query::Or(parts) => parts.iter().any(|p| eval(p, client)),
+        Query::And(parts) => parts.iter().all(|p| eval(p, client)),
+        Query::Cmp { operand, op, literal, .. } => match operand_value(operand, client) {
+            None => false,
+            Some(v) => compare(&v, *op, literal),
+        },
+        Query::In { operand, literals, .. } => match operand_value(operand, client) {
+            None => false,
+            Some(v) => literals.iter().any(|l| compare(&v, CmpOp::Eq, l)),
+        },
+    }
+}
+
+fn compare(value: &OperandValue, op: CmpOp, literal: &Literal) -> bool {
+    match (value, literal) {
+        (OperandValue::AuthName(name), Literal::Str(s, _)) => match op {
+            CmpOp::Eq => name.to_lowercase() == s.to_lowercase(),
+            CmpOp::Ne => name.to_lowercase() != s.to_lowercase(),
+            _ => false,
+        },
+        (OperandValue::Attr(AttrValue::Str(v)), Literal::Str(s, _)) => match op {
+            CmpOp::Eq => v == s,
+            CmpOp::Ne => v != s,
+            _ => false,
+        },
+        (OperandValue::Attr(AttrValue::Int(v)), Literal::Int(i, _)) => match op {
+            CmpOp::Eq => v == i,
+            CmpOp::Ne => v != i,
+            CmpOp::Lt => v < i,
+            CmpOp::Gt => v > i,
+            CmpOp::Le => v <= i,
+            CmpOp::Ge => v >= i,
+        },
+        // On an array, `=` and `IN` mean membership; `!=` means no element matches.
+        (OperandValue::Attr(AttrValue::Array(items)), Literal::Str(s, _)) => match op {
+            CmpOp::Eq => items.iter().any(|i| i == s),
+            CmpOp::Ne => !items.iter().any(|i| i == s),
+            _ => false,
+        },
+        _ => false,
+    }
+}

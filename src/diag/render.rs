@@ -1,0 +1,107 @@
+//! Rendering diagnostics for people (miette's graphical report) and machines (JSON).
+
+use super::{Diagnostic, Severity};
+use crate::source::span::SourceFile;
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+use serde::Serialize;
+use std::fmt;
+
+/// A diagnostic bound to its source file, in the shape miette renders.
+struct Report<'a> {
+    diag: &'a Diagnostic,
+    source: NamedSource<String>,
+}
+
+impl fmt::Debug for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.diag.message)
+    }
+}
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.diag.message)
+    }
+}
+impl std::error::Error for Report<'_> {}
+
+impl miette::Diagnostic for Report<'_> {
+    fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        Some(Box::new(self.diag.code.as_str()))
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.diag.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+            Severity::Info => miette::Severity::Advice,
+        })
+    }
+    fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        self.diag.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.diag.span.map(|_| &self.source as &dyn miette::SourceCode)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let primary = self.diag.span.map(|s| {
+            LabeledSpan::new_primary_with_span(self.diag.label.clone(), (s.start as usize, s.len()))
+        });
+        let related = self
+            .diag
+            .related
+            .iter()
+            .map(|(s, text)| LabeledSpan::new_with_span(Some(text.clone()), (s.start as usize, s.len())));
+        Some(Box::new(primary.into_iter().chain(related)))
+    }
+}
+
+/// miette's graphical report of one diagnostic, without colours (stable for
+/// snapshots and logs) unless `color` is set.
+pub fn human(diag: &Diagnostic, file: &SourceFile, color: bool) -> String {
+    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
+    let report = Report { diag, source: NamedSource::new(file.name.clone(), file.text.to_string()) };
+    let mut out = String::new();
+    if handler.render_report(&mut out, &report).is_err() {
+        out = format!("{}[{}]: {}\n", diag.severity.as_str(), diag.code.as_str(), diag.message);
+    }
+    out
+}
+
+/// The JSON shape of one diagnostic: lines and columns 1-based, pointing at the value.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JsonDiagnostic {
+    pub code: &'static str,
+    pub severity: Severity,
+    pub message: String,
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub end_line: usize,
+    pub end_column: usize,
+    pub help: Option<String>,
+}
+
+pub fn to_json(diag: &Diagnostic, file: &SourceFile) -> JsonDiagnostic {
+    let span = diag.span.unwrap_or_default();
+    let (line, column) = file.line_col(span.start as usize);
+    let (end_line, end_column) = file.line_col(span.end as usize);
+    JsonDiagnostic {
+        code: diag.code.as_str(),
+        severity: diag.severity,
+        message: diag.message.clone(),
+        file: file.name.clone(),
+        line,
+        column,
+        end_line,
+        end_column,
+        help: diag.help.clone(),
+    }
+}
+
+/// Renders all diagnostics of a file for a terminal, errors first in file order.
+pub fn human_all(diags: &[Diagnostic], file: &SourceFile, color: bool) -> String {
+    let mut sorted: Vec<&Diagnostic> = diags.iter().collect();
+    sorted.sort_by_key(|d| (d.span.map(|s| s.start).unwrap_or(0), d.severity));
+    sorted.into_iter().map(|d| human(d, file, color)).collect::<Vec<_>>().join("\n")
+}

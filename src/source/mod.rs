@@ -1,0 +1,8 @@
+//! Source: policy text (YAML, later the DSL) read into a spanned document, and the
+//! grammars of the small languages inside it (group queries, topic templates).
+pub mod model;
+pub mod node;
+pub mod query;
+pub mod span;
+pub mod topic;
+pub mod yaml;
