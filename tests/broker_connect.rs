@@ -76,7 +76,7 @@ async fn will_topic_of_another_client_is_refused_naming_the_topic() {
 #[tokio::test]
 async fn unsupported_will_qos_or_retain_is_refused() {
     let cfg = BrokerConfig { max_qos: 1, retain_available: false, ..Default::default() };
-    let b = start(common::policy::lwt().arc(), cfg).await;
+    let b = start(common::policy::lwt(), cfg).await;
     let will = Some(("clients/sensor1/status", &b"x"[..], Qos::ExactlyOnce, false, 0));
     let (_r, (rc, _)) = v5(b.addr, v5_connect_with("s1", Some("sensor1"), will, Opts::default())).await;
     assert_eq!(rc, 0x9B);
@@ -104,7 +104,7 @@ async fn client_id_of_another_authentication_name_is_refused() {
 
 #[tokio::test]
 async fn passwords_are_checked_against_argon2_hashes() {
-    let policy = common::policy::lwt().with_password("sensor1", "s3cret").arc();
+    let policy = common::policy::compile(&common::policy::lwt_yaml(true, Some(&common::policy::hash("s3cret"))));
     let b = start_with(policy, BrokerConfig::default(), IdentityMode::Password).await;
     let good = v5_connect_with("a", Some("sensor1"), None, Opts::password("s3cret"));
     let (_r, (rc, _)) = v5(b.addr, good).await;
@@ -124,7 +124,7 @@ async fn passwords_are_checked_against_argon2_hashes() {
 #[tokio::test]
 async fn dev_anonymous_maps_clients_without_username() {
     let b = start_with(
-        common::policy::lwt().arc(),
+        common::policy::lwt(),
         BrokerConfig::default(),
         IdentityMode::Dev { anonymous: Some("actuator1".into()) },
     )

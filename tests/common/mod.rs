@@ -46,7 +46,7 @@ pub async fn start_with(
 }
 
 pub async fn lwt_broker() -> TestBroker {
-    start(policy::lwt().arc(), BrokerConfig::default()).await
+    start(policy::lwt(), BrokerConfig::default()).await
 }
 
 #[derive(Debug, PartialEq, Eq)]
