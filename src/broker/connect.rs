@@ -243,6 +243,7 @@ where
         // 5. Restore unacknowledged QoS 1/2 state of a resumed session.
         if present {
             if let Some(inflight) = session.take_inflight(info.version) {
+                self.inflight_out = inflight.packets.len();
                 self.mqtt.restore_packets(inflight.packets);
                 self.mqtt.restore_qos2_publish_handled(inflight.qos2_handled);
             }

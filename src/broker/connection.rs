@@ -70,6 +70,8 @@ pub struct Conn<S> {
     pub(super) inbox: VecDeque<Packet>,
     /// For the SUBSCRIBE being handled: whether each granted filter is new.
     pub(super) subscribed_new: Vec<bool>,
+    /// Packet identifiers in use for our QoS 1/2 PUBLISHes to the client.
+    pub(super) inflight_out: usize,
 }
 
 /// Serves one connection on `io` until it ends. Works on any byte stream
@@ -97,6 +99,7 @@ where
         pending: VecDeque::new(),
         inbox: VecDeque::new(),
         subscribed_new: Vec::new(),
+        inflight_out: 0,
     };
     conn.serve().await;
 }
@@ -210,7 +213,9 @@ where
                 Event::RequestTimerCancel(TimerKind::PingreqRecv) => self.keepalive = None,
                 Event::RequestTimerReset { .. } | Event::RequestTimerCancel(_) => {}
                 Event::NotifyError(e) => self.codec_error(e),
-                Event::NotifyPacketIdReleased(_) => {}
+                Event::NotifyPacketIdReleased(_) => {
+                    self.inflight_out = self.inflight_out.saturating_sub(1);
+                }
                 Event::NotifyPacketReceived(p) => {
                     // Any packet from the client restarts the keep-alive period.
                     if let Some((_, ms)) = self.keepalive {
@@ -437,7 +442,7 @@ where
 
     fn window_open(&self) -> bool {
         let ours = usize::from(self.shared.config.receive_maximum.max(1));
-        let inflight = self.mqtt.get_stored_packets().len();
+        let inflight = self.inflight_out;
         let theirs = self.mqtt.get_receive_maximum_vacancy_for_send().is_none_or(|v| v > 0);
         theirs && inflight < ours
     }
@@ -451,7 +456,10 @@ where
             None
         } else {
             match self.mqtt.acquire_packet_id() {
-                Ok(id) => Some(id),
+                Ok(id) => {
+                    self.inflight_out += 1;
+                    Some(id)
+                }
                 Err(_) => {
                     self.pending.push_front(d);
                     return;
