@@ -9,6 +9,7 @@
 //! - `policy`: the swappable policy handle; `config`: limits; `stats`: counters
 pub mod config;
 mod connect;
+pub mod fuzzing;
 pub mod connection;
 pub mod message;
 pub mod policy;
