@@ -3,6 +3,7 @@
 pub mod compile;
 pub mod explain;
 pub mod output;
+pub mod serve;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,6 +21,8 @@ pub enum Command {
     /// Work with policy files: compile, explain decisions.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Serve a policy from an enforcing MQTT 3.1.1/5 broker.
+    Serve(serve::ServeArgs),
     /// Print a shell completion script, e.g. `topicgate completions bash > /etc/bash_completion.d/topicgate`.
     Completions {
         #[arg(value_enum)]
@@ -60,6 +63,7 @@ pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Policy(PolicyCommand::Compile(args)) => compile::run(args),
         Command::Policy(PolicyCommand::Explain(args)) => explain::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "topicgate", &mut std::io::stdout());
             exit::OK
