@@ -8,7 +8,10 @@ use mqtt_protocol_core::mqtt::packet::Qos;
 use mqtt_protocol_core::mqtt::Version;
 use topicgate::broker::{BrokerConfig, IdentityMode};
 
-async fn v5(addr: std::net::SocketAddr, c: mqtt_protocol_core::mqtt::packet::v5_0::Connect) -> (Raw, (u8, Option<String>)) {
+async fn v5(
+    addr: std::net::SocketAddr,
+    c: mqtt_protocol_core::mqtt::packet::v5_0::Connect,
+) -> (Raw, (u8, Option<String>)) {
     let mut raw = Raw::open(addr, Version::V5_0).await;
     raw.send(c.into()).await;
     let p = raw.recv(T).await.expect("connack");
@@ -16,7 +19,10 @@ async fn v5(addr: std::net::SocketAddr, c: mqtt_protocol_core::mqtt::packet::v5_
     (raw, r)
 }
 
-async fn v3(addr: std::net::SocketAddr, c: mqtt_protocol_core::mqtt::packet::v3_1_1::Connect) -> (Raw, u8) {
+async fn v3(
+    addr: std::net::SocketAddr,
+    c: mqtt_protocol_core::mqtt::packet::v3_1_1::Connect,
+) -> (Raw, u8) {
     let mut raw = Raw::open(addr, Version::V3_1_1).await;
     raw.send(c.into()).await;
     let p = raw.recv(T).await.expect("connack");
@@ -59,34 +65,84 @@ async fn disabled_client_is_not_authorized() {
 #[tokio::test]
 async fn will_topic_of_another_client_is_refused_naming_the_topic() {
     let b = lwt_broker().await;
-    let will = Some(("clients/sensor2/status", &b"offline"[..], Qos::AtLeastOnce, false, 0));
-    let (_r, (rc, reason)) = v5(b.addr, v5_connect_with("s1", Some("sensor1"), will, Opts::default())).await;
+    let will = Some((
+        "clients/sensor2/status",
+        &b"offline"[..],
+        Qos::AtLeastOnce,
+        false,
+        0,
+    ));
+    let (_r, (rc, reason)) = v5(
+        b.addr,
+        v5_connect_with("s1", Some("sensor1"), will, Opts::default()),
+    )
+    .await;
     assert_eq!(rc, 0x87);
     let reason = reason.expect("reason string");
     assert!(reason.contains("clients/sensor2/status"), "{reason}");
-    let will3 = Some(("clients/sensor2/status", &b"offline"[..], Qos::AtLeastOnce, false));
+    let will3 = Some((
+        "clients/sensor2/status",
+        &b"offline"[..],
+        Qos::AtLeastOnce,
+        false,
+    ));
     let (_r, rc) = v3(b.addr, v3_connect("s1", Some("sensor1"), will3)).await;
     assert_eq!(rc, 0x05);
     // Its own will topic is fine.
-    let ok = Some(("clients/sensor1/status", &b"offline"[..], Qos::AtLeastOnce, false, 0));
-    let (_r, (rc, _)) = v5(b.addr, v5_connect_with("s1", Some("sensor1"), ok, Opts::default())).await;
+    let ok = Some((
+        "clients/sensor1/status",
+        &b"offline"[..],
+        Qos::AtLeastOnce,
+        false,
+        0,
+    ));
+    let (_r, (rc, _)) = v5(
+        b.addr,
+        v5_connect_with("s1", Some("sensor1"), ok, Opts::default()),
+    )
+    .await;
     assert_eq!(rc, 0x00);
 }
 
 #[tokio::test]
 async fn unsupported_will_qos_or_retain_is_refused() {
-    let cfg = BrokerConfig { max_qos: 1, retain_available: false, ..Default::default() };
+    let cfg = BrokerConfig {
+        max_qos: 1,
+        retain_available: false,
+        ..Default::default()
+    };
     let b = start(common::policy::lwt(), cfg).await;
-    let will = Some(("clients/sensor1/status", &b"x"[..], Qos::ExactlyOnce, false, 0));
-    let (_r, (rc, _)) = v5(b.addr, v5_connect_with("s1", Some("sensor1"), will, Opts::default())).await;
+    let will = Some((
+        "clients/sensor1/status",
+        &b"x"[..],
+        Qos::ExactlyOnce,
+        false,
+        0,
+    ));
+    let (_r, (rc, _)) = v5(
+        b.addr,
+        v5_connect_with("s1", Some("sensor1"), will, Opts::default()),
+    )
+    .await;
     assert_eq!(rc, 0x9B);
-    let will = Some(("clients/sensor1/status", &b"x"[..], Qos::AtMostOnce, true, 0));
-    let (_r, (rc, _)) = v5(b.addr, v5_connect_with("s1", Some("sensor1"), will, Opts::default())).await;
+    let will = Some((
+        "clients/sensor1/status",
+        &b"x"[..],
+        Qos::AtMostOnce,
+        true,
+        0,
+    ));
+    let (_r, (rc, _)) = v5(
+        b.addr,
+        v5_connect_with("s1", Some("sensor1"), will, Opts::default()),
+    )
+    .await;
     assert_eq!(rc, 0x9A);
     // 3.1.1: the connection is closed without CONNACK.
     let mut raw = Raw::open(b.addr, Version::V3_1_1).await;
     let will3 = Some(("clients/sensor1/status", &b"x"[..], Qos::ExactlyOnce, false));
-    raw.send(v3_connect("s1", Some("sensor1"), will3).into()).await;
+    raw.send(v3_connect("s1", Some("sensor1"), will3).into())
+        .await;
     assert_eq!(raw.until_closed(T).await.expect("closed").len(), 0);
 }
 
@@ -97,14 +153,19 @@ async fn client_id_of_another_authentication_name_is_refused() {
     assert_eq!(rc, 0);
     let (_b, (rc, reason)) = v5(b.addr, v5_connect("shared-id", Some("sensor2"))).await;
     assert_eq!(rc, 0x87);
-    assert!(reason.unwrap_or_default().contains("another authentication name"));
+    assert!(reason
+        .unwrap_or_default()
+        .contains("another authentication name"));
     let (_c, rc) = v3(b.addr, v3_connect("shared-id", Some("sensor2"), None)).await;
     assert_eq!(rc, 0x05);
 }
 
 #[tokio::test]
 async fn passwords_are_checked_against_argon2_hashes() {
-    let policy = common::policy::compile(&common::policy::lwt_yaml(true, Some(&common::policy::hash("s3cret"))));
+    let policy = common::policy::compile(&common::policy::lwt_yaml(
+        true,
+        Some(&common::policy::hash("s3cret")),
+    ));
     let b = start_with(policy, BrokerConfig::default(), IdentityMode::Password).await;
     let good = v5_connect_with("a", Some("sensor1"), None, Opts::password("s3cret"));
     let (_r, (rc, _)) = v5(b.addr, good).await;
@@ -126,13 +187,16 @@ async fn dev_anonymous_maps_clients_without_username() {
     let b = start_with(
         common::policy::lwt(),
         BrokerConfig::default(),
-        IdentityMode::Dev { anonymous: Some("actuator1".into()) },
+        IdentityMode::Dev {
+            anonymous: Some("actuator1".into()),
+        },
     )
     .await;
     let (mut r, (rc, _)) = v5(b.addr, v5_connect("anon", None)).await;
     assert_eq!(rc, 0);
     // ...and acts under actuator1's rights: may not publish.
-    r.send(v5_pub("clients/x/status", b"1", Qos::AtLeastOnce, Some(1)).into()).await;
+    r.send(v5_pub("clients/x/status", b"1", Qos::AtLeastOnce, Some(1)).into())
+        .await;
     match r.recv(T).await.expect("puback") {
         mqtt_protocol_core::mqtt::packet::Packet::V5_0Puback(p) => {
             assert_eq!(p.reason_code().map(|c| c as u8), Some(0x87))
@@ -157,7 +221,15 @@ async fn assigned_client_identifier_for_empty_id() {
         other => panic!("{other:?}"),
     }
     // 3.1.1 with an empty ID and clean session 0: identifier rejected.
-    let c = v3_connect_with("", Some("sensor1"), None, Opts { resume: true, ..Default::default() });
+    let c = v3_connect_with(
+        "",
+        Some("sensor1"),
+        None,
+        Opts {
+            resume: true,
+            ..Default::default()
+        },
+    );
     let (_r, rc) = v3(b.addr, c).await;
     assert_eq!(rc, 0x02);
 }

@@ -20,7 +20,8 @@ fn have(cmd: &str, args: &[&str]) -> bool {
 }
 
 fn tools_present() -> bool {
-    let mosquitto = have("mosquitto_pub", &["--help"]) || have("sh", &["-c", "command -v mosquitto_pub"]);
+    let mosquitto =
+        have("mosquitto_pub", &["--help"]) || have("sh", &["-c", "command -v mosquitto_pub"]);
     let sub = have("sh", &["-c", "command -v mosquitto_sub"]);
     let paho = have("python3", &["-c", "import paho.mqtt.client"]);
     mosquitto && sub && paho
@@ -47,7 +48,9 @@ fn serve() -> (Child, u16) {
         .expect("spawn topicgate serve");
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("listening line");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("listening line");
     let port = line
         .trim()
         .rsplit(':')
@@ -111,7 +114,18 @@ fn mosquitto_and_paho_reproduce_the_seed_scenario() {
 
     // Watchers: mosquitto_sub (MQTT 5) as actuator1, paho (3.1.1) as actuator2.
     let msub = Command::new("mosquitto_sub")
-        .args(["-V", "mqttv5", "-h", "127.0.0.1", "-p", &p, "-u", "actuator1", "-i", "msub"])
+        .args([
+            "-V",
+            "mqttv5",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &p,
+            "-u",
+            "actuator1",
+            "-i",
+            "msub",
+        ])
         .args(["-t", "clients/+/status", "-v", "-q", "1", "-W", "6"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -127,8 +141,24 @@ fn mosquitto_and_paho_reproduce_the_seed_scenario() {
 
     // sensor2 disconnects gracefully: its will ("gone") must NOT be published.
     let st = Command::new("mosquitto_pub")
-        .args(["-V", "mqttv311", "-h", "127.0.0.1", "-p", &p, "-u", "sensor2", "-i", "s2"])
-        .args(["--will-topic", "clients/sensor2/status", "--will-payload", "gone"])
+        .args([
+            "-V",
+            "mqttv311",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &p,
+            "-u",
+            "sensor2",
+            "-i",
+            "s2",
+        ])
+        .args([
+            "--will-topic",
+            "clients/sensor2/status",
+            "--will-payload",
+            "gone",
+        ])
         .args(["-t", "clients/sensor2/status", "-m", "online", "-q", "1"])
         .status()
         .expect("mosquitto_pub");
@@ -136,8 +166,26 @@ fn mosquitto_and_paho_reproduce_the_seed_scenario() {
 
     // sensor1 (mosquitto_pub, MQTT 5) is killed with SIGKILL: its will arrives.
     let mut mpub = Command::new("mosquitto_pub")
-        .args(["-V", "mqttv5", "-h", "127.0.0.1", "-p", &p, "-u", "sensor1", "-i", "s1"])
-        .args(["--will-topic", "clients/sensor1/status", "--will-payload", "offline", "--will-qos", "1"])
+        .args([
+            "-V",
+            "mqttv5",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &p,
+            "-u",
+            "sensor1",
+            "-i",
+            "s1",
+        ])
+        .args([
+            "--will-topic",
+            "clients/sensor1/status",
+            "--will-payload",
+            "offline",
+            "--will-qos",
+            "1",
+        ])
         .args(["-t", "clients/sensor1/status", "-l"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -164,8 +212,24 @@ fn mosquitto_and_paho_reproduce_the_seed_scenario() {
     // A will topic of another client is refused Not authorized, in every client.
     for v in ["mqttv5", "mqttv311"] {
         let o = Command::new("mosquitto_pub")
-            .args(["-V", v, "-h", "127.0.0.1", "-p", &p, "-u", "sensor1", "-i", "s1-bad"])
-            .args(["--will-topic", "clients/sensor2/status", "--will-payload", "x"])
+            .args([
+                "-V",
+                v,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &p,
+                "-u",
+                "sensor1",
+                "-i",
+                "s1-bad",
+            ])
+            .args([
+                "--will-topic",
+                "clients/sensor2/status",
+                "--will-payload",
+                "x",
+            ])
             .args(["-t", "clients/sensor1/status", "-m", "hi"])
             .output()
             .expect("mosquitto_pub");
@@ -174,7 +238,13 @@ fn mosquitto_and_paho_reproduce_the_seed_scenario() {
         assert!(err.contains("not authori"), "{v}: {err}");
     }
     let paho_bad = Command::new("python3")
-        .args(["-c", &PAHO_SENSOR.replace("time.sleep(30)", "time.sleep(1)"), &p, "sensor1", "clients/sensor2/status"])
+        .args([
+            "-c",
+            &PAHO_SENSOR.replace("time.sleep(30)", "time.sleep(1)"),
+            &p,
+            "sensor1",
+            "clients/sensor2/status",
+        ])
         .output()
         .expect("paho");
     let out_bad = String::from_utf8_lossy(&paho_bad.stdout);
@@ -185,14 +255,25 @@ fn mosquitto_and_paho_reproduce_the_seed_scenario() {
     let pp = read_all(psub);
     assert!(Instant::now() < deadline + Duration::from_secs(5));
     for (who, got) in [("mosquitto_sub", &m), ("paho", &pp)] {
-        assert!(got.contains("clients/sensor1/status offline"), "{who}: {got}");
-        assert!(got.contains("clients/sensor2/status offline"), "{who}: {got}");
-        assert!(got.contains("clients/sensor2/status online"), "{who}: {got}");
+        assert!(
+            got.contains("clients/sensor1/status offline"),
+            "{who}: {got}"
+        );
+        assert!(
+            got.contains("clients/sensor2/status offline"),
+            "{who}: {got}"
+        );
+        assert!(
+            got.contains("clients/sensor2/status online"),
+            "{who}: {got}"
+        );
         assert!(!got.contains("gone"), "{who} got a discarded will: {got}");
     }
     // SIGTERM: graceful stop.
     if let Some(b) = guard.0.first() {
-        let _ = Command::new("kill").args(["-TERM", &b.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &b.id().to_string()])
+            .status();
     }
     if let Some(mut b) = guard.0.pop() {
         let t = Instant::now();

@@ -28,7 +28,10 @@ async fn still_serving(addr: SocketAddr) {
 
 #[tokio::test]
 async fn max_connections_answers_server_busy() {
-    let cfg = BrokerConfig { max_connections: 2, ..Default::default() };
+    let cfg = BrokerConfig {
+        max_connections: 2,
+        ..Default::default()
+    };
     let b = start(common::policy::lwt(), cfg).await;
     let _a = v5_ok(b.addr, "a", "admin").await;
     let _c = v5_ok(b.addr, "c", "admin2").await;
@@ -47,7 +50,10 @@ async fn max_connections_answers_server_busy() {
 
 #[tokio::test]
 async fn connect_timeout_closes_silent_connections() {
-    let cfg = BrokerConfig { connect_timeout: Duration::from_millis(300), ..Default::default() };
+    let cfg = BrokerConfig {
+        connect_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
     let b = start(common::policy::lwt(), cfg).await;
     // Silence after TCP connect.
     let mut silent = Raw::open(b.addr, Version::V5_0).await;
@@ -63,12 +69,18 @@ async fn connect_timeout_closes_silent_connections() {
 
 #[tokio::test]
 async fn oversized_packets_are_refused_with_0x95() {
-    let cfg = BrokerConfig { max_packet_size: 1024, ..Default::default() };
+    let cfg = BrokerConfig {
+        max_packet_size: 1024,
+        ..Default::default()
+    };
     let b = start(common::policy::lwt(), cfg).await;
     let mut s = v5_ok(b.addr, "s", "admin").await;
     s.send_raw(&[0x30, 0xff, 0xff, 0xff, 0x7f]).await; // announces 256 MiB
     let seen = s.until_closed(T).await.expect("closed");
-    assert_eq!(seen.iter().map(disconnect_code).collect::<Vec<_>>(), vec![0x95]);
+    assert_eq!(
+        seen.iter().map(disconnect_code).collect::<Vec<_>>(),
+        vec![0x95]
+    );
     // Before CONNECT: just closed, nothing allocated.
     let mut pre = Raw::open(b.addr, Version::V5_0).await;
     pre.send_raw(&[0x10, 0xff, 0xff, 0xff, 0x7f]).await;
@@ -78,12 +90,16 @@ async fn oversized_packets_are_refused_with_0x95() {
 
 #[tokio::test]
 async fn receive_maximum_exceeded_disconnects_0x93() {
-    let cfg = BrokerConfig { receive_maximum: 2, ..Default::default() };
+    let cfg = BrokerConfig {
+        receive_maximum: 2,
+        ..Default::default()
+    };
     let b = start(common::policy::lwt(), cfg).await;
     let mut s = v5_ok(b.addr, "s", "admin").await;
     // Three QoS 2 PUBLISHes without PUBREL: the third exceeds the window.
     for pid in 1..=3u16 {
-        s.send_raw(&v5_pub("a/b", b"x", Qos::ExactlyOnce, Some(pid)).to_continuous_buffer()).await;
+        s.send_raw(&v5_pub("a/b", b"x", Qos::ExactlyOnce, Some(pid)).to_continuous_buffer())
+            .await;
     }
     let seen = s.until_closed(T).await.expect("closed");
     let codes: Vec<u8> = seen
@@ -96,11 +112,24 @@ async fn receive_maximum_exceeded_disconnects_0x93() {
 
 #[tokio::test]
 async fn subscriptions_per_session_are_limited() {
-    let cfg = BrokerConfig { max_subscriptions_per_session: 2, ..Default::default() };
+    let cfg = BrokerConfig {
+        max_subscriptions_per_session: 2,
+        ..Default::default()
+    };
     let b = start(common::policy::lwt(), cfg).await;
     let mut s = v5_ok(b.addr, "s", "admin").await;
-    s.send(v5_sub(1, &[("a", Qos::AtMostOnce), ("b", Qos::AtMostOnce), ("c", Qos::AtMostOnce)]).into())
-        .await;
+    s.send(
+        v5_sub(
+            1,
+            &[
+                ("a", Qos::AtMostOnce),
+                ("b", Qos::AtMostOnce),
+                ("c", Qos::AtMostOnce),
+            ],
+        )
+        .into(),
+    )
+    .await;
     match s.recv(T).await.expect("suback") {
         Packet::V5_0Suback(x) => {
             let codes: Vec<u8> = x.reason_codes().iter().map(|c| *c as u8).collect();
@@ -112,18 +141,24 @@ async fn subscriptions_per_session_are_limited() {
 
 #[tokio::test]
 async fn outgoing_inflight_window_and_queue_are_bounded() {
-    let cfg = BrokerConfig { receive_maximum: 2, max_queued_messages: 3, ..Default::default() };
+    let cfg = BrokerConfig {
+        receive_maximum: 2,
+        max_queued_messages: 3,
+        ..Default::default()
+    };
     let b = start(common::policy::lwt(), cfg).await;
     // A subscriber that never acknowledges.
     let mut sub = Raw::open(b.addr, Version::V5_0).await;
     sub.mqtt.set_auto_pub_response(false);
     sub.send(v5_connect("sub", Some("admin")).into()).await;
     sub.recv(T).await.expect("connack");
-    sub.send(v5_sub(1, &[("a/#", Qos::AtLeastOnce)]).into()).await;
+    sub.send(v5_sub(1, &[("a/#", Qos::AtLeastOnce)]).into())
+        .await;
     sub.recv(T).await.expect("suback");
     let mut p = v5_ok(b.addr, "pub", "admin2").await;
     for i in 0..10u16 {
-        p.send(v5_pub("a/b", &[i as u8], Qos::AtLeastOnce, Some(i + 1)).into()).await;
+        p.send(v5_pub("a/b", &[i as u8], Qos::AtLeastOnce, Some(i + 1)).into())
+            .await;
         p.recv(T).await.expect("puback");
     }
     // Only the window (2) is in flight.
@@ -142,7 +177,8 @@ async fn v311_subscribe_with_reserved_option_bits_is_malformed() {
     s.send(v3_connect("s", Some("admin"), None).into()).await;
     s.recv(T).await.expect("connack");
     // SUBSCRIBE id 1, filter "a", options 0x04 (No Local bit: reserved in 3.1.1).
-    s.send_raw(&[0x82, 0x06, 0x00, 0x01, 0x00, 0x01, b'a', 0x04]).await;
+    s.send_raw(&[0x82, 0x06, 0x00, 0x01, 0x00, 0x01, b'a', 0x04])
+        .await;
     assert!(s.until_closed(T).await.expect("closed").is_empty());
 }
 
@@ -153,8 +189,10 @@ async fn garbage_and_truncated_frames_never_wedge_the_listener() {
         vec![0x00; 64],
         vec![0xff; 64],
         vec![0x10, 0x80, 0x80, 0x80, 0x80, 0x01], // 5-byte remaining length
-        vec![0x10, 0x0c, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x03, 0x02, 0x00, 0x3c, 0x00, 0x00], // level 3
-        vec![0x20, 0x02, 0x00, 0x00], // CONNACK from a client
+        vec![
+            0x10, 0x0c, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x03, 0x02, 0x00, 0x3c, 0x00, 0x00,
+        ], // level 3
+        vec![0x20, 0x02, 0x00, 0x00],             // CONNACK from a client
         vec![0x30, 0x05, 0x00, 0x03, b'a', 0xff, b'b'], // before CONNECT
     ];
     for input in inputs {
@@ -172,8 +210,10 @@ async fn garbage_and_truncated_frames_never_wedge_the_listener() {
         let mut raw = v5_ok(b.addr, "bad", "admin").await;
         raw.send_raw(&input).await;
         let seen = raw.until_closed(T).await.expect("closed");
-        assert!(seen.iter().all(|p| matches!(p, Packet::V5_0Disconnect(_))), "{seen:?}");
+        assert!(
+            seen.iter().all(|p| matches!(p, Packet::V5_0Disconnect(_))),
+            "{seen:?}"
+        );
     }
     still_serving(b.addr).await;
 }
-

@@ -9,7 +9,10 @@ use proptest::prelude::*;
 use topicgate::broker::fuzzing::{self, CONNECT_V3, CONNECT_V5};
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn run(input: Vec<u8>) {
@@ -71,7 +74,11 @@ async fn the_fuzz_prefixes_are_accepted_connects() {
     let mut buf = [0u8; 64];
     use tokio::io::AsyncReadExt;
     let n = r5.stream.read(&mut buf).await.unwrap();
-    assert!(n >= 4 && buf[0] == 0x20 && buf[3] == 0x00, "{:02x?}", &buf[..n]);
+    assert!(
+        n >= 4 && buf[0] == 0x20 && buf[3] == 0x00,
+        "{:02x?}",
+        &buf[..n]
+    );
     let mut r3 = common::Raw::open(addr, mqtt_protocol_core::mqtt::Version::V3_1_1).await;
     r3.send_raw(CONNECT_V3).await;
     let n = r3.stream.read(&mut buf).await.unwrap();

@@ -18,25 +18,31 @@ async fn watcher(addr: SocketAddr, id: &str, user: &str, v: Version, qos: Qos) -
     if v == Version::V5_0 {
         raw.send(v5_connect(id, Some(user)).into()).await;
         assert_eq!(v5_connack(&raw.recv(T).await.expect("connack")).0, 0);
-        raw.send(v5_sub(1, &[("clients/+/status", qos)]).into()).await;
+        raw.send(v5_sub(1, &[("clients/+/status", qos)]).into())
+            .await;
     } else {
         raw.send(v3_connect(id, Some(user), None).into()).await;
         assert_eq!(v3_connack(&raw.recv(T).await.expect("connack")), 0);
-        raw.send(v3_sub(1, &[("clients/+/status", qos)]).into()).await;
+        raw.send(v3_sub(1, &[("clients/+/status", qos)]).into())
+            .await;
     }
     raw.recv(T).await.expect("suback");
     raw
 }
 
 fn expiry(secs: u32) -> Opts {
-    Opts { props: vec![SessionExpiryInterval::new(secs).unwrap().into()], ..Default::default() }
+    Opts {
+        props: vec![SessionExpiryInterval::new(secs).unwrap().into()],
+        ..Default::default()
+    }
 }
 
 /// sensor1 over v5 with a QoS 1 will on its own status topic.
 async fn sensor_v5(addr: SocketAddr, delay: u32, o: Opts) -> Raw {
     let mut raw = Raw::open(addr, Version::V5_0).await;
     let will = Some((WILL_TOPIC, &b"offline"[..], Qos::AtLeastOnce, false, delay));
-    raw.send(v5_connect_with("sensor1-cid", Some("sensor1"), will, o).into()).await;
+    raw.send(v5_connect_with("sensor1-cid", Some("sensor1"), will, o).into())
+        .await;
     assert_eq!(v5_connack(&raw.recv(T).await.expect("connack")).0, 0);
     raw
 }
@@ -44,7 +50,8 @@ async fn sensor_v5(addr: SocketAddr, delay: u32, o: Opts) -> Raw {
 async fn sensor_v3(addr: SocketAddr) -> Raw {
     let mut raw = Raw::open(addr, Version::V3_1_1).await;
     let will = Some((WILL_TOPIC, &b"offline"[..], Qos::AtLeastOnce, false));
-    raw.send(v3_connect("sensor1-cid", Some("sensor1"), will).into()).await;
+    raw.send(v3_connect("sensor1-cid", Some("sensor1"), will).into())
+        .await;
     assert_eq!(v3_connack(&raw.recv(T).await.expect("connack")), 0);
     raw
 }
@@ -52,7 +59,10 @@ async fn sensor_v3(addr: SocketAddr) -> Raw {
 async fn expect_will(w: &mut Raw) -> Packet {
     let p = w.recv(T).await.expect("will");
     let (t, payload, _, _) = publish_parts(&p);
-    assert_eq!((t.as_str(), payload.as_slice()), (WILL_TOPIC, &b"offline"[..]));
+    assert_eq!(
+        (t.as_str(), payload.as_slice()),
+        (WILL_TOPIC, &b"offline"[..])
+    );
     p
 }
 
@@ -87,19 +97,44 @@ async fn keep_alive_expiry_publishes_the_will_and_v5_gets_0x8d() {
     let b = lwt_broker().await;
     let mut w = watcher(b.addr, "a1", "actuator1", Version::V5_0, Qos::AtLeastOnce).await;
     let start = tokio::time::Instant::now();
-    let mut s = sensor_v5(b.addr, 0, Opts { keep_alive: 1, ..Default::default() }).await;
+    let mut s = sensor_v5(
+        b.addr,
+        0,
+        Opts {
+            keep_alive: 1,
+            ..Default::default()
+        },
+    )
+    .await;
     let seen = s.until_closed(T).await.expect("closed by the broker");
-    assert_eq!(seen.iter().map(disconnect_code).collect::<Vec<_>>(), vec![0x8D]);
+    assert_eq!(
+        seen.iter().map(disconnect_code).collect::<Vec<_>>(),
+        vec![0x8D]
+    );
     let waited = start.elapsed();
-    assert!(waited >= Duration::from_millis(1400), "closed too early: {waited:?}");
-    assert!(waited < Duration::from_millis(2500), "closed too late: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(1400),
+        "closed too early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_millis(2500),
+        "closed too late: {waited:?}"
+    );
     expect_will(&mut w).await;
 }
 
 #[tokio::test]
 async fn keep_alive_is_kept_by_pingreq() {
     let b = lwt_broker().await;
-    let mut s = sensor_v5(b.addr, 0, Opts { keep_alive: 1, ..Default::default() }).await;
+    let mut s = sensor_v5(
+        b.addr,
+        0,
+        Opts {
+            keep_alive: 1,
+            ..Default::default()
+        },
+    )
+    .await;
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(600)).await;
         s.send_raw(&[0xC0, 0x00]).await;
@@ -113,13 +148,18 @@ async fn malformed_packet_publishes_the_will_after_disconnect_0x81() {
     let mut w = watcher(b.addr, "a1", "actuator1", Version::V5_0, Qos::AtLeastOnce).await;
     let mut s = sensor_v5(b.addr, 0, Opts::default()).await;
     // PUBLISH with QoS 3.
-    s.send_raw(&[0x36, 0x06, 0x00, 0x01, b'a', 0x00, 0x01, 0x00]).await;
+    s.send_raw(&[0x36, 0x06, 0x00, 0x01, b'a', 0x00, 0x01, 0x00])
+        .await;
     let seen = s.until_closed(T).await.expect("closed");
-    assert_eq!(seen.iter().map(disconnect_code).collect::<Vec<_>>(), vec![0x81]);
+    assert_eq!(
+        seen.iter().map(disconnect_code).collect::<Vec<_>>(),
+        vec![0x81]
+    );
     expect_will(&mut w).await;
     // 3.1.1: a malformed packet closes; the will is published too.
     let mut s = sensor_v3(b.addr).await;
-    s.send_raw(&[0x36, 0x05, 0x00, 0x01, b'a', 0x00, 0x01]).await;
+    s.send_raw(&[0x36, 0x05, 0x00, 0x01, b'a', 0x00, 0x01])
+        .await;
     assert!(s.until_closed(T).await.is_ok());
     expect_will(&mut w).await;
 }
@@ -138,7 +178,11 @@ async fn disconnect_with_will_message_0x04_publishes_it() {
 async fn normal_disconnect_in_every_wire_form_discards_the_will() {
     let b = lwt_broker().await;
     let mut w = watcher(b.addr, "a1", "actuator1", Version::V5_0, Qos::AtLeastOnce).await;
-    for form in [&[0xE0u8, 0x00][..], &[0xE0, 0x01, 0x00], &[0xE0, 0x02, 0x00, 0x00]] {
+    for form in [
+        &[0xE0u8, 0x00][..],
+        &[0xE0, 0x01, 0x00],
+        &[0xE0, 0x02, 0x00, 0x00],
+    ] {
         let mut s = sensor_v5(b.addr, 0, Opts::default()).await;
         s.send_raw(form).await;
         assert!(s.until_closed(T).await.is_ok(), "{form:02x?}");
@@ -158,9 +202,13 @@ async fn takeover_publishes_the_old_connections_will_and_sends_0x8e() {
     // The new connection has a different will payload, to tell them apart.
     let mut new = Raw::open(b.addr, Version::V5_0).await;
     let will = Some((WILL_TOPIC, &b"new-will"[..], Qos::AtLeastOnce, false, 0));
-    new.send(v5_connect_with("sensor1-cid", Some("sensor1"), will, Opts::default()).into()).await;
+    new.send(v5_connect_with("sensor1-cid", Some("sensor1"), will, Opts::default()).into())
+        .await;
     let seen = old.until_closed(T).await.expect("old closed");
-    assert_eq!(seen.iter().map(disconnect_code).collect::<Vec<_>>(), vec![0x8E]);
+    assert_eq!(
+        seen.iter().map(disconnect_code).collect::<Vec<_>>(),
+        vec![0x8E]
+    );
     assert_eq!(v5_connack(&new.recv(T).await.expect("connack")).0, 0);
     expect_will(&mut w).await; // payload "offline": the OLD will
     w.expect_nothing(Duration::from_millis(200)).await;
@@ -168,9 +216,13 @@ async fn takeover_publishes_the_old_connections_will_and_sends_0x8e() {
     let old3 = sensor_v3(b.addr).await;
     let mut old3 = old3;
     let mut new3 = Raw::open(b.addr, Version::V3_1_1).await;
-    new3.send(v3_connect("sensor1-cid", Some("sensor1"), None).into()).await;
+    new3.send(v3_connect("sensor1-cid", Some("sensor1"), None).into())
+        .await;
     assert!(old3.until_closed(T).await.is_ok());
-    let _ = w.recv(T).await.expect("will of the v5 'new' connection taken over by old3");
+    let _ = w
+        .recv(T)
+        .await
+        .expect("will of the v5 'new' connection taken over by old3");
     expect_will(&mut w).await;
 }
 
@@ -179,7 +231,8 @@ async fn a_new_connections_will_is_not_published_when_an_older_one_ends() {
     let b = lwt_broker().await;
     let mut w = watcher(b.addr, "a1", "actuator1", Version::V5_0, Qos::AtLeastOnce).await;
     let mut old = Raw::open(b.addr, Version::V5_0).await;
-    old.send(v5_connect("sensor1-cid", Some("sensor1")).into()).await; // no will
+    old.send(v5_connect("sensor1-cid", Some("sensor1")).into())
+        .await; // no will
     old.recv(T).await.expect("connack");
     let _new = sensor_v5(b.addr, 0, Opts::default()).await; // with a will
     assert!(old.until_closed(T).await.is_ok());
@@ -200,8 +253,13 @@ async fn will_delay_publishes_later_and_resume_cancels_it() {
     drop(sensor_v5(b.addr, 2, expiry(60)).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut again = Raw::open(b.addr, Version::V5_0).await;
-    let o = Opts { resume: true, ..expiry(60) };
-    again.send(v5_connect_with("sensor1-cid", Some("sensor1"), None, o).into()).await;
+    let o = Opts {
+        resume: true,
+        ..expiry(60)
+    };
+    again
+        .send(v5_connect_with("sensor1-cid", Some("sensor1"), None, o).into())
+        .await;
     match again.recv(T).await.expect("connack") {
         Packet::V5_0Connack(c) => assert!(c.session_present()),
         other => panic!("{other:?}"),
@@ -220,7 +278,9 @@ async fn clean_start_reconnect_publishes_the_pending_will_at_once() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     w.expect_nothing(Duration::from_millis(100)).await;
     let mut fresh = Raw::open(b.addr, Version::V5_0).await;
-    fresh.send(v5_connect("sensor1-cid", Some("sensor1")).into()).await;
+    fresh
+        .send(v5_connect("sensor1-cid", Some("sensor1")).into())
+        .await;
     fresh.recv(T).await.expect("connack");
     let p = w.recv(Duration::from_secs(2)).await.expect("will at once");
     assert_eq!(publish_parts(&p).0, WILL_TOPIC);
@@ -234,7 +294,10 @@ async fn will_delay_longer_than_session_expiry_fires_at_expiry() {
     drop(sensor_v5(b.addr, 60, expiry(1)).await);
     expect_will(&mut w).await;
     let t = start.elapsed();
-    assert!(t >= Duration::from_millis(900) && t < Duration::from_secs(3), "{t:?}");
+    assert!(
+        t >= Duration::from_millis(900) && t < Duration::from_secs(3),
+        "{t:?}"
+    );
     eventually(|| !b.broker.shared().sessions.contains("sensor1-cid")).await;
 }
 
@@ -245,7 +308,10 @@ async fn will_is_authorized_again_when_it_fires() {
     let s = sensor_v5(b.addr, 1, expiry(60)).await;
     drop(s);
     // The policy is reloaded before the will fires: sensor1 may no longer publish.
-    b.broker.replace_policy(common::policy::compile(&common::policy::lwt_yaml(false, None)));
+    b.broker
+        .replace_policy(common::policy::compile(&common::policy::lwt_yaml(
+            false, None,
+        )));
     w.expect_nothing(Duration::from_millis(1600)).await;
     assert_eq!(b.broker.stats().wills_dropped.get(), 1);
 }
@@ -264,14 +330,21 @@ async fn will_retain_and_properties_reach_subscribers() {
         ],
         ..Default::default()
     };
-    s.send(v5_connect_with("sensor1-cid", Some("sensor1"), will, o).into()).await;
+    s.send(v5_connect_with("sensor1-cid", Some("sensor1"), will, o).into())
+        .await;
     s.recv(T).await.expect("connack");
     drop(s);
     match expect_will(&mut w5).await {
         Packet::V5_0Publish(p) => {
             assert_eq!(p.qos(), Qos::AtLeastOnce, "min(will 2, subscription 1)");
-            assert!(p.props().iter().any(|x| matches!(x, Property::ContentType(c) if c.val() == "text/plain")));
-            assert!(p.props().iter().any(|x| matches!(x, Property::UserProperty(u) if u.key() == "reason")));
+            assert!(p
+                .props()
+                .iter()
+                .any(|x| matches!(x, Property::ContentType(c) if c.val() == "text/plain")));
+            assert!(p
+                .props()
+                .iter()
+                .any(|x| matches!(x, Property::UserProperty(u) if u.key() == "reason")));
         }
         other => panic!("{other:?}"),
     }
@@ -290,7 +363,8 @@ async fn policy_close_of_v3_publisher_publishes_its_will() {
     let b = lwt_broker().await;
     let mut w = watcher(b.addr, "a1", "actuator1", Version::V5_0, Qos::AtLeastOnce).await;
     let mut s = sensor_v3(b.addr).await;
-    s.send(v3_pub("clients/sensor2/status", b"forged", Qos::AtMostOnce, None).into()).await;
+    s.send(v3_pub("clients/sensor2/status", b"forged", Qos::AtMostOnce, None).into())
+        .await;
     assert!(s.until_closed(T).await.is_ok());
     expect_will(&mut w).await;
 }

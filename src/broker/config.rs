@@ -75,7 +75,9 @@ mod secs {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let secs = f64::deserialize(d)?;
         if !(0.0..=86_400.0).contains(&secs) {
-            return Err(serde::de::Error::custom("seconds must be between 0 and 86400"));
+            return Err(serde::de::Error::custom(
+                "seconds must be between 0 and 86400",
+            ));
         }
         Ok(Duration::from_secs_f64(secs))
     }

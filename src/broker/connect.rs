@@ -161,9 +161,17 @@ where
                 policy.may_publish(client, &w.topic)
             };
             if !verdict.allowed {
-                let reason =
-                    format!("will topic `{}` is not allowed: {}", w.topic, verdict.reason);
-                log_denial(&auth_name, &info.client_id, "will", &w.topic, &verdict.reason);
+                let reason = format!(
+                    "will topic `{}` is not allowed: {}",
+                    w.topic, verdict.reason
+                );
+                log_denial(
+                    &auth_name,
+                    &info.client_id,
+                    "will",
+                    &w.topic,
+                    &verdict.reason,
+                );
                 return self.refuse(&info, Refusal::NotAuthorized, Some(reason));
             }
         }
@@ -174,7 +182,10 @@ where
             if info.version == Version::V3_1_1 && !info.clean_start {
                 return self.refuse(&info, Refusal::IdentifierRejected, None);
             }
-            let id = format!("topicgate-{}", NEXT_ASSIGNED.fetch_add(1, Ordering::Relaxed));
+            let id = format!(
+                "topicgate-{}",
+                NEXT_ASSIGNED.fetch_add(1, Ordering::Relaxed)
+            );
             assigned = Some(id.clone());
             id
         } else {
@@ -193,11 +204,8 @@ where
             ) {
                 Claim::Wait(mut done) => {
                     attempts += 1;
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(5),
-                        done.wait_for(|d| *d),
-                    )
-                    .await;
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(5), done.wait_for(|d| *d)).await;
                     if attempts > 3 {
                         return self.refuse(&info, Refusal::NotAuthorized, None);
                     }
@@ -206,16 +214,22 @@ where
             }
         };
         let (session, present, channels) = match claim {
-            Claim::Attached { session, present, rx, kick, done } => {
-                (session, present, (rx, kick, done))
-            }
+            Claim::Attached {
+                session,
+                present,
+                rx,
+                kick,
+                done,
+            } => (session, present, (rx, kick, done)),
             Claim::WrongOwner | Claim::Wait(_) => {
                 let reason = "the client ID is in use by another authentication name".to_string();
                 log_denial(&auth_name, &client_id, "connect", "", &reason);
                 return self.refuse(&info, Refusal::NotAuthorized, Some(reason));
             }
         };
-        let granted_expiry = info.session_expiry.min(self.shared.config.max_session_expiry);
+        let granted_expiry = info
+            .session_expiry
+            .min(self.shared.config.max_session_expiry);
         let expiry = if info.session_expiry == u32::MAX && info.version == Version::V3_1_1 {
             self.shared.config.max_session_expiry
         } else {
@@ -245,7 +259,8 @@ where
             if let Some(inflight) = session.take_inflight(info.version) {
                 self.inflight_out = inflight.packets.len();
                 self.mqtt.restore_packets(inflight.packets);
-                self.mqtt.restore_qos2_publish_handled(inflight.qos2_handled);
+                self.mqtt
+                    .restore_qos2_publish_handled(inflight.qos2_handled);
             }
         }
 
@@ -254,11 +269,12 @@ where
             Version::V5_0 => {
                 let cfg = &self.shared.config;
                 let mut props: Vec<Property> = Vec::new();
-                let mut push = |p: Result<Property, mqtt_protocol_core::mqtt::result_code::MqttError>| {
-                    if let Ok(p) = p {
-                        props.push(p);
-                    }
-                };
+                let mut push =
+                    |p: Result<Property, mqtt_protocol_core::mqtt::result_code::MqttError>| {
+                        if let Ok(p) = p {
+                            props.push(p);
+                        }
+                    };
                 push(TopicAliasMaximum::new(cfg.topic_alias_maximum).map(Into::into));
                 if let Some(id) = &assigned {
                     push(AssignedClientIdentifier::new(id.as_str()).map(Into::into));
@@ -304,7 +320,14 @@ where
             clean_start = info.clean_start, session_present = present, peer = %self.peer,
             "client connected"
         );
-        self.attach(client_id, auth_name, session, will, info.request_problem_info, channels);
+        self.attach(
+            client_id,
+            auth_name,
+            session,
+            will,
+            info.request_problem_info,
+            channels,
+        );
     }
 
     /// Who the client is, by the listener's identity mode.
@@ -334,7 +357,9 @@ where
                     (None, Some(a)) => a.as_str(),
                     (None, None) => return Err("a username is required".into()),
                 };
-                policy.lookup_client(name).ok_or_else(|| "unknown client".to_string())
+                policy
+                    .lookup_client(name)
+                    .ok_or_else(|| "unknown client".to_string())
             }
         }
     }
@@ -352,7 +377,9 @@ where
                     Refusal::RetainNotSupported => ConnectReasonCode::RetainNotSupported,
                     Refusal::TopicNameInvalid => ConnectReasonCode::TopicNameInvalid,
                 };
-                let mut b = v5_0::Connack::builder().session_present(false).reason_code(code);
+                let mut b = v5_0::Connack::builder()
+                    .session_present(false)
+                    .reason_code(code);
                 if let Some(r) = reason {
                     if let Ok(rs) = ReasonString::new(r) {
                         b = b.props(vec![rs.into()]);

@@ -11,16 +11,16 @@ use super::message::Message;
 use super::session::{Delivery, Inflight, Kick, Session};
 use super::state::Shared;
 use super::will::Will;
+use mqtt_protocol_core::mqtt::common::Cursor;
 use mqtt_protocol_core::mqtt::connection::ConnectionOptions;
 use mqtt_protocol_core::mqtt::connection::{Event, TimerKind};
+use mqtt_protocol_core::mqtt::packet::{v3_1_1, v5_0};
 use mqtt_protocol_core::mqtt::packet::{
     GenericPacket, GenericPacketTrait, Packet, Property, Qos, SubscriptionIdentifier,
 };
-use mqtt_protocol_core::mqtt::packet::{v3_1_1, v5_0};
 use mqtt_protocol_core::mqtt::result_code::{DisconnectReasonCode, MqttError};
 use mqtt_protocol_core::mqtt::{role, Connection, Version};
 use std::collections::VecDeque;
-use mqtt_protocol_core::mqtt::common::Cursor;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -140,7 +140,9 @@ where
         }
         while self.client.is_some() && self.end.is_none() {
             let ka = self.keepalive.map(|(t, _)| t);
-            let Some(client) = self.client.as_mut() else { break };
+            let Some(client) = self.client.as_mut() else {
+                break;
+            };
             tokio::select! {
                 r = self.io.read(&mut buf) => match r {
                     Ok(0) | Err(_) => self.end = Some(End::Abnormal),
@@ -206,9 +208,14 @@ where
                 Event::RequestClose => {
                     self.end.get_or_insert(End::Abnormal);
                 }
-                Event::RequestTimerReset { kind: TimerKind::PingreqRecv, duration_ms } => {
-                    self.keepalive =
-                        Some((Instant::now() + Duration::from_millis(duration_ms), duration_ms));
+                Event::RequestTimerReset {
+                    kind: TimerKind::PingreqRecv,
+                    duration_ms,
+                } => {
+                    self.keepalive = Some((
+                        Instant::now() + Duration::from_millis(duration_ms),
+                        duration_ms,
+                    ));
                 }
                 Event::RequestTimerCancel(TimerKind::PingreqRecv) => self.keepalive = None,
                 Event::RequestTimerReset { .. } | Event::RequestTimerCancel(_) => {}
@@ -241,7 +248,11 @@ where
             }
             _ => {
                 self.shared.stats.protocol_errors.inc();
-                let who = self.client.as_ref().map(|c| c.client_id.clone()).unwrap_or_default();
+                let who = self
+                    .client
+                    .as_ref()
+                    .map(|c| c.client_id.clone())
+                    .unwrap_or_default();
                 info!(peer = %self.peer, client_id = %who, error = %e, "protocol error, closing");
                 self.end.get_or_insert(End::Abnormal);
             }
@@ -261,8 +272,12 @@ where
 
     async fn on_packet(&mut self, p: Packet) {
         match p {
-            GenericPacket::V3_1_1Connect(c) => self.on_connect(super::connect::ConnectInfo::v3(&c)).await,
-            GenericPacket::V5_0Connect(c) => self.on_connect(super::connect::ConnectInfo::v5(&c)).await,
+            GenericPacket::V3_1_1Connect(c) => {
+                self.on_connect(super::connect::ConnectInfo::v3(&c)).await
+            }
+            GenericPacket::V5_0Connect(c) => {
+                self.on_connect(super::connect::ConnectInfo::v5(&c)).await
+            }
             GenericPacket::V3_1_1Publish(p) => {
                 let msg = Message {
                     topic: p.topic_name().to_string(),
@@ -318,7 +333,10 @@ where
             GenericPacket::V3_1_1Disconnect(_) => self.end = Some(End::Normal),
             GenericPacket::V5_0Disconnect(d) => self.on_disconnect_v5(&d),
             GenericPacket::V5_0Auth(_) => {
-                self.server_disconnect(DisconnectReasonCode::ProtocolError, Some("AUTH is not supported"));
+                self.server_disconnect(
+                    DisconnectReasonCode::ProtocolError,
+                    Some("AUTH is not supported"),
+                );
                 self.end.get_or_insert(End::Abnormal);
             }
             // PUBACK/PUBCOMP are bookkept by the codec; PINGREQ is answered by it.
@@ -327,7 +345,9 @@ where
     }
 
     fn on_disconnect_v5(&mut self, d: &v5_0::Disconnect) {
-        let code = d.reason_code().unwrap_or(DisconnectReasonCode::NormalDisconnection);
+        let code = d
+            .reason_code()
+            .unwrap_or(DisconnectReasonCode::NormalDisconnection);
         if let (Some(props), Some(c)) = (&d.props, &self.client) {
             for p in props {
                 if let Property::SessionExpiryInterval(v) = p {
@@ -337,7 +357,8 @@ where
                         self.end = Some(End::Abnormal);
                         return;
                     }
-                    c.session.set_expiry(v.val().min(self.shared.config.max_session_expiry));
+                    c.session
+                        .set_expiry(v.val().min(self.shared.config.max_session_expiry));
                 }
             }
         }
@@ -389,7 +410,11 @@ where
         session: Arc<Session>,
         will: Option<Will>,
         request_problem_info: bool,
-        channels: (mpsc::Receiver<Delivery>, watch::Receiver<Kick>, watch::Sender<bool>),
+        channels: (
+            mpsc::Receiver<Delivery>,
+            watch::Receiver<Kick>,
+            watch::Sender<bool>,
+        ),
     ) {
         let (rx, kick, done) = channels;
         self.client = Some(Client {
@@ -430,7 +455,9 @@ where
     /// Sends queued deliveries while the client's inflight window has room.
     fn drain_pending(&mut self) {
         while self.end.is_none() {
-            let Some(front) = self.pending.front() else { break };
+            let Some(front) = self.pending.front() else {
+                break;
+            };
             if front.qos != Qos::AtMostOnce && !self.window_open() {
                 break;
             }
@@ -443,7 +470,10 @@ where
     fn window_open(&self) -> bool {
         let ours = usize::from(self.shared.config.receive_maximum.max(1));
         let inflight = self.inflight_out;
-        let theirs = self.mqtt.get_receive_maximum_vacancy_for_send().is_none_or(|v| v > 0);
+        let theirs = self
+            .mqtt
+            .get_receive_maximum_vacancy_for_send()
+            .is_none_or(|v| v > 0);
         theirs && inflight < ours
     }
 
@@ -498,7 +528,9 @@ where
 
     /// Detaches from the session and decides the will (semantics.md §5).
     fn finish(&mut self) {
-        let Some(mut client) = self.client.take() else { return };
+        let Some(mut client) = self.client.take() else {
+            return;
+        };
         let end = self.end.unwrap_or(End::Abnormal);
         let will = match end {
             End::Abnormal => client.will.take(),
@@ -513,20 +545,28 @@ where
             qos2_handled: self.mqtt.get_qos2_publish_handled(),
         });
         let shared = self.shared.clone();
-        shared.sessions.release(&shared, &client.session, self.conn_id, will, inflight);
+        shared
+            .sessions
+            .release(&shared, &client.session, self.conn_id, will, inflight);
         // Undelivered QoS 1/2 messages go back to the (now offline) session.
         while let Ok(d) = client.rx.try_recv() {
             self.pending.push_back(d);
         }
         for d in self.pending.drain(..) {
-            client.session.deliver_offline(d, shared.config.max_queued_messages);
+            client
+                .session
+                .deliver_offline(d, shared.config.max_queued_messages);
         }
         let _ = client.done.send(true);
         debug!(client_id = %client.client_id, auth = %client.auth_name, ?end, "connection closed");
     }
 }
 
-fn build_v5_publish(d: &Delivery, id: Option<u16>, props: Vec<Property>) -> Result<Packet, MqttError> {
+fn build_v5_publish(
+    d: &Delivery,
+    id: Option<u16>,
+    props: Vec<Property>,
+) -> Result<Packet, MqttError> {
     let mut b = v5_0::Publish::builder()
         .topic_name(d.msg.topic.as_str())?
         .qos(d.qos)

@@ -21,13 +21,13 @@ permissionBindings:
 
 /// MQTT 5 CONNECT: client ID "f", username "admin", keep-alive 0.
 pub const CONNECT_V5: &[u8] = &[
-    0x10, 0x15, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, 0x82, 0x00, 0x00, 0x00, 0x00, 0x01,
-    b'f', 0x00, 0x05, b'a', b'd', b'm', b'i', b'n',
+    0x10, 0x15, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, 0x82, 0x00, 0x00, 0x00, 0x00, 0x01, b'f',
+    0x00, 0x05, b'a', b'd', b'm', b'i', b'n',
 ];
 /// MQTT 3.1.1 CONNECT: client ID "f", username "admin", keep-alive 0.
 pub const CONNECT_V3: &[u8] = &[
-    0x10, 0x14, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x82, 0x00, 0x00, 0x00, 0x01, b'f',
-    0x00, 0x05, b'a', b'd', b'm', b'i', b'n',
+    0x10, 0x14, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x82, 0x00, 0x00, 0x00, 0x01, b'f', 0x00,
+    0x05, b'a', b'd', b'm', b'i', b'n',
 ];
 
 /// A broker with small limits over [`POLICY`], in dev mode.
@@ -42,7 +42,13 @@ pub fn broker() -> Broker {
         max_packet_size: 4096,
         ..Default::default()
     };
-    Broker::new(Arc::new(policy), cfg, IdentityMode::Dev { anonymous: Some("admin".into()) })
+    Broker::new(
+        Arc::new(policy),
+        cfg,
+        IdentityMode::Dev {
+            anonymous: Some("admin".into()),
+        },
+    )
 }
 
 /// Writes `input` into a fresh connection, closes the write side, drains the
@@ -50,11 +56,17 @@ pub fn broker() -> Broker {
 /// A panic in the connection task is re-raised.
 pub async fn feed(broker: &Broker, input: &[u8]) -> Result<(), String> {
     let (mut client, server) = tokio::io::duplex(1 << 20);
-    let task = tokio::spawn(connection::run(broker.shared().clone(), server, "fuzz".into(), 0));
+    let task = tokio::spawn(connection::run(
+        broker.shared().clone(),
+        server,
+        "fuzz".into(),
+        0,
+    ));
     let _ = client.write_all(input).await;
     let _ = client.shutdown().await;
     let mut sink = vec![0u8; 4096];
-    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(5), client.read(&mut sink)).await {
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(5), client.read(&mut sink)).await
+    {
         if n == 0 {
             break;
         }
@@ -70,9 +82,14 @@ pub async fn feed(broker: &Broker, input: &[u8]) -> Result<(), String> {
 /// One fuzz input: the first byte picks a prefix (none, v5 CONNECT, 3.1.1 CONNECT).
 pub fn fuzz_one(data: &[u8]) {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    let Some((&pick, rest)) = data.split_first() else { return };
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
     let rt = RT.get_or_init(|| {
-        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             Ok(rt) => rt,
             Err(e) => panic!("tokio runtime: {e}"),
         }

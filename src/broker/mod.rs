@@ -9,8 +9,8 @@
 //! - `policy`: the swappable policy handle; `config`: limits; `stats`: counters
 pub mod config;
 mod connect;
-pub mod fuzzing;
 pub mod connection;
+pub mod fuzzing;
 pub mod message;
 pub mod policy;
 mod publish;

@@ -11,7 +11,9 @@ pub struct PolicyHandle {
 
 impl PolicyHandle {
     pub fn new(policy: Arc<dyn AccessPolicy>) -> Self {
-        PolicyHandle { inner: RwLock::new(policy) }
+        PolicyHandle {
+            inner: RwLock::new(policy),
+        }
     }
 
     /// The policy in force now.

@@ -49,18 +49,28 @@ where
 
         if !verdict.allowed {
             self.shared.stats.publish_denied.inc();
-            log_denial(&auth_name, &client_id, "publish", &msg.topic, &verdict.reason);
+            log_denial(
+                &auth_name,
+                &client_id,
+                "publish",
+                &msg.topic,
+                &verdict.reason,
+            );
             if !v5 {
                 // 3.1.1 has no negative acknowledgement: close (as Event Grid does).
                 self.end.get_or_insert(End::Abnormal);
                 return;
             }
-            let reason = format!("publish to `{}` is not allowed: {}", msg.topic, verdict.reason);
+            let reason = format!(
+                "publish to `{}` is not allowed: {}",
+                msg.topic, verdict.reason
+            );
             let reason = rpi.then(|| ReasonString::new(reason).ok()).flatten();
             match (msg.qos, packet_id) {
                 (Qos::AtLeastOnce, Some(id)) => {
-                    let mut b =
-                        v5_0::Puback::builder().packet_id(id).reason_code(PubackReasonCode::NotAuthorized);
+                    let mut b = v5_0::Puback::builder()
+                        .packet_id(id)
+                        .reason_code(PubackReasonCode::NotAuthorized);
                     if let Some(r) = reason {
                         b = b.props(vec![r.into()]);
                     }
@@ -69,8 +79,9 @@ where
                     }
                 }
                 (Qos::ExactlyOnce, Some(id)) => {
-                    let mut b =
-                        v5_0::Pubrec::builder().packet_id(id).reason_code(PubrecReasonCode::NotAuthorized);
+                    let mut b = v5_0::Pubrec::builder()
+                        .packet_id(id)
+                        .reason_code(PubrecReasonCode::NotAuthorized);
                     if let Some(r) = reason {
                         b = b.props(vec![r.into()]);
                     }

@@ -36,7 +36,10 @@ impl Retained {
     }
 
     pub fn len(&self) -> usize {
-        self.by_topic.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.by_topic
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {

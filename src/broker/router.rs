@@ -69,7 +69,10 @@ impl Router {
         for level in sub.filter.split('/') {
             node = node.children.entry(level.to_string()).or_default();
         }
-        let subscriber = Subscriber { session: session.clone(), opts };
+        let subscriber = Subscriber {
+            session: session.clone(),
+            opts,
+        };
         let id = session.client_id.clone();
         match sub.share {
             None => node.subs.insert(id, subscriber).is_some(),
@@ -150,7 +153,10 @@ impl Router {
 
     /// Number of nodes with subscriptions (for tests and stats).
     pub fn is_empty(&self) -> bool {
-        self.root.read().unwrap_or_else(|e| e.into_inner()).is_empty()
+        self.root
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
     }
 }
 

@@ -9,12 +9,12 @@ use super::session::Sessions;
 use super::state::Shared;
 use super::stats::Stats;
 use crate::decisions::access::AccessPolicy;
+use mqtt_protocol_core::mqtt::common::Cursor;
 use mqtt_protocol_core::mqtt::connection::ConnectionOptions;
 use mqtt_protocol_core::mqtt::connection::Event;
 use mqtt_protocol_core::mqtt::packet::{v3_1_1, v5_0, GenericPacket};
 use mqtt_protocol_core::mqtt::result_code::{ConnectReasonCode, ConnectReturnCode};
 use mqtt_protocol_core::mqtt::{role, Connection, Version};
-use mqtt_protocol_core::mqtt::common::Cursor;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -38,7 +38,11 @@ pub struct Broker {
 }
 
 impl Broker {
-    pub fn new(policy: Arc<dyn AccessPolicy>, config: BrokerConfig, identity: IdentityMode) -> Self {
+    pub fn new(
+        policy: Arc<dyn AccessPolicy>,
+        config: BrokerConfig,
+        identity: IdentityMode,
+    ) -> Self {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let permits = Arc::new(Semaphore::new(config.max_connections));
         let shared = Arc::new(Shared {
@@ -155,7 +159,8 @@ impl Acceptor {
                 warn!(peer = %peer, "connection limit reached: answering server busy");
                 let max = self.shared.config.max_packet_size;
                 tokio::spawn(async move {
-                    let _ = tokio::time::timeout(Duration::from_secs(2), answer_busy(stream, max)).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(2), answer_busy(stream, max))
+                        .await;
                     drop(permit);
                 });
             }

@@ -6,9 +6,9 @@ use super::router::SubOptions;
 use super::state::Shared;
 use super::topic;
 use super::will::{self, Will};
+use mqtt_protocol_core::mqtt::common::HashSet;
 use mqtt_protocol_core::mqtt::packet::{GenericStorePacket, Qos};
 use mqtt_protocol_core::mqtt::Version;
-use mqtt_protocol_core::mqtt::common::HashSet;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -230,7 +230,10 @@ impl Sessions {
                         (fresh, false)
                     } else {
                         if pending.is_some() {
-                            debug!(client_id, "session resumed before the will delay: will discarded");
+                            debug!(
+                                client_id,
+                                "session resumed before the will delay: will discarded"
+                            );
                         }
                         drop(st);
                         (s, true)
@@ -247,10 +250,21 @@ impl Sessions {
             let (done_tx, done_rx) = watch::channel(false);
             {
                 let mut st = session.lock();
-                st.attached = Some(Attached { conn_id, tx, kick: kick_tx, done: done_rx });
+                st.attached = Some(Attached {
+                    conn_id,
+                    tx,
+                    kick: kick_tx,
+                    done: done_rx,
+                });
                 session.online.store(true, Ordering::Relaxed);
             }
-            Claim::Attached { session, present, rx, kick: kick_rx, done: done_tx }
+            Claim::Attached {
+                session,
+                present,
+                rx,
+                kick: kick_rx,
+                done: done_tx,
+            }
         };
         unsubscribe_all(shared, client_id, removed_subs);
         if let Some(w) = fire_now {
@@ -292,7 +306,10 @@ impl Sessions {
                 st.ended = true;
                 removed_subs = st.subscriptions.drain().map(|(k, _)| k).collect();
                 st.offline.clear();
-                if map.get(&session.client_id).is_some_and(|s| Arc::ptr_eq(s, session)) {
+                if map
+                    .get(&session.client_id)
+                    .is_some_and(|s| Arc::ptr_eq(s, session))
+                {
                     map.remove(&session.client_id);
                 }
                 fire_now = will;
@@ -346,12 +363,18 @@ async fn expire(shared: Arc<Shared>, session: Arc<Session>, will_delay: Option<u
         st.ended = true;
         st.offline.clear();
         st.timer = None;
-        if map.get(&session.client_id).is_some_and(|s| Arc::ptr_eq(s, &session)) {
+        if map
+            .get(&session.client_id)
+            .is_some_and(|s| Arc::ptr_eq(s, &session))
+        {
             map.remove(&session.client_id);
         }
         debug!(client_id = %session.client_id, "session expired");
         let pending = st.pending_will.take();
-        (st.subscriptions.drain().map(|(k, _)| k).collect::<Vec<_>>(), pending)
+        (
+            st.subscriptions.drain().map(|(k, _)| k).collect::<Vec<_>>(),
+            pending,
+        )
     };
     unsubscribe_all(&shared, &session.client_id, removed.0);
     if let Some(w) = removed.1 {

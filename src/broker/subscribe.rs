@@ -28,12 +28,17 @@ where
 {
     pub(super) fn on_subscribe_v3(&mut self, s: &v3_1_1::Subscribe) {
         // 3.1.1 §3.8.3.1: the upper 6 bits of the options byte are reserved (0).
-        if s.entries().iter().any(|e| e.sub_opts().to_buffer()[0] & 0xFC != 0) {
+        if s.entries()
+            .iter()
+            .any(|e| e.sub_opts().to_buffer()[0] & 0xFC != 0)
+        {
             self.shared.stats.protocol_errors.inc();
             self.end.get_or_insert(End::Abnormal);
             return;
         }
-        let Some(outcomes) = self.subscribe_all(s.entries(), None) else { return };
+        let Some(outcomes) = self.subscribe_all(s.entries(), None) else {
+            return;
+        };
         let codes = outcomes
             .iter()
             .map(|o| match o {
@@ -43,7 +48,11 @@ where
                 _ => SubackReturnCode::Failure,
             })
             .collect();
-        if let Ok(p) = v3_1_1::Suback::builder().packet_id(s.packet_id()).return_codes(codes).build() {
+        if let Ok(p) = v3_1_1::Suback::builder()
+            .packet_id(s.packet_id())
+            .return_codes(codes)
+            .build()
+        {
             self.send(p.into());
         }
         self.send_retained(s.entries(), &outcomes, None);
@@ -54,7 +63,9 @@ where
             Property::SubscriptionIdentifier(v) => Some(v.val()),
             _ => None,
         });
-        let Some(outcomes) = self.subscribe_all(s.entries(), sub_id) else { return };
+        let Some(outcomes) = self.subscribe_all(s.entries(), sub_id) else {
+            return;
+        };
         let mut reasons = Vec::new();
         let codes = outcomes
             .iter()
@@ -70,7 +81,9 @@ where
                 Outcome::Quota => SubackReasonCode::QuotaExceeded,
             })
             .collect();
-        let mut b = v5_0::Suback::builder().packet_id(s.packet_id()).reason_codes(codes);
+        let mut b = v5_0::Suback::builder()
+            .packet_id(s.packet_id())
+            .reason_codes(codes);
         let rpi = self.client.as_ref().is_some_and(|c| c.request_problem_info);
         if rpi && !reasons.is_empty() {
             if let Ok(r) = ReasonString::new(reasons.join("; ")) {
@@ -90,7 +103,9 @@ where
         let auth_name = client.auth_name.clone();
         let client_id = client.client_id.clone();
         let policy = self.shared.policy.current();
-        let pc = policy.lookup_client(&auth_name).filter(|c| policy.is_enabled(*c));
+        let pc = policy
+            .lookup_client(&auth_name)
+            .filter(|c| policy.is_enabled(*c));
         let mut outcomes = Vec::with_capacity(entries.len());
         for e in entries {
             let raw = e.topic_filter();
@@ -141,9 +156,13 @@ where
     fn send_retained(&mut self, entries: &[SubEntry], outcomes: &[Outcome], sub_id: Option<u32>) {
         let mut fresh = std::mem::take(&mut self.subscribed_new).into_iter();
         for (e, o) in entries.iter().zip(outcomes) {
-            let Outcome::Granted(granted) = o else { continue };
+            let Outcome::Granted(granted) = o else {
+                continue;
+            };
             let is_new = fresh.next().unwrap_or(true);
-            let Ok(sub) = topic::parse_subscription(e.topic_filter()) else { continue };
+            let Ok(sub) = topic::parse_subscription(e.topic_filter()) else {
+                continue;
+            };
             if sub.share.is_some() {
                 continue;
             }
@@ -188,15 +207,22 @@ where
                 }
             })
             .collect();
-        if let Ok(p) = v5_0::Unsuback::builder().packet_id(u.packet_id()).reason_codes(codes).build()
+        if let Ok(p) = v5_0::Unsuback::builder()
+            .packet_id(u.packet_id())
+            .reason_codes(codes)
+            .build()
         {
             self.send(p.into());
         }
     }
 
     fn unsubscribe_one(&mut self, raw: &str) -> bool {
-        let Some(client) = &self.client else { return false };
-        let Ok(sub) = topic::parse_subscription(raw) else { return false };
+        let Some(client) = &self.client else {
+            return false;
+        };
+        let Ok(sub) = topic::parse_subscription(raw) else {
+            return false;
+        };
         let had = client.session.remove_subscription(raw);
         self.shared.router.unsubscribe(&client.client_id, &sub);
         had

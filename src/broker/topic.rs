@@ -60,13 +60,19 @@ pub fn parse_subscription(raw: &str) -> Result<SubFilter<'_>, TopicError> {
             return Err(TopicError::BadShare);
         }
         validate_filter(filter)?;
-        return Ok(SubFilter { share: Some(name), filter });
+        return Ok(SubFilter {
+            share: Some(name),
+            filter,
+        });
     }
     if raw == "$share" || raw.starts_with("$share/") {
         return Err(TopicError::BadShare);
     }
     validate_filter(raw)?;
-    Ok(SubFilter { share: None, filter: raw })
+    Ok(SubFilter {
+        share: None,
+        filter: raw,
+    })
 }
 
 /// Does `filter` match `topic`? A filter starting with a wildcard never matches a `$` topic.
@@ -111,7 +117,10 @@ mod tests {
         assert!(validate_filter("a/+/#").is_ok());
         assert_eq!(
             parse_subscription("$share/g/a/+"),
-            Ok(SubFilter { share: Some("g"), filter: "a/+" })
+            Ok(SubFilter {
+                share: Some("g"),
+                filter: "a/+"
+            })
         );
         assert!(parse_subscription("$share/g").is_err());
         assert!(parse_subscription("$share//a").is_err());

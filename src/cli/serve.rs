@@ -48,7 +48,10 @@ pub fn run(args: ServeArgs) -> u8 {
     };
     if let Some(file) = &loaded.file {
         if !loaded.diagnostics.is_empty() {
-            eprint!("{}", render::human_all(&loaded.diagnostics, file, output::color()));
+            eprint!(
+                "{}",
+                render::human_all(&loaded.diagnostics, file, output::color())
+            );
         }
     }
     let policy: Arc<dyn AccessPolicy> = Arc::new(loaded.policy);
@@ -64,7 +67,11 @@ pub fn run(args: ServeArgs) -> u8 {
         None => BrokerConfig::default(),
     };
 
-    let specs = if args.mqtt.is_empty() { vec!["127.0.0.1:1883".to_string()] } else { args.mqtt.clone() };
+    let specs = if args.mqtt.is_empty() {
+        vec!["127.0.0.1:1883".to_string()]
+    } else {
+        args.mqtt.clone()
+    };
     let mut addrs: Vec<SocketAddr> = Vec::new();
     for s in &specs {
         match resolve(s) {
@@ -96,7 +103,9 @@ pub fn run(args: ServeArgs) -> u8 {
         }
         eprintln!(" Loopback only. Do not use in production.");
         eprintln!("================================================================");
-        IdentityMode::Dev { anonymous: args.anonymous.clone() }
+        IdentityMode::Dev {
+            anonymous: args.anonymous.clone(),
+        }
     } else {
         if !policy.has_password_clients() {
             eprintln!(
@@ -109,7 +118,10 @@ pub fn run(args: ServeArgs) -> u8 {
         IdentityMode::Password
     };
 
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

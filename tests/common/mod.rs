@@ -41,7 +41,10 @@ pub async fn start_with(
         .with_test_writer()
         .try_init();
     let broker = Broker::new(policy, config, identity);
-    let (addr, _task) = broker.listen("127.0.0.1:0".parse().unwrap()).await.expect("bind");
+    let (addr, _task) = broker
+        .listen("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("bind");
     TestBroker { broker, addr }
 }
 
@@ -69,7 +72,12 @@ impl Raw {
         let stream = TcpStream::connect(addr).await.expect("connect");
         let mut mqtt = Connection::<role::Client>::new(version);
         mqtt.set_auto_pub_response(true);
-        Raw { stream, mqtt, inbox: VecDeque::new(), closed: false }
+        Raw {
+            stream,
+            mqtt,
+            inbox: VecDeque::new(),
+            closed: false,
+        }
     }
 
     /// Sends through the client state machine.
@@ -174,7 +182,10 @@ impl Raw {
 pub async fn eventually(mut f: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + T;
     while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "condition not reached in time");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not reached in time"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -18,7 +18,10 @@ pub struct Opts {
 
 impl Opts {
     pub fn password(p: &str) -> Opts {
-        Opts { password: Some(p.as_bytes().to_vec()), ..Default::default() }
+        Opts {
+            password: Some(p.as_bytes().to_vec()),
+            ..Default::default()
+        }
     }
 }
 
@@ -33,7 +36,10 @@ pub fn v5_connect_with(
     will: Option<(&str, &[u8], Qos, bool, u32)>,
     o: Opts,
 ) -> v5_0::Connect {
-    let mut b = v5_0::Connect::builder().client_id(id).unwrap().clean_start(!o.resume);
+    let mut b = v5_0::Connect::builder()
+        .client_id(id)
+        .unwrap()
+        .clean_start(!o.resume);
     if let Some(u) = user {
         b = b.user_name(u).unwrap();
     }
@@ -56,7 +62,11 @@ pub fn v5_connect_with(
     b.keep_alive(o.keep_alive).build().unwrap()
 }
 
-pub fn v3_connect(id: &str, user: Option<&str>, will: Option<(&str, &[u8], Qos, bool)>) -> v3_1_1::Connect {
+pub fn v3_connect(
+    id: &str,
+    user: Option<&str>,
+    will: Option<(&str, &[u8], Qos, bool)>,
+) -> v3_1_1::Connect {
     v3_connect_with(id, user, will, Opts::default())
 }
 
@@ -66,7 +76,10 @@ pub fn v3_connect_with(
     will: Option<(&str, &[u8], Qos, bool)>,
     o: Opts,
 ) -> v3_1_1::Connect {
-    let mut b = v3_1_1::Connect::builder().client_id(id).unwrap().clean_session(!o.resume);
+    let mut b = v3_1_1::Connect::builder()
+        .client_id(id)
+        .unwrap()
+        .clean_session(!o.resume);
     if let Some(u) = user {
         b = b.user_name(u).unwrap();
     }
@@ -84,7 +97,11 @@ pub fn v5_sub(pid: u16, filters: &[(&str, Qos)]) -> v5_0::Subscribe {
         .iter()
         .map(|(f, q)| SubEntry::new(*f, SubOpts::new().set_qos(*q)).unwrap())
         .collect::<Vec<_>>();
-    v5_0::Subscribe::builder().packet_id(pid).entries(entries).build().unwrap()
+    v5_0::Subscribe::builder()
+        .packet_id(pid)
+        .entries(entries)
+        .build()
+        .unwrap()
 }
 
 pub fn v3_sub(pid: u16, filters: &[(&str, Qos)]) -> v3_1_1::Subscribe {
@@ -92,11 +109,19 @@ pub fn v3_sub(pid: u16, filters: &[(&str, Qos)]) -> v3_1_1::Subscribe {
         .iter()
         .map(|(f, q)| SubEntry::new(*f, SubOpts::new().set_qos(*q)).unwrap())
         .collect::<Vec<_>>();
-    v3_1_1::Subscribe::builder().packet_id(pid).entries(entries).build().unwrap()
+    v3_1_1::Subscribe::builder()
+        .packet_id(pid)
+        .entries(entries)
+        .build()
+        .unwrap()
 }
 
 pub fn v5_pub(topic: &str, payload: &[u8], qos: Qos, pid: Option<u16>) -> v5_0::Publish {
-    let mut b = v5_0::Publish::builder().topic_name(topic).unwrap().qos(qos).payload(payload);
+    let mut b = v5_0::Publish::builder()
+        .topic_name(topic)
+        .unwrap()
+        .qos(qos)
+        .payload(payload);
     if let Some(p) = pid {
         b = b.packet_id(p);
     }
@@ -104,7 +129,11 @@ pub fn v5_pub(topic: &str, payload: &[u8], qos: Qos, pid: Option<u16>) -> v5_0::
 }
 
 pub fn v3_pub(topic: &str, payload: &[u8], qos: Qos, pid: Option<u16>) -> v3_1_1::Publish {
-    let mut b = v3_1_1::Publish::builder().topic_name(topic).unwrap().qos(qos).payload(payload);
+    let mut b = v3_1_1::Publish::builder()
+        .topic_name(topic)
+        .unwrap()
+        .qos(qos)
+        .payload(payload);
     if let Some(p) = pid {
         b = b.packet_id(p);
     }
@@ -136,12 +165,18 @@ pub fn reason_string(props: &[Property]) -> Option<String> {
 /// (topic, payload, qos, retain) of a received PUBLISH of either version.
 pub fn publish_parts(p: &Packet) -> (String, Vec<u8>, Qos, bool) {
     match p {
-        Packet::V5_0Publish(p) => {
-            (p.topic_name().to_string(), p.payload().as_slice().to_vec(), p.qos(), p.retain())
-        }
-        Packet::V3_1_1Publish(p) => {
-            (p.topic_name().to_string(), p.payload().as_slice().to_vec(), p.qos(), p.retain())
-        }
+        Packet::V5_0Publish(p) => (
+            p.topic_name().to_string(),
+            p.payload().as_slice().to_vec(),
+            p.qos(),
+            p.retain(),
+        ),
+        Packet::V3_1_1Publish(p) => (
+            p.topic_name().to_string(),
+            p.payload().as_slice().to_vec(),
+            p.qos(),
+            p.retain(),
+        ),
         other => panic!("expected PUBLISH, got {other:?}"),
     }
 }

@@ -82,5 +82,8 @@ pub fn lwt() -> Arc<dyn AccessPolicy> {
 pub fn hash(password: &str) -> String {
     use argon2::password_hash::{PasswordHasher, SaltString};
     let salt = SaltString::encode_b64(b"topicgate-test-salt").expect("salt");
-    argon2::Argon2::default().hash_password(password.as_bytes(), &salt).expect("hash").to_string()
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("hash")
+        .to_string()
 }
