@@ -48,7 +48,11 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { exit::ERROR } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::ERROR
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }
@@ -61,7 +65,12 @@ pub fn run(cli: Cli) -> u8 {
         Command::Policy(PolicyCommand::Compile(args)) => compile::run(args),
         Command::Policy(PolicyCommand::Explain(args)) => explain::run(args),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "topicgate", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "topicgate",
+                &mut std::io::stdout(),
+            );
             exit::OK
         }
     }
