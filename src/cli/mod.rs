@@ -2,6 +2,7 @@
 
 pub mod compile;
 pub mod explain;
+pub mod generate;
 pub mod output;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -33,6 +34,8 @@ pub enum PolicyCommand {
     Compile(compile::CompileArgs),
     /// Decide whether a client may connect, publish or subscribe, and say why.
     Explain(explain::ExplainArgs),
+    /// Write a synthetic policy of any size, for benchmarks and load tests.
+    Generate(generate::GenerateArgs),
 }
 
 /// Exit codes shared by all commands.
@@ -64,6 +67,7 @@ pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Policy(PolicyCommand::Compile(args)) => compile::run(args),
         Command::Policy(PolicyCommand::Explain(args)) => explain::run(args),
+        Command::Policy(PolicyCommand::Generate(args)) => generate::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
