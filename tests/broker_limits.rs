@@ -223,14 +223,21 @@ async fn wrong_fixed_header_flags_are_malformed() {
     let b = lwt_broker().await;
     // SUBSCRIBE with flags 0000 (must be 0010): v5 gets DISCONNECT 0x81.
     let mut s = v5_ok(b.addr, "s", "admin").await;
-    s.send_raw(&[0x80, 0x06, 0x00, 0x01, 0x00, 0x01, b'a', 0x00]).await;
+    s.send_raw(&[0x80, 0x06, 0x00, 0x01, 0x00, 0x01, b'a', 0x00])
+        .await;
     let seen = s.until_closed(T).await.expect("closed");
-    assert_eq!(seen.iter().map(disconnect_code).collect::<Vec<_>>(), vec![0x81]);
+    assert_eq!(
+        seen.iter().map(disconnect_code).collect::<Vec<_>>(),
+        vec![0x81]
+    );
     // A valid PINGREQ in the same write is still answered first.
     let mut s = v5_ok(b.addr, "s2", "admin").await;
     s.send_raw(&[0xc0, 0x00, 0xc1, 0x00]).await;
     let seen = s.until_closed(T).await.expect("closed");
-    assert!(matches!(seen.first(), Some(Packet::V5_0Pingresp(_))), "{seen:?}");
+    assert!(
+        matches!(seen.first(), Some(Packet::V5_0Pingresp(_))),
+        "{seen:?}"
+    );
     // 3.1.1: closed.
     let mut s3 = Raw::open(b.addr, Version::V3_1_1).await;
     s3.send(v3_connect("s3", Some("admin"), None).into()).await;

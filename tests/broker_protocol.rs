@@ -368,3 +368,46 @@ async fn outgoing_packets_respect_the_clients_maximum_packet_size() {
         .await;
     assert_eq!(publish_parts(&s.recv(T).await.expect("small")).0, "m/small");
 }
+
+#[tokio::test]
+async fn unacknowledged_qos1_is_resent_with_dup_after_resume() {
+    let b = lwt_broker().await;
+    let o = || Opts {
+        props: vec![SessionExpiryInterval::new(60).unwrap().into()],
+        ..Default::default()
+    };
+    let mut s = Raw::open(b.addr, Version::V5_0).await;
+    s.mqtt.set_auto_pub_response(false);
+    s.send(v5_connect_with("inflight", Some("admin"), None, o()).into())
+        .await;
+    s.recv(T).await.expect("connack");
+    s.send(v5_sub(1, &[("i/#", Qos::AtLeastOnce)]).into()).await;
+    s.recv(T).await.expect("suback");
+    let (mut p, _) = v5(b.addr, "p", "admin2", Opts::default()).await;
+    p.send(v5_pub("i/1", b"once", Qos::AtLeastOnce, Some(1)).into())
+        .await;
+    match s.recv(T).await.expect("first delivery") {
+        Packet::V5_0Publish(m) => assert!(!m.dup()),
+        other => panic!("{other:?}"),
+    }
+    drop(s); // never acknowledged
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (mut s, c) = v5(
+        b.addr,
+        "inflight",
+        "admin",
+        Opts {
+            resume: true,
+            ..o()
+        },
+    )
+    .await;
+    assert!(c.session_present());
+    match s.recv(T).await.expect("redelivery") {
+        Packet::V5_0Publish(m) => {
+            assert!(m.dup());
+            assert_eq!(m.payload().as_slice(), b"once");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -21,7 +21,9 @@ pub struct FrameScan {
 
 impl Default for FrameScan {
     fn default() -> Self {
-        FrameScan { state: State::Header }
+        FrameScan {
+            state: State::Header,
+        }
     }
 }
 
@@ -50,21 +52,36 @@ impl FrameScan {
                             return Some(i);
                         }
                     }
-                    self.state = State::Length { value: 0, shift: 0, bytes: 0 };
+                    self.state = State::Length {
+                        value: 0,
+                        shift: 0,
+                        bytes: 0,
+                    };
                     i += 1;
                 }
-                State::Length { value, shift, bytes } => {
+                State::Length {
+                    value,
+                    shift,
+                    bytes,
+                } => {
                     let b = data[i];
                     i += 1;
                     let value = value | (u64::from(b & 0x7F) << shift);
                     if b & 0x80 == 0 {
-                        self.state =
-                            if value == 0 { State::Header } else { State::Body { left: value } };
+                        self.state = if value == 0 {
+                            State::Header
+                        } else {
+                            State::Body { left: value }
+                        };
                     } else if bytes >= 3 {
                         // A 5-byte length: the codec reports it as malformed.
                         self.state = State::Body { left: u64::MAX };
                     } else {
-                        self.state = State::Length { value, shift: shift + 7, bytes: bytes + 1 };
+                        self.state = State::Length {
+                            value,
+                            shift: shift + 7,
+                            bytes: bytes + 1,
+                        };
                     }
                 }
                 State::Body { left } => {
