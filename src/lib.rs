@@ -8,6 +8,7 @@
 //! load generator for any MQTT broker, used to measure ours against others.
 pub mod analysis;
 pub mod bench;
+pub mod broker;
 pub mod cli;
 pub mod compiler;
 pub mod decisions;

@@ -4,7 +4,9 @@ pub mod bench;
 pub mod compile;
 pub mod explain;
 pub mod export;
+pub mod generate;
 pub mod output;
+pub mod serve;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
@@ -24,6 +26,8 @@ pub enum Command {
     Policy(PolicyCommand),
     /// Load-test an MQTT broker (ours or any other): throughput, latency, wills, connections.
     Bench(bench::BenchArgs),
+    /// Serve a policy from an enforcing MQTT 3.1.1/5 broker.
+    Serve(serve::ServeArgs),
     /// Print a shell completion script, e.g. `topicgate completions bash > /etc/bash_completion.d/topicgate`.
     Completions {
         #[arg(value_enum)]
@@ -39,6 +43,8 @@ pub enum PolicyCommand {
     Explain(explain::ExplainArgs),
     /// Write the policy in another broker's access-control format (Mosquitto).
     Export(export::ExportArgs),
+    /// Write a synthetic policy of any size, for benchmarks and load tests.
+    Generate(generate::GenerateArgs),
 }
 
 /// Exit codes shared by all commands.
@@ -72,6 +78,8 @@ pub fn run(cli: Cli) -> u8 {
         Command::Policy(PolicyCommand::Explain(args)) => explain::run(args),
         Command::Policy(PolicyCommand::Export(args)) => export::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Policy(PolicyCommand::Generate(args)) => generate::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
