@@ -307,7 +307,7 @@ async fn publisher(
                 break;
             }
             Err(_) => {
-                errors.add("the broker stopped reading from a publisher");
+                errors.add("a publisher was still blocked writing at the deadline: the broker had stopped reading (saturated)");
                 stopped_by_deadline = true;
                 break;
             }

@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: topicgate's broker against Mosquitto, on this machine, in
+# one run. Both serve the same policy (1,000 generated device clients plus the bench
+# clients): topicgate from the policy file, Mosquitto from the ACL that
+# `topicgate policy export --to mosquitto` writes. Every scenario of
+# `topicgate bench` runs against both, alternating which broker goes first, RUNS
+# times; the medians and the ratio topicgate/Mosquitto go to docs/performance.md
+# (section "Broker vs Mosquitto"). Not part of CI: it takes about 10 minutes.
+#
+# Identity: both brokers trust the username without a password (topicgate
+# `serve --dev`, Mosquitto with no password_file), so neither spends time on
+# password hashing and both apply the same per-username ACL. Loopback only.
+#
+# Usage: scripts/bench-vs-mosquitto.sh            (RUNS=3 by default)
+#        RUNS=5 scripts/bench-vs-mosquitto.sh
+#        QUICK=1 scripts/bench-vs-mosquitto.sh    (short runs, to try the script; no docs written)
+set -euo pipefail
+
+RUNS=${RUNS:-3}
+QUICK=${QUICK:-0}
+MOSQ_PORT=${MOSQ_PORT:-18883}
+TG_PORT=${TG_PORT:-18884}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET/release/topicgate
+DOC=$ROOT/docs/performance.md
+
+say() { printf '\n== %s\n' "$*" >&2; }
+
+if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+    say "installing mosquitto from Debian"
+    apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null
+fi
+MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 >/dev/null; }
+
+say "building topicgate (release)"
+(cd "$ROOT" && cargo build --release --quiet)
+
+WORK=$(mktemp -d /tmp/bench-vs-mosquitto.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# 20,000 idle connections need file descriptors on both sides.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+say "policy: 1,000 device clients + 8 bench clients; Mosquitto ACL from the same policy"
+"$BIN" policy generate --clients 1000 --bench-clients 8 -o "$WORK/policy.yaml"
+"$BIN" policy export --to mosquitto "$WORK/policy.yaml" -o "$WORK/mosquitto" 2>/dev/null
+
+# Equal limits where the two brokers have the same knob: 10,000 queued messages
+# per session (so that 5,000 wills reach one subscriber), 256 in flight.
+cat > "$WORK/mosquitto/bench.conf" <<CONF
+listener $MOSQ_PORT 127.0.0.1
+allow_anonymous true
+acl_file $WORK/mosquitto/acl
+max_queued_messages 10000
+max_inflight_messages 256
+max_connections -1
+log_dest none
+CONF
+cat > "$WORK/topicgate.yaml" <<CONF
+maxConnections: 30000
+maxQueuedMessages: 10000
+receiveMaximum: 256
+CONF
+
+wait_port() {
+    for _ in $(seq 1 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "nothing listens on port $1" >&2
+    return 1
+}
+
+"$MOSQUITTO" -c "$WORK/mosquitto/bench.conf" >"$WORK/mosquitto.log" 2>&1 &
+MOSQ_PID=$!; PIDS+=("$MOSQ_PID")
+"$BIN" serve "$WORK/policy.yaml" --mqtt "127.0.0.1:$TG_PORT" --dev --config "$WORK/topicgate.yaml" >"$WORK/topicgate.log" 2>&1 &
+TG_PID=$!; PIDS+=("$TG_PID")
+wait_port "$MOSQ_PORT"
+wait_port "$TG_PORT"
+
+# The generated policy's bench clients bench-0..7 may publish and subscribe bench/#.
+IDS=(--publisher-user 'bench-{i}' --subscriber-user 'bench-{i}' --will-user bench-0 --idle-user bench-1)
+if [ "$QUICK" = 1 ]; then
+    MSGS=200000; DUR=3; STORM=500; CONNS=2000; KILLS=10
+else
+    MSGS=5000000; DUR=10; STORM=5000; CONNS=20000; KILLS=50
+fi
+# name | arguments
+SCENARIOS=(
+    "fanout-qos0|fanout --qos 0 --publishers 4 --subscribers 4 --messages $MSGS --duration $DUR"
+    "fanout-qos1|fanout --qos 1 --publishers 4 --subscribers 4 --messages $MSGS --duration $DUR --inflight 256"
+    "pair-qos0|pair --qos 0 --publishers 4 --messages $MSGS --duration $DUR"
+    "pair-qos1|pair --qos 1 --publishers 4 --messages $MSGS --duration $DUR --inflight 256"
+    "fanout-qos1-10k|fanout --qos 1 --publishers 4 --subscribers 4 --rate 10000 --messages $MSGS --duration $DUR --inflight 256"
+    "will-kill|will-kill --count $KILLS"
+    "will-silent|will-silent --keep-alive 2 --count 5"
+    "will-storm|will-storm --count $STORM --duration 20"
+    "connect|connect --count $CONNS --concurrency 200 --duration 30"
+)
+
+mkdir -p "$WORK/results"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+for run in $(seq 1 "$RUNS"); do
+    if [ $((run % 2)) = 1 ]; then ORDER="topicgate mosquitto"; else ORDER="mosquitto topicgate"; fi
+    for entry in "${SCENARIOS[@]}"; do
+        name=${entry%%|*}; args=${entry#*|}
+        for broker in $ORDER; do
+            if [ "$broker" = topicgate ]; then port=$TG_PORT; pid=$TG_PID; else port=$MOSQ_PORT; pid=$MOSQ_PID; fi
+            say "run $run/$RUNS  $name  $broker"
+            # shellcheck disable=SC2086
+            timeout 180 "$BIN" bench $args --port "$port" --broker-pid "$pid" "${IDS[@]}" --json \
+                >"$WORK/results/$name.$broker.$run.json" 2>"$WORK/results/$name.$broker.$run.err" \
+                || echo "(bench exited with $? — see $WORK/results/$name.$broker.$run.err)" >&2
+            sleep 1
+        done
+    done
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+MACHINE="$(uname -srm); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(nproc) cores; $(free -g | awk '/Mem:/{print $2}') GiB"
+MOSQ_VERSION=$("$MOSQUITTO" -h 2>&1 | head -1 || true)
+TG_VERSION="$("$BIN" --version) ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown))"
+
+SECTION=$(python3 - "$WORK/results" "$RUNS" <<'PY'
+import json, os, statistics, sys
+results, runs = sys.argv[1], int(sys.argv[2])
+def load(name, broker):
+    out = []
+    for r in range(1, runs + 1):
+        p = os.path.join(results, f"{name}.{broker}.{r}.json")
+        try:
+            with open(p) as f:
+                out.append(json.load(f))
+        except (OSError, ValueError):
+            pass
+    return out
+def med(reports, get):
+    vals = [v for v in (get(r) for r in reports) if v is not None]
+    return statistics.median(vals) if vals else None
+lat = lambda k: (lambda r: (r.get("latency") or {}).get(k))
+loss = lambda r: (100.0 * r["lost"] / r["expected"]) if r.get("expected") else None
+cpu = lambda r: (r.get("broker") or {}).get("cpu_percent")
+# scenario, metric label, getter, unit, higher is better
+rows = []
+for s in ["fanout-qos0", "fanout-qos1", "pair-qos0", "pair-qos1"]:
+    rows += [(s, "delivered msg/s", lambda r: r.get("delivered_per_sec"), "", True),
+             (s, "latency p99", lat("p99_ms"), " ms", False),
+             (s, "loss", loss, " %", False),
+             (s, "broker CPU", cpu, " %", None)]
+rows += [("fanout-qos1-10k", "latency p50", lat("p50_ms"), " ms", False),
+         ("fanout-qos1-10k", "latency p99", lat("p99_ms"), " ms", False),
+         ("fanout-qos1-10k", "latency p99.9", lat("p999_ms"), " ms", False),
+         ("will-kill", "will latency p50", lat("p50_ms"), " ms", False),
+         ("will-kill", "will latency p99", lat("p99_ms"), " ms", False),
+         ("will-silent", "will after CONNECT, max (limit 3,100 ms)", lat("max_ms"), " ms", False),
+         ("will-silent", "wills later than the limit", lambda r: r.get("wills_late"), "", False),
+         ("will-storm", "wills delivered", lambda r: r.get("delivered"), "", True),
+         ("will-storm", "wills lost", lambda r: r.get("lost"), "", False),
+         ("will-storm", "time to last will", lambda r: r.get("time_to_last_will_ms"), " ms", False),
+         ("connect", "connections held", lambda r: r.get("connections_established"), "", True),
+         ("connect", "connections/s", lambda r: r.get("connections_per_sec"), "", True),
+         ("connect", "broker RSS per connection", lambda r: r.get("broker_rss_per_connection_bytes"), " B", False)]
+def fmt(v, unit):
+    if v is None:
+        return "—"
+    if abs(v) >= 100:
+        return f"{v:,.0f}{unit}"
+    return f"{v:.3g}{unit}"
+print("| scenario | metric | topicgate | Mosquitto | ratio topicgate/Mosquitto |")
+print("|---|---|---:|---:|---:|")
+for s, label, get, unit, higher in rows:
+    t, m = med(load(s, "topicgate"), get), med(load(s, "mosquitto"), get)
+    ratio = f"{t / m:.2f}x" if (t is not None and m) else "—"
+    if higher is not None and ratio != "—":
+        ratio += " (higher is better)" if higher else " (lower is better)"
+    print(f"| {s} | {label} | {fmt(t, unit)} | {fmt(m, unit)} | {ratio} |")
+errs = []
+for f in sorted(os.listdir(results)):
+    if f.endswith(".json"):
+        try:
+            with open(os.path.join(results, f)) as fh:
+                for e in json.load(fh).get("errors", []):
+                    errs.append(f"{f[:-5]}: {e}")
+        except (OSError, ValueError):
+            errs.append(f"{f[:-5]}: no result (the bench failed; see its .err file)")
+if errs:
+    print("\nErrors reported by the bench:\n")
+    for e in errs[:30]:
+        print(f"- {e}")
+PY
+)
+
+echo "$SECTION"
+if [ "$QUICK" = 1 ]; then
+    say "QUICK run: docs/performance.md not changed (results in $WORK/results)"
+    exit 0
+fi
+
+BODY=$(cat <<MD
+<!-- bench-vs-mosquitto:start (written by scripts/bench-vs-mosquitto.sh) -->
+## Broker vs Mosquitto
+
+Medians of $RUNS runs, alternating which broker goes first, measured $(date -u '+%Y-%m-%d %H:%M UTC').
+
+- Machine: $MACHINE. Load average before/after: $LOAD_BEFORE / $LOAD_AFTER
+  (the load generator shares the machine with the broker under test).
+- Brokers: topicgate $TG_VERSION (\`topicgate serve --dev\`, 1,008-client generated policy);
+  $MOSQ_VERSION with the ACL from \`topicgate policy export --to mosquitto\` of the same policy.
+  Both: username-only identity on loopback, 10,000 queued messages per session, 256 in flight.
+- Load generator: \`topicgate bench\` (MQTT 3.1.1, 64-byte payloads, TCP_NODELAY).
+- Command: \`scripts/bench-vs-mosquitto.sh\` (RUNS=$RUNS); the scenario arguments are in the script.
+
+$SECTION
+<!-- bench-vs-mosquitto:end -->
+MD
+)
+python3 - "$DOC" "$BODY" <<'PY'
+import re, sys
+path, body = sys.argv[1], sys.argv[2]
+try:
+    with open(path) as f:
+        doc = f.read()
+except FileNotFoundError:
+    doc = "# Performance\n"
+pattern = re.compile(r"<!-- bench-vs-mosquitto:start.*?<!-- bench-vs-mosquitto:end -->", re.S)
+doc = pattern.sub(lambda _: body, doc) if pattern.search(doc) else doc.rstrip("\n") + "\n\n" + body + "\n"
+with open(path, "w") as f:
+    f.write(doc)
+PY
+say "wrote the Broker vs Mosquitto section of $DOC (raw results: $WORK/results)"
+trap - EXIT
+cleanup
