@@ -14,10 +14,13 @@
 # Usage: scripts/bench-vs-mosquitto.sh            (RUNS=3 by default)
 #        RUNS=5 scripts/bench-vs-mosquitto.sh
 #        QUICK=1 scripts/bench-vs-mosquitto.sh    (short runs, to try the script; no docs written)
+#        NICE=-10 scripts/bench-vs-mosquitto.sh   (run brokers and bench at a higher priority than
+#                                                  other work on a shared machine; recorded in the doc)
 set -euo pipefail
 
 RUNS=${RUNS:-3}
 QUICK=${QUICK:-0}
+NICE=${NICE:-0}
 MOSQ_PORT=${MOSQ_PORT:-18883}
 TG_PORT=${TG_PORT:-18884}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,6 +41,8 @@ say "building topicgate (release)"
 (cd "$ROOT" && cargo build --release --quiet)
 
 WORK=$(mktemp -d /tmp/bench-vs-mosquitto.XXXXXX)
+# Mosquitto drops root privileges to its own user, which must be able to read the ACL.
+chmod 755 "$WORK"
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -51,9 +56,11 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 say "policy: 1,000 device clients + 8 bench clients; Mosquitto ACL from the same policy"
 "$BIN" policy generate --clients 1000 --bench-clients 8 -o "$WORK/policy.yaml"
 "$BIN" policy export --to mosquitto "$WORK/policy.yaml" -o "$WORK/mosquitto" 2>/dev/null
+chmod -R a+rX "$WORK/mosquitto"
 
 # Equal limits where the two brokers have the same knob: 10,000 queued messages
-# per session (so that 5,000 wills reach one subscriber), 256 in flight.
+# per session (so that 5,000 wills reach one subscriber), 256 in flight. Both log
+# warnings and errors only (no line per connection).
 cat > "$WORK/mosquitto/bench.conf" <<CONF
 listener $MOSQ_PORT 127.0.0.1
 allow_anonymous true
@@ -61,7 +68,10 @@ acl_file $WORK/mosquitto/acl
 max_queued_messages 10000
 max_inflight_messages 256
 max_connections -1
-log_dest none
+log_dest stderr
+log_type error
+log_type warning
+connection_messages false
 CONF
 cat > "$WORK/topicgate.yaml" <<CONF
 maxConnections: 30000
@@ -78,12 +88,21 @@ wait_port() {
     return 1
 }
 
-"$MOSQUITTO" -c "$WORK/mosquitto/bench.conf" >"$WORK/mosquitto.log" 2>&1 &
-MOSQ_PID=$!; PIDS+=("$MOSQ_PID")
-"$BIN" serve "$WORK/policy.yaml" --mqtt "127.0.0.1:$TG_PORT" --dev --config "$WORK/topicgate.yaml" >"$WORK/topicgate.log" 2>&1 &
-TG_PID=$!; PIDS+=("$TG_PID")
-wait_port "$MOSQ_PORT"
-wait_port "$TG_PORT"
+# Each scenario gets freshly started brokers: memory per connection is then not
+# hidden by what an earlier scenario left allocated, and no backlog carries over.
+start_brokers() {
+    nice -n "$NICE" "$MOSQUITTO" -c "$WORK/mosquitto/bench.conf" >>"$WORK/mosquitto.log" 2>&1 &
+    MOSQ_PID=$!; PIDS+=("$MOSQ_PID")
+    RUST_LOG=topicgate=warn nice -n "$NICE" "$BIN" serve "$WORK/policy.yaml" --mqtt "127.0.0.1:$TG_PORT" --dev \
+        --config "$WORK/topicgate.yaml" >>"$WORK/topicgate.log" 2>&1 &
+    TG_PID=$!; PIDS+=("$TG_PID")
+    wait_port "$MOSQ_PORT"
+    wait_port "$TG_PORT"
+}
+stop_brokers() {
+    kill "$MOSQ_PID" "$TG_PID" 2>/dev/null || true
+    wait "$MOSQ_PID" "$TG_PID" 2>/dev/null || true
+}
 
 # The generated policy's bench clients bench-0..7 may publish and subscribe bench/#.
 IDS=(--publisher-user 'bench-{i}' --subscriber-user 'bench-{i}' --will-user bench-0 --idle-user bench-1)
@@ -111,15 +130,17 @@ for run in $(seq 1 "$RUNS"); do
     if [ $((run % 2)) = 1 ]; then ORDER="topicgate mosquitto"; else ORDER="mosquitto topicgate"; fi
     for entry in "${SCENARIOS[@]}"; do
         name=${entry%%|*}; args=${entry#*|}
+        start_brokers
         for broker in $ORDER; do
             if [ "$broker" = topicgate ]; then port=$TG_PORT; pid=$TG_PID; else port=$MOSQ_PORT; pid=$MOSQ_PID; fi
             say "run $run/$RUNS  $name  $broker"
             # shellcheck disable=SC2086
-            timeout 180 "$BIN" bench $args --port "$port" --broker-pid "$pid" "${IDS[@]}" --json \
+            timeout 180 nice -n "$NICE" "$BIN" bench $args --port "$port" --broker-pid "$pid" "${IDS[@]}" --json \
                 >"$WORK/results/$name.$broker.$run.json" 2>"$WORK/results/$name.$broker.$run.err" \
                 || echo "(bench exited with $? — see $WORK/results/$name.$broker.$run.err)" >&2
             sleep 1
         done
+        stop_brokers
     done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -210,7 +231,7 @@ BODY=$(cat <<MD
 Medians of $RUNS runs, alternating which broker goes first, measured $(date -u '+%Y-%m-%d %H:%M UTC').
 
 - Machine: $MACHINE. Load average before/after: $LOAD_BEFORE / $LOAD_AFTER
-  (the load generator shares the machine with the broker under test).
+  (the load generator shares the machine with the broker under test; NICE=$NICE for brokers and bench).
 - Brokers: topicgate $TG_VERSION (\`topicgate serve --dev\`, 1,008-client generated policy);
   $MOSQ_VERSION with the ACL from \`topicgate policy export --to mosquitto\` of the same policy.
   Both: username-only identity on loopback, 10,000 queued messages per session, 256 in flight.
