@@ -160,13 +160,13 @@ where
                         self.process_inbox().await;
                     }
                 },
-                d = client.rx.recv() => {
-                    if let Some(d) = d {
-                        self.enqueue(d);
-                    }
-                }
-                _ = client.kick.changed() => {
-                    let kick = *client.kick.borrow();
+                d = client.rx.recv() => match d {
+                    Some(d) => self.enqueue(d),
+                    // The session dropped our mailbox: we are no longer attached.
+                    None => { self.end.get_or_insert(End::Abnormal); }
+                },
+                k = client.kick.changed() => {
+                    let kick = if k.is_ok() { *client.kick.borrow() } else { Kick::TakenOver };
                     if kick == Kick::TakenOver {
                         info!(client_id = %client.client_id, "session taken over by a new connection");
                         self.server_disconnect(DisconnectReasonCode::SessionTakenOver, None);

@@ -29,6 +29,7 @@ use tracing::{info, warn};
 const OVERFLOW_ANSWERS: usize = 64;
 
 /// A running broker. Listeners feed it byte streams; it owns the shared state.
+/// Dropping it stops it like [`Broker::shutdown`] without waiting.
 pub struct Broker {
     shared: Arc<Shared>,
     shutdown_tx: watch::Sender<bool>,
