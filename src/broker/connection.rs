@@ -167,10 +167,19 @@ where
                 },
                 k = client.kick.changed() => {
                     let kick = if k.is_ok() { *client.kick.borrow() } else { Kick::TakenOver };
-                    if kick == Kick::TakenOver {
-                        info!(client_id = %client.client_id, "session taken over by a new connection");
-                        self.server_disconnect(DisconnectReasonCode::SessionTakenOver, None);
-                        self.end = Some(End::Abnormal);
+                    match kick {
+                        Kick::TakenOver => {
+                            info!(client_id = %client.client_id, "session taken over by a new connection");
+                            self.server_disconnect(DisconnectReasonCode::SessionTakenOver, None);
+                        }
+                        Kick::NotAuthorized => {
+                            info!(client_id = %client.client_id, "the policy no longer allows this client");
+                            self.server_disconnect(
+                                DisconnectReasonCode::NotAuthorized,
+                                Some("the policy in force no longer allows this client"),
+                            );
+                        }
+                        Kick::None => {}
                     }
                 }
                 _ = shutdown.changed() => {
