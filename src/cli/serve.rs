@@ -40,6 +40,7 @@ pub fn run(args: ServeArgs) -> u8 {
                 .unwrap_or_else(|_| "topicgate=info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 
     let loaded = match load::load(&args.policy) {
