@@ -523,7 +523,9 @@ where
                     Some(id)
                 }
                 Err(_) => {
-                    self.pending.push_front(d);
+                    // No identifier left (the window check makes this unreachable in
+                    // practice): drop rather than spin.
+                    self.shared.stats.messages_dropped.inc();
                     return;
                 }
             }
