@@ -245,3 +245,35 @@ async fn wrong_fixed_header_flags_are_malformed() {
     s3.send_raw(&[0xe2, 0x00]).await;
     assert!(s3.until_closed(T).await.expect("closed").is_empty());
 }
+
+#[tokio::test]
+async fn a_flood_of_silent_connections_does_not_stop_connected_clients() {
+    let cfg = BrokerConfig {
+        max_connections: 20,
+        connect_timeout: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let b = start(broker_support::policy::lwt(), cfg).await;
+    let mut sub = v5_ok(b.addr, "sub", "admin").await;
+    sub.send(v5_sub(1, &[("f/#", Qos::AtMostOnce)]).into())
+        .await;
+    sub.recv(T).await.expect("suback");
+    let mut publ = v5_ok(b.addr, "pub", "admin2").await;
+    let mut flood = Vec::new();
+    for _ in 0..150 {
+        if let Ok(s) = tokio::net::TcpStream::connect(b.addr).await {
+            flood.push(s);
+        }
+    }
+    // Connected clients keep exchanging messages during the flood.
+    for i in 0..5u8 {
+        publ.send(v5_pub("f/x", &[i], Qos::AtMostOnce, None).into())
+            .await;
+        let (_, p, _, _) = publish_parts(&sub.recv(T).await.expect("message during flood"));
+        assert_eq!(p, vec![i]);
+    }
+    // Once the silent connections time out, newcomers are served again.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    drop(flood);
+    still_serving(b.addr).await;
+}

@@ -411,3 +411,131 @@ async fn unacknowledged_qos1_is_resent_with_dup_after_resume() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn v311_persistent_session_resumes_with_queued_messages() {
+    let b = lwt_broker().await;
+    let persist = || Opts {
+        resume: true,
+        ..Default::default()
+    };
+    let mut s = Raw::open(b.addr, Version::V3_1_1).await;
+    s.send(v3_connect_with("p3", Some("admin"), None, persist()).into())
+        .await;
+    match s.recv(T).await.expect("connack") {
+        Packet::V3_1_1Connack(c) => assert!(!c.session_present()),
+        other => panic!("{other:?}"),
+    }
+    s.send(v3_sub(1, &[("q/#", Qos::AtLeastOnce)]).into()).await;
+    s.recv(T).await.expect("suback");
+    s.send_raw(&[0xe0, 0x00]).await; // normal DISCONNECT: the session stays
+    assert!(s.until_closed(T).await.is_ok());
+    let (mut p, _) = v5(b.addr, "pub", "admin2", Opts::default()).await;
+    p.send(v5_pub("q/1", b"queued", Qos::AtLeastOnce, Some(1)).into())
+        .await;
+    p.recv(T).await.expect("puback");
+    let mut s = Raw::open(b.addr, Version::V3_1_1).await;
+    s.send(v3_connect_with("p3", Some("admin"), None, persist()).into())
+        .await;
+    match s.recv(T).await.expect("connack") {
+        Packet::V3_1_1Connack(c) => assert!(c.session_present()),
+        other => panic!("{other:?}"),
+    }
+    let (t, payload, _, _) = publish_parts(&s.recv(T).await.expect("queued"));
+    assert_eq!((t.as_str(), payload.as_slice()), ("q/1", &b"queued"[..]));
+}
+
+#[tokio::test]
+async fn publishing_beyond_broker_capabilities_is_refused() {
+    let cfg = BrokerConfig {
+        max_qos: 1,
+        retain_available: false,
+        ..Default::default()
+    };
+    let b = start(broker_support::policy::lwt(), cfg).await;
+    let (mut s, c) = v5(b.addr, "s", "admin", Opts::default()).await;
+    assert!(c
+        .props()
+        .iter()
+        .any(|x| matches!(x, Property::MaximumQos(q) if q.val() == 1)));
+    assert!(c
+        .props()
+        .iter()
+        .any(|x| matches!(x, Property::RetainAvailable(r) if r.val() == 0)));
+    s.send(retained_pub("r/1", b"x")).await;
+    let seen = s.until_closed(T).await.expect("closed");
+    assert_eq!(
+        seen.iter().map(disconnect_code).collect::<Vec<_>>(),
+        vec![0x9A]
+    );
+    let (mut s, _) = v5(b.addr, "s2", "admin", Opts::default()).await;
+    s.send_raw(
+        &mqtt_protocol_core::mqtt::packet::GenericPacketTrait::to_continuous_buffer(&v5_pub(
+            "q/2",
+            b"x",
+            Qos::ExactlyOnce,
+            Some(1),
+        )),
+    )
+    .await;
+    let seen = s.until_closed(T).await.expect("closed");
+    assert_eq!(
+        seen.iter().map(disconnect_code).collect::<Vec<_>>(),
+        vec![0x9B]
+    );
+}
+
+#[tokio::test]
+async fn the_clients_receive_maximum_limits_what_we_send_unacknowledged() {
+    use mqtt_protocol_core::mqtt::packet::ReceiveMaximum;
+    let b = lwt_broker().await;
+    let mut s = Raw::open(b.addr, Version::V5_0).await;
+    s.mqtt.set_auto_pub_response(false);
+    let o = Opts {
+        props: vec![ReceiveMaximum::new(1).unwrap().into()],
+        ..Default::default()
+    };
+    s.send(v5_connect_with("rm", Some("admin"), None, o).into())
+        .await;
+    s.recv(T).await.expect("connack");
+    s.send(v5_sub(1, &[("w/#", Qos::AtLeastOnce)]).into()).await;
+    s.recv(T).await.expect("suback");
+    let (mut p, _) = v5(b.addr, "p", "admin2", Opts::default()).await;
+    for i in 1..=3u16 {
+        p.send(v5_pub("w/x", &[i as u8], Qos::AtLeastOnce, Some(i)).into())
+            .await;
+        p.recv(T).await.expect("puback");
+    }
+    let first = s.recv(T).await.expect("first");
+    s.expect_nothing(Duration::from_millis(300)).await;
+    // Acknowledging it opens the window for the next one.
+    let Packet::V5_0Publish(first) = first else {
+        panic!("{first:?}")
+    };
+    let ack = v5_0::Puback::builder()
+        .packet_id(first.packet_id().unwrap())
+        .build()
+        .unwrap();
+    s.send(ack.into()).await;
+    assert_eq!(publish_parts(&s.recv(T).await.expect("second")).1, vec![2]);
+}
+
+#[tokio::test]
+async fn session_expiry_on_disconnect_after_zero_is_a_protocol_error() {
+    let b = lwt_broker().await;
+    let (mut s, _) = v5(b.addr, "z", "admin", Opts::default()).await;
+    let d = v5_0::Disconnect::builder()
+        .reason_code(
+            mqtt_protocol_core::mqtt::result_code::DisconnectReasonCode::NormalDisconnection,
+        )
+        .props(vec![SessionExpiryInterval::new(30).unwrap().into()])
+        .build()
+        .unwrap();
+    s.send_raw(&mqtt_protocol_core::mqtt::packet::GenericPacketTrait::to_continuous_buffer(&d))
+        .await;
+    let seen = s.until_closed(T).await.expect("closed");
+    assert_eq!(
+        seen.iter().map(disconnect_code).collect::<Vec<_>>(),
+        vec![0x82]
+    );
+}

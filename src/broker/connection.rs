@@ -160,17 +160,26 @@ where
                         self.process_inbox().await;
                     }
                 },
-                d = client.rx.recv() => {
-                    if let Some(d) = d {
-                        self.enqueue(d);
-                    }
-                }
-                _ = client.kick.changed() => {
-                    let kick = *client.kick.borrow();
-                    if kick == Kick::TakenOver {
-                        info!(client_id = %client.client_id, "session taken over by a new connection");
-                        self.server_disconnect(DisconnectReasonCode::SessionTakenOver, None);
-                        self.end = Some(End::Abnormal);
+                d = client.rx.recv() => match d {
+                    Some(d) => self.enqueue(d),
+                    // The session dropped our mailbox: we are no longer attached.
+                    None => { self.end.get_or_insert(End::Abnormal); }
+                },
+                k = client.kick.changed() => {
+                    let kick = if k.is_ok() { *client.kick.borrow() } else { Kick::TakenOver };
+                    match kick {
+                        Kick::TakenOver => {
+                            info!(client_id = %client.client_id, "session taken over by a new connection");
+                            self.server_disconnect(DisconnectReasonCode::SessionTakenOver, None);
+                        }
+                        Kick::NotAuthorized => {
+                            info!(client_id = %client.client_id, "the policy no longer allows this client");
+                            self.server_disconnect(
+                                DisconnectReasonCode::NotAuthorized,
+                                Some("the policy in force no longer allows this client"),
+                            );
+                        }
+                        Kick::None => {}
                     }
                 }
                 _ = shutdown.changed() => {
@@ -376,8 +385,11 @@ where
                 if let Property::SessionExpiryInterval(v) = p {
                     let cur = c.session.expiry();
                     if cur == 0 && v.val() != 0 {
-                        // MQTT 5 3.14.2.2.2: a protocol error.
-                        self.end = Some(End::Abnormal);
+                        // MQTT 5 §3.14.2.2.2: a protocol error (the will is published).
+                        self.server_disconnect(
+                            DisconnectReasonCode::ProtocolError,
+                            Some("session expiry cannot be set on DISCONNECT when CONNECT had 0"),
+                        );
                         return;
                     }
                     c.session
@@ -514,7 +526,9 @@ where
                     Some(id)
                 }
                 Err(_) => {
-                    self.pending.push_front(d);
+                    // No identifier left (the window check makes this unreachable in
+                    // practice): drop rather than spin.
+                    self.shared.stats.messages_dropped.inc();
                     return;
                 }
             }

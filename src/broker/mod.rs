@@ -15,6 +15,7 @@ pub mod fuzzing;
 pub mod message;
 pub mod policy;
 mod publish;
+pub mod reload;
 pub mod retained;
 pub mod router;
 pub mod server;
