@@ -50,8 +50,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# 20,000 idle connections need file descriptors on both sides.
+# 20,000 idle connections need file descriptors on both sides (raising the hard
+# limit needs root; otherwise the soft limit goes up to the hard one).
+ulimit -Hn 65536 2>/dev/null || true
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+FDS=$(ulimit -n)
 
 say "policy: 1,000 device clients + 8 bench clients; Mosquitto ACL from the same policy"
 "$BIN" policy generate --clients 1000 --bench-clients 8 -o "$WORK/policy.yaml"
@@ -59,8 +62,9 @@ say "policy: 1,000 device clients + 8 bench clients; Mosquitto ACL from the same
 chmod -R a+rX "$WORK/mosquitto"
 
 # Equal limits where the two brokers have the same knob: 10,000 queued messages
-# per session (so that 5,000 wills reach one subscriber), 256 in flight. Both log
-# warnings and errors only (no line per connection).
+# per session (so that 5,000 wills reach one subscriber), 256 in flight, TCP_NODELAY
+# on accepted sockets (topicgate always sets it; Mosquitto only with set_tcp_nodelay).
+# Both log warnings and errors only (no line per connection).
 cat > "$WORK/mosquitto/bench.conf" <<CONF
 listener $MOSQ_PORT 127.0.0.1
 allow_anonymous true
@@ -72,6 +76,7 @@ log_dest stderr
 log_type error
 log_type warning
 connection_messages false
+set_tcp_nodelay true
 CONF
 cat > "$WORK/topicgate.yaml" <<CONF
 maxConnections: 30000
@@ -111,6 +116,11 @@ if [ "$QUICK" = 1 ]; then
 else
     MSGS=5000000; DUR=10; STORM=5000; CONNS=20000; KILLS=50
 fi
+# Each broker and the bench need one descriptor per connection plus a few.
+if [ "$FDS" -lt $((CONNS + 100)) ]; then
+    CONNS=$(( (FDS - 100) / 1000 * 1000 ))
+    echo "warning: only $FDS file descriptors per process (hard limit): connect uses $CONNS connections" >&2
+fi
 # name | arguments
 SCENARIOS=(
     "fanout-qos0|fanout --qos 0 --publishers 4 --subscribers 4 --messages $MSGS --duration $DUR"
@@ -146,6 +156,7 @@ done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 MACHINE="$(uname -srm); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(nproc) cores; $(free -g | awk '/Mem:/{print $2}') GiB"
+MOSQ_NODELAY=$(grep -q '^set_tcp_nodelay true' "$WORK/mosquitto/bench.conf" && echo "Mosquitto: set_tcp_nodelay true" || echo "Mosquitto: its default, off")
 MOSQ_VERSION=$("$MOSQUITTO" -h 2>&1 | head -1 || true)
 TG_VERSION="$("$BIN" --version) ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown))"
 
@@ -234,9 +245,11 @@ Medians of $RUNS runs, alternating which broker goes first, measured $(date -u '
   (the load generator shares the machine with the broker under test; NICE=$NICE for brokers and bench).
 - Brokers: topicgate $TG_VERSION (\`topicgate serve --dev\`, 1,008-client generated policy);
   $MOSQ_VERSION with the ACL from \`topicgate policy export --to mosquitto\` of the same policy.
-  Both: username-only identity on loopback, 10,000 queued messages per session, 256 in flight.
+  Both: username-only identity on loopback, 10,000 queued messages per session, 256 in flight,
+  TCP_NODELAY ($MOSQ_NODELAY).
 - Load generator: \`topicgate bench\` (MQTT 3.1.1, 64-byte payloads, TCP_NODELAY).
 - Command: \`scripts/bench-vs-mosquitto.sh\` (RUNS=$RUNS); the scenario arguments are in the script.
+  \`connect\` held $CONNS idle connections (open-file limit per process: $FDS).
 
 $SECTION
 <!-- bench-vs-mosquitto:end -->
