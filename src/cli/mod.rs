@@ -1,5 +1,6 @@
 //! The command line: a thin layer over the library. One file per command.
 
+pub mod certs;
 pub mod compile;
 pub mod explain;
 pub mod output;
@@ -20,6 +21,9 @@ pub enum Command {
     /// Work with policy files: compile, explain decisions.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Create development certificates and read thumbprints.
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
     /// Print a shell completion script, e.g. `topicgate completions bash > /etc/bash_completion.d/topicgate`.
     Completions {
         #[arg(value_enum)]
@@ -60,6 +64,7 @@ pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Policy(PolicyCommand::Compile(args)) => compile::run(args),
         Command::Policy(PolicyCommand::Explain(args)) => explain::run(args),
+        Command::Certs(cmd) => certs::run(cmd),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "topicgate", &mut std::io::stdout());
             exit::OK
