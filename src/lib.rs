@@ -6,6 +6,7 @@
 //! verifier) -> [`decisions`] (connect, publish, subscribe, explain) -> `broker`
 //! (the MQTT server) -> `cli`. [`diag`] is shared by all stages.
 pub mod analysis;
+pub mod broker;
 pub mod certs;
 pub mod cli;
 pub mod compiler;

@@ -4,6 +4,7 @@ pub mod certs;
 pub mod compile;
 pub mod explain;
 pub mod output;
+pub mod serve;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
@@ -21,6 +22,8 @@ pub enum Command {
     /// Work with policy files: compile, explain decisions.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Serve a policy from an enforcing MQTT 3.1.1/5 broker.
+    Serve(serve::ServeArgs),
     /// Create development certificates and read thumbprints.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
@@ -64,6 +67,7 @@ pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Policy(PolicyCommand::Compile(args)) => compile::run(args),
         Command::Policy(PolicyCommand::Explain(args)) => explain::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Certs(cmd) => certs::run(cmd),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "topicgate", &mut std::io::stdout());

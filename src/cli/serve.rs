@@ -1,0 +1,191 @@
+//! `topicgate serve POLICY|ARTIFACT [--mqtt ADDR]... [--dev] [--anonymous NAME] [--config FILE]`
+//!
+//! Boots the enforcing broker from a policy (compiled on the spot, refusing to
+//! start on errors) or a compiled artifact.
+
+use super::{exit, output};
+use crate::broker::{Broker, BrokerConfig, IdentityMode};
+use crate::compiler::load;
+use crate::decisions::access::AccessPolicy;
+use crate::diag::render;
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tracing::info;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The policy file (YAML) or a compiled artifact.
+    pub policy: PathBuf,
+    /// Plaintext MQTT listener, `HOST:PORT` (repeatable; port 0 picks one).
+    /// Default: 127.0.0.1:1883.
+    #[arg(long = "mqtt", value_name = "ADDR")]
+    pub mqtt: Vec<String>,
+    /// Development mode: trust the username alone (no password). Loopback only.
+    #[arg(long)]
+    pub dev: bool,
+    /// With --dev: clients that send no username act as the policy's client NAME.
+    #[arg(long, value_name = "NAME", requires = "dev")]
+    pub anonymous: Option<String>,
+    /// Broker limits (YAML or JSON; keys as in `BrokerConfig`, e.g. `maxConnections`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+pub fn run(args: ServeArgs) -> u8 {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "topicgate=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+
+    let loaded = match load::load(&args.policy) {
+        Ok(l) => l,
+        Err(e) => return output::report_load_error(&e),
+    };
+    if let Some(file) = &loaded.file {
+        if !loaded.diagnostics.is_empty() {
+            eprint!(
+                "{}",
+                render::human_all(&loaded.diagnostics, file, output::color())
+            );
+        }
+    }
+    let policy: Arc<dyn AccessPolicy> = Arc::new(loaded.policy);
+
+    let config = match &args.config {
+        Some(path) => match read_config(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::ERROR;
+            }
+        },
+        None => BrokerConfig::default(),
+    };
+
+    let specs = if args.mqtt.is_empty() {
+        vec!["127.0.0.1:1883".to_string()]
+    } else {
+        args.mqtt.clone()
+    };
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    for s in &specs {
+        match resolve(s) {
+            Ok(a) => addrs.extend(a),
+            Err(e) => {
+                eprintln!("error: --mqtt `{s}`: {e}");
+                return exit::ERROR;
+            }
+        }
+    }
+
+    let identity = if args.dev {
+        if let Some(a) = addrs.iter().find(|a| !a.ip().is_loopback()) {
+            eprintln!(
+                "error: --dev trusts the username alone, so it only binds loopback addresses; `{a}` is not one"
+            );
+            return exit::ERROR;
+        }
+        if let Some(name) = &args.anonymous {
+            if policy.lookup_client(name).is_none() {
+                eprintln!("error: --anonymous `{name}` is not a client of the policy");
+                return exit::ERROR;
+            }
+        }
+        eprintln!("================================================================");
+        eprintln!(" DEVELOPMENT MODE: clients are trusted by username alone.");
+        if let Some(name) = &args.anonymous {
+            eprintln!(" Clients without a username act as policy client `{name}`.");
+        }
+        eprintln!(" Loopback only. Do not use in production.");
+        eprintln!("================================================================");
+        IdentityMode::Dev {
+            anonymous: args.anonymous.clone(),
+        }
+    } else {
+        if !policy.has_password_clients() {
+            eprintln!(
+                "error: refusing to serve plaintext MQTT: no client of the policy has a `passwordHash`, \
+                 so nobody could authenticate.\n  help: add `authentication: {{ passwordHash: ... }}` \
+                 (argon2) to the clients, or use `--dev` on loopback to trust usernames while developing"
+            );
+            return exit::ERROR;
+        }
+        IdentityMode::Password
+    };
+
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return exit::ERROR;
+        }
+    };
+    rt.block_on(serve(policy, config, identity, addrs))
+}
+
+async fn serve(
+    policy: Arc<dyn AccessPolicy>,
+    config: BrokerConfig,
+    identity: IdentityMode,
+    addrs: Vec<SocketAddr>,
+) -> u8 {
+    let hash = policy.policy_hash();
+    let broker = Broker::new(policy, config, identity);
+    info!(policy_sha256 = %hash, "policy loaded");
+    for addr in addrs {
+        match broker.listen(addr).await {
+            Ok((local, _task)) => {
+                info!(listener = %format!("mqtt://{local}"), "listening");
+                // Scripts read this line to learn an ephemeral port.
+                println!("listening on mqtt://{local}");
+            }
+            Err(e) => {
+                eprintln!("error: cannot listen on {addr}: {e}");
+                broker.shutdown().await;
+                return exit::ERROR;
+            }
+        }
+    }
+    wait_for_signal().await;
+    info!("shutting down");
+    broker.shutdown().await;
+    exit::OK
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn resolve(spec: &str) -> Result<Vec<SocketAddr>, String> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<SocketAddr> = spec.to_socket_addrs().map_err(|e| e.to_string())?.collect();
+    if addrs.is_empty() {
+        return Err("resolves to no address".into());
+    }
+    Ok(addrs)
+}
+
+fn read_config(path: &Path) -> Result<BrokerConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    serde_saphyr::from_str(&text).map_err(|e| format!("`{}`: {e}", path.display()))
+}
