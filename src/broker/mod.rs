@@ -11,6 +11,7 @@ pub mod config;
 mod connect;
 pub mod connection;
 pub mod fuzzing;
+pub mod listeners;
 pub mod message;
 pub mod policy;
 mod publish;
@@ -21,7 +22,9 @@ pub mod session;
 pub mod state;
 pub mod stats;
 mod subscribe;
+pub mod tls;
 pub mod topic;
+pub mod ws;
 pub mod will;
 
 pub use config::{BrokerConfig, IdentityMode};

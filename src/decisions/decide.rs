@@ -144,4 +144,12 @@ impl AccessPolicy for CompiledPolicy {
     fn policy_hash(&self) -> String {
         self.source_hash_hex()
     }
+    fn authenticate_certificate(
+        &self,
+        peer: &crate::decisions::access::PeerCertificates,
+        username: Option<&str>,
+    ) -> Result<ClientId, crate::decisions::access::CertificateRefusal> {
+        let now = rustls::pki_types::UnixTime::now();
+        crate::broker::tls::identity::authenticate(&self.policy, peer, username, now).map(|i| i as ClientId)
+    }
 }
