@@ -6,7 +6,7 @@ use super::message::{qos_u8, Message};
 use super::session::Claim;
 use super::topic;
 use super::will::Will;
-use crate::decisions::access::{RefusalKind, AccessPolicy, ClientId, PasswordCheck};
+use crate::decisions::access::{AccessPolicy, ClientId, PasswordCheck, RefusalKind};
 use mqtt_protocol_core::mqtt::packet::{
     v3_1_1, v5_0, AssignedClientIdentifier, MaximumQos, Property, Qos, ReasonString,
     RetainAvailable, ServerKeepAlive, SessionExpiryInterval, SharedSubscriptionAvailable,

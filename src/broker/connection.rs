@@ -8,9 +8,9 @@
 //! an await.
 
 use super::message::Message;
-use super::tls::PeerCertificates;
 use super::session::{Delivery, Inflight, Kick, Session};
 use super::state::Shared;
+use super::tls::PeerCertificates;
 use super::will::Will;
 use mqtt_protocol_core::mqtt::common::Cursor;
 use mqtt_protocol_core::mqtt::connection::ConnectionOptions;

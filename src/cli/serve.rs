@@ -86,7 +86,8 @@ pub fn run(args: ServeArgs) -> u8 {
         None => BrokerConfig::default(),
     };
 
-    let no_listener = args.mqtt.is_empty() && args.mqtts.is_empty() && args.ws.is_empty() && args.wss.is_empty();
+    let no_listener =
+        args.mqtt.is_empty() && args.mqtts.is_empty() && args.ws.is_empty() && args.wss.is_empty();
     let mqtt_specs = if no_listener && args.dev {
         vec!["127.0.0.1:1883".to_string()]
     } else {
@@ -124,8 +125,11 @@ pub fn run(args: ServeArgs) -> u8 {
     }
     // Identity on plaintext listeners comes from the identity mode; TLS listeners
     // take it from the client certificate.
-    let addrs: Vec<SocketAddr> =
-        plans.iter().filter(|(flag, _)| *flag == "--mqtt" || *flag == "--ws").map(|(_, a)| *a).collect();
+    let addrs: Vec<SocketAddr> = plans
+        .iter()
+        .filter(|(flag, _)| *flag == "--mqtt" || *flag == "--ws")
+        .map(|(_, a)| *a)
+        .collect();
 
     let tls = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => match tls_listener(cert, key, &config) {
