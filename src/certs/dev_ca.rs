@@ -89,6 +89,29 @@ impl DevCa {
         &self.key_pem
     }
 
+    /// An intermediate CA signed by this one.
+    pub fn issue_intermediate(&self, common_name: &str) -> Result<DevCa, rcgen::Error> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = name(common_name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let validity = Validity::days_from_now(CA_VALIDITY_DAYS);
+        params.not_before = validity.not_before;
+        params.not_after = validity.not_after;
+        params.use_authority_key_identifier_extension = true;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(DevCa {
+            cert_pem: cert.pem(),
+            der: cert.der().to_vec(),
+            key_pem: key.serialize_pem(),
+            issuer: Issuer::new(params, key),
+        })
+    }
+
     /// A TLS server certificate for `localhost`, `127.0.0.1`, `::1` and `extra_names`
     /// (DNS names or IP addresses).
     pub fn issue_server(&self, extra_names: &[String]) -> Result<Issued, rcgen::Error> {
@@ -131,7 +154,8 @@ impl DevCa {
         self.issue(params, validity)
     }
 
-    fn issue(
+    /// Signs a certificate with these parameters (the validity is overridden).
+    pub fn issue(
         &self,
         mut params: CertificateParams,
         validity: Validity,

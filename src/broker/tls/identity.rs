@@ -263,3 +263,308 @@ impl CertNames {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::dev_ca::{self_signed_client, DevCa, Issued, Validity};
+    use crate::compiler::load::compile_text;
+    use rcgen::{CertificateParams, DistinguishedName, DnType, SanType};
+    use time::Duration;
+
+    fn peer(issued: &Issued) -> PeerCertificates {
+        PeerCertificates {
+            end_entity: CertificateDer::from(issued.der.clone()),
+            intermediates: Vec::new(),
+        }
+    }
+
+    fn policy(clients: &str, cas: &[&DevCa]) -> ResolvedPolicy {
+        let mut yaml = format!("clients:\n{clients}");
+        if !cas.is_empty() {
+            yaml.push_str("caCertificates:\n");
+            for (i, ca) in cas.iter().enumerate() {
+                let pem = ca.certificate_pem().trim_end().replace('\n', "\n      ");
+                yaml.push_str(&format!(
+                    "  ca{i}:\n    encodedCertificate: |\n      {pem}\n"
+                ));
+            }
+        }
+        let c = compile_text("p.yaml", &yaml, None);
+        assert!(!c.has_errors(), "{yaml}\n{:?}", c.diagnostics);
+        c.resolved.expect("resolved")
+    }
+
+    fn thumbprint_policy(entries: &[(&str, &Issued)]) -> ResolvedPolicy {
+        let mut clients = String::new();
+        for (name, issued) in entries {
+            clients.push_str(&format!(
+                "  {name}:\n    authentication: {{ validationScheme: ThumbprintMatch, allowedThumbprints: [ \"{}\" ] }}\n",
+                thumbprint(&issued.der).to_uppercase()
+            ));
+        }
+        policy(&clients, &[])
+    }
+
+    fn now() -> UnixTime {
+        UnixTime::now()
+    }
+
+    fn name_of(p: &ResolvedPolicy, r: Result<usize, CertificateRefusal>) -> String {
+        p.clients[r.expect("accepted")].name.value.clone()
+    }
+
+    fn refused(r: Result<usize, CertificateRefusal>) -> CertificateRefusal {
+        r.expect_err("refused")
+    }
+
+    fn year() -> Validity {
+        Validity::days_from_now(365)
+    }
+
+    #[test]
+    fn thumbprint_of_a_self_signed_certificate_names_its_client() {
+        let s1 = self_signed_client("sensor1", year()).expect("s1");
+        let s2 = self_signed_client("sensor2", year()).expect("s2");
+        let p = thumbprint_policy(&[("sensor1", &s1), ("sensor2", &s2)]);
+        assert_eq!(
+            name_of(&p, authenticate(&p, &peer(&s2), None, now())),
+            "sensor2"
+        );
+        assert_eq!(
+            name_of(&p, authenticate(&p, &peer(&s1), Some("sensor1"), now())),
+            "sensor1"
+        );
+        // Authentication names compare case-insensitively.
+        assert_eq!(
+            name_of(&p, authenticate(&p, &peer(&s1), Some("SENSOR1"), now())),
+            "sensor1"
+        );
+    }
+
+    #[test]
+    fn unknown_thumbprint_is_not_accepted() {
+        let s1 = self_signed_client("sensor1", year()).expect("s1");
+        let stranger = self_signed_client("sensor1", year()).expect("stranger");
+        let p = thumbprint_policy(&[("sensor1", &s1)]);
+        let r = refused(authenticate(&p, &peer(&stranger), Some("sensor1"), now()));
+        assert_eq!(r.kind, RefusalKind::NotAccepted);
+        assert!(r.detail.contains("thumbprint not allowed"), "{}", r.detail);
+        assert_eq!(
+            r.client_reason(),
+            "the client certificate is not accepted by the policy"
+        );
+    }
+
+    #[test]
+    fn another_clients_certificate_does_not_prove_the_username() {
+        let s1 = self_signed_client("sensor1", year()).expect("s1");
+        let s2 = self_signed_client("sensor2", year()).expect("s2");
+        let p = thumbprint_policy(&[("sensor1", &s1), ("sensor2", &s2)]);
+        let r = refused(authenticate(&p, &peer(&s2), Some("sensor1"), now()));
+        assert_eq!(r.kind, RefusalKind::UsernameMismatch);
+        assert!(
+            r.detail
+                .contains("proves `sensor2`, not the username `sensor1`"),
+            "{}",
+            r.detail
+        );
+        // The client is told nothing about which client the certificate belongs to.
+        assert!(!r.client_reason().contains("sensor"));
+    }
+
+    #[test]
+    fn expired_and_not_yet_valid_certificates_are_refused_even_when_pinned() {
+        let t = time::OffsetDateTime::now_utc();
+        let expired = self_signed_client(
+            "sensor1",
+            Validity {
+                not_before: t - Duration::days(30),
+                not_after: t - Duration::days(1),
+            },
+        )
+        .expect("expired");
+        let future = self_signed_client(
+            "sensor2",
+            Validity {
+                not_before: t + Duration::days(1),
+                not_after: t + Duration::days(30),
+            },
+        )
+        .expect("future");
+        let p = thumbprint_policy(&[("sensor1", &expired), ("sensor2", &future)]);
+        let r = refused(authenticate(&p, &peer(&expired), None, now()));
+        assert_eq!(r.kind, RefusalKind::NotAccepted);
+        assert!(r.detail.contains("expired at"), "{}", r.detail);
+        let r = refused(authenticate(&p, &peer(&future), None, now()));
+        assert!(r.detail.contains("not valid before"), "{}", r.detail);
+    }
+
+    #[test]
+    fn subject_scheme_needs_a_chain_to_a_policy_ca() {
+        let ca = DevCa::generate().expect("ca");
+        let other = DevCa::generate().expect("other ca");
+        let clients = "  sensor1:\n    authentication: { validationScheme: SubjectMatchesAuthenticationName }\n";
+        let p = policy(clients, &[&ca]);
+        let good = ca.issue_client("sensor1").expect("good");
+        assert_eq!(
+            name_of(&p, authenticate(&p, &peer(&good), None, now())),
+            "sensor1"
+        );
+        assert_eq!(
+            name_of(&p, authenticate(&p, &peer(&good), Some("sensor1"), now())),
+            "sensor1"
+        );
+
+        let foreign = other.issue_client("sensor1").expect("foreign");
+        let r = refused(authenticate(&p, &peer(&foreign), None, now()));
+        assert_eq!(r.kind, RefusalKind::NotAccepted);
+        assert!(
+            r.detail.contains("not issued by a CA of the policy"),
+            "{}",
+            r.detail
+        );
+
+        // A self-signed certificate with the right subject is not a chain.
+        let selfie = self_signed_client("sensor1", year()).expect("self");
+        assert_eq!(
+            refused(authenticate(&p, &peer(&selfie), None, now())).kind,
+            RefusalKind::NotAccepted
+        );
+
+        // The subject must match the username.
+        let r = refused(authenticate(&p, &peer(&good), Some("sensor2"), now()));
+        assert_eq!(r.kind, RefusalKind::UsernameMismatch);
+
+        // A policy without CAs accepts no chain.
+        let no_ca = policy(clients, &[]);
+        let r = refused(authenticate(&no_ca, &peer(&good), None, now()));
+        assert!(r.detail.contains("lists no CA certificate"), "{}", r.detail);
+    }
+
+    #[test]
+    fn chained_certificate_must_be_within_its_validity_period() {
+        let ca = DevCa::generate().expect("ca");
+        let t = time::OffsetDateTime::now_utc();
+        let expired = ca
+            .issue_client_valid(
+                "sensor1",
+                Validity {
+                    not_before: t - Duration::days(30),
+                    not_after: t - Duration::days(1),
+                },
+            )
+            .expect("expired");
+        let p = policy("  sensor1:\n    authentication: { validationScheme: SubjectMatchesAuthenticationName }\n", &[&ca]);
+        let r = refused(authenticate(&p, &peer(&expired), None, now()));
+        assert!(r.detail.contains("expired at"), "{}", r.detail);
+    }
+
+    #[test]
+    fn intermediates_presented_by_the_client_complete_the_chain() {
+        let root = DevCa::generate().expect("root");
+        let mid = root.issue_intermediate("floor 3 CA").expect("intermediate");
+        let leaf = mid.issue_client("sensor1").expect("leaf");
+        let p = policy("  sensor1:\n    authentication: { validationScheme: SubjectMatchesAuthenticationName }\n", &[&root]);
+        let mut with_mid = peer(&leaf);
+        with_mid
+            .intermediates
+            .push(CertificateDer::from(mid.certificate_der().to_vec()));
+        assert_eq!(
+            name_of(&p, authenticate(&p, &with_mid, None, now())),
+            "sensor1"
+        );
+        assert_eq!(
+            refused(authenticate(&p, &peer(&leaf), None, now())).kind,
+            RefusalKind::NotAccepted
+        );
+    }
+
+    /// A certificate with subject CN `cn` and the given SANs, issued by `ca`.
+    fn with_names(ca: &DevCa, cn: &str, sans: Vec<SanType>) -> Issued {
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, cn);
+        params.distinguished_name = dn;
+        params.subject_alt_names = sans;
+        ca.issue(params, year()).expect("issue")
+    }
+
+    #[test]
+    fn each_name_scheme_reads_its_own_field() {
+        let ca = DevCa::generate().expect("ca");
+        let clients = concat!(
+            "  by-dns:\n    authenticationName: dev1.factory.example\n",
+            "    authentication: { validationScheme: DnsMatchesAuthenticationName }\n",
+            "  by-uri:\n    authenticationName: spiffe://factory/dev2\n",
+            "    authentication: { validationScheme: UriMatchesAuthenticationName }\n",
+            "  by-ip:\n    authenticationName: 10.0.0.3\n",
+            "    authentication: { validationScheme: IpMatchesAuthenticationName }\n",
+            "  by-email:\n    authenticationName: dev4@factory.example\n",
+            "    authentication: { validationScheme: EmailMatchesAuthenticationName }\n",
+        );
+        let p = policy(clients, &[&ca]);
+        let ia5 = |s: &str| s.to_string().try_into().expect("ia5");
+        let cases = [
+            (
+                "by-dns",
+                SanType::DnsName(ia5("DEV1.factory.example")),
+                "dev1.factory.example",
+            ),
+            (
+                "by-uri",
+                SanType::URI(ia5("spiffe://factory/dev2")),
+                "spiffe://factory/dev2",
+            ),
+            (
+                "by-ip",
+                SanType::IpAddress("10.0.0.3".parse().expect("ip")),
+                "10.0.0.3",
+            ),
+            (
+                "by-email",
+                SanType::Rfc822Name(ia5("dev4@factory.example")),
+                "dev4@factory.example",
+            ),
+        ];
+        for (client, san, name) in cases {
+            let good = with_names(&ca, "unrelated", vec![san]);
+            assert_eq!(
+                name_of(&p, authenticate(&p, &peer(&good), None, now())),
+                client,
+                "{client}"
+            );
+            // The name in the subject CN only does not satisfy a SAN scheme.
+            let cn_only = with_names(&ca, name, vec![]);
+            assert_eq!(
+                refused(authenticate(&p, &peer(&cn_only), None, now())).kind,
+                RefusalKind::NotAccepted,
+                "{client}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_client_without_a_scheme_cannot_use_a_certificate() {
+        let ca = DevCa::generate().expect("ca");
+        let p = policy("  sensor1: {}\n", &[&ca]);
+        let cert = ca.issue_client("sensor1").expect("cert");
+        assert_eq!(
+            refused(authenticate(&p, &peer(&cert), None, now())).kind,
+            RefusalKind::NotAccepted
+        );
+    }
+
+    #[test]
+    fn garbage_certificate_is_refused_not_a_panic() {
+        let p = policy("  sensor1: {}\n", &[]);
+        let junk = PeerCertificates {
+            end_entity: CertificateDer::from(vec![0x30, 0x03, 1, 2, 3]),
+            intermediates: vec![],
+        };
+        assert_eq!(
+            refused(authenticate(&p, &junk, None, now())).kind,
+            RefusalKind::NotAccepted
+        );
+    }
+}
