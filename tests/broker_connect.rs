@@ -1,9 +1,9 @@
 //! semantics.md §4, CONNECT rows, both protocol versions, over real sockets.
 
-mod common;
+mod broker_support;
 
-use common::packets::*;
-use common::*;
+use broker_support::packets::*;
+use broker_support::*;
 use mqtt_protocol_core::mqtt::packet::Qos;
 use mqtt_protocol_core::mqtt::Version;
 use topicgate::broker::{BrokerConfig, IdentityMode};
@@ -111,7 +111,7 @@ async fn unsupported_will_qos_or_retain_is_refused() {
         retain_available: false,
         ..Default::default()
     };
-    let b = start(common::policy::lwt(), cfg).await;
+    let b = start(broker_support::policy::lwt(), cfg).await;
     let will = Some((
         "clients/sensor1/status",
         &b"x"[..],
@@ -162,9 +162,9 @@ async fn client_id_of_another_authentication_name_is_refused() {
 
 #[tokio::test]
 async fn passwords_are_checked_against_argon2_hashes() {
-    let policy = common::policy::compile(&common::policy::lwt_yaml(
+    let policy = broker_support::policy::compile(&broker_support::policy::lwt_yaml(
         true,
-        Some(&common::policy::hash("s3cret")),
+        Some(&broker_support::policy::hash("s3cret")),
     ));
     let b = start_with(policy, BrokerConfig::default(), IdentityMode::Password).await;
     let good = v5_connect_with("a", Some("sensor1"), None, Opts::password("s3cret"));
@@ -185,7 +185,7 @@ async fn passwords_are_checked_against_argon2_hashes() {
 #[tokio::test]
 async fn dev_anonymous_maps_clients_without_username() {
     let b = start_with(
-        common::policy::lwt(),
+        broker_support::policy::lwt(),
         BrokerConfig::default(),
         IdentityMode::Dev {
             anonymous: Some("actuator1".into()),

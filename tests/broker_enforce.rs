@@ -1,9 +1,9 @@
 //! semantics.md §4, PUBLISH and SUBSCRIBE rows, both protocol versions.
 
-mod common;
+mod broker_support;
 
-use common::packets::*;
-use common::*;
+use broker_support::packets::*;
+use broker_support::*;
 use mqtt_protocol_core::mqtt::packet::{Packet, Qos};
 use mqtt_protocol_core::mqtt::Version;
 use std::time::Duration;

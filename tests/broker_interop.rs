@@ -67,6 +67,7 @@ port = int(sys.argv[1])
 c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="paho-act2", protocol=mqtt.MQTTv311)
 c.username_pw_set("actuator2")
 c.on_connect = lambda c, u, f, rc, p: c.subscribe("clients/+/status", qos=1)
+c.on_subscribe = lambda c, u, mid, rcs, p: print("ready", flush=True)
 c.on_message = lambda c, u, m: print(m.topic, m.payload.decode(), flush=True)
 c.connect("127.0.0.1", port)
 c.loop_start()
@@ -126,18 +127,24 @@ fn mosquitto_and_paho_reproduce_the_seed_scenario() {
             "-i",
             "msub",
         ])
-        .args(["-t", "clients/+/status", "-v", "-q", "1", "-W", "6"])
+        .args(["-t", "clients/+/status", "-v", "-q", "1", "-W", "8"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("mosquitto_sub");
     let psub = Command::new("python3")
-        .args(["-c", PAHO_SUB, &p, "5"])
+        .args(["-c", PAHO_SUB, &p, "6"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("paho subscriber");
-    std::thread::sleep(Duration::from_millis(800));
+    // Wait for paho's SUBACK (python starts slowly on a loaded machine).
+    let mut psub = psub;
+    let mut psub_out = BufReader::new(psub.stdout.take().expect("stdout"));
+    let mut ready = String::new();
+    psub_out.read_line(&mut ready).expect("paho ready line");
+    assert_eq!(ready.trim(), "ready");
+    std::thread::sleep(Duration::from_millis(300));
 
     // sensor2 disconnects gracefully: its will ("gone") must NOT be published.
     let st = Command::new("mosquitto_pub")
@@ -250,10 +257,10 @@ fn mosquitto_and_paho_reproduce_the_seed_scenario() {
     let out_bad = String::from_utf8_lossy(&paho_bad.stdout);
     assert!(out_bad.contains("Not authorized"), "paho: {out_bad}");
 
-    let deadline = Instant::now() + Duration::from_secs(8);
     let m = read_all(msub);
-    let pp = read_all(psub);
-    assert!(Instant::now() < deadline + Duration::from_secs(5));
+    let _ = psub.wait();
+    let mut pp = String::new();
+    let _ = psub_out.read_to_string(&mut pp);
     for (who, got) in [("mosquitto_sub", &m), ("paho", &pp)] {
         assert!(
             got.contains("clients/sensor1/status offline"),

@@ -1,10 +1,10 @@
 //! Limits and bad input: every breach ends with the right code and the listener
 //! keeps serving everyone else.
 
-mod common;
+mod broker_support;
 
-use common::packets::*;
-use common::*;
+use broker_support::packets::*;
+use broker_support::*;
 use mqtt_protocol_core::mqtt::packet::{Packet, Qos};
 use mqtt_protocol_core::mqtt::Version;
 use std::net::SocketAddr;
@@ -32,7 +32,7 @@ async fn max_connections_answers_server_busy() {
         max_connections: 2,
         ..Default::default()
     };
-    let b = start(common::policy::lwt(), cfg).await;
+    let b = start(broker_support::policy::lwt(), cfg).await;
     let _a = v5_ok(b.addr, "a", "admin").await;
     let _c = v5_ok(b.addr, "c", "admin2").await;
     let mut r = Raw::open(b.addr, Version::V5_0).await;
@@ -54,7 +54,7 @@ async fn connect_timeout_closes_silent_connections() {
         connect_timeout: Duration::from_millis(300),
         ..Default::default()
     };
-    let b = start(common::policy::lwt(), cfg).await;
+    let b = start(broker_support::policy::lwt(), cfg).await;
     // Silence after TCP connect.
     let mut silent = Raw::open(b.addr, Version::V5_0).await;
     // Slowloris: half a CONNECT, then nothing.
@@ -73,7 +73,7 @@ async fn oversized_packets_are_refused_with_0x95() {
         max_packet_size: 1024,
         ..Default::default()
     };
-    let b = start(common::policy::lwt(), cfg).await;
+    let b = start(broker_support::policy::lwt(), cfg).await;
     let mut s = v5_ok(b.addr, "s", "admin").await;
     s.send_raw(&[0x30, 0xff, 0xff, 0xff, 0x7f]).await; // announces 256 MiB
     let seen = s.until_closed(T).await.expect("closed");
@@ -94,7 +94,7 @@ async fn receive_maximum_exceeded_disconnects_0x93() {
         receive_maximum: 2,
         ..Default::default()
     };
-    let b = start(common::policy::lwt(), cfg).await;
+    let b = start(broker_support::policy::lwt(), cfg).await;
     let mut s = v5_ok(b.addr, "s", "admin").await;
     // Three QoS 2 PUBLISHes without PUBREL: the third exceeds the window.
     for pid in 1..=3u16 {
@@ -116,7 +116,7 @@ async fn subscriptions_per_session_are_limited() {
         max_subscriptions_per_session: 2,
         ..Default::default()
     };
-    let b = start(common::policy::lwt(), cfg).await;
+    let b = start(broker_support::policy::lwt(), cfg).await;
     let mut s = v5_ok(b.addr, "s", "admin").await;
     s.send(
         v5_sub(
@@ -146,7 +146,7 @@ async fn outgoing_inflight_window_and_queue_are_bounded() {
         max_queued_messages: 3,
         ..Default::default()
     };
-    let b = start(common::policy::lwt(), cfg).await;
+    let b = start(broker_support::policy::lwt(), cfg).await;
     // A subscriber that never acknowledges.
     let mut sub = Raw::open(b.addr, Version::V5_0).await;
     sub.mqtt.set_auto_pub_response(false);

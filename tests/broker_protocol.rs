@@ -1,10 +1,10 @@
 //! MQTT protocol features beyond authorization: sessions, offline queue, topic
 //! aliases, subscription options, shared subscriptions, expiry, shutdown.
 
-mod common;
+mod broker_support;
 
-use common::packets::*;
-use common::*;
+use broker_support::packets::*;
+use broker_support::*;
 use mqtt_protocol_core::mqtt::packet::{
     v5_0, MessageExpiryInterval, Packet, Property, Qos, RetainHandling, SessionExpiryInterval,
     SubEntry, SubOpts, TopicAlias, TopicAliasMaximum,
@@ -312,7 +312,7 @@ async fn server_keep_alive_is_announced_and_enforced() {
         max_keep_alive: 1,
         ..Default::default()
     };
-    let b = start(common::policy::lwt(), cfg).await;
+    let b = start(broker_support::policy::lwt(), cfg).await;
     let (mut s, c) = v5(
         b.addr,
         "s",

@@ -1,8 +1,8 @@
 //! Real clients: rumqttc (3.1.1 and 5) against the broker over loopback.
 
-mod common;
+mod broker_support;
 
-use common::*;
+use broker_support::*;
 use rumqttc::v5::mqttbytes::v5::{
     ConnectReturnCode as ConnectReturnCode5, LastWillProperties, Packet as Packet5,
     SubscribeReasonCode as SubCode5,

@@ -1,9 +1,9 @@
 //! semantics.md §5: every case of Last Will and Testament, over real sockets.
 
-mod common;
+mod broker_support;
 
-use common::packets::*;
-use common::*;
+use broker_support::packets::*;
+use broker_support::*;
 use mqtt_protocol_core::mqtt::packet::{
     ContentType, Packet, Property, Qos, SessionExpiryInterval, UserProperty,
 };
@@ -309,7 +309,7 @@ async fn will_is_authorized_again_when_it_fires() {
     drop(s);
     // The policy is reloaded before the will fires: sensor1 may no longer publish.
     b.broker
-        .replace_policy(common::policy::compile(&common::policy::lwt_yaml(
+        .replace_policy(broker_support::policy::compile(&broker_support::policy::lwt_yaml(
             false, None,
         )));
     w.expect_nothing(Duration::from_millis(1600)).await;

@@ -103,6 +103,8 @@ pub async fn run_with_certificate<S>(
     let mut mqtt = Connection::<role::Server>::with_options(Version::Undetermined, options);
     mqtt.set_auto_ping_response(true);
     mqtt.set_auto_pub_response(false);
+    // Use topic aliases towards MQTT 5 clients that allow them (Topic Alias Maximum > 0).
+    mqtt.set_auto_map_topic_alias_send(true);
     let mut conn = Conn {
         shared,
         io,

@@ -3,6 +3,7 @@
 pub mod certs;
 pub mod compile;
 pub mod explain;
+pub mod generate;
 pub mod output;
 pub mod serve;
 
@@ -40,6 +41,8 @@ pub enum PolicyCommand {
     Compile(compile::CompileArgs),
     /// Decide whether a client may connect, publish or subscribe, and say why.
     Explain(explain::ExplainArgs),
+    /// Write a synthetic policy of any size, for benchmarks and load tests.
+    Generate(generate::GenerateArgs),
 }
 
 /// Exit codes shared by all commands.
@@ -55,7 +58,11 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { exit::ERROR } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::ERROR
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }
@@ -67,10 +74,16 @@ pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Policy(PolicyCommand::Compile(args)) => compile::run(args),
         Command::Policy(PolicyCommand::Explain(args)) => explain::run(args),
+        Command::Policy(PolicyCommand::Generate(args)) => generate::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Certs(cmd) => certs::run(cmd),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "topicgate", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "topicgate",
+                &mut std::io::stdout(),
+            );
             exit::OK
         }
     }
