@@ -42,6 +42,8 @@ where
 }
 
 /// Accepts the handshake only with subprotocol `mqtt`, and answers with it.
+// The signature is the one tungstenite's handshake `Callback` takes.
+#[allow(clippy::result_large_err)]
 fn choose_mqtt(request: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
     let offered = request
         .headers()
