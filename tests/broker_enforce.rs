@@ -300,3 +300,32 @@ async fn v5_properties_pass_through_and_are_stripped_for_v3() {
     }
     assert!(matches!(a3.recv(T).await, Ok(Packet::V3_1_1Publish(_))));
 }
+
+#[tokio::test]
+async fn a_reloaded_policy_revokes_subscriptions_and_disabled_clients() {
+    let b = lwt_broker().await;
+    let mut a = v5_client(b.addr, "a1", "actuator1").await;
+    a.send(v5_sub(1, &[("clients/+/status", Qos::AtMostOnce)]).into())
+        .await;
+    a.recv(T).await.expect("suback");
+    let mut adm = v5_client(b.addr, "adm", "admin").await;
+    let yaml = broker_support::policy::lwt_yaml(true, None)
+        .replace(
+            "  actuators-sub:\n    clientGroup: actuators\n    topicSpace: lwt-sub\n    permission: subscriber\n",
+            "",
+        )
+        .replace("  admin:\n    attributes: { type: admin }", "  admin:\n    state: Disabled\n    attributes: { type: admin }");
+    b.broker
+        .replace_policy(broker_support::policy::compile(&yaml));
+    // admin is Disabled now: DISCONNECT 0x87.
+    let seen = adm.until_closed(T).await.expect("closed");
+    assert_eq!(
+        seen.iter().map(disconnect_code).collect::<Vec<_>>(),
+        vec![0x87]
+    );
+    // actuator1 stays connected but its subscription is gone.
+    let mut s = v5_client(b.addr, "s1", "sensor1").await;
+    s.send(v5_pub("clients/sensor1/status", b"x", Qos::AtMostOnce, None).into())
+        .await;
+    a.expect_nothing(Duration::from_millis(300)).await;
+}

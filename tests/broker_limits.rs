@@ -217,3 +217,63 @@ async fn garbage_and_truncated_frames_never_wedge_the_listener() {
     }
     still_serving(b.addr).await;
 }
+
+#[tokio::test]
+async fn wrong_fixed_header_flags_are_malformed() {
+    let b = lwt_broker().await;
+    // SUBSCRIBE with flags 0000 (must be 0010): v5 gets DISCONNECT 0x81.
+    let mut s = v5_ok(b.addr, "s", "admin").await;
+    s.send_raw(&[0x80, 0x06, 0x00, 0x01, 0x00, 0x01, b'a', 0x00])
+        .await;
+    let seen = s.until_closed(T).await.expect("closed");
+    assert_eq!(
+        seen.iter().map(disconnect_code).collect::<Vec<_>>(),
+        vec![0x81]
+    );
+    // A valid PINGREQ in the same write is still answered first.
+    let mut s = v5_ok(b.addr, "s2", "admin").await;
+    s.send_raw(&[0xc0, 0x00, 0xc1, 0x00]).await;
+    let seen = s.until_closed(T).await.expect("closed");
+    assert!(
+        matches!(seen.first(), Some(Packet::V5_0Pingresp(_))),
+        "{seen:?}"
+    );
+    // 3.1.1: closed.
+    let mut s3 = Raw::open(b.addr, Version::V3_1_1).await;
+    s3.send(v3_connect("s3", Some("admin"), None).into()).await;
+    s3.recv(T).await.expect("connack");
+    s3.send_raw(&[0xe2, 0x00]).await;
+    assert!(s3.until_closed(T).await.expect("closed").is_empty());
+}
+
+#[tokio::test]
+async fn a_flood_of_silent_connections_does_not_stop_connected_clients() {
+    let cfg = BrokerConfig {
+        max_connections: 20,
+        connect_timeout: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let b = start(broker_support::policy::lwt(), cfg).await;
+    let mut sub = v5_ok(b.addr, "sub", "admin").await;
+    sub.send(v5_sub(1, &[("f/#", Qos::AtMostOnce)]).into())
+        .await;
+    sub.recv(T).await.expect("suback");
+    let mut publ = v5_ok(b.addr, "pub", "admin2").await;
+    let mut flood = Vec::new();
+    for _ in 0..150 {
+        if let Ok(s) = tokio::net::TcpStream::connect(b.addr).await {
+            flood.push(s);
+        }
+    }
+    // Connected clients keep exchanging messages during the flood.
+    for i in 0..5u8 {
+        publ.send(v5_pub("f/x", &[i], Qos::AtMostOnce, None).into())
+            .await;
+        let (_, p, _, _) = publish_parts(&sub.recv(T).await.expect("message during flood"));
+        assert_eq!(p, vec![i]);
+    }
+    // Once the silent connections time out, newcomers are served again.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    drop(flood);
+    still_serving(b.addr).await;
+}

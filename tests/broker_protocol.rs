@@ -368,3 +368,119 @@ async fn outgoing_packets_respect_the_clients_maximum_packet_size() {
         .await;
     assert_eq!(publish_parts(&s.recv(T).await.expect("small")).0, "m/small");
 }
+
+#[tokio::test]
+async fn unacknowledged_qos1_is_resent_with_dup_after_resume() {
+    let b = lwt_broker().await;
+    let o = || Opts {
+        props: vec![SessionExpiryInterval::new(60).unwrap().into()],
+        ..Default::default()
+    };
+    let mut s = Raw::open(b.addr, Version::V5_0).await;
+    s.mqtt.set_auto_pub_response(false);
+    s.send(v5_connect_with("inflight", Some("admin"), None, o()).into())
+        .await;
+    s.recv(T).await.expect("connack");
+    s.send(v5_sub(1, &[("i/#", Qos::AtLeastOnce)]).into()).await;
+    s.recv(T).await.expect("suback");
+    let (mut p, _) = v5(b.addr, "p", "admin2", Opts::default()).await;
+    p.send(v5_pub("i/1", b"once", Qos::AtLeastOnce, Some(1)).into())
+        .await;
+    match s.recv(T).await.expect("first delivery") {
+        Packet::V5_0Publish(m) => assert!(!m.dup()),
+        other => panic!("{other:?}"),
+    }
+    drop(s); // never acknowledged
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (mut s, c) = v5(
+        b.addr,
+        "inflight",
+        "admin",
+        Opts {
+            resume: true,
+            ..o()
+        },
+    )
+    .await;
+    assert!(c.session_present());
+    match s.recv(T).await.expect("redelivery") {
+        Packet::V5_0Publish(m) => {
+            assert!(m.dup());
+            assert_eq!(m.payload().as_slice(), b"once");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn v311_persistent_session_resumes_with_queued_messages() {
+    let b = lwt_broker().await;
+    let persist = || Opts {
+        resume: true,
+        ..Default::default()
+    };
+    let mut s = Raw::open(b.addr, Version::V3_1_1).await;
+    s.send(v3_connect_with("p3", Some("admin"), None, persist()).into())
+        .await;
+    match s.recv(T).await.expect("connack") {
+        Packet::V3_1_1Connack(c) => assert!(!c.session_present()),
+        other => panic!("{other:?}"),
+    }
+    s.send(v3_sub(1, &[("q/#", Qos::AtLeastOnce)]).into()).await;
+    s.recv(T).await.expect("suback");
+    s.send_raw(&[0xe0, 0x00]).await; // normal DISCONNECT: the session stays
+    assert!(s.until_closed(T).await.is_ok());
+    let (mut p, _) = v5(b.addr, "pub", "admin2", Opts::default()).await;
+    p.send(v5_pub("q/1", b"queued", Qos::AtLeastOnce, Some(1)).into())
+        .await;
+    p.recv(T).await.expect("puback");
+    let mut s = Raw::open(b.addr, Version::V3_1_1).await;
+    s.send(v3_connect_with("p3", Some("admin"), None, persist()).into())
+        .await;
+    match s.recv(T).await.expect("connack") {
+        Packet::V3_1_1Connack(c) => assert!(c.session_present()),
+        other => panic!("{other:?}"),
+    }
+    let (t, payload, _, _) = publish_parts(&s.recv(T).await.expect("queued"));
+    assert_eq!((t.as_str(), payload.as_slice()), ("q/1", &b"queued"[..]));
+}
+
+#[tokio::test]
+async fn publishing_beyond_broker_capabilities_is_refused() {
+    let cfg = BrokerConfig {
+        max_qos: 1,
+        retain_available: false,
+        ..Default::default()
+    };
+    let b = start(broker_support::policy::lwt(), cfg).await;
+    let (mut s, c) = v5(b.addr, "s", "admin", Opts::default()).await;
+    assert!(c
+        .props()
+        .iter()
+        .any(|x| matches!(x, Property::MaximumQos(q) if q.val() == 1)));
+    assert!(c
+        .props()
+        .iter()
+        .any(|x| matches!(x, Property::RetainAvailable(r) if r.val() == 0)));
+    s.send(retained_pub("r/1", b"x")).await;
+    let seen = s.until_closed(T).await.expect("closed");
+    assert_eq!(
+        seen.iter().map(disconnect_code).collect::<Vec<_>>(),
+        vec![0x9A]
+    );
+    let (mut s, _) = v5(b.addr, "s2", "admin", Opts::default()).await;
+    s.send_raw(
+        &mqtt_protocol_core::mqtt::packet::GenericPacketTrait::to_continuous_buffer(&v5_pub(
+            "q/2",
+            b"x",
+            Qos::ExactlyOnce,
+            Some(1),
+        )),
+    )
+    .await;
+    let seen = s.until_closed(T).await.expect("closed");
+    assert_eq!(
+        seen.iter().map(disconnect_code).collect::<Vec<_>>(),
+        vec![0x9B]
+    );
+}

@@ -308,10 +308,9 @@ async fn will_is_authorized_again_when_it_fires() {
     let s = sensor_v5(b.addr, 1, expiry(60)).await;
     drop(s);
     // The policy is reloaded before the will fires: sensor1 may no longer publish.
-    b.broker
-        .replace_policy(broker_support::policy::compile(&broker_support::policy::lwt_yaml(
-            false, None,
-        )));
+    b.broker.replace_policy(broker_support::policy::compile(
+        &broker_support::policy::lwt_yaml(false, None),
+    ));
     w.expect_nothing(Duration::from_millis(1600)).await;
     assert_eq!(b.broker.stats().wills_dropped.get(), 1);
 }
@@ -367,4 +366,26 @@ async fn policy_close_of_v3_publisher_publishes_its_will() {
         .await;
     assert!(s.until_closed(T).await.is_ok());
     expect_will(&mut w).await;
+}
+
+#[tokio::test]
+async fn will_message_expiry_counts_from_publication() {
+    use mqtt_protocol_core::mqtt::packet::MessageExpiryInterval;
+    let b = lwt_broker().await;
+    let mut w = watcher(b.addr, "a1", "actuator1", Version::V5_0, Qos::AtLeastOnce).await;
+    let o = Opts {
+        will_props: vec![MessageExpiryInterval::new(1).unwrap().into()],
+        ..Default::default()
+    };
+    let s = sensor_v5(b.addr, 0, o).await;
+    // The connection outlives the expiry interval; the will must still be delivered.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    drop(s);
+    match expect_will(&mut w).await {
+        Packet::V5_0Publish(p) => assert!(p
+            .props()
+            .iter()
+            .any(|x| matches!(x, Property::MessageExpiryInterval(m) if m.val() == 1))),
+        other => panic!("{other:?}"),
+    }
 }

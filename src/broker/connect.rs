@@ -253,7 +253,12 @@ where
         session.set_expiry(expiry);
 
         let will = info.will.as_ref().map(|w| {
-            let (props, expires_at) = Message::from_props(&w.props);
+            // The will's Message Expiry Interval starts when it is published, not now.
+            let (props, _) = Message::from_props(&w.props);
+            let expiry = w.props.iter().find_map(|p| match p {
+                Property::MessageExpiryInterval(m) => Some(m.val()),
+                _ => None,
+            });
             Will {
                 msg: Message {
                     topic: w.topic.clone(),
@@ -261,9 +266,10 @@ where
                     qos: w.qos,
                     retain: w.retain,
                     props,
-                    expires_at,
+                    expires_at: None,
                     origin: client_id.clone(),
                 },
+                expiry,
                 delay: w.delay.min(self.shared.config.max_will_delay),
                 auth_name: auth_name.clone(),
             }

@@ -7,6 +7,7 @@
 //! from other connections arrive on a bounded channel. No lock is held across
 //! an await.
 
+use super::frame::FrameScan;
 use super::message::Message;
 use super::session::{Delivery, Inflight, Kick, Session};
 use super::state::Shared;
@@ -75,6 +76,10 @@ pub struct Conn<S> {
     pub(super) subscribed_new: Vec<bool>,
     /// Packet identifiers in use for our QoS 1/2 PUBLISHes to the client.
     pub(super) inflight_out: usize,
+    /// Fixed-header flag check in front of the codec.
+    pub(super) frames: FrameScan,
+    /// Set when the scan found a malformed header; acted on after the packets before it.
+    pub(super) malformed: bool,
 }
 
 /// Serves one connection on `io` until it ends. Works on any byte stream
@@ -119,6 +124,8 @@ pub async fn run_with_certificate<S>(
         inbox: VecDeque::new(),
         subscribed_new: Vec::new(),
         inflight_out: 0,
+        frames: FrameScan::default(),
+        malformed: false,
         certificate,
     };
     conn.serve().await;
@@ -171,17 +178,26 @@ where
                         self.process_inbox().await;
                     }
                 },
-                d = client.rx.recv() => {
-                    if let Some(d) = d {
-                        self.enqueue(d);
-                    }
-                }
-                _ = client.kick.changed() => {
-                    let kick = *client.kick.borrow();
-                    if kick == Kick::TakenOver {
-                        info!(client_id = %client.client_id, "session taken over by a new connection");
-                        self.server_disconnect(DisconnectReasonCode::SessionTakenOver, None);
-                        self.end = Some(End::Abnormal);
+                d = client.rx.recv() => match d {
+                    Some(d) => self.enqueue(d),
+                    // The session dropped our mailbox: we are no longer attached.
+                    None => { self.end.get_or_insert(End::Abnormal); }
+                },
+                k = client.kick.changed() => {
+                    let kick = if k.is_ok() { *client.kick.borrow() } else { Kick::TakenOver };
+                    match kick {
+                        Kick::TakenOver => {
+                            info!(client_id = %client.client_id, "session taken over by a new connection");
+                            self.server_disconnect(DisconnectReasonCode::SessionTakenOver, None);
+                        }
+                        Kick::NotAuthorized => {
+                            info!(client_id = %client.client_id, "the policy no longer allows this client");
+                            self.server_disconnect(
+                                DisconnectReasonCode::NotAuthorized,
+                                Some("the policy in force no longer allows this client"),
+                            );
+                        }
+                        Kick::None => {}
                     }
                 }
                 _ = shutdown.changed() => {
@@ -207,6 +223,15 @@ where
 
     /// Feeds received bytes to the codec, one packet per `recv` call.
     fn feed(&mut self, data: &[u8]) {
+        let bad = self.frames.scan(data);
+        let data = &data[..bad.unwrap_or(data.len())];
+        self.feed_codec(data);
+        if bad.is_some() {
+            self.malformed = true;
+        }
+    }
+
+    fn feed_codec(&mut self, data: &[u8]) {
         let mut cursor = Cursor::new(data);
         while (cursor.position() as usize) < data.len() && self.end.is_none() {
             let before = cursor.position();
@@ -287,6 +312,11 @@ where
                 break;
             }
             self.on_packet(p).await;
+        }
+        if self.malformed && self.end.is_none() {
+            self.shared.stats.protocol_errors.inc();
+            info!(peer = %self.peer, "reserved fixed-header flags set: malformed packet");
+            self.server_disconnect(DisconnectReasonCode::MalformedPacket, None);
         }
     }
 

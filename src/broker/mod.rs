@@ -10,11 +10,13 @@
 pub mod config;
 mod connect;
 pub mod connection;
+pub mod frame;
 pub mod fuzzing;
 pub mod listeners;
 pub mod message;
 pub mod policy;
 mod publish;
+pub mod reload;
 pub mod retained;
 pub mod router;
 pub mod server;

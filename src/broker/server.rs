@@ -30,6 +30,7 @@ use tracing::{info, warn};
 const OVERFLOW_ANSWERS: usize = 64;
 
 /// A running broker. Listeners feed it byte streams; it owns the shared state.
+/// Dropping it stops it like [`Broker::shutdown`] without waiting.
 pub struct Broker {
     shared: Arc<Shared>,
     shutdown_tx: watch::Sender<bool>,
@@ -74,8 +75,11 @@ impl Broker {
     }
 
     /// Swaps the policy in force; every later decision (and every will fired later) uses it.
+    /// Subscriptions the new policy no longer grants are dropped, and clients it no
+    /// longer knows or enables are disconnected (MQTT 5: DISCONNECT 0x87).
     pub fn replace_policy(&self, policy: Arc<dyn AccessPolicy>) {
         self.shared.policy.replace(policy);
+        super::reload::revalidate(&self.shared);
     }
 
     /// Accepts TCP connections on `listener` until shutdown.

@@ -32,6 +32,8 @@ pub enum Kick {
     None,
     /// A new connection with the same client ID took the session over.
     TakenOver,
+    /// The policy in force no longer knows or enables the client.
+    NotAuthorized,
 }
 
 /// The connection a session is attached to.
@@ -126,6 +128,18 @@ impl Session {
         Some(existed)
     }
 
+    /// The raw filters of the session's subscriptions.
+    pub fn subscription_filters(&self) -> Vec<String> {
+        self.lock().subscriptions.keys().cloned().collect()
+    }
+
+    /// Asks the attached connection, if any, to end.
+    pub fn kick(&self, why: Kick) {
+        if let Some(a) = &self.lock().attached {
+            let _ = a.kick.send(why);
+        }
+    }
+
     pub fn remove_subscription(&self, raw: &str) -> bool {
         self.lock().subscriptions.remove(raw).is_some()
     }
@@ -173,6 +187,11 @@ pub struct Sessions {
 impl Sessions {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Session>>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every session now.
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.lock().values().cloned().collect()
     }
 
     pub fn contains(&self, client_id: &str) -> bool {

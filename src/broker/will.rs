@@ -3,6 +3,8 @@
 use super::message::Message;
 use super::state::Shared;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 /// A will taken from CONNECT, owned by exactly one network connection.
@@ -12,6 +14,8 @@ pub struct Will {
     pub msg: Message,
     /// MQTT 5 Will Delay Interval in seconds (already capped by the config).
     pub delay: u32,
+    /// MQTT 5 Message Expiry Interval of the will, counted from when it is published.
+    pub expiry: Option<u32>,
     /// The authentication name it was authorized for at CONNECT.
     pub auth_name: String,
 }
@@ -39,5 +43,9 @@ pub fn fire(shared: &Shared, will: Will) {
     }
     shared.stats.wills_published.inc();
     info!(client = %will.auth_name, client_id = %will.msg.origin, topic, "publishing will");
-    shared.publish(Arc::new(will.msg));
+    let mut msg = will.msg;
+    if let Some(secs) = will.expiry {
+        msg.expires_at = Some(Instant::now() + Duration::from_secs(u64::from(secs)));
+    }
+    shared.publish(Arc::new(msg));
 }

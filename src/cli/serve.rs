@@ -59,6 +59,7 @@ pub fn run(args: ServeArgs) -> u8 {
                 .unwrap_or_else(|_| "topicgate=info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 
     let loaded = match load::load(&args.policy) {
@@ -220,6 +221,7 @@ async fn serve(
     identity: IdentityMode,
     listeners: Vec<(SocketAddr, Transport)>,
 ) -> u8 {
+    let signals = StopSignals::install();
     let hash = policy.policy_hash();
     let broker = Broker::new(policy, config, identity);
     info!(policy_sha256 = %hash, "policy loaded");
@@ -238,25 +240,46 @@ async fn serve(
             }
         }
     }
-    wait_for_signal().await;
+    signals.wait().await;
     info!("shutting down");
     broker.shutdown().await;
     exit::OK
 }
 
-async fn wait_for_signal() {
+/// SIGINT/SIGTERM, registered before any listener is announced so that a signal
+/// sent right after the "listening" line is never the default (fatal) action.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            StopSignals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        StopSignals {}
+    }
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let (Some(mut term), Some(mut int)) = (self.term, self.int) {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
                 _ = term.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn resolve(spec: &str) -> Result<Vec<SocketAddr>, String> {
