@@ -273,3 +273,73 @@ async fn certificate_without_its_key_fails_the_handshake() {
         Answer::Connack(SUCCESS)
     );
 }
+
+#[tokio::test]
+async fn a_replaced_policy_decides_the_next_certificate_connect() {
+    let s = setup().await;
+    assert_eq!(
+        answer(&s, Some(&s.sensor1), true, None, false).await,
+        Answer::Connack(SUCCESS)
+    );
+    // The new policy pins sensor1 to another certificate: same TLS setup, new decision.
+    let replacement =
+        self_signed_client("sensor1", Validity::days_from_now(30)).expect("replacement");
+    let policy = lwt_policy(&[("sensor1", Some(pinned(&replacement)))], &[]);
+    s.broker.broker.replace_policy(compile(&policy));
+    assert_eq!(
+        answer(&s, Some(&s.sensor1), true, None, false).await,
+        Answer::Connack(V5_NOT_AUTHORIZED)
+    );
+    assert_eq!(
+        answer(&s, Some(&replacement), true, None, false).await,
+        Answer::Connack(SUCCESS)
+    );
+}
+
+#[tokio::test]
+async fn a_replaced_server_certificate_serves_the_next_handshake() {
+    use std::sync::Arc;
+    use topicgate::broker::tls::{server_config, ServerCertificate, TlsListener};
+    let old = Pki::new();
+    let new = Pki::new();
+    let cert = Arc::new(
+        ServerCertificate::from_files(
+            &old.dir.path().join("server.pem"),
+            &old.dir.path().join("server.key"),
+        )
+        .expect("old"),
+    );
+    let tls = TlsListener::new(server_config(cert.clone()).expect("config"), T);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                if let Ok((mut stream, _)) = tls.handshake(tcp).await {
+                    let _ = stream.write_all(b"hi").await;
+                    let _ = stream.flush().await;
+                }
+            });
+        }
+    });
+    let client = old.ca.issue_client("c").expect("client");
+    let trusts_old = client_config(&old, Some(&client), false);
+    let trusts_new = client_config(&new, Some(&client), false);
+    assert!(tls_connect(addr, trusts_old.clone()).await.is_ok());
+    assert!(tls_connect(addr, trusts_new.clone()).await.is_err());
+
+    cert.replace_from_files(
+        &new.dir.path().join("server.pem"),
+        &new.dir.path().join("server.key"),
+    )
+    .expect("replace");
+    assert!(tls_connect(addr, trusts_new).await.is_ok());
+    let e = tls_connect(addr, trusts_old)
+        .await
+        .expect_err("old CA no longer matches");
+    // Both development CAs share a subject name: the old one fails the signature.
+    assert_eq!(e.to_string(), "invalid peer certificate: BadSignature");
+}
