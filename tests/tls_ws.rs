@@ -246,3 +246,33 @@ async fn secure_websocket_takes_identity_from_the_client_certificate() {
     c.send(&connect_packet(true, "s1c", None), 1024).await;
     assert_eq!(c.packet().await.map(|p| p[3]), Some(0x87));
 }
+
+#[tokio::test]
+async fn a_client_that_never_upgrades_is_closed_after_the_connect_timeout() {
+    use tokio::io::AsyncReadExt;
+    log();
+    let config = BrokerConfig {
+        connect_timeout: std::time::Duration::from_millis(200),
+        ..BrokerConfig::default()
+    };
+    let policy = lwt_policy(&[("sensor1", None)], &[]);
+    let broker = Broker::new(
+        compile(&policy),
+        config,
+        IdentityMode::Dev { anonymous: None },
+    );
+    let (addr, _task) =
+        listeners::listen(&broker, "127.0.0.1:0".parse().expect("addr"), Transport::Ws)
+            .await
+            .expect("bind");
+    let mut tcp = TcpStream::connect(addr).await.expect("tcp");
+    // Half an HTTP request, then silence.
+    tokio::io::AsyncWriteExt::write_all(&mut tcp, b"GET /mqtt HTTP/1.1\r\n")
+        .await
+        .expect("write");
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(T, tcp.read_to_end(&mut buf))
+        .await
+        .expect("closed by the server");
+    assert!(n.is_ok_and(|n| n == 0) || buf.is_empty(), "{buf:?}");
+}

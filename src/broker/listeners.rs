@@ -59,13 +59,20 @@ pub async fn listen(
     let acceptor = broker.acceptor();
     let mut shutdown = broker.shared().shutdown.clone();
     let max_message = broker.shared().config.max_packet_size as usize + 16;
+    let upgrade_timeout = broker.shared().config.connect_timeout;
     let task = tokio::spawn(async move {
         loop {
             tokio::select! {
                 r = listener.accept() => match r {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
-                        tokio::spawn(handshake(acceptor.clone(), transport.clone(), stream, peer, max_message));
+                        tokio::spawn(handshake(
+                            acceptor.clone(),
+                            transport.clone(),
+                            stream,
+                            peer,
+                            WsLimits { max_message, upgrade_timeout },
+                        ));
                     }
                     Err(e) => {
                         warn!(error = %e, "accept failed");
@@ -82,12 +89,32 @@ pub async fn listen(
 /// The transport's handshakes, then the broker. Failures are logged with the
 /// peer and the reason; the client gets only what the protocol says (a TLS alert,
 /// an HTTP status).
+/// Bounds of the WebSocket upgrade: one message's size, and the time the HTTP
+/// upgrade may take (a slowloris guard, like the CONNECT timeout).
+#[derive(Clone, Copy)]
+struct WsLimits {
+    max_message: usize,
+    upgrade_timeout: Duration,
+}
+
+async fn upgrade<S>(stream: S, limits: WsLimits) -> Result<tokio::io::DuplexStream, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::time::timeout(
+        limits.upgrade_timeout,
+        ws::accept(stream, limits.max_message),
+    )
+    .await
+    .map_err(|_| "WebSocket handshake timed out".to_string())?
+}
+
 async fn handshake(
     acceptor: Acceptor,
     transport: Transport,
     stream: TcpStream,
     peer: SocketAddr,
-    max_message: usize,
+    limits: WsLimits,
 ) {
     let peer_s = peer.to_string();
     let result = match transport {
@@ -98,11 +125,11 @@ async fn handshake(
         Transport::Mqtts(tls) => tls.handshake(stream).await.map(|(s, cert)| {
             acceptor.serve_with_certificate(s, peer_s.clone(), Some(cert));
         }),
-        Transport::Ws => ws::accept(stream, max_message)
+        Transport::Ws => upgrade(stream, limits)
             .await
             .map(|s| acceptor.serve(s, peer_s.clone())),
         Transport::Wss(tls) => match tls.handshake(stream).await {
-            Ok((s, cert)) => ws::accept(s, max_message)
+            Ok((s, cert)) => upgrade(s, limits)
                 .await
                 .map(|s| acceptor.serve_with_certificate(s, peer_s.clone(), Some(cert))),
             Err(e) => Err(e),
