@@ -484,3 +484,58 @@ async fn publishing_beyond_broker_capabilities_is_refused() {
         vec![0x9B]
     );
 }
+
+#[tokio::test]
+async fn the_clients_receive_maximum_limits_what_we_send_unacknowledged() {
+    use mqtt_protocol_core::mqtt::packet::ReceiveMaximum;
+    let b = lwt_broker().await;
+    let mut s = Raw::open(b.addr, Version::V5_0).await;
+    s.mqtt.set_auto_pub_response(false);
+    let o = Opts {
+        props: vec![ReceiveMaximum::new(1).unwrap().into()],
+        ..Default::default()
+    };
+    s.send(v5_connect_with("rm", Some("admin"), None, o).into())
+        .await;
+    s.recv(T).await.expect("connack");
+    s.send(v5_sub(1, &[("w/#", Qos::AtLeastOnce)]).into()).await;
+    s.recv(T).await.expect("suback");
+    let (mut p, _) = v5(b.addr, "p", "admin2", Opts::default()).await;
+    for i in 1..=3u16 {
+        p.send(v5_pub("w/x", &[i as u8], Qos::AtLeastOnce, Some(i)).into())
+            .await;
+        p.recv(T).await.expect("puback");
+    }
+    let first = s.recv(T).await.expect("first");
+    s.expect_nothing(Duration::from_millis(300)).await;
+    // Acknowledging it opens the window for the next one.
+    let Packet::V5_0Publish(first) = first else {
+        panic!("{first:?}")
+    };
+    let ack = v5_0::Puback::builder()
+        .packet_id(first.packet_id().unwrap())
+        .build()
+        .unwrap();
+    s.send(ack.into()).await;
+    assert_eq!(publish_parts(&s.recv(T).await.expect("second")).1, vec![2]);
+}
+
+#[tokio::test]
+async fn session_expiry_on_disconnect_after_zero_is_a_protocol_error() {
+    let b = lwt_broker().await;
+    let (mut s, _) = v5(b.addr, "z", "admin", Opts::default()).await;
+    let d = v5_0::Disconnect::builder()
+        .reason_code(
+            mqtt_protocol_core::mqtt::result_code::DisconnectReasonCode::NormalDisconnection,
+        )
+        .props(vec![SessionExpiryInterval::new(30).unwrap().into()])
+        .build()
+        .unwrap();
+    s.send_raw(&mqtt_protocol_core::mqtt::packet::GenericPacketTrait::to_continuous_buffer(&d))
+        .await;
+    let seen = s.until_closed(T).await.expect("closed");
+    assert_eq!(
+        seen.iter().map(disconnect_code).collect::<Vec<_>>(),
+        vec![0x82]
+    );
+}

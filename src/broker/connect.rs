@@ -117,6 +117,7 @@ enum Refusal {
     QosNotSupported,
     RetainNotSupported,
     TopicNameInvalid,
+    Busy,
 }
 
 static NEXT_ASSIGNED: AtomicU64 = AtomicU64::new(1);
@@ -222,7 +223,9 @@ where
                     let _ =
                         tokio::time::timeout(Duration::from_secs(5), done.wait_for(|d| *d)).await;
                     if attempts > 3 {
-                        return self.refuse(&info, Refusal::NotAuthorized, None);
+                        // The old connection did not let go (e.g. stuck writing).
+                        let reason = "the session is still held by another connection".to_string();
+                        return self.refuse(&info, Refusal::Busy, Some(reason));
                     }
                 }
                 other => break other,
@@ -397,6 +400,7 @@ where
                     Refusal::QosNotSupported => ConnectReasonCode::QosNotSupported,
                     Refusal::RetainNotSupported => ConnectReasonCode::RetainNotSupported,
                     Refusal::TopicNameInvalid => ConnectReasonCode::TopicNameInvalid,
+                    Refusal::Busy => ConnectReasonCode::ServerBusy,
                 };
                 let mut b = v5_0::Connack::builder()
                     .session_present(false)
@@ -415,6 +419,7 @@ where
                     Refusal::BadCredentials => Some(ConnectReturnCode::BadUserNameOrPassword),
                     Refusal::NotAuthorized => Some(ConnectReturnCode::NotAuthorized),
                     Refusal::IdentifierRejected => Some(ConnectReturnCode::IdentifierRejected),
+                    Refusal::Busy => Some(ConnectReturnCode::ServerUnavailable),
                     // 3.1.1 has no code for these: close the connection.
                     _ => None,
                 };

@@ -403,8 +403,11 @@ where
                 if let Property::SessionExpiryInterval(v) = p {
                     let cur = c.session.expiry();
                     if cur == 0 && v.val() != 0 {
-                        // MQTT 5 3.14.2.2.2: a protocol error.
-                        self.end = Some(End::Abnormal);
+                        // MQTT 5 §3.14.2.2.2: a protocol error (the will is published).
+                        self.server_disconnect(
+                            DisconnectReasonCode::ProtocolError,
+                            Some("session expiry cannot be set on DISCONNECT when CONNECT had 0"),
+                        );
                         return;
                     }
                     c.session
@@ -541,7 +544,9 @@ where
                     Some(id)
                 }
                 Err(_) => {
-                    self.pending.push_front(d);
+                    // No identifier left (the window check makes this unreachable in
+                    // practice): drop rather than spin.
+                    self.shared.stats.messages_dropped.inc();
                     return;
                 }
             }

@@ -225,9 +225,8 @@ impl Sessions {
             let existing = map.get(client_id).cloned();
             let (session, present) = match existing {
                 Some(s) => {
-                    if !s.auth_name.eq_ignore_ascii_case(auth_name)
-                        && s.auth_name.to_lowercase() != auth_name.to_lowercase()
-                    {
+                    // Authentication names compare case-insensitively (semantics.md §1).
+                    if s.auth_name.to_lowercase() != auth_name.to_lowercase() {
                         return Claim::WrongOwner;
                     }
                     let mut st = s.lock();
