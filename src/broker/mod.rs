@@ -26,8 +26,8 @@ pub mod stats;
 mod subscribe;
 pub mod tls;
 pub mod topic;
-pub mod ws;
 pub mod will;
+pub mod ws;
 
 pub use config::{BrokerConfig, IdentityMode};
 pub use server::{Acceptor, Broker};
