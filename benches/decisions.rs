@@ -10,7 +10,11 @@ use topicgate::decisions::reference;
 use topicgate::source::synth::{device_name, device_topic, generate, SynthSpec};
 
 fn build(clients: usize, templates: usize) -> CompiledPolicy {
-    let yaml = generate(SynthSpec { clients, templates, bench_clients: 0 });
+    let yaml = generate(SynthSpec {
+        clients,
+        templates,
+        bench_clients: 0,
+    });
     match from_compilation(compile_text("synthetic.yaml", &yaml, None)) {
         Ok(l) => l.policy,
         Err(e) => panic!("synthetic policy does not compile: {e}"),
@@ -23,21 +27,33 @@ fn decisions(c: &mut Criterion) {
         for templates in [10usize, 100, 1_000] {
             let p = build(clients, templates);
             let who = clients / 2 + 1;
-            let id = p.client_by_authentication_name(&device_name(who)).expect("client");
+            let id = p
+                .client_by_authentication_name(&device_name(who))
+                .expect("client");
             // The last template of policy order: the worst case for a linear scan.
             let topic = device_topic(who, templates - 1);
             assert!(p.decide_publish(id, &topic).allowed, "{topic}");
             let denied = format!("{topic}x/y");
-            group.bench_with_input(BenchmarkId::new(format!("{clients}-clients"), templates), &topic, |b, t| {
-                b.iter(|| black_box(p.decide_publish(id, black_box(t)).allowed))
-            });
-            group.bench_with_input(BenchmarkId::new(format!("{clients}-clients-denied"), templates), &denied, |b, t| {
-                b.iter(|| black_box(p.decide_publish(id, black_box(t)).allowed))
-            });
+            group.bench_with_input(
+                BenchmarkId::new(format!("{clients}-clients"), templates),
+                &topic,
+                |b, t| b.iter(|| black_box(p.decide_publish(id, black_box(t)).allowed)),
+            );
+            group.bench_with_input(
+                BenchmarkId::new(format!("{clients}-clients-denied"), templates),
+                &denied,
+                |b, t| b.iter(|| black_box(p.decide_publish(id, black_box(t)).allowed)),
+            );
             if clients == 1_000 {
-                group.bench_with_input(BenchmarkId::new("reference-1000-clients", templates), &topic, |b, t| {
-                    b.iter(|| black_box(reference::may_publish(&p.policy, id as usize, black_box(t))))
-                });
+                group.bench_with_input(
+                    BenchmarkId::new("reference-1000-clients", templates),
+                    &topic,
+                    |b, t| {
+                        b.iter(|| {
+                            black_box(reference::may_publish(&p.policy, id as usize, black_box(t)))
+                        })
+                    },
+                );
             }
         }
     }
@@ -48,24 +64,45 @@ fn decisions(c: &mut Criterion) {
         let p = build(clients, templates);
         // Clients of type plc subscribe odd spaces; `fleet/{t}/+/status` with t odd.
         let who = (0..clients).find(|i| i % 4 == 2).unwrap_or(0);
-        let id = p.client_by_authentication_name(&device_name(who)).expect("client");
-        let t = (0..templates).rev().find(|t| t % 4 == 1 && (t / 10) % 2 == 1).unwrap_or(1);
+        let id = p
+            .client_by_authentication_name(&device_name(who))
+            .expect("client");
+        let t = (0..templates)
+            .rev()
+            .find(|t| t % 4 == 1 && (t / 10) % 2 == 1)
+            .unwrap_or(1);
         let filter = format!("fleet/{t}/+/status");
         assert!(p.decide_subscribe(id, &filter).allowed, "{filter}");
-        group.bench_with_input(BenchmarkId::new(format!("{clients}-clients"), templates), &filter, |b, f| {
-            b.iter(|| black_box(p.decide_subscribe(id, black_box(f)).allowed))
-        });
+        group.bench_with_input(
+            BenchmarkId::new(format!("{clients}-clients"), templates),
+            &filter,
+            |b, f| b.iter(|| black_box(p.decide_subscribe(id, black_box(f)).allowed)),
+        );
         if clients == 1_000 {
-            group.bench_with_input(BenchmarkId::new("reference-1000-clients", templates), &filter, |b, f| {
-                b.iter(|| black_box(reference::may_subscribe(&p.policy, id as usize, black_box(f))))
-            });
+            group.bench_with_input(
+                BenchmarkId::new("reference-1000-clients", templates),
+                &filter,
+                |b, f| {
+                    b.iter(|| {
+                        black_box(reference::may_subscribe(
+                            &p.policy,
+                            id as usize,
+                            black_box(f),
+                        ))
+                    })
+                },
+            );
         }
     }
     group.finish();
 }
 
 fn compile(c: &mut Criterion) {
-    let yaml = generate(SynthSpec { clients: 100_000, templates: 1_000, bench_clients: 0 });
+    let yaml = generate(SynthSpec {
+        clients: 100_000,
+        templates: 1_000,
+        bench_clients: 0,
+    });
     let mut group = c.benchmark_group("compile");
     group.sample_size(10);
     group.bench_function("100000-clients-1000-templates", |b| {

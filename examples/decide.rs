@@ -23,8 +23,15 @@ fn main() -> ExitCode {
         eprintln!("no client `{client}`");
         return ExitCode::from(1);
     };
-    for (what, d) in [("publish", p.decide_publish(id, topic)), ("subscribe", p.decide_subscribe(id, topic))] {
-        println!("{what:9} {topic}: {} ({})", if d.allowed { "allow" } else { "deny" }, d.reason);
+    for (what, d) in [
+        ("publish", p.decide_publish(id, topic)),
+        ("subscribe", p.decide_subscribe(id, topic)),
+    ] {
+        println!(
+            "{what:9} {topic}: {} ({})",
+            if d.allowed { "allow" } else { "deny" },
+            d.reason
+        );
     }
     ExitCode::SUCCESS
 }

@@ -31,12 +31,27 @@ fn every_error_is_reported_at_once() {
     let text = "clients:\n  a:\n    atributes: {}\n    will: { topic: x, qos: high }\n  b:\n    state: Maybe\npermissionBindings:\n  bnd-1: { clientGroup: g, topicSpace: t, permision: publisher }\nfoo: 1\n";
     let c = compile_text("p.yaml", text, None);
     let codes: Vec<Code> = c.diagnostics.iter().map(|d| d.code).collect();
-    for expected in [Code::UnknownKey, Code::WrongType, Code::InvalidValue, Code::MissingField] {
-        assert!(codes.contains(&expected), "{expected:?} missing from {codes:?}");
+    for expected in [
+        Code::UnknownKey,
+        Code::WrongType,
+        Code::InvalidValue,
+        Code::MissingField,
+    ] {
+        assert!(
+            codes.contains(&expected),
+            "{expected:?} missing from {codes:?}"
+        );
     }
     assert!(c.diagnostics.len() >= 6, "{:#?}", c.diagnostics);
-    let unknown_top = c.diagnostics.iter().find(|d| d.message.contains("`foo`")).unwrap();
-    assert_eq!(c.file.line_col(unknown_top.span.unwrap().start as usize), (9, 1));
+    let unknown_top = c
+        .diagnostics
+        .iter()
+        .find(|d| d.message.contains("`foo`"))
+        .unwrap();
+    assert_eq!(
+        c.file.line_col(unknown_top.span.unwrap().start as usize),
+        (9, 1)
+    );
 }
 
 #[test]
@@ -44,7 +59,11 @@ fn duplicate_keys_are_errors_not_last_wins() {
     let (doc, diags) = parse_policy("clients:\n  a: {}\n  a: { state: Disabled }\n");
     assert!(doc.is_none());
     assert_eq!(diags[0].code, Code::Syntax);
-    assert!(diags[0].message.to_lowercase().contains("duplicate"), "{}", diags[0].message);
+    assert!(
+        diags[0].message.to_lowercase().contains("duplicate"),
+        "{}",
+        diags[0].message
+    );
 }
 
 #[test]
@@ -71,8 +90,20 @@ fn empty_and_comment_only_files_are_empty_policies() {
 fn query_and_template_errors_point_inside_the_string() {
     let text = "clientGroups:\n  grp: { query: \"attributes.a = 1 AND\" }\ntopicSpaces:\n  tsp: { topicTemplates: [ 'a/b+/c' ] }\n";
     let c = compile_text("p.yaml", text, None);
-    let q = c.diagnostics.iter().find(|d| d.code == Code::QuerySyntax).unwrap();
-    assert_eq!(c.file.line_col(q.span.unwrap().start as usize), (2, 38), "just after `AND`, where a comparison is missing");
-    let t = c.diagnostics.iter().find(|d| d.code == Code::TemplateSyntax).unwrap();
+    let q = c
+        .diagnostics
+        .iter()
+        .find(|d| d.code == Code::QuerySyntax)
+        .unwrap();
+    assert_eq!(
+        c.file.line_col(q.span.unwrap().start as usize),
+        (2, 38),
+        "just after `AND`, where a comparison is missing"
+    );
+    let t = c
+        .diagnostics
+        .iter()
+        .find(|d| d.code == Code::TemplateSyntax)
+        .unwrap();
     assert_eq!(c.file.slice(t.span.unwrap()), "+");
 }

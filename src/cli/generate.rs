@@ -27,7 +27,11 @@ pub fn run(args: GenerateArgs) -> u8 {
         eprintln!("error: at most {MAX} clients and {MAX} templates");
         return exit::ERROR;
     }
-    let yaml = generate(SynthSpec { clients: args.clients, templates: args.templates, bench_clients: args.bench_clients });
+    let yaml = generate(SynthSpec {
+        clients: args.clients,
+        templates: args.templates,
+        bench_clients: args.bench_clients,
+    });
     match args.output {
         Some(path) => {
             if let Err(e) = std::fs::write(&path, yaml) {
