@@ -9,6 +9,7 @@
 pub mod analysis;
 pub mod bench;
 pub mod broker;
+pub mod certs;
 pub mod cli;
 pub mod compiler;
 pub mod decisions;

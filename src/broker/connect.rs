@@ -6,7 +6,7 @@ use super::message::{qos_u8, Message};
 use super::session::Claim;
 use super::topic;
 use super::will::Will;
-use crate::decisions::access::{AccessPolicy, ClientId, PasswordCheck};
+use crate::decisions::access::{AccessPolicy, ClientId, PasswordCheck, RefusalKind};
 use mqtt_protocol_core::mqtt::packet::{
     v3_1_1, v5_0, AssignedClientIdentifier, MaximumQos, Property, Qos, ReasonString,
     RetainAvailable, ServerKeepAlive, SessionExpiryInterval, SharedSubscriptionAvailable,
@@ -130,12 +130,27 @@ where
         let policy = self.shared.policy.current();
         let who = info.username.clone().unwrap_or_default();
 
-        // 1. Identity.
-        let client = match self.identify(&*policy, &info) {
+        // 1. Identity: the TLS client certificate if there is one, else the
+        // listener's identity mode.
+        let identified = match &self.certificate {
+            Some(peer) => policy
+                .authenticate_certificate(peer, info.username.as_deref())
+                .map_err(|r| {
+                    let why = match r.kind {
+                        RefusalKind::NotAccepted => Refusal::NotAuthorized,
+                        RefusalKind::UsernameMismatch => Refusal::BadCredentials,
+                    };
+                    (why, r.detail.clone(), r.client_reason().to_string())
+                }),
+            None => self
+                .identify(&*policy, &info)
+                .map_err(|r| (Refusal::BadCredentials, r.clone(), r)),
+        };
+        let client = match identified {
             Ok(c) => c,
-            Err(reason) => {
-                log_denial(&who, &info.client_id, "connect", "", &reason);
-                return self.refuse(&info, Refusal::BadCredentials, Some(reason));
+            Err((why, logged, told)) => {
+                log_denial(&who, &info.client_id, "connect", "", &logged);
+                return self.refuse(&info, why, Some(told));
             }
         };
         let auth_name = policy.authentication_name(client).to_string();

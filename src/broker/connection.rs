@@ -11,6 +11,7 @@ use super::frame::FrameScan;
 use super::message::Message;
 use super::session::{Delivery, Inflight, Kick, Session};
 use super::state::Shared;
+use super::tls::PeerCertificates;
 use super::will::Will;
 use mqtt_protocol_core::mqtt::common::Cursor;
 use mqtt_protocol_core::mqtt::connection::ConnectionOptions;
@@ -55,6 +56,8 @@ pub struct Client {
 
 /// The per-connection task state.
 pub struct Conn<S> {
+    /// The client certificate a TLS handshake proved, if the listener is TLS.
+    pub(super) certificate: Option<PeerCertificates>,
     pub(super) shared: Arc<Shared>,
     pub(super) io: S,
     pub(super) mqtt: Connection<role::Server>,
@@ -85,6 +88,20 @@ pub async fn run<S>(shared: Arc<Shared>, io: S, peer: String, conn_id: u64)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    run_with_certificate(shared, io, peer, conn_id, None).await
+}
+
+/// Like [`run`], for a stream whose TLS handshake proved possession of a client
+/// certificate: the certificate, not the listener's identity mode, names the client.
+pub async fn run_with_certificate<S>(
+    shared: Arc<Shared>,
+    io: S,
+    peer: String,
+    conn_id: u64,
+    certificate: Option<PeerCertificates>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let options = ConnectionOptions::new()
         .maximum_packet_size_recv(shared.config.max_packet_size)
         .receive_maximum(shared.config.receive_maximum);
@@ -109,6 +126,7 @@ where
         inflight_out: 0,
         frames: FrameScan::default(),
         malformed: false,
+        certificate,
     };
     conn.serve().await;
 }

@@ -12,6 +12,7 @@ mod connect;
 pub mod connection;
 pub mod frame;
 pub mod fuzzing;
+pub mod listeners;
 pub mod message;
 pub mod policy;
 mod publish;
@@ -23,8 +24,10 @@ pub mod session;
 pub mod state;
 pub mod stats;
 mod subscribe;
+pub mod tls;
 pub mod topic;
 pub mod will;
+pub mod ws;
 
 pub use config::{BrokerConfig, IdentityMode};
 pub use server::{Acceptor, Broker};

@@ -8,6 +8,7 @@ use super::router::Router;
 use super::session::Sessions;
 use super::state::Shared;
 use super::stats::Stats;
+use super::tls::PeerCertificates;
 use crate::decisions::access::AccessPolicy;
 use mqtt_protocol_core::mqtt::common::Cursor;
 use mqtt_protocol_core::mqtt::connection::ConnectionOptions;
@@ -145,13 +146,27 @@ impl Acceptor {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        self.serve_with_certificate(stream, peer, None)
+    }
+
+    /// Serves a stream; `certificate` is the client certificate its TLS handshake
+    /// proved (then identity comes from it, semantics.md §6).
+    pub fn serve_with_certificate<S>(
+        &self,
+        stream: S,
+        peer: String,
+        certificate: Option<PeerCertificates>,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         match self.permits.clone().try_acquire_owned() {
             Ok(permit) => {
                 self.shared.stats.connections_accepted.inc();
                 let shared = self.shared.clone();
                 tokio::spawn(async move {
-                    connection::run(shared, stream, peer, conn_id).await;
+                    connection::run_with_certificate(shared, stream, peer, conn_id, certificate)
+                        .await;
                     drop(permit);
                 });
             }

@@ -1,6 +1,7 @@
 //! The command line: a thin layer over the library. One file per command.
 
 pub mod bench;
+pub mod certs;
 pub mod compile;
 pub mod explain;
 pub mod export;
@@ -28,6 +29,9 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Serve a policy from an enforcing MQTT 3.1.1/5 broker.
     Serve(serve::ServeArgs),
+    /// Create development certificates and read thumbprints.
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
     /// Print a shell completion script, e.g. `topicgate completions bash > /etc/bash_completion.d/topicgate`.
     Completions {
         #[arg(value_enum)]
@@ -80,6 +84,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Bench(args) => bench::run(args),
         Command::Policy(PolicyCommand::Generate(args)) => generate::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Certs(cmd) => certs::run(cmd),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -1,9 +1,13 @@
-//! `topicgate serve POLICY|ARTIFACT [--mqtt ADDR]... [--dev] [--anonymous NAME] [--config FILE]`
+//! `topicgate serve POLICY|ARTIFACT [--mqtt ADDR]... [--mqtts ADDR]... [--ws ADDR]...
+//! [--wss ADDR]... [--cert FILE --key FILE] [--dev] [--anonymous NAME] [--config FILE]`
 //!
 //! Boots the enforcing broker from a policy (compiled on the spot, refusing to
-//! start on errors) or a compiled artifact.
+//! start on errors) or a compiled artifact. Listeners open only where a flag asks
+//! for one; `--dev` with no listener flag opens 127.0.0.1:1883.
 
 use super::{exit, output};
+use crate::broker::listeners::{self, Transport};
+use crate::broker::tls::{self, ServerCertificate, TlsListener};
 use crate::broker::{Broker, BrokerConfig, IdentityMode};
 use crate::compiler::load;
 use crate::decisions::access::AccessPolicy;
@@ -19,9 +23,24 @@ pub struct ServeArgs {
     /// The policy file (YAML) or a compiled artifact.
     pub policy: PathBuf,
     /// Plaintext MQTT listener, `HOST:PORT` (repeatable; port 0 picks one).
-    /// Default: 127.0.0.1:1883.
+    /// With --dev and no listener flag: 127.0.0.1:1883.
     #[arg(long = "mqtt", value_name = "ADDR")]
     pub mqtt: Vec<String>,
+    /// MQTT over TLS listener (repeatable); clients authenticate with certificates.
+    #[arg(long = "mqtts", value_name = "ADDR", requires_all = ["cert", "key"])]
+    pub mqtts: Vec<String>,
+    /// MQTT over WebSocket listener, subprotocol `mqtt` (repeatable).
+    #[arg(long = "ws", value_name = "ADDR")]
+    pub ws: Vec<String>,
+    /// MQTT over WebSocket over TLS listener (repeatable); certificate identity.
+    #[arg(long = "wss", value_name = "ADDR", requires_all = ["cert", "key"])]
+    pub wss: Vec<String>,
+    /// The server certificate chain (PEM) of the TLS listeners.
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// The private key (PEM) of --cert.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
     /// Development mode: trust the username alone (no password). Loopback only.
     #[arg(long)]
     pub dev: bool,
@@ -68,23 +87,66 @@ pub fn run(args: ServeArgs) -> u8 {
         None => BrokerConfig::default(),
     };
 
-    let specs = if args.mqtt.is_empty() {
+    let no_listener =
+        args.mqtt.is_empty() && args.mqtts.is_empty() && args.ws.is_empty() && args.wss.is_empty();
+    let mqtt_specs = if no_listener && args.dev {
         vec!["127.0.0.1:1883".to_string()]
     } else {
         args.mqtt.clone()
     };
-    let mut addrs: Vec<SocketAddr> = Vec::new();
-    for s in &specs {
-        match resolve(s) {
-            Ok(a) => addrs.extend(a),
-            Err(e) => {
-                eprintln!("error: --mqtt `{s}`: {e}");
-                return exit::ERROR;
+    if no_listener && !args.dev {
+        eprintln!(
+            "error: no listener: give --mqtts ADDR (with --cert and --key), --wss ADDR, --mqtt ADDR or --ws ADDR, \
+             or --dev for a development listener on 127.0.0.1:1883"
+        );
+        return exit::ERROR;
+    }
+    if (args.cert.is_some() || args.key.is_some()) && args.mqtts.is_empty() && args.wss.is_empty() {
+        eprintln!("error: --cert and --key are for TLS listeners: add --mqtts ADDR or --wss ADDR");
+        return exit::ERROR;
+    }
+    // (flag, specs, plaintext?) for every listener flag.
+    let groups: [(&str, &[String], bool); 4] = [
+        ("--mqtt", &mqtt_specs, true),
+        ("--ws", &args.ws, true),
+        ("--mqtts", &args.mqtts, false),
+        ("--wss", &args.wss, false),
+    ];
+    let mut plans: Vec<(&str, SocketAddr)> = Vec::new();
+    for (flag, specs, _) in groups {
+        for s in specs {
+            match resolve(s) {
+                Ok(a) => plans.extend(a.into_iter().map(|a| (flag, a))),
+                Err(e) => {
+                    eprintln!("error: {flag} `{s}`: {e}");
+                    return exit::ERROR;
+                }
             }
         }
     }
+    // Identity on plaintext listeners comes from the identity mode; TLS listeners
+    // take it from the client certificate.
+    let addrs: Vec<SocketAddr> = plans
+        .iter()
+        .filter(|(flag, _)| *flag == "--mqtt" || *flag == "--ws")
+        .map(|(_, a)| *a)
+        .collect();
 
-    let identity = if args.dev {
+    let tls = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => match tls_listener(cert, key, &config) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::ERROR;
+            }
+        },
+        _ => None,
+    };
+
+    let identity = if addrs.is_empty() {
+        // Only TLS listeners: no plaintext identity is ever used.
+        IdentityMode::Password
+    } else if args.dev {
         if let Some(a) = addrs.iter().find(|a| !a.ip().is_loopback()) {
             eprintln!(
                 "error: --dev trusts the username alone, so it only binds loopback addresses; `{a}` is not one"
@@ -129,25 +191,47 @@ pub fn run(args: ServeArgs) -> u8 {
             return exit::ERROR;
         }
     };
-    rt.block_on(serve(policy, config, identity, addrs))
+    let mut listeners = Vec::new();
+    for (flag, addr) in plans {
+        let transport = match (flag, &tls) {
+            ("--mqtt", _) => Transport::Mqtt,
+            ("--ws", _) => Transport::Ws,
+            ("--mqtts", Some(t)) => Transport::Mqtts(t.clone()),
+            ("--wss", Some(t)) => Transport::Wss(t.clone()),
+            _ => {
+                eprintln!("error: {flag} needs --cert FILE and --key FILE");
+                return exit::ERROR;
+            }
+        };
+        listeners.push((addr, transport));
+    }
+    rt.block_on(serve(policy, config, identity, listeners))
+}
+
+/// The TLS handshake settings of `--mqtts` and `--wss`, from the server's files.
+fn tls_listener(cert: &Path, key: &Path, config: &BrokerConfig) -> Result<TlsListener, String> {
+    let server_cert = Arc::new(ServerCertificate::from_files(cert, key)?);
+    let server_config = tls::server_config(server_cert)?;
+    Ok(TlsListener::new(server_config, config.connect_timeout))
 }
 
 async fn serve(
     policy: Arc<dyn AccessPolicy>,
     config: BrokerConfig,
     identity: IdentityMode,
-    addrs: Vec<SocketAddr>,
+    listeners: Vec<(SocketAddr, Transport)>,
 ) -> u8 {
     let signals = StopSignals::install();
     let hash = policy.policy_hash();
     let broker = Broker::new(policy, config, identity);
     info!(policy_sha256 = %hash, "policy loaded");
-    for addr in addrs {
-        match broker.listen(addr).await {
+    for (addr, transport) in listeners {
+        let scheme = transport.scheme();
+        match listeners::listen(&broker, addr, transport).await {
             Ok((local, _task)) => {
-                info!(listener = %format!("mqtt://{local}"), "listening");
+                info!(listener = %format!("{scheme}://{local}"), "listening");
                 // Scripts read this line to learn an ephemeral port.
-                println!("listening on mqtt://{local}");
+                println!("listening on {scheme}://{local}");
             }
             Err(e) => {
                 eprintln!("error: cannot listen on {addr}: {e}");

@@ -37,14 +37,21 @@ impl SpaceGrants {
     }
     #[inline]
     pub fn binding(&self, space: SpaceId) -> Option<BindingId> {
-        self.0.get(space as usize).copied().filter(|b| *b != NO_BINDING)
+        self.0
+            .get(space as usize)
+            .copied()
+            .filter(|b| *b != NO_BINDING)
     }
     pub fn is_empty(&self) -> bool {
         self.0.iter().all(|b| *b == NO_BINDING)
     }
     /// The granted spaces, in order.
     pub fn spaces(&self) -> impl Iterator<Item = SpaceId> + '_ {
-        self.0.iter().enumerate().filter(|(_, b)| **b != NO_BINDING).map(|(s, _)| s as SpaceId)
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b != NO_BINDING)
+            .map(|(s, _)| s as SpaceId)
     }
 }
 
@@ -115,8 +122,12 @@ impl CompiledPolicy {
                 for (i, b) in policy.bindings.iter().enumerate() {
                     if groups.contains(&b.group.value) {
                         match b.permission.value {
-                            Permission::Publisher => publish.grant(b.topic_space.value, i as BindingId),
-                            Permission::Subscriber => subscribe.grant(b.topic_space.value, i as BindingId),
+                            Permission::Publisher => {
+                                publish.grant(b.topic_space.value, i as BindingId)
+                            }
+                            Permission::Subscriber => {
+                                subscribe.grant(b.topic_space.value, i as BindingId)
+                            }
                         }
                     }
                 }

@@ -126,9 +126,20 @@ impl CompiledPolicy {
     /// [`CompiledPolicy::describe_grant`] renders it when someone asks.
     fn allowed(&self, client: ClientId, template: u32, permission: Permission) -> Decision {
         let at = self.template_ref(template);
-        let binding = self.granting_binding(client, at.space, permission).unwrap_or(0);
-        let grant = Grant { binding, topic_space: at.space, template: at.index };
-        Decision { allowed: true, grant: Some(grant), reason: String::new(), deny: None }
+        let binding = self
+            .granting_binding(client, at.space, permission)
+            .unwrap_or(0);
+        let grant = Grant {
+            binding,
+            topic_space: at.space,
+            template: at.index,
+        };
+        Decision {
+            allowed: true,
+            grant: Some(grant),
+            reason: String::new(),
+            deny: None,
+        }
     }
 
     /// "granted by binding `b` (topic space `s`, template `t`)"
@@ -143,7 +154,12 @@ impl CompiledPolicy {
     }
 
     /// The first binding (in policy order) that gives `client` `permission` on `space`.
-    pub fn granting_binding(&self, client: ClientId, space: u32, permission: Permission) -> Option<BindingId> {
+    pub fn granting_binding(
+        &self,
+        client: ClientId,
+        space: u32,
+        permission: Permission,
+    ) -> Option<BindingId> {
         let profile = self.profile_of(client);
         match permission {
             Permission::Publisher => profile.publish.binding(space),
@@ -206,5 +222,14 @@ impl AccessPolicy for CompiledPolicy {
     }
     fn policy_hash(&self) -> String {
         self.source_hash_hex()
+    }
+    fn authenticate_certificate(
+        &self,
+        peer: &crate::decisions::access::PeerCertificates,
+        username: Option<&str>,
+    ) -> Result<ClientId, crate::decisions::access::CertificateRefusal> {
+        let now = rustls::pki_types::UnixTime::now();
+        crate::broker::tls::identity::authenticate(&self.policy, peer, username, now)
+            .map(|i| i as ClientId)
     }
 }
