@@ -1,5 +1,6 @@
 //! The command line: a thin layer over the library. One file per command.
 
+pub mod check;
 pub mod compile;
 pub mod explain;
 pub mod output;
@@ -29,6 +30,8 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
+    /// Verify policies: span diagnostics for every mistake, in CI-friendly formats.
+    Check(check::CheckArgs),
     /// Compile a policy into the binary artifact the broker boots from.
     Compile(compile::CompileArgs),
     /// Decide whether a client may connect, publish or subscribe, and say why.
@@ -58,6 +61,7 @@ pub fn main() -> ExitCode {
 
 pub fn run(cli: Cli) -> u8 {
     match cli.command {
+        Command::Policy(PolicyCommand::Check(args)) => check::run(args),
         Command::Policy(PolicyCommand::Compile(args)) => compile::run(args),
         Command::Policy(PolicyCommand::Explain(args)) => explain::run(args),
         Command::Completions { shell } => {

@@ -402,9 +402,8 @@ const BINDING: &[&str] = &["clientGroup", "topicSpace", "permission", "descripti
 fn read_binding(key: &Key, body: &Node, diags: &mut Diagnostics) -> Option<BindingDoc> {
     let name = key_sp(key);
     let f = Fields::new(body, &format!("permission binding `{}`", name.value), BINDING, diags)?;
-    let mut complete = true;
     for field in ["clientGroup", "topicSpace", "permission"] {
-        complete &= required(&f, field, &name, "permission binding", diags).is_some();
+        required(&f, field, &name, "permission binding", diags);
     }
     let client_group = opt_string(&f, "clientGroup", "`clientGroup`", diags);
     let topic_space = opt_string(&f, "topicSpace", "`topicSpace`", diags);
@@ -422,15 +421,13 @@ fn read_binding(key: &Key, body: &Node, diags: &mut Diagnostics) -> Option<Bindi
             }
         }
     });
-    if !complete {
-        return None;
-    }
+    // Kept even when incomplete, so that its group and topic space are still checked.
     Some(BindingDoc {
         description: opt_string(&f, "description", "`description`", diags),
         name,
-        client_group: client_group?,
-        topic_space: topic_space?,
-        permission: permission?,
+        client_group,
+        topic_space,
+        permission,
     })
 }
 
