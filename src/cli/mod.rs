@@ -3,6 +3,7 @@
 pub mod check;
 pub mod compile;
 pub mod explain;
+pub mod fmt;
 pub mod output;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -32,6 +33,8 @@ pub enum Command {
 pub enum PolicyCommand {
     /// Verify policies: span diagnostics for every mistake, in CI-friendly formats.
     Check(check::CheckArgs),
+    /// Format a policy canonically, or convert it between YAML and the DSL.
+    Fmt(fmt::FmtArgs),
     /// Compile a policy into the binary artifact the broker boots from.
     Compile(compile::CompileArgs),
     /// Decide whether a client may connect, publish or subscribe, and say why.
@@ -63,6 +66,7 @@ pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Policy(PolicyCommand::Check(args)) => check::run(args),
         Command::Policy(PolicyCommand::Compile(args)) => compile::run(args),
+        Command::Policy(PolicyCommand::Fmt(args)) => fmt::run(args),
         Command::Policy(PolicyCommand::Explain(args)) => explain::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "topicgate", &mut std::io::stdout());

@@ -89,7 +89,7 @@ fn resolve_clients(doc: &PolicyDoc, policy: &mut ResolvedPolicy, diags: &mut Dia
             );
         }
         let key = auth.value.to_lowercase();
-        if let Some((other, first)) = auth_names.get(&key) {
+        if let Some((other, first)) = auth_names.get(&key).filter(|(other, _)| *other != c.name.value) {
             diags.push(
                 Diagnostic::new(
                     Code::DuplicateAuthenticationName,

@@ -165,7 +165,9 @@ fn key_sp(key: &Key) -> Sp<String> {
 const TOP: &[&str] =
     &["namespace", "clients", "clientGroups", "topicSpaces", "permissionBindings", "caCertificates", "tests"];
 
-fn read_policy(root: &Node, diags: &mut Diagnostics) -> PolicyDoc {
+/// Reads a policy from a spanned tree, whichever front end built it: the DSL lowers
+/// its statements into the same tree so that both forms share every schema check.
+pub(crate) fn read_policy(root: &Node, diags: &mut Diagnostics) -> PolicyDoc {
     let mut doc = PolicyDoc::default();
     let Some(f) = Fields::new(root, "the policy", TOP, diags) else {
         return doc;
