@@ -81,20 +81,27 @@ fn mismatch(
                 Literal::Str(..) => known.contains("string") || known.contains("array of strings"),
             };
             if op.is_ordering() && !known.contains("integer") {
-                let held = known.iter().copied().collect::<Vec<_>>().join(" or ");
+                let held = known.iter().map(|t| article(t)).collect::<Vec<_>>().join(" or ");
                 return Some((
-                    format!("`{}` compares integers, but attribute `{key}` is a {held} on every client that has it", op.as_str()),
+                    format!("`{}` compares integers, but attribute `{key}` is {held} on every client that has it", op.as_str()),
                     "use `=`, `!=` or `IN` with strings".into(),
                 ));
             }
             (!fits).then(|| {
-                let held = known.iter().copied().collect::<Vec<_>>().join(" or ");
+                let held = known.iter().map(|t| article(t)).collect::<Vec<_>>().join(" or ");
                 let help = match lit {
                     Literal::Int(i, _) => format!("quote the value to compare strings: `'{i}'`"),
                     Literal::Str(s, _) => format!("write the integer without quotes, e.g. `{s}`"),
                 };
-                (format!("attribute `{key}` is a {held} on every client that has it, compared with the {} {lit}", lit.type_name()), help)
+                (format!("attribute `{key}` is {held} on every client that has it, compared with {} {lit}", article(lit.type_name())), help)
             })
         }
+    }
+}
+
+fn article(type_name: &str) -> String {
+    match type_name {
+        "integer" | "array of strings" => format!("an {type_name}"),
+        other => format!("a {other}"),
     }
 }
