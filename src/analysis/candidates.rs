@@ -44,12 +44,20 @@ pub fn why_not(cx: &Context, client: ClientId, c: &Candidate) -> String {
     if !cx.policy.is_member(client, b.group.value) {
         return format!("binding `{}` grants `{template}` to group `{group}`, which `{who}` is not in", b.name.value);
     }
-    let data = cx.policy.client(client);
-    let values: Vec<_> = template.variables().map(|v| (v, variable_value(data, v).filter(|s| is_safe_value(s)))).collect();
-    match template.substitute(|v| values.iter().find(|(k, _)| *k == v).and_then(|(_, x)| x.as_deref())) {
+    match own_topic(cx, client, c) {
         Some(own) => format!("binding `{}` grants `{template}`, which for `{who}` is `{own}`", b.name.value),
         None => format!("binding `{}` grants `{template}`, which `{who}` has no value for", b.name.value),
     }
+}
+
+/// The candidate's template substituted with `client`'s own values.
+pub fn own_topic(cx: &Context, client: ClientId, c: &Candidate) -> Option<String> {
+    let policy = cx.resolved();
+    let b = &policy.bindings[c.binding as usize];
+    let template = &policy.topic_spaces[b.topic_space.value as usize].templates[c.template].value;
+    let data = cx.policy.client(client);
+    let values: Vec<_> = template.variables().map(|v| (v, variable_value(data, v).filter(|s| is_safe_value(s)))).collect();
+    template.substitute(|v| values.iter().find(|(k, _)| *k == v).and_then(|(_, x)| x.as_deref()))
 }
 
 fn loose_match(t: &Template, subject: &[&str], filter: bool) -> bool {

@@ -19,7 +19,7 @@
 //! ```
 //! Use instead: `clients/sensor2/status`, or grant the topic to the client.
 
-use super::super::candidates::{candidates, why_not};
+use super::super::candidates::{candidates, own_topic, why_not};
 use super::super::Context;
 use crate::decisions::DenyKind;
 use crate::diag::{Code, Diagnostic, Diagnostics};
@@ -56,10 +56,10 @@ pub fn check(cx: &Context, out: &mut Diagnostics) {
         }
         let member = found.iter().find(|cand| cx.policy.is_member(id as u32, policy.bindings[cand.binding as usize].group.value));
         d = d.help(match (member, found.first()) {
-            (Some(_), _) => format!(
-                "`{}` is in the group of a binding with a matching template, but the template's variables give it another topic; use its own topic as the will",
-                c.name.value
-            ),
+            (Some(cand), _) => match own_topic(cx, id as u32, cand) {
+                Some(own) => format!("`{}` may publish `{own}`: use its own topic as its will", c.name.value),
+                None => format!("`{}` has no value for the variables of the matching template; give it one", c.name.value),
+            },
             (None, Some(cand)) => {
                 let b = &policy.bindings[cand.binding as usize];
                 format!(
