@@ -13,7 +13,12 @@ fn fixtures() -> Vec<(String, String)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(DIR);
     let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
         .expect("fixture directory")
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|n| n.ends_with(".yaml") || n.ends_with(".policy"))
         .map(|n| {
             let text = std::fs::read_to_string(dir.join(&n)).expect("fixture text");
@@ -26,8 +31,19 @@ fn fixtures() -> Vec<(String, String)> {
 
 /// `# target: eventgrid` on the first line checks the fixture for Event Grid.
 fn options(text: &str) -> Options {
-    let target = if text.lines().next().is_some_and(|l| l.contains("target: eventgrid")) { Target::EventGrid } else { Target::Local };
-    Options { target, ..Default::default() }
+    let target = if text
+        .lines()
+        .next()
+        .is_some_and(|l| l.contains("target: eventgrid"))
+    {
+        Target::EventGrid
+    } else {
+        Target::Local
+    };
+    Options {
+        target,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -43,10 +59,22 @@ fn every_fixture_reports_its_code_and_matches_its_snapshots() {
             c.diagnostics
         );
         let human = render::human_all(&c.diagnostics, &c.file, false);
-        let json = serde_json::to_string_pretty(&json_report(&[FileReport { file: &c.file, diagnostics: &c.diagnostics }])).unwrap();
-        let stem = name.rsplit_once('.').map(|(s, _)| s).unwrap_or(&name).to_string();
+        let json = serde_json::to_string_pretty(&json_report(&[FileReport {
+            file: &c.file,
+            diagnostics: &c.diagnostics,
+        }]))
+        .unwrap();
+        let stem = name
+            .rsplit_once('.')
+            .map(|(s, _)| s)
+            .unwrap_or(&name)
+            .to_string();
         let ext = name.rsplit('.').next().unwrap_or_default();
-        let snap = if ext == "policy" { format!("{stem}.dsl") } else { stem };
+        let snap = if ext == "policy" {
+            format!("{stem}.dsl")
+        } else {
+            stem
+        };
         insta::with_settings!({
             snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots/check_rules"),
             prepend_module_to_snapshot => false,
@@ -60,7 +88,13 @@ fn every_fixture_reports_its_code_and_matches_its_snapshots() {
 #[test]
 fn every_code_has_a_fixture() {
     let names: Vec<String> = fixtures().into_iter().map(|(n, _)| n).collect();
-    let missing: Vec<&str> =
-        Code::ALL.iter().map(|c| c.as_str()).filter(|c| !names.iter().any(|n| n.starts_with(&format!("{c}-")))).collect();
-    assert!(missing.is_empty(), "codes without a fixture in {DIR}: {missing:?}");
+    let missing: Vec<&str> = Code::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .filter(|c| !names.iter().any(|n| n.starts_with(&format!("{c}-"))))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "codes without a fixture in {DIR}: {missing:?}"
+    );
 }

@@ -34,13 +34,30 @@ fn query(c: &mut Choices, depth: u32) -> String {
     if depth > 0 && c.pick(3) == 0 {
         let op = c.one(&[" AND ", " OR ", " and ", " or "]);
         let (l, r) = (query(c, depth - 1), query(c, depth - 1));
-        return if c.pick(2) == 0 { format!("({l}){op}({r})") } else { format!("{l}{op}{r}") };
+        return if c.pick(2) == 0 {
+            format!("({l}){op}({r})")
+        } else {
+            format!("{l}{op}{r}")
+        };
     }
     match c.pick(6) {
-        0 => format!("attributes.k1 {} '{}'", c.one(&["=", "!=", "<>"]), c.one(STRINGS)),
-        1 => format!("attributes.k2 {} {}", c.one(&["=", "!=", "<", ">", "<=", ">="]), c.pick(5)),
+        0 => format!(
+            "attributes.k1 {} '{}'",
+            c.one(&["=", "!=", "<>"]),
+            c.one(STRINGS)
+        ),
+        1 => format!(
+            "attributes.k2 {} {}",
+            c.one(&["=", "!=", "<", ">", "<=", ">="]),
+            c.pick(5)
+        ),
         2 => format!("attributes.k3 {} '{}'", c.one(&["=", "!="]), c.one(STRINGS)),
-        3 => format!("attributes.k{} IN ['{}', '{}']", 1 + c.pick(3), c.one(STRINGS), c.one(STRINGS)),
+        3 => format!(
+            "attributes.k{} IN ['{}', '{}']",
+            1 + c.pick(3),
+            c.one(STRINGS),
+            c.one(STRINGS)
+        ),
         4 => format!("authenticationName = '{}'", c.one(AUTH_NAMES)),
         _ => format!("attributes.k2 IN [{}, {}]", c.pick(5), c.pick(5)),
     }
@@ -85,7 +102,13 @@ fn policy(c: &mut Choices) -> String {
             y += &format!("      k2: {}\n", c.pick(5));
         }
         match c.pick(3) {
-            0 => y += &format!("      k3: [\"{}\", \"{}\"]\n", c.one(STRINGS), c.one(STRINGS)),
+            0 => {
+                y += &format!(
+                    "      k3: [\"{}\", \"{}\"]\n",
+                    c.one(STRINGS),
+                    c.one(STRINGS)
+                )
+            }
             1 => y += &format!("      k3: \"{}\"\n", c.one(STRINGS)),
             _ => {}
         }
@@ -105,7 +128,11 @@ fn policy(c: &mut Choices) -> String {
     }
     y += "permissionBindings:\n";
     for b in 0..1 + c.pick(5) {
-        let group = if c.pick(4) == 0 { "$all".to_string() } else { format!("grp{}", c.pick(n_groups)) };
+        let group = if c.pick(4) == 0 {
+            "$all".to_string()
+        } else {
+            format!("grp{}", c.pick(n_groups))
+        };
         y += &format!(
             "  bnd{b}:\n    clientGroup: \"{group}\"\n    topicSpace: spc{}\n    permission: {}\n",
             c.pick(n_spaces),

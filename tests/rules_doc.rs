@@ -12,7 +12,10 @@ fn docs_rules_md_is_up_to_date() {
         std::fs::write(&path, &generated).unwrap();
     }
     let current = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(current == generated, "docs/rules.md is out of date: run `UPDATE_RULES_DOC=1 cargo test --test rules_doc`");
+    assert!(
+        current == generated,
+        "docs/rules.md is out of date: run `UPDATE_RULES_DOC=1 cargo test --test rules_doc`"
+    );
 }
 
 #[test]

@@ -18,7 +18,12 @@ pub struct Candidate {
 /// Publisher (or subscriber) bindings with a template that would match `subject` (a
 /// topic name, or with `filter` a filter that must be contained) for some values of
 /// its variables.
-pub fn candidates(cx: &Context, permission: Permission, subject: &str, filter: bool) -> Vec<Candidate> {
+pub fn candidates(
+    cx: &Context,
+    permission: Permission,
+    subject: &str,
+    filter: bool,
+) -> Vec<Candidate> {
     let policy = cx.resolved();
     let levels: Vec<&str> = subject.split('/').collect();
     let mut out = Vec::new();
@@ -27,8 +32,15 @@ pub fn candidates(cx: &Context, permission: Permission, subject: &str, filter: b
             continue;
         }
         let space = &policy.topic_spaces[binding.topic_space.value as usize];
-        if let Some(i) = space.templates.iter().position(|t| loose_match(&t.value, &levels, filter)) {
-            out.push(Candidate { binding: b as BindingId, template: i });
+        if let Some(i) = space
+            .templates
+            .iter()
+            .position(|t| loose_match(&t.value, &levels, filter))
+        {
+            out.push(Candidate {
+                binding: b as BindingId,
+                template: i,
+            });
         }
     }
     out
@@ -42,11 +54,20 @@ pub fn why_not(cx: &Context, client: ClientId, c: &Candidate) -> String {
     let who = &cx.policy.client(client).name.value;
     let template = &policy.topic_spaces[b.topic_space.value as usize].templates[c.template].value;
     if !cx.policy.is_member(client, b.group.value) {
-        return format!("binding `{}` grants `{template}` to group `{group}`, which `{who}` is not in", b.name.value);
+        return format!(
+            "binding `{}` grants `{template}` to group `{group}`, which `{who}` is not in",
+            b.name.value
+        );
     }
     match own_topic(cx, client, c) {
-        Some(own) => format!("binding `{}` grants `{template}`, which for `{who}` is `{own}`", b.name.value),
-        None => format!("binding `{}` grants `{template}`, which `{who}` has no value for", b.name.value),
+        Some(own) => format!(
+            "binding `{}` grants `{template}`, which for `{who}` is `{own}`",
+            b.name.value
+        ),
+        None => format!(
+            "binding `{}` grants `{template}`, which `{who}` has no value for",
+            b.name.value
+        ),
     }
 }
 
@@ -56,8 +77,16 @@ pub fn own_topic(cx: &Context, client: ClientId, c: &Candidate) -> Option<String
     let b = &policy.bindings[c.binding as usize];
     let template = &policy.topic_spaces[b.topic_space.value as usize].templates[c.template].value;
     let data = cx.policy.client(client);
-    let values: Vec<_> = template.variables().map(|v| (v, variable_value(data, v).filter(|s| is_safe_value(s)))).collect();
-    template.substitute(|v| values.iter().find(|(k, _)| *k == v).and_then(|(_, x)| x.as_deref()))
+    let values: Vec<_> = template
+        .variables()
+        .map(|v| (v, variable_value(data, v).filter(|s| is_safe_value(s))))
+        .collect();
+    template.substitute(|v| {
+        values
+            .iter()
+            .find(|(k, _)| *k == v)
+            .and_then(|(_, x)| x.as_deref())
+    })
 }
 
 fn loose_match(t: &Template, subject: &[&str], filter: bool) -> bool {
@@ -66,7 +95,9 @@ fn loose_match(t: &Template, subject: &[&str], filter: bool) -> bool {
         if *level == Level::Hash {
             return true;
         }
-        let Some(s) = subject.get(i) else { return false };
+        let Some(s) = subject.get(i) else {
+            return false;
+        };
         let ok = match level {
             Level::Plus => !(filter && *s == "#"),
             Level::Literal(text) => text == s,
@@ -85,7 +116,11 @@ fn loose_match(t: &Template, subject: &[&str], filter: bool) -> bool {
 fn glob(segs: &[Segment], text: &str) -> bool {
     match segs.split_first() {
         None => text.is_empty(),
-        Some((Segment::Text(t), rest)) => text.strip_prefix(t.as_str()).is_some_and(|r| glob(rest, r)),
-        Some((Segment::Var(_), rest)) => (0..=text.len()).filter(|i| text.is_char_boundary(*i)).any(|i| glob(rest, &text[i..])),
+        Some((Segment::Text(t), rest)) => {
+            text.strip_prefix(t.as_str()).is_some_and(|r| glob(rest, r))
+        }
+        Some((Segment::Var(_), rest)) => (0..=text.len())
+            .filter(|i| text.is_char_boundary(*i))
+            .any(|i| glob(rest, &text[i..])),
     }
 }

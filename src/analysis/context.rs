@@ -35,7 +35,15 @@ impl<'a> Context<'a> {
                 group_sizes[*g as usize] += members[p].len();
             }
         }
-        Context { file, policy, options, members, group_sizes, publishers: OnceCell::new(), subscribers: OnceCell::new() }
+        Context {
+            file,
+            policy,
+            options,
+            members,
+            group_sizes,
+            publishers: OnceCell::new(),
+            subscribers: OnceCell::new(),
+        }
     }
 
     pub fn resolved(&self) -> &ResolvedPolicy {
@@ -52,14 +60,22 @@ impl<'a> Context<'a> {
     }
 
     /// Profiles (ids) whose groups grant `permission` on `space`.
-    pub fn profiles_granting(&self, space: SpaceId, permission: Permission) -> impl Iterator<Item = usize> + '_ {
-        self.policy.profiles.iter().enumerate().filter_map(move |(i, p)| {
-            let set = match permission {
-                Permission::Publisher => &p.publish,
-                Permission::Subscriber => &p.subscribe,
-            };
-            set.contains(space).then_some(i)
-        })
+    pub fn profiles_granting(
+        &self,
+        space: SpaceId,
+        permission: Permission,
+    ) -> impl Iterator<Item = usize> + '_ {
+        self.policy
+            .profiles
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, p)| {
+                let set = match permission {
+                    Permission::Publisher => &p.publish,
+                    Permission::Subscriber => &p.subscribe,
+                };
+                set.contains(space).then_some(i)
+            })
     }
 
     pub fn profile_members(&self, profile: usize) -> &[ClientId] {
@@ -82,12 +98,14 @@ impl<'a> Context<'a> {
 
     /// Who may publish a given topic (built on first use).
     pub fn publishers(&self) -> &Reach {
-        self.publishers.get_or_init(|| Reach::build(self, Permission::Publisher))
+        self.publishers
+            .get_or_init(|| Reach::build(self, Permission::Publisher))
     }
 
     /// Who may subscribe to a given topic (built on first use).
     pub fn subscribers(&self) -> &Reach {
-        self.subscribers.get_or_init(|| Reach::build(self, Permission::Subscriber))
+        self.subscribers
+            .get_or_init(|| Reach::build(self, Permission::Subscriber))
     }
 
     /// A span inside a string value (a query, a template), exact when the value is
@@ -98,7 +116,10 @@ impl<'a> Context<'a> {
 
     /// `a`, `b`, `c` and N more.
     pub fn name_list(&self, clients: &[ClientId], total: usize) -> String {
-        let mut names: Vec<String> = clients.iter().map(|c| format!("`{}`", self.policy.client(*c).name.value)).collect();
+        let mut names: Vec<String> = clients
+            .iter()
+            .map(|c| format!("`{}`", self.policy.client(*c).name.value))
+            .collect();
         if total > clients.len() {
             names.push(format!("{} more", total - clients.len()));
         }

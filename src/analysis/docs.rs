@@ -9,7 +9,14 @@ use crate::diag::Code;
 pub fn documentation(code: Code) -> String {
     match rule_for(code) {
         Some(rule) => rule.doc(),
-        None => code.registry_doc().lines().map(|l| l.strip_prefix(' ').unwrap_or(l)).collect::<Vec<_>>().join("\n") + "\n",
+        None => {
+            code.registry_doc()
+                .lines()
+                .map(|l| l.strip_prefix(' ').unwrap_or(l))
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n"
+        }
     }
 }
 
@@ -40,8 +47,25 @@ pub fn rules_markdown() -> String {
     for c in &codes {
         let doc = documentation(*c);
         // Rule docs use `##` sections; nest them under the code's heading.
-        let doc = doc.lines().map(|l| if l.starts_with("## ") { format!("#{l}") } else { l.to_string() }).collect::<Vec<_>>().join("\n");
-        out.push_str(&format!("\n## {}\n\n**{}** ({}): {}\n\n{}\n", c.as_str(), c.name(), c.default_severity().as_str(), c.summary(), doc.trim_end()));
+        let doc = doc
+            .lines()
+            .map(|l| {
+                if l.starts_with("## ") {
+                    format!("#{l}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        out.push_str(&format!(
+            "\n## {}\n\n**{}** ({}): {}\n\n{}\n",
+            c.as_str(),
+            c.name(),
+            c.default_severity().as_str(),
+            c.summary(),
+            doc.trim_end()
+        ));
     }
     out
 }

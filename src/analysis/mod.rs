@@ -47,7 +47,11 @@ pub fn analyze(file: &SourceFile, resolved: &ResolvedPolicy, options: Options) -
 }
 
 /// Runs every rule over an already compiled policy.
-pub fn analyze_compiled(file: &SourceFile, policy: &CompiledPolicy, options: Options) -> Diagnostics {
+pub fn analyze_compiled(
+    file: &SourceFile,
+    policy: &CompiledPolicy,
+    options: Options,
+) -> Diagnostics {
     let cx = Context::new(file, policy, options);
     let mut out = Vec::new();
     for rule in rules::RULES {

@@ -38,7 +38,10 @@ impl Reach {
                 continue;
             }
             for (i, t) in space.templates.iter().enumerate() {
-                let at = TemplateRef { space: s, index: i as u32 };
+                let at = TemplateRef {
+                    space: s,
+                    index: i as u32,
+                };
                 if !t.value.has_variables() {
                     index.insert(&t.value, at);
                     owners.push(Owner::Space(s));
@@ -50,8 +53,17 @@ impl Reach {
                         if !client.is_enabled() {
                             continue;
                         }
-                        let values: Vec<_> = t.value.variables().map(|v| (v.clone(), variable_value(client, v))).collect();
-                        let text = t.value.substitute(|v| values.iter().find(|(k, _)| k == v).and_then(|(_, x)| x.as_deref()));
+                        let values: Vec<_> = t
+                            .value
+                            .variables()
+                            .map(|v| (v.clone(), variable_value(client, v)))
+                            .collect();
+                        let text = t.value.substitute(|v| {
+                            values
+                                .iter()
+                                .find(|(k, _)| k == v)
+                                .and_then(|(_, x)| x.as_deref())
+                        });
                         if let Some(parsed) = text.and_then(|text| Template::parse(&text).ok()) {
                             index.insert(&parsed, at);
                             owners.push(Owner::Client(c));
@@ -60,12 +72,22 @@ impl Reach {
                 }
             }
         }
-        Reach { permission, index, owners }
+        Reach {
+            permission,
+            index,
+            owners,
+        }
     }
 
     /// Up to `limit` enabled clients other than `except` that may publish (or
     /// subscribe to) topic name `topic`, and whether there are more.
-    pub fn who(&self, cx: &Context, topic: &str, except: ClientId, limit: usize) -> (Vec<ClientId>, bool) {
+    pub fn who(
+        &self,
+        cx: &Context,
+        topic: &str,
+        except: ClientId,
+        limit: usize,
+    ) -> (Vec<ClientId>, bool) {
         let matched = RefCell::new(Vec::new());
         self.index.find_publish(topic, &[], &|t| {
             matched.borrow_mut().push(t);

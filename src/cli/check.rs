@@ -36,7 +36,10 @@ pub struct CheckArgs {
 }
 
 pub fn run(args: CheckArgs) -> u8 {
-    let options = analysis::Options { target: args.target, ..Default::default() };
+    let options = analysis::Options {
+        target: args.target,
+        ..Default::default()
+    };
     let mut compilations: Vec<Compilation> = Vec::new();
     let mut unreadable = false;
     for path in &args.files {
@@ -48,7 +51,13 @@ pub fn run(args: CheckArgs) -> u8 {
             }
         }
     }
-    let reports: Vec<FileReport> = compilations.iter().map(|c| FileReport { file: &c.file, diagnostics: &c.diagnostics }).collect();
+    let reports: Vec<FileReport> = compilations
+        .iter()
+        .map(|c| FileReport {
+            file: &c.file,
+            diagnostics: &c.diagnostics,
+        })
+        .collect();
     let errors = report::count(&reports, Severity::Error);
     let warnings = report::count(&reports, Severity::Warning);
     let printed = match args.format {
@@ -64,8 +73,13 @@ pub fn run(args: CheckArgs) -> u8 {
             out.push_str(&summary(reports.len(), errors, warnings));
             Ok(out)
         }
-        Format::Json => serde_json::to_string_pretty(&report::json_report(&reports)).map(|s| s + "\n"),
-        Format::Sarif => serde_json::to_string_pretty(&report::sarif(&reports, docs::documentation)).map(|s| s + "\n"),
+        Format::Json => {
+            serde_json::to_string_pretty(&report::json_report(&reports)).map(|s| s + "\n")
+        }
+        Format::Sarif => {
+            serde_json::to_string_pretty(&report::sarif(&reports, docs::documentation))
+                .map(|s| s + "\n")
+        }
         Format::Github => Ok(report::github(&reports)),
     };
     match printed {
@@ -86,5 +100,10 @@ pub fn run(args: CheckArgs) -> u8 {
 
 fn summary(files: usize, errors: usize, warnings: usize) -> String {
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
-    format!("checked {}: {}, {}\n", plural(files, "file"), plural(errors, "error"), plural(warnings, "warning"))
+    format!(
+        "checked {}: {}, {}\n",
+        plural(files, "file"),
+        plural(errors, "error"),
+        plural(warnings, "warning")
+    )
 }

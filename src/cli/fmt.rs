@@ -83,7 +83,11 @@ pub fn run(args: FmtArgs) -> u8 {
         if current == formatted {
             return exit::OK;
         }
-        eprintln!("`{}` is not formatted; run `topicgate policy fmt {}`", target.display(), args.file.display());
+        eprintln!(
+            "`{}` is not formatted; run `topicgate policy fmt {}`",
+            target.display(),
+            args.file.display()
+        );
         return exit::FINDING;
     }
     match target {

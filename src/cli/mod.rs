@@ -4,6 +4,7 @@ pub mod check;
 pub mod compile;
 pub mod explain;
 pub mod fmt;
+pub mod generate;
 pub mod output;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -39,6 +40,8 @@ pub enum PolicyCommand {
     Compile(compile::CompileArgs),
     /// Decide whether a client may connect, publish or subscribe, and say why.
     Explain(explain::ExplainArgs),
+    /// Write a synthetic policy of any size, for benchmarks and load tests.
+    Generate(generate::GenerateArgs),
 }
 
 /// Exit codes shared by all commands.
@@ -54,7 +57,11 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { exit::ERROR } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::ERROR
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }
@@ -68,8 +75,14 @@ pub fn run(cli: Cli) -> u8 {
         Command::Policy(PolicyCommand::Compile(args)) => compile::run(args),
         Command::Policy(PolicyCommand::Fmt(args)) => fmt::run(args),
         Command::Policy(PolicyCommand::Explain(args)) => explain::run(args),
+        Command::Policy(PolicyCommand::Generate(args)) => generate::run(args),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "topicgate", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "topicgate",
+                &mut std::io::stdout(),
+            );
             exit::OK
         }
     }

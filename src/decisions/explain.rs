@@ -59,7 +59,11 @@ impl Explanation {
 /// Decides `question` for the client with authentication name `client` and says why.
 pub fn explain(policy: &CompiledPolicy, client: &str, question: &Question) -> Explanation {
     let Some(id) = policy.client_by_authentication_name(client) else {
-        let names = policy.policy.clients.iter().map(|c| c.authentication_name.value.as_str());
+        let names = policy
+            .policy
+            .clients
+            .iter()
+            .map(|c| c.authentication_name.value.as_str());
         let hint = match did_you_mean(client, names) {
             Some(n) => format!("; did you mean `{n}`?"),
             None => String::new(),
@@ -70,7 +74,9 @@ pub fn explain(policy: &CompiledPolicy, client: &str, question: &Question) -> Ex
             action: question.action(),
             topic: question.topic().map(str::to_string),
             granted_by: None,
-            reason: format!("unknown client `{client}`: no client has this authentication name{hint}"),
+            reason: format!(
+                "unknown client `{client}`: no client has this authentication name{hint}"
+            ),
         };
     };
     let decision: Decision = match question {
@@ -81,7 +87,10 @@ pub fn explain(policy: &CompiledPolicy, client: &str, question: &Question) -> Ex
     let granted_by = decision.grant.map(|g| {
         let space = &policy.policy.topic_spaces[g.topic_space as usize];
         GrantedBy {
-            binding: policy.policy.bindings[g.binding as usize].name.value.clone(),
+            binding: policy.policy.bindings[g.binding as usize]
+                .name
+                .value
+                .clone(),
             topic_space: space.name.value.clone(),
             template: space.templates[g.template as usize].value.to_string(),
         }
@@ -101,7 +110,11 @@ pub fn render_human(e: &Explanation) -> String {
     let verdict = if e.allowed() { "ALLOW" } else { "DENY" };
     let mut out = format!("{verdict}: {} {}", e.client, e.action);
     if let Some(t) = &e.topic {
-        out.push_str(if e.action == "connect" { " with will topic " } else { " " });
+        out.push_str(if e.action == "connect" {
+            " with will topic "
+        } else {
+            " "
+        });
         out.push_str(t);
     }
     out.push('\n');

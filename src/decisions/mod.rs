@@ -39,12 +39,20 @@ pub struct Decision {
 
 impl Decision {
     pub fn deny(kind: DenyKind, reason: impl Into<String>) -> Self {
-        Decision { allowed: false, grant: None, reason: reason.into(), deny: Some(kind) }
+        Decision {
+            allowed: false,
+            grant: None,
+            reason: reason.into(),
+            deny: Some(kind),
+        }
     }
 }
 
 impl From<Decision> for access::Verdict {
     fn from(d: Decision) -> Self {
-        access::Verdict { allowed: d.allowed, reason: d.reason }
+        access::Verdict {
+            allowed: d.allowed,
+            reason: d.reason,
+        }
     }
 }

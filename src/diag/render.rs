@@ -6,6 +6,9 @@ use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
 use serde::Serialize;
 use std::fmt;
 
+/// Lines longer than this are not shown as snippets.
+const MAX_SNIPPET_LINE: usize = 400;
+
 /// A diagnostic bound to its source file, in the shape miette renders.
 struct Report<'a> {
     diag: &'a Diagnostic,
@@ -36,20 +39,23 @@ impl miette::Diagnostic for Report<'_> {
         })
     }
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        self.diag.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.diag
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        self.diag.span.map(|_| &self.source as &dyn miette::SourceCode)
+        self.diag
+            .span
+            .map(|_| &self.source as &dyn miette::SourceCode)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let primary = self.diag.span.map(|s| {
             LabeledSpan::new_primary_with_span(self.diag.label.clone(), (s.start as usize, s.len()))
         });
-        let related = self
-            .diag
-            .related
-            .iter()
-            .map(|(s, text)| LabeledSpan::new_with_span(Some(text.clone()), (s.start as usize, s.len())));
+        let related = self.diag.related.iter().map(|(s, text)| {
+            LabeledSpan::new_with_span(Some(text.clone()), (s.start as usize, s.len()))
+        });
         Some(Box::new(primary.into_iter().chain(related)))
     }
 }
@@ -57,12 +63,35 @@ impl miette::Diagnostic for Report<'_> {
 /// miette's graphical report of one diagnostic, without colours (stable for
 /// snapshots and logs) unless `color` is set.
 pub fn human(diag: &Diagnostic, file: &SourceFile, color: bool) -> String {
-    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    // A snippet of a very long line (minified or hostile input) helps nobody: say where instead.
+    if let Some(span) = diag.span {
+        if file.line_len_at(span.start as usize) > MAX_SNIPPET_LINE {
+            let (line, col) = file.line_col(span.start as usize);
+            let mut short = diag.clone();
+            short.span = None;
+            short.related.clear();
+            short.message = format!("{} (at {}:{line}:{col})", diag.message, file.name);
+            return human(&short, file, color);
+        }
+    }
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
-    let report = Report { diag, source: NamedSource::new(file.name.clone(), file.text.to_string()) };
+    let report = Report {
+        diag,
+        source: NamedSource::new(file.name.clone(), file.text.to_string()),
+    };
     let mut out = String::new();
     if handler.render_report(&mut out, &report).is_err() {
-        out = format!("{}[{}]: {}\n", diag.severity.as_str(), diag.code.as_str(), diag.message);
+        out = format!(
+            "{}[{}]: {}\n",
+            diag.severity.as_str(),
+            diag.code.as_str(),
+            diag.message
+        );
     }
     out
 }
@@ -103,5 +132,9 @@ pub fn to_json(diag: &Diagnostic, file: &SourceFile) -> JsonDiagnostic {
 pub fn human_all(diags: &[Diagnostic], file: &SourceFile, color: bool) -> String {
     let mut sorted: Vec<&Diagnostic> = diags.iter().collect();
     sorted.sort_by_key(|d| (d.span.map(|s| s.start).unwrap_or(0), d.severity));
-    sorted.into_iter().map(|d| human(d, file, color)).collect::<Vec<_>>().join("\n")
+    sorted
+        .into_iter()
+        .map(|d| human(d, file, color))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -22,7 +22,11 @@ pub fn sorted(diags: &[Diagnostic]) -> Vec<&Diagnostic> {
 }
 
 pub fn count(reports: &[FileReport], severity: Severity) -> usize {
-    reports.iter().flat_map(|r| r.diagnostics).filter(|d| d.severity == severity).count()
+    reports
+        .iter()
+        .flat_map(|r| r.diagnostics)
+        .filter(|d| d.severity == severity)
+        .count()
 }
 
 /// `{"diagnostics": [...], "errors": N, "warnings": N}`
@@ -35,7 +39,14 @@ pub struct JsonReport {
 
 pub fn json_report(reports: &[FileReport]) -> JsonReport {
     JsonReport {
-        diagnostics: reports.iter().flat_map(|r| sorted(r.diagnostics).into_iter().map(|d| to_json(d, r.file))).collect(),
+        diagnostics: reports
+            .iter()
+            .flat_map(|r| {
+                sorted(r.diagnostics)
+                    .into_iter()
+                    .map(|d| to_json(d, r.file))
+            })
+            .collect(),
         errors: count(reports, Severity::Error),
         warnings: count(reports, Severity::Warning),
     }
@@ -55,7 +66,9 @@ fn uri(path: &str) -> String {
     let mut out = String::new();
     for b in path.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -85,9 +98,7 @@ pub fn sarif(reports: &[FileReport], rule_doc: impl Fn(Code) -> String) -> Value
     let mut results = Vec::new();
     for r in reports {
         for d in sorted(r.diagnostics) {
-            let location = |span| {
-                json!({ "physicalLocation": { "artifactLocation": { "uri": uri(&r.file.name) }, "region": region(r.file, span) } })
-            };
+            let location = |span| json!({ "physicalLocation": { "artifactLocation": { "uri": uri(&r.file.name) }, "region": region(r.file, span) } });
             let mut text = d.message.clone();
             if let Some(h) = &d.help {
                 text.push_str(&format!("\nhelp: {h}"));
@@ -162,7 +173,9 @@ pub fn github(reports: &[FileReport]) -> String {
 }
 
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 fn escape_property(s: &str) -> String {

@@ -43,7 +43,13 @@ fn span(pair: &Pair<Rule>) -> Span {
 /// The DSL text lowered to the tree the schema checks read.
 pub fn parse_tree(text: &str, diags: &mut Diagnostics) -> Option<Node> {
     if text.len() > MAX_POLICY_BYTES {
-        diags.push(Diagnostic::new(Code::Io, format!("policy file is {} bytes, more than the limit of {MAX_POLICY_BYTES} bytes", text.len())));
+        diags.push(Diagnostic::new(
+            Code::Io,
+            format!(
+                "policy file is {} bytes, more than the limit of {MAX_POLICY_BYTES} bytes",
+                text.len()
+            ),
+        ));
         return None;
     }
     let file = match DslParser::parse(Rule::file, text) {
@@ -53,7 +59,11 @@ pub fn parse_tree(text: &str, diags: &mut Diagnostics) -> Option<Node> {
             return None;
         }
     };
-    let stmts: Vec<Stmt> = file.into_inner().filter(|p| p.as_rule() == Rule::stmt).map(stmt).collect();
+    let stmts: Vec<Stmt> = file
+        .into_inner()
+        .filter(|p| p.as_rule() == Rule::stmt)
+        .map(stmt)
+        .collect();
     Some(lower_top(stmts, diags))
 }
 
@@ -78,26 +88,70 @@ fn syntax_error(e: &pest::error::Error<Rule>, text: &str) -> Diagnostic {
 fn stmt(pair: Pair<Rule>) -> Stmt {
     let whole = span(&pair);
     let Some(inner) = pair.into_inner().next() else {
-        return Stmt { key: Key { name: String::new(), span: whole }, values: Vec::new(), block: None, span: whole };
+        return Stmt {
+            key: Key {
+                name: String::new(),
+                span: whole,
+            },
+            values: Vec::new(),
+            block: None,
+            span: whole,
+        };
     };
     match inner.as_rule() {
         Rule::group_short => {
             let mut parts = inner.into_inner();
-            let kw = parts.next().map(|p| key_of(&p)).unwrap_or(Key { name: "group".into(), span: whole });
-            let name = parts.next().map(value).unwrap_or(Node { kind: NodeKind::Null, span: whole });
-            let query = parts.next().map(query_node).unwrap_or(Node { kind: NodeKind::Null, span: whole });
-            let query_key = Key { name: "query".into(), span: query.span };
-            let body = vec![Stmt { key: query_key, values: vec![query], block: None, span: whole }];
-            Stmt { key: kw, values: vec![name], block: Some((body, whole)), span: whole }
+            let kw = parts.next().map(|p| key_of(&p)).unwrap_or(Key {
+                name: "group".into(),
+                span: whole,
+            });
+            let name = parts.next().map(value).unwrap_or(Node {
+                kind: NodeKind::Null,
+                span: whole,
+            });
+            let query = parts.next().map(query_node).unwrap_or(Node {
+                kind: NodeKind::Null,
+                span: whole,
+            });
+            let query_key = Key {
+                name: "query".into(),
+                span: query.span,
+            };
+            let body = vec![Stmt {
+                key: query_key,
+                values: vec![query],
+                block: None,
+                span: whole,
+            }];
+            Stmt {
+                key: kw,
+                values: vec![name],
+                block: Some((body, whole)),
+                span: whole,
+            }
         }
         Rule::query_stmt => {
             let mut parts = inner.into_inner();
-            let kw = parts.next().map(|p| key_of(&p)).unwrap_or(Key { name: "query".into(), span: whole });
-            let query = parts.next().map(query_node).unwrap_or(Node { kind: NodeKind::Null, span: whole });
-            Stmt { key: kw, values: vec![query], block: None, span: whole }
+            let kw = parts.next().map(|p| key_of(&p)).unwrap_or(Key {
+                name: "query".into(),
+                span: whole,
+            });
+            let query = parts.next().map(query_node).unwrap_or(Node {
+                kind: NodeKind::Null,
+                span: whole,
+            });
+            Stmt {
+                key: kw,
+                values: vec![query],
+                block: None,
+                span: whole,
+            }
         }
         _ => {
-            let mut key = Key { name: String::new(), span: whole };
+            let mut key = Key {
+                name: String::new(),
+                span: whole,
+            };
             let mut values = Vec::new();
             let mut block = None;
             for p in inner.into_inner() {
@@ -105,25 +159,42 @@ fn stmt(pair: Pair<Rule>) -> Stmt {
                     Rule::key => key = key_of(&p),
                     Rule::block => {
                         let s = span(&p);
-                        block = Some((p.into_inner().filter(|x| x.as_rule() == Rule::stmt).map(stmt).collect(), s));
+                        block = Some((
+                            p.into_inner()
+                                .filter(|x| x.as_rule() == Rule::stmt)
+                                .map(stmt)
+                                .collect(),
+                            s,
+                        ));
                     }
                     _ => values.push(value(p)),
                 }
             }
-            Stmt { key, values, block, span: whole }
+            Stmt {
+                key,
+                values,
+                block,
+                span: whole,
+            }
         }
     }
 }
 
 fn key_of(pair: &Pair<Rule>) -> Key {
-    Key { name: pair.as_str().to_string(), span: span(pair) }
+    Key {
+        name: pair.as_str().to_string(),
+        span: span(pair),
+    }
 }
 
 /// The query text without trailing blanks, spanned exactly (no quotes to skip).
 fn query_node(pair: Pair<Rule>) -> Node {
     let s = pair.as_span();
     let text = pair.as_str().trim_end();
-    Node { kind: NodeKind::Str(text.to_string()), span: Span::new(s.start(), s.start() + text.len()) }
+    Node {
+        kind: NodeKind::Str(text.to_string()),
+        span: Span::new(s.start(), s.start() + text.len()),
+    }
 }
 
 fn value(pair: Pair<Rule>) -> Node {
@@ -138,7 +209,9 @@ fn value(pair: Pair<Rule>) -> Node {
             "false" => NodeKind::Bool(false),
             w => NodeKind::Str(w.to_string()),
         },
-        Rule::string => NodeKind::Str(unescape(pair.into_inner().next().map(|c| c.as_str()).unwrap_or(""))),
+        Rule::string => NodeKind::Str(unescape(
+            pair.into_inner().next().map(|c| c.as_str()).unwrap_or(""),
+        )),
         Rule::list => NodeKind::Seq(pair.into_inner().map(value).collect()),
         _ => NodeKind::Null,
     };
@@ -176,7 +249,10 @@ const TOP: &[(&str, &str)] = &[
 ];
 
 fn map(entries: Vec<(Key, Node)>, span: Span) -> Node {
-    Node { kind: NodeKind::Map(entries), span }
+    Node {
+        kind: NodeKind::Map(entries),
+        span,
+    }
 }
 
 fn lower_top(stmts: Vec<Stmt>, diags: &mut Diagnostics) -> Node {
@@ -185,16 +261,27 @@ fn lower_top(stmts: Vec<Stmt>, diags: &mut Diagnostics) -> Node {
     for s in stmts {
         let Some((_, section)) = TOP.iter().find(|(kw, _)| *kw == s.key.name) else {
             diags.push(
-                Diagnostic::new(Code::UnknownKey, format!("unknown statement `{}`", s.key.name))
-                    .at(s.key.span)
-                    .label("not a statement of a policy")
-                    .help(suggestion(&s.key.name, TOP.iter().map(|(k, _)| *k))),
+                Diagnostic::new(
+                    Code::UnknownKey,
+                    format!("unknown statement `{}`", s.key.name),
+                )
+                .at(s.key.span)
+                .label("not a statement of a policy")
+                .help(suggestion(&s.key.name, TOP.iter().map(|(k, _)| *k))),
             );
             continue;
         };
         if *section == "namespace" {
             match one_value(&s, diags) {
-                Some(v) => namespace = Some((Key { name: "namespace".into(), span: s.key.span }, v)),
+                Some(v) => {
+                    namespace = Some((
+                        Key {
+                            name: "namespace".into(),
+                            span: s.key.span,
+                        },
+                        v,
+                    ))
+                }
                 None => continue,
             }
             continue;
@@ -202,7 +289,14 @@ fn lower_top(stmts: Vec<Stmt>, diags: &mut Diagnostics) -> Node {
         let idx = match sections.iter().position(|(k, _, _)| k.name == *section) {
             Some(i) => i,
             None => {
-                sections.push((Key { name: section.to_string(), span: s.key.span }, Vec::new(), Vec::new()));
+                sections.push((
+                    Key {
+                        name: section.to_string(),
+                        span: s.key.span,
+                    },
+                    Vec::new(),
+                    Vec::new(),
+                ));
                 sections.len() - 1
             }
         };
@@ -212,7 +306,9 @@ fn lower_top(stmts: Vec<Stmt>, diags: &mut Diagnostics) -> Node {
             }
             continue;
         }
-        let Some((name_key, rest)) = named(&s, diags) else { continue };
+        let Some((name_key, rest)) = named(&s, diags) else {
+            continue;
+        };
         let body = match *section {
             "clients" => lower_client(&s, rest, diags),
             "topicSpaces" => lower_space(&s, rest, diags),
@@ -227,7 +323,14 @@ fn lower_top(stmts: Vec<Stmt>, diags: &mut Diagnostics) -> Node {
     }
     for (key, named, tests) in sections {
         let span = key.span;
-        let node = if key.name == "tests" { Node { kind: NodeKind::Seq(tests), span } } else { map(named, span) };
+        let node = if key.name == "tests" {
+            Node {
+                kind: NodeKind::Seq(tests),
+                span,
+            }
+        } else {
+            map(named, span)
+        };
         entries.push((key, node));
     }
     map(entries, Span::NONE)
@@ -237,7 +340,12 @@ fn lower_top(stmts: Vec<Stmt>, diags: &mut Diagnostics) -> Node {
 fn one_value(s: &Stmt, diags: &mut Diagnostics) -> Option<Node> {
     if s.values.len() != 1 || s.block.is_some() {
         diags.push(
-            Diagnostic::new(Code::InvalidValue, format!("`{}` takes one value", s.key.name)).at(s.span).help(format!("write `{} VALUE`", s.key.name)),
+            Diagnostic::new(
+                Code::InvalidValue,
+                format!("`{}` takes one value", s.key.name),
+            )
+            .at(s.span)
+            .help(format!("write `{} VALUE`", s.key.name)),
         );
         return None;
     }
@@ -259,19 +367,34 @@ fn named<'a>(s: &'a Stmt, diags: &mut Diagnostics) -> Option<(Key, &'a [Node])> 
         NodeKind::Int(i) => i.to_string(),
         NodeKind::BigInt(n) => n.clone(),
         other => {
-            diags.push(Diagnostic::new(Code::WrongType, format!("a name must be a string, found {}", other.type_name())).at(first.span));
+            diags.push(
+                Diagnostic::new(
+                    Code::WrongType,
+                    format!("a name must be a string, found {}", other.type_name()),
+                )
+                .at(first.span),
+            );
             return None;
         }
     };
-    Some((Key { name, span: first.span }, &s.values[1..]))
+    Some((
+        Key {
+            name,
+            span: first.span,
+        },
+        &s.values[1..],
+    ))
 }
 
 fn extra_values(s: &Stmt, rest: &[Node], diags: &mut Diagnostics) {
     if let (Some(first), Some(last)) = (rest.first(), rest.last()) {
         diags.push(
-            Diagnostic::new(Code::InvalidValue, format!("unexpected value after the name of `{}`", s.key.name))
-                .at(Span::new(first.span.start as usize, last.span.end as usize))
-                .help(format!("write `{} NAME {{ ... }}`", s.key.name)),
+            Diagnostic::new(
+                Code::InvalidValue,
+                format!("unexpected value after the name of `{}`", s.key.name),
+            )
+            .at(Span::new(first.span.start as usize, last.span.end as usize))
+            .help(format!("write `{} NAME {{ ... }}`", s.key.name)),
         );
     }
 }
@@ -281,8 +404,18 @@ fn extra_values(s: &Stmt, rest: &[Node], diags: &mut Diagnostics) {
 fn block_map(stmts: &[Stmt], span: Span, rename: &[(&str, &str)]) -> Node {
     let mut entries: Vec<(Key, Node)> = Vec::new();
     for s in stmts {
-        let name = rename.iter().find(|(from, _)| *from == s.key.name).map(|(_, to)| to.to_string()).unwrap_or_else(|| s.key.name.clone());
-        entries.push((Key { name, span: s.key.span }, stmt_value(s)));
+        let name = rename
+            .iter()
+            .find(|(from, _)| *from == s.key.name)
+            .map(|(_, to)| to.to_string())
+            .unwrap_or_else(|| s.key.name.clone());
+        entries.push((
+            Key {
+                name,
+                span: s.key.span,
+            },
+            stmt_value(s),
+        ));
     }
     map(entries, span)
 }
@@ -290,9 +423,18 @@ fn block_map(stmts: &[Stmt], span: Span, rename: &[(&str, &str)]) -> Node {
 fn stmt_value(s: &Stmt) -> Node {
     match (&s.values[..], &s.block) {
         ([], Some((inner, span))) => block_map(inner, *span, &[]),
-        ([], None) => Node { kind: NodeKind::Null, span: s.key.span },
+        ([], None) => Node {
+            kind: NodeKind::Null,
+            span: s.key.span,
+        },
         ([one], None) => one.clone(),
-        (many, _) => Node { kind: NodeKind::Seq(many.to_vec()), span: Span::new(many[0].span.start as usize, many[many.len() - 1].span.end as usize) },
+        (many, _) => Node {
+            kind: NodeKind::Seq(many.to_vec()),
+            span: Span::new(
+                many[0].span.start as usize,
+                many[many.len() - 1].span.end as usize,
+            ),
+        },
     }
 }
 
@@ -306,14 +448,19 @@ fn lower_block_of(s: &Stmt, rest: &[Node], diags: &mut Diagnostics) -> Node {
 
 fn lower_client(s: &Stmt, rest: &[Node], diags: &mut Diagnostics) -> Node {
     extra_values(s, rest, diags);
-    let Some((inner, span)) = &s.block else { return map(Vec::new(), s.span) };
+    let Some((inner, span)) = &s.block else {
+        return map(Vec::new(), s.span);
+    };
     let mut entries = Vec::new();
     for st in inner {
         let value = match st.key.name.as_str() {
             "will" if st.block.is_none() => lower_will(st, diags),
             "publishes" | "subscribes" | "allowedThumbprints" => match &st.values[..] {
                 [one] if matches!(one.kind, NodeKind::Seq(_)) => one.clone(),
-                values => Node { kind: NodeKind::Seq(values.to_vec()), span: st.span },
+                values => Node {
+                    kind: NodeKind::Seq(values.to_vec()),
+                    span: st.span,
+                },
             },
             _ => stmt_value(st),
         };
@@ -327,7 +474,13 @@ fn lower_will(s: &Stmt, diags: &mut Diagnostics) -> Node {
     let mut entries = Vec::new();
     let mut values = s.values.iter();
     if let Some(topic) = values.next() {
-        entries.push((Key { name: "topic".into(), span: topic.span }, topic.clone()));
+        entries.push((
+            Key {
+                name: "topic".into(),
+                span: topic.span,
+            },
+            topic.clone(),
+        ));
     }
     while let Some(v) = values.next() {
         let name = match &v.kind {
@@ -341,11 +494,32 @@ fn lower_will(s: &Stmt, diags: &mut Diagnostics) -> Node {
                 continue;
             }
         };
-        let key = if name == "delay" { "delaySeconds".to_string() } else { name.clone() };
+        let key = if name == "delay" {
+            "delaySeconds".to_string()
+        } else {
+            name.clone()
+        };
         match values.next() {
-            Some(arg) => entries.push((Key { name: key, span: v.span }, arg.clone())),
-            None if name == "retain" => entries.push((Key { name: key, span: v.span }, Node { kind: NodeKind::Bool(true), span: v.span })),
-            None => diags.push(Diagnostic::new(Code::MissingField, format!("`{name}` needs a value")).at(v.span)),
+            Some(arg) => entries.push((
+                Key {
+                    name: key,
+                    span: v.span,
+                },
+                arg.clone(),
+            )),
+            None if name == "retain" => entries.push((
+                Key {
+                    name: key,
+                    span: v.span,
+                },
+                Node {
+                    kind: NodeKind::Bool(true),
+                    span: v.span,
+                },
+            )),
+            None => diags.push(
+                Diagnostic::new(Code::MissingField, format!("`{name}` needs a value")).at(v.span),
+            ),
         }
     }
     map(entries, s.span)
@@ -353,7 +527,9 @@ fn lower_will(s: &Stmt, diags: &mut Diagnostics) -> Node {
 
 fn lower_space(s: &Stmt, rest: &[Node], diags: &mut Diagnostics) -> Node {
     extra_values(s, rest, diags);
-    let Some((inner, span)) = &s.block else { return map(Vec::new(), s.span) };
+    let Some((inner, span)) = &s.block else {
+        return map(Vec::new(), s.span);
+    };
     let mut templates: Vec<Node> = Vec::new();
     let mut templates_span: Option<Span> = None;
     let mut entries = Vec::new();
@@ -372,7 +548,19 @@ fn lower_space(s: &Stmt, rest: &[Node], diags: &mut Diagnostics) -> Node {
         }
     }
     if let Some(ts) = templates_span {
-        entries.insert(0, (Key { name: "topicTemplates".into(), span: ts }, Node { kind: NodeKind::Seq(templates), span: ts }));
+        entries.insert(
+            0,
+            (
+                Key {
+                    name: "topicTemplates".into(),
+                    span: ts,
+                },
+                Node {
+                    kind: NodeKind::Seq(templates),
+                    span: ts,
+                },
+            ),
+        );
     }
     map(entries, *span)
 }
@@ -380,7 +568,11 @@ fn lower_space(s: &Stmt, rest: &[Node], diags: &mut Diagnostics) -> Node {
 fn lower_binding(s: &Stmt, rest: &[Node], diags: &mut Diagnostics) -> Node {
     extra_values(s, rest, diags);
     match &s.block {
-        Some((inner, span)) => block_map(inner, *span, &[("group", "clientGroup"), ("topicspace", "topicSpace")]),
+        Some((inner, span)) => block_map(
+            inner,
+            *span,
+            &[("group", "clientGroup"), ("topicspace", "topicSpace")],
+        ),
         None => map(Vec::new(), s.span),
     }
 }
@@ -391,7 +583,16 @@ fn lower_test(s: Stmt, diags: &mut Diagnostics) -> Option<Node> {
     if let Some((inner, span)) = &s.block {
         let mut node = block_map(inner, *span, &[]);
         if let (NodeKind::Map(entries), Some(client)) = (&mut node.kind, s.values.first()) {
-            entries.insert(0, (Key { name: "client".into(), span: client.span }, client.clone()));
+            entries.insert(
+                0,
+                (
+                    Key {
+                        name: "client".into(),
+                        span: client.span,
+                    },
+                    client.clone(),
+                ),
+            );
         }
         return Some(node);
     }
@@ -402,18 +603,41 @@ fn lower_test(s: Stmt, diags: &mut Diagnostics) -> Option<Node> {
     };
     let mut values = s.values.iter();
     let (Some(client), Some(action)) = (values.next(), values.next()) else {
-        diags.push(Diagnostic::new(Code::MissingField, "a test needs a client, an action and an expectation").at(s.span).help(usage));
+        diags.push(
+            Diagnostic::new(
+                Code::MissingField,
+                "a test needs a client, an action and an expectation",
+            )
+            .at(s.span)
+            .help(usage),
+        );
         return None;
     };
-    let mut entries = vec![(Key { name: "client".into(), span: client.span }, client.clone())];
+    let mut entries = vec![(
+        Key {
+            name: "client".into(),
+            span: client.span,
+        },
+        client.clone(),
+    )];
     let action_name = word(action).unwrap_or_default();
     match action_name.as_str() {
         "publish" | "subscribe" | "receive" => {
             let Some(topic) = values.next() else {
-                diags.push(Diagnostic::new(Code::MissingField, format!("`{action_name}` needs a topic")).at(action.span).help(usage));
+                diags.push(
+                    Diagnostic::new(Code::MissingField, format!("`{action_name}` needs a topic"))
+                        .at(action.span)
+                        .help(usage),
+                );
                 return None;
             };
-            entries.push((Key { name: action_name.clone(), span: action.span }, topic.clone()));
+            entries.push((
+                Key {
+                    name: action_name.clone(),
+                    span: action.span,
+                },
+                topic.clone(),
+            ));
         }
         "connect" => {
             let mut rest: Vec<&Node> = values.clone().collect();
@@ -427,32 +651,79 @@ fn lower_test(s: Stmt, diags: &mut Diagnostics) -> Option<Node> {
                 None
             };
             let node = match will {
-                Some(w) => map(vec![(Key { name: "will".into(), span: w.span }, w)], action.span),
-                None => Node { kind: NodeKind::Null, span: action.span },
+                Some(w) => map(
+                    vec![(
+                        Key {
+                            name: "will".into(),
+                            span: w.span,
+                        },
+                        w,
+                    )],
+                    action.span,
+                ),
+                None => Node {
+                    kind: NodeKind::Null,
+                    span: action.span,
+                },
             };
-            entries.push((Key { name: "connect".into(), span: action.span }, node));
+            entries.push((
+                Key {
+                    name: "connect".into(),
+                    span: action.span,
+                },
+                node,
+            ));
         }
         _ => {
             diags.push(
-                Diagnostic::new(Code::InvalidValue, format!("unknown test action `{action_name}`"))
-                    .at(action.span)
-                    .help(suggestion(&action_name, ["publish", "subscribe", "receive", "connect"])),
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    format!("unknown test action `{action_name}`"),
+                )
+                .at(action.span)
+                .help(suggestion(
+                    &action_name,
+                    ["publish", "subscribe", "receive", "connect"],
+                )),
             );
             return None;
         }
     }
     match values.next() {
-        Some(expect) => entries.push((Key { name: "expect".into(), span: expect.span }, expect.clone())),
+        Some(expect) => entries.push((
+            Key {
+                name: "expect".into(),
+                span: expect.span,
+            },
+            expect.clone(),
+        )),
         None => {
-            diags.push(Diagnostic::new(Code::MissingField, "test has no expectation").at(s.span).help("end the test with `allow` or `deny`"));
+            diags.push(
+                Diagnostic::new(Code::MissingField, "test has no expectation")
+                    .at(s.span)
+                    .help("end the test with `allow` or `deny`"),
+            );
             return None;
         }
     }
     while let Some(v) = values.next() {
         match (word(v).as_deref(), values.next()) {
-            (Some("grantedBy"), Some(b)) => entries.push((Key { name: "grantedBy".into(), span: v.span }, b.clone())),
+            (Some("grantedBy"), Some(b)) => entries.push((
+                Key {
+                    name: "grantedBy".into(),
+                    span: v.span,
+                },
+                b.clone(),
+            )),
             _ => {
-                diags.push(Diagnostic::new(Code::InvalidValue, "unexpected value after the test's expectation").at(v.span).help("only `grantedBy BINDING` may follow"));
+                diags.push(
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        "unexpected value after the test's expectation",
+                    )
+                    .at(v.span)
+                    .help("only `grantedBy BINDING` may follow"),
+                );
                 break;
             }
         }

@@ -32,7 +32,9 @@ pub fn header_comment(text: &str) -> String {
 /// A DSL word (a name or keyword written without quotes), else a quoted string.
 fn dsl_atom(s: &str) -> String {
     let word = !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.' | '$' | '/' | '+'))
+        && s.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.' | '$' | '/' | '+')
+        })
         && !matches!(s, "true" | "false")
         && s.parse::<i64>().is_err()
         && !s.starts_with('-');
@@ -61,14 +63,28 @@ fn dsl_string(s: &str) -> String {
 }
 
 fn dsl_list(items: &[Sp<String>]) -> String {
-    format!("[{}]", items.iter().map(|i| dsl_string(&i.value)).collect::<Vec<_>>().join(", "))
+    format!(
+        "[{}]",
+        items
+            .iter()
+            .map(|i| dsl_string(&i.value))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 fn dsl_attr(v: &AttrValue) -> String {
     match v {
         AttrValue::Str(s) => dsl_atom(s),
         AttrValue::Int(i) => i.to_string(),
-        AttrValue::Array(items) => format!("[{}]", items.iter().map(|i| dsl_string(i)).collect::<Vec<_>>().join(", ")),
+        AttrValue::Array(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(|i| dsl_string(i))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -83,7 +99,9 @@ fn one_line(q: &str) -> String {
 
 /// A template with variables spelt `$<...>`; as written when it does not parse.
 fn template(t: &str) -> String {
-    super::topic::Template::parse(t).map(|p| p.to_string()).unwrap_or_else(|_| t.to_string())
+    super::topic::Template::parse(t)
+        .map(|p| p.to_string())
+        .unwrap_or_else(|_| t.to_string())
 }
 
 pub fn to_dsl(doc: &PolicyDoc, header: &str) -> String {
@@ -103,13 +121,25 @@ pub fn to_dsl(doc: &PolicyDoc, header: &str) -> String {
             let _ = writeln!(out, "  authenticationName {}", dsl_string(&a.value));
         }
         if let Some(s) = &c.state {
-            let _ = writeln!(out, "  state {}", if s.value == ClientState::Enabled { "Enabled" } else { "Disabled" });
+            let _ = writeln!(
+                out,
+                "  state {}",
+                if s.value == ClientState::Enabled {
+                    "Enabled"
+                } else {
+                    "Disabled"
+                }
+            );
         }
         if let Some(d) = &c.description {
             let _ = writeln!(out, "  description {}", dsl_string(&d.value));
         }
         if !c.attributes.is_empty() {
-            let attrs: Vec<String> = c.attributes.iter().map(|(k, v)| format!("{} = {}", k.value, dsl_attr(&v.value))).collect();
+            let attrs: Vec<String> = c
+                .attributes
+                .iter()
+                .map(|(k, v)| format!("{} = {}", k.value, dsl_attr(&v.value)))
+                .collect();
             let inline = format!("  attributes {{ {} }}", attrs.join("; "));
             if inline.len() <= 80 {
                 let _ = writeln!(out, "{inline}");
@@ -127,7 +157,11 @@ pub fn to_dsl(doc: &PolicyDoc, header: &str) -> String {
                 let _ = writeln!(out, "    validationScheme {}", s.value.as_str());
             }
             if !a.allowed_thumbprints.is_empty() {
-                let _ = writeln!(out, "    allowedThumbprints {}", dsl_list(&a.allowed_thumbprints));
+                let _ = writeln!(
+                    out,
+                    "    allowedThumbprints {}",
+                    dsl_list(&a.allowed_thumbprints)
+                );
             }
             if let Some(h) = &a.password_hash {
                 let _ = writeln!(out, "    passwordHash {}", dsl_string(&h.value));
@@ -161,7 +195,12 @@ pub fn to_dsl(doc: &PolicyDoc, header: &str) -> String {
     for g in &doc.client_groups {
         match &g.description {
             None => {
-                let _ = writeln!(out, "group {} = {}", dsl_atom(&g.name.value), one_line(&g.query.value));
+                let _ = writeln!(
+                    out,
+                    "group {} = {}",
+                    dsl_atom(&g.name.value),
+                    one_line(&g.query.value)
+                );
             }
             Some(d) => {
                 let _ = writeln!(out, "group {} {{", dsl_atom(&g.name.value));
@@ -178,7 +217,11 @@ pub fn to_dsl(doc: &PolicyDoc, header: &str) -> String {
         let name = dsl_atom(&s.name.value);
         match (&s.topic_templates[..], &s.description) {
             ([one], None) => {
-                let _ = writeln!(out, "topicspace {name} {{ template {} }}", dsl_string(&template(&one.value)));
+                let _ = writeln!(
+                    out,
+                    "topicspace {name} {{ template {} }}",
+                    dsl_string(&template(&one.value))
+                );
             }
             (templates, description) => {
                 let _ = writeln!(out, "topicspace {name} {{");
@@ -209,7 +252,12 @@ pub fn to_dsl(doc: &PolicyDoc, header: &str) -> String {
         if let Some(d) = &b.description {
             fields.push(format!("description {}", dsl_string(&d.value)));
         }
-        let _ = writeln!(out, "binding {} {{ {} }}", dsl_atom(&b.name.value), fields.join("; "));
+        let _ = writeln!(
+            out,
+            "binding {} {{ {} }}",
+            dsl_atom(&b.name.value),
+            fields.join("; ")
+        );
     }
     if !doc.ca_certificates.is_empty() {
         section(&mut out);
@@ -222,7 +270,12 @@ pub fn to_dsl(doc: &PolicyDoc, header: &str) -> String {
         if let Some(e) = &ca.encoded_certificate {
             fields.push(format!("encodedCertificate {}", dsl_string(&e.value)));
         }
-        let _ = writeln!(out, "ca {} {{ {} }}", dsl_atom(&ca.name.value), fields.join("; "));
+        let _ = writeln!(
+            out,
+            "ca {} {{ {} }}",
+            dsl_atom(&ca.name.value),
+            fields.join("; ")
+        );
     }
     if !doc.tests.is_empty() {
         section(&mut out);
@@ -232,10 +285,16 @@ pub fn to_dsl(doc: &PolicyDoc, header: &str) -> String {
             TestAction::Publish(s) => format!("publish {}", dsl_string(&s.value)),
             TestAction::Subscribe(s) => format!("subscribe {}", dsl_string(&s.value)),
             TestAction::Receive(s) => format!("receive {}", dsl_string(&s.value)),
-            TestAction::Connect { will: Some(w) } => format!("connect will {}", dsl_string(&w.value)),
+            TestAction::Connect { will: Some(w) } => {
+                format!("connect will {}", dsl_string(&w.value))
+            }
             TestAction::Connect { will: None } => "connect".to_string(),
         };
-        let expect = if t.expect.value == Expect::Allow { "allow" } else { "deny" };
+        let expect = if t.expect.value == Expect::Allow {
+            "allow"
+        } else {
+            "deny"
+        };
         let mut line = format!("test {} {action} {expect}", dsl_atom(&t.client.value));
         if let Some(g) = &t.granted_by {
             let _ = write!(line, " grantedBy {}", dsl_atom(&g.value));
@@ -251,7 +310,8 @@ pub fn to_dsl(doc: &PolicyDoc, header: &str) -> String {
 /// else double-quoted (JSON string syntax is valid YAML).
 fn yaml_str(s: &str) -> String {
     let plain = !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
         && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && !matches!(
             s.to_ascii_lowercase().as_str(),
@@ -265,7 +325,14 @@ fn yaml_str(s: &str) -> String {
 }
 
 fn yaml_list(items: impl IntoIterator<Item = String>) -> String {
-    format!("[{}]", items.into_iter().map(|i| yaml_str(&i)).collect::<Vec<_>>().join(", "))
+    format!(
+        "[{}]",
+        items
+            .into_iter()
+            .map(|i| yaml_str(&i))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 pub fn to_yaml(doc: &PolicyDoc, header: &str) -> String {
@@ -290,10 +357,23 @@ pub fn to_yaml(doc: &PolicyDoc, header: &str) -> String {
             let _ = writeln!(out, "    {text}");
         };
         if let Some(a) = &c.authentication_name {
-            field(&mut out, format!("authenticationName: {}", yaml_str(&a.value)));
+            field(
+                &mut out,
+                format!("authenticationName: {}", yaml_str(&a.value)),
+            );
         }
         if let Some(s) = &c.state {
-            field(&mut out, format!("state: {}", if s.value == ClientState::Enabled { "Enabled" } else { "Disabled" }));
+            field(
+                &mut out,
+                format!(
+                    "state: {}",
+                    if s.value == ClientState::Enabled {
+                        "Enabled"
+                    } else {
+                        "Disabled"
+                    }
+                ),
+            );
         }
         if let Some(d) = &c.description {
             field(&mut out, format!("description: {}", yaml_str(&d.value)));
@@ -315,7 +395,11 @@ pub fn to_yaml(doc: &PolicyDoc, header: &str) -> String {
                 let _ = writeln!(out, "      validationScheme: {}", s.value.as_str());
             }
             if !a.allowed_thumbprints.is_empty() {
-                let _ = writeln!(out, "      allowedThumbprints: {}", yaml_list(a.allowed_thumbprints.iter().map(|t| t.value.clone())));
+                let _ = writeln!(
+                    out,
+                    "      allowedThumbprints: {}",
+                    yaml_list(a.allowed_thumbprints.iter().map(|t| t.value.clone()))
+                );
             }
             if let Some(h) = &a.password_hash {
                 let _ = writeln!(out, "      passwordHash: {}", yaml_str(&h.value));
@@ -335,10 +419,22 @@ pub fn to_yaml(doc: &PolicyDoc, header: &str) -> String {
             }
         }
         if !c.publishes.is_empty() {
-            field(&mut out, format!("publishes: {}", yaml_list(c.publishes.iter().map(|p| p.value.clone()))));
+            field(
+                &mut out,
+                format!(
+                    "publishes: {}",
+                    yaml_list(c.publishes.iter().map(|p| p.value.clone()))
+                ),
+            );
         }
         if !c.subscribes.is_empty() {
-            field(&mut out, format!("subscribes: {}", yaml_list(c.subscribes.iter().map(|p| p.value.clone()))));
+            field(
+                &mut out,
+                format!(
+                    "subscribes: {}",
+                    yaml_list(c.subscribes.iter().map(|p| p.value.clone()))
+                ),
+            );
         }
         if empty {
             // A client with no fields: an empty mapping, not null.
@@ -361,7 +457,11 @@ pub fn to_yaml(doc: &PolicyDoc, header: &str) -> String {
     }
     for s in &doc.topic_spaces {
         let _ = writeln!(out, "  {}:", yaml_str(&s.name.value));
-        let _ = writeln!(out, "    topicTemplates: {}", yaml_list(s.topic_templates.iter().map(|t| template(&t.value))));
+        let _ = writeln!(
+            out,
+            "    topicTemplates: {}",
+            yaml_list(s.topic_templates.iter().map(|t| template(&t.value)))
+        );
         if let Some(d) = &s.description {
             let _ = writeln!(out, "    description: {}", yaml_str(&d.value));
         }
@@ -405,11 +505,21 @@ pub fn to_yaml(doc: &PolicyDoc, header: &str) -> String {
             TestAction::Publish(s) => format!("publish: {}", yaml_str(&s.value)),
             TestAction::Subscribe(s) => format!("subscribe: {}", yaml_str(&s.value)),
             TestAction::Receive(s) => format!("receive: {}", yaml_str(&s.value)),
-            TestAction::Connect { will: Some(w) } => format!("connect: {{ will: {} }}", yaml_str(&w.value)),
+            TestAction::Connect { will: Some(w) } => {
+                format!("connect: {{ will: {} }}", yaml_str(&w.value))
+            }
             TestAction::Connect { will: None } => "connect: true".to_string(),
         };
         let _ = writeln!(out, "    {action}");
-        let _ = writeln!(out, "    expect: {}", if t.expect.value == Expect::Allow { "allow" } else { "deny" });
+        let _ = writeln!(
+            out,
+            "    expect: {}",
+            if t.expect.value == Expect::Allow {
+                "allow"
+            } else {
+                "deny"
+            }
+        );
         if let Some(g) = &t.granted_by {
             let _ = writeln!(out, "    grantedBy: {}", yaml_str(&g.value));
         }

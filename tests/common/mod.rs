@@ -12,8 +12,12 @@ use topicgate::diag::Diagnostic;
 /// policies, so the decision structure is built from the resolved policy directly.
 pub fn compile(yaml: &str) -> CompiledPolicy {
     let c = compile_text("test.yaml", yaml, None);
-    let errors: Vec<String> =
-        c.diagnostics.iter().filter(|d| d.is_error() && rule_for(d.code).is_none()).map(|d| d.message.clone()).collect();
+    let errors: Vec<String> = c
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error() && rule_for(d.code).is_none())
+        .map(|d| d.message.clone())
+        .collect();
     assert!(errors.is_empty(), "unexpected errors: {errors:#?}");
     match c.resolved {
         Some(resolved) => CompiledPolicy::build(resolved, c.source_hash),
@@ -27,7 +31,8 @@ pub fn diagnostics(yaml: &str) -> Vec<Diagnostic> {
 }
 
 fn id(p: &CompiledPolicy, client: &str) -> u32 {
-    p.client_by_authentication_name(client).unwrap_or_else(|| panic!("no client {client}"))
+    p.client_by_authentication_name(client)
+        .unwrap_or_else(|| panic!("no client {client}"))
 }
 
 /// Publish decision, asserting that the index and the reference evaluator agree.
@@ -35,7 +40,10 @@ pub fn may_publish(p: &CompiledPolicy, client: &str, topic: &str) -> bool {
     let c = id(p, client);
     let fast = p.decide_publish(c, topic).allowed;
     let slow = reference::may_publish(&p.policy, c as usize, topic);
-    assert_eq!(fast, slow, "index and reference disagree on {client} publish {topic}");
+    assert_eq!(
+        fast, slow,
+        "index and reference disagree on {client} publish {topic}"
+    );
     fast
 }
 
@@ -44,6 +52,9 @@ pub fn may_subscribe(p: &CompiledPolicy, client: &str, filter: &str) -> bool {
     let c = id(p, client);
     let fast = p.decide_subscribe(c, filter).allowed;
     let slow = reference::may_subscribe(&p.policy, c as usize, filter);
-    assert_eq!(fast, slow, "index and reference disagree on {client} subscribe {filter}");
+    assert_eq!(
+        fast, slow,
+        "index and reference disagree on {client} subscribe {filter}"
+    );
     fast
 }
