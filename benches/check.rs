@@ -49,14 +49,22 @@ pub fn lwt_at_scale(n: usize) -> String {
 fn check(c: &mut Criterion) {
     let text = lwt_at_scale(100_000);
     let compiled = compile_text_with("lwt-scale.yaml", &text, None, Options::default());
-    assert!(compiled.diagnostics.is_empty(), "{:?}", &compiled.diagnostics[..compiled.diagnostics.len().min(3)]);
+    assert!(
+        compiled.diagnostics.is_empty(),
+        "{:?}",
+        &compiled.diagnostics[..compiled.diagnostics.len().min(3)]
+    );
     let resolved = compiled.resolved.clone().expect("resolves");
     let mut g = c.benchmark_group("policy check 100k clients");
-    g.sample_size(10).measurement_time(Duration::from_secs(30)).warm_up_time(Duration::from_secs(3));
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(30))
+        .warm_up_time(Duration::from_secs(3));
     g.bench_function("whole check (parse, resolve, rules)", |b| {
         b.iter(|| compile_text_with("lwt-scale.yaml", &text, None, Options::default()))
     });
-    g.bench_function("rules only (index build included)", |b| b.iter(|| analyze(&compiled.file, &resolved, Options::default())));
+    g.bench_function("rules only (index build included)", |b| {
+        b.iter(|| analyze(&compiled.file, &resolved, Options::default()))
+    });
     g.finish();
 }
 

@@ -52,6 +52,17 @@ pub fn parse_tree(text: &str, diags: &mut Diagnostics) -> Option<Node> {
         ));
         return None;
     }
+    if let Some(at) = too_deep(text) {
+        diags.push(
+            Diagnostic::new(
+                Code::Syntax,
+                format!("invalid policy: blocks and lists nest deeper than {MAX_DEPTH} levels"),
+            )
+            .at(Span::new(at, at + 1))
+            .label("too deep"),
+        );
+        return None;
+    }
     let file = match DslParser::parse(Rule::file, text) {
         Ok(mut pairs) => pairs.next()?,
         Err(e) => {
@@ -65,6 +76,45 @@ pub fn parse_tree(text: &str, diags: &mut Diagnostics) -> Option<Node> {
         .map(stmt)
         .collect();
     Some(lower_top(stmts, diags))
+}
+
+/// Blocks and lists nest at most this deep: a policy needs three levels, and the
+/// parser recurses once per level, so hostile nesting must not reach it.
+pub const MAX_DEPTH: usize = 32;
+
+/// The offset of the first `{` or `[` nested deeper than [`MAX_DEPTH`], skipping
+/// strings and comments.
+fn too_deep(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut in_comment = false;
+    let mut escaped = false;
+    for (i, b) in text.bytes().enumerate() {
+        if in_comment {
+            in_comment = b != b'\n';
+        } else if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') | (false, b'\n') => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'#' => in_comment = true,
+                b'"' => in_string = true,
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Some(i);
+                    }
+                }
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    None
 }
 
 fn syntax_error(e: &pest::error::Error<Rule>, text: &str) -> Diagnostic {
@@ -255,8 +305,11 @@ fn map(entries: Vec<(Key, Node)>, span: Span) -> Node {
     }
 }
 
+/// A top-level section being filled: its key, its named resources, its tests.
+type Section = (Key, Vec<(Key, Node)>, Vec<Node>);
+
 fn lower_top(stmts: Vec<Stmt>, diags: &mut Diagnostics) -> Node {
-    let mut sections: Vec<(Key, Vec<(Key, Node)>, Vec<Node>)> = Vec::new();
+    let mut sections: Vec<Section> = Vec::new();
     let mut namespace: Option<(Key, Node)> = None;
     for s in stmts {
         let Some((_, section)) = TOP.iter().find(|(kw, _)| *kw == s.key.name) else {
@@ -499,6 +552,26 @@ fn lower_will(s: &Stmt, diags: &mut Diagnostics) -> Node {
         } else {
             name.clone()
         };
+        // `retain` alone means `retain true`.
+        let bare_retain = name == "retain"
+            && !values
+                .clone()
+                .next()
+                .is_some_and(|n| matches!(n.kind, NodeKind::Bool(_)));
+        if bare_retain {
+            let yes = Node {
+                kind: NodeKind::Bool(true),
+                span: v.span,
+            };
+            entries.push((
+                Key {
+                    name: key,
+                    span: v.span,
+                },
+                yes,
+            ));
+            continue;
+        }
         match values.next() {
             Some(arg) => entries.push((
                 Key {
@@ -506,16 +579,6 @@ fn lower_will(s: &Stmt, diags: &mut Diagnostics) -> Node {
                     span: v.span,
                 },
                 arg.clone(),
-            )),
-            None if name == "retain" => entries.push((
-                Key {
-                    name: key,
-                    span: v.span,
-                },
-                Node {
-                    kind: NodeKind::Bool(true),
-                    span: v.span,
-                },
             )),
             None => diags.push(
                 Diagnostic::new(Code::MissingField, format!("`{name}` needs a value")).at(v.span),

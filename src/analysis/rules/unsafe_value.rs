@@ -24,10 +24,13 @@ use crate::source::model::Permission;
 use crate::source::span::Span;
 use crate::source::topic::{is_safe_value, Var};
 
+/// A topic space using a variable: its id, and the span and text of its first template using it.
+type TemplateUse = (u32, Span, String);
+
 pub fn check(cx: &Context, out: &mut Diagnostics) {
     let policy = cx.resolved();
     // For each variable used by some template: the first template using it in each space.
-    let vars: Vec<(Var, Vec<(u32, Span, String)>)> = cx
+    let vars: Vec<(Var, Vec<TemplateUse>)> = cx
         .policy
         .index
         .vars

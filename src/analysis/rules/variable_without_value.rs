@@ -22,12 +22,13 @@ use crate::compiler::compiled::ClientId;
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::source::model::AttrValue;
 use crate::source::topic::Var;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 const NAMED: usize = 3;
 
 pub fn check(cx: &Context, out: &mut Diagnostics) {
     let policy = cx.resolved();
+    let mut cache: HashMap<(u32, &str), (usize, Vec<ClientId>)> = HashMap::new();
     for b in &policy.bindings {
         let space = &policy.topic_spaces[b.topic_space.value as usize];
         let group = &policy.groups[b.group.value as usize];
@@ -41,19 +42,11 @@ pub fn check(cx: &Context, out: &mut Diagnostics) {
                 })
                 .collect();
             for key in keys {
-                let mut named: Vec<ClientId> = Vec::new();
-                let mut total = 0;
-                for c in cx.group_members(b.group.value) {
-                    let client = cx.policy.client(c);
-                    let usable = client.is_enabled()
-                        && matches!(client.attributes.get(key).map(|v| &v.value), Some(AttrValue::Str(_) | AttrValue::Int(_)));
-                    if client.is_enabled() && !usable {
-                        total += 1;
-                        if named.len() < NAMED {
-                            named.push(c);
-                        }
-                    }
-                }
+                // Bindings of one group often share keys: count each (group, key) once.
+                let (total, named) = cache
+                    .entry((b.group.value, key))
+                    .or_insert_with(|| lacking(cx, b.group.value, key))
+                    .clone();
                 if total == 0 {
                     continue;
                 }
@@ -76,4 +69,22 @@ pub fn check(cx: &Context, out: &mut Diagnostics) {
             }
         }
     }
+}
+
+/// How many enabled members of `group` have no single value of attribute `key`, and
+/// the first few of them.
+fn lacking(cx: &Context, group: u32, key: &str) -> (usize, Vec<ClientId>) {
+    let mut named = Vec::new();
+    let mut total = 0;
+    for c in cx.group_members(group) {
+        let client = cx.policy.client(c);
+        let usable = matches!(client.attributes.get(key).map(|v| &v.value), Some(AttrValue::Str(_) | AttrValue::Int(_)));
+        if client.is_enabled() && !usable {
+            total += 1;
+            if named.len() < NAMED {
+                named.push(c);
+            }
+        }
+    }
+    (total, named)
 }
