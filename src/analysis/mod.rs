@@ -42,8 +42,19 @@ pub struct Options {
 /// Runs every rule over a resolved policy (possibly partial: parts that failed to
 /// resolve are already reported and left out) and returns their findings.
 pub fn analyze(file: &SourceFile, resolved: &ResolvedPolicy, options: Options) -> Diagnostics {
-    let compiled = CompiledPolicy::build(resolved.clone(), [0; 32]);
-    analyze_compiled(file, &compiled, options)
+    analyze_owned(file, resolved.clone(), options).0
+}
+
+/// [`analyze`] taking the resolved policy by value and giving it back, so that a
+/// caller that keeps it pays no copy.
+pub fn analyze_owned(
+    file: &SourceFile,
+    resolved: ResolvedPolicy,
+    options: Options,
+) -> (Diagnostics, ResolvedPolicy) {
+    let compiled = CompiledPolicy::build(resolved, [0; 32]);
+    let diags = analyze_compiled(file, &compiled, options);
+    (diags, compiled.policy)
 }
 
 /// Runs every rule over an already compiled policy.

@@ -7,9 +7,10 @@
 use super::Context;
 use crate::compiler::compiled::{variable_value, ClientId};
 use crate::compiler::index::{TemplateIndex, TemplateRef};
+use crate::compiler::model::Client;
 use crate::compiler::model::SpaceId;
 use crate::source::model::Permission;
-use crate::source::topic::Template;
+use crate::source::topic::{is_safe_value, Level, Segment, Template};
 use std::cell::RefCell;
 
 #[derive(Debug, Clone, Copy)]
@@ -53,19 +54,8 @@ impl Reach {
                         if !client.is_enabled() {
                             continue;
                         }
-                        let values: Vec<_> = t
-                            .value
-                            .variables()
-                            .map(|v| (v.clone(), variable_value(client, v)))
-                            .collect();
-                        let text = t.value.substitute(|v| {
-                            values
-                                .iter()
-                                .find(|(k, _)| k == v)
-                                .and_then(|(_, x)| x.as_deref())
-                        });
-                        if let Some(parsed) = text.and_then(|text| Template::parse(&text).ok()) {
-                            index.insert(&parsed, at);
+                        if let Some(own) = substituted(&t.value, client) {
+                            index.insert(&own, at);
                             owners.push(Owner::Client(c));
                         }
                     }
@@ -115,4 +105,32 @@ impl Reach {
         }
         (found, false)
     }
+}
+
+/// The template with the client's values in place of its variables (levels stay
+/// levels: no re-parsing); `None` when a value is missing or unsafe, as at the broker.
+fn substituted(t: &Template, client: &Client) -> Option<Template> {
+    let mut levels = Vec::with_capacity(t.levels.len());
+    for level in &t.levels {
+        levels.push(match level {
+            Level::Pattern(segs) => {
+                let mut text = String::new();
+                for seg in segs {
+                    match seg {
+                        Segment::Text(x) => text.push_str(x),
+                        Segment::Var(v) => {
+                            let value = variable_value(client, v)?;
+                            if !is_safe_value(&value) {
+                                return None;
+                            }
+                            text.push_str(&value);
+                        }
+                    }
+                }
+                Level::Literal(text)
+            }
+            other => other.clone(),
+        });
+    }
+    Some(Template { levels })
 }

@@ -63,13 +63,15 @@ pub fn compile_text_with(
         diagnostics.extend(diags);
         resolved
     });
-    if let Some(resolved) = &resolved {
+    let resolved = resolved.map(|resolved| {
         let options = analysis::Options {
             front_end_errors: has_errors(&diagnostics),
             ..options
         };
-        diagnostics.extend(analysis::analyze(&file, resolved, options));
-    }
+        let (found, resolved) = analysis::analyze_owned(&file, resolved, options);
+        diagnostics.extend(found);
+        resolved
+    });
     Compilation {
         file,
         doc,
