@@ -1,11 +1,13 @@
 //! The command line: a thin layer over the library. One file per command.
 
+pub mod certs;
 pub mod check;
 pub mod compile;
 pub mod explain;
 pub mod fmt;
 pub mod generate;
 pub mod output;
+pub mod serve;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,6 +25,11 @@ pub enum Command {
     /// Work with policy files: compile, explain decisions.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Serve a policy from an enforcing MQTT 3.1.1/5 broker.
+    Serve(serve::ServeArgs),
+    /// Create development certificates and read thumbprints.
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
     /// Print a shell completion script, e.g. `topicgate completions bash > /etc/bash_completion.d/topicgate`.
     Completions {
         #[arg(value_enum)]
@@ -76,6 +83,8 @@ pub fn run(cli: Cli) -> u8 {
         Command::Policy(PolicyCommand::Fmt(args)) => fmt::run(args),
         Command::Policy(PolicyCommand::Explain(args)) => explain::run(args),
         Command::Policy(PolicyCommand::Generate(args)) => generate::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Certs(cmd) => certs::run(cmd),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
