@@ -26,7 +26,7 @@ fn check_reports_unformatted_files_and_fmt_fixes_them() {
     assert_eq!(topicgate(&["policy", "fmt", p]).0, 0);
     assert_eq!(topicgate(&["policy", "fmt", "--check", p]).0, 0);
     let text = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(text, "# header\nclient s1 {\n  attributes { type = sensor }\n}\n\ngroup sensors = attributes.type = 'sensor'\n");
+    assert_eq!(text, "# header\n\nclient s1 {\n  attributes { type = sensor }\n}\n\ngroup sensors = attributes.type = 'sensor'\n");
 }
 
 #[test]
