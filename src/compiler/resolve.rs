@@ -440,7 +440,7 @@ fn resolve_cas(
                     diags.push(
                         Diagnostic::new(
                             Code::Io,
-                            format!("cannot read CA certificate `{}`: {e}", path.display()),
+                            format!("cannot read CA certificate `{}`: {e}", file.value),
                         )
                         .at(file.span)
                         .help("paths are relative to the policy file"),
