@@ -2,9 +2,11 @@
 
 pub mod bench;
 pub mod certs;
+pub mod check;
 pub mod compile;
 pub mod explain;
 pub mod export;
+pub mod fmt;
 pub mod generate;
 pub mod output;
 pub mod serve;
@@ -41,6 +43,10 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
+    /// Verify policies: span diagnostics for every mistake, in CI-friendly formats.
+    Check(check::CheckArgs),
+    /// Format a policy canonically, or convert it between YAML and the DSL.
+    Fmt(fmt::FmtArgs),
     /// Compile a policy into the binary artifact the broker boots from.
     Compile(compile::CompileArgs),
     /// Decide whether a client may connect, publish or subscribe, and say why.
@@ -78,7 +84,9 @@ pub fn main() -> ExitCode {
 
 pub fn run(cli: Cli) -> u8 {
     match cli.command {
+        Command::Policy(PolicyCommand::Check(args)) => check::run(args),
         Command::Policy(PolicyCommand::Compile(args)) => compile::run(args),
+        Command::Policy(PolicyCommand::Fmt(args)) => fmt::run(args),
         Command::Policy(PolicyCommand::Explain(args)) => explain::run(args),
         Command::Policy(PolicyCommand::Export(args)) => export::run(args),
         Command::Bench(args) => bench::run(args),

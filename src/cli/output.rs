@@ -9,6 +9,11 @@ pub fn color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
+/// Colours for reports printed on stdout.
+pub fn color_stdout() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
 /// Prints why a policy could not be loaded and returns the exit code for it:
 /// 1 for a policy with errors, 2 for a file that is not a readable policy at all.
 pub fn report_load_error(e: &LoadError) -> u8 {

@@ -6,10 +6,11 @@ use super::artifact::{self, ArtifactError};
 use super::compiled::CompiledPolicy;
 use super::model::ResolvedPolicy;
 use super::resolve::{resolve, ResolveContext};
+use crate::analysis;
 use crate::diag::{has_errors, Diagnostics};
 use crate::source::model::PolicyDoc;
 use crate::source::span::SourceFile;
-use crate::source::yaml;
+use crate::source::{dsl, yaml};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::path::Path;
@@ -35,8 +36,19 @@ impl Compilation {
     }
 }
 
-/// The front end and resolution of one source text.
+/// The front end, resolution and verification of one source text, for the local
+/// broker. A policy whose check finds errors does not load.
 pub fn compile_text(name: &str, text: &str, base_dir: Option<&Path>) -> Compilation {
+    compile_text_with(name, text, base_dir, analysis::Options::default())
+}
+
+/// [`compile_text`] with the verifier's options (e.g. `--target eventgrid`).
+pub fn compile_text_with(
+    name: &str,
+    text: &str,
+    base_dir: Option<&Path>,
+    options: analysis::Options,
+) -> Compilation {
     let file = SourceFile::new(name, text);
     let source_hash: [u8; 32] = Sha256::digest(text.as_bytes()).into();
     let (doc, mut diagnostics) = parse_source(&file);
@@ -51,6 +63,15 @@ pub fn compile_text(name: &str, text: &str, base_dir: Option<&Path>) -> Compilat
         diagnostics.extend(diags);
         resolved
     });
+    let resolved = resolved.map(|resolved| {
+        let options = analysis::Options {
+            front_end_errors: has_errors(&diagnostics),
+            ..options
+        };
+        let (found, resolved) = analysis::analyze_owned(&file, resolved, options);
+        diagnostics.extend(found);
+        resolved
+    });
     Compilation {
         file,
         doc,
@@ -60,9 +81,21 @@ pub fn compile_text(name: &str, text: &str, base_dir: Option<&Path>) -> Compilat
     }
 }
 
-/// Parses a source file with the front end its name calls for.
+/// Parses a source file with the front end its name calls for: the DSL for
+/// `*.policy`, YAML for anything else.
 pub fn parse_source(file: &SourceFile) -> (Option<PolicyDoc>, Diagnostics) {
-    yaml::parse_policy(&file.text)
+    if is_dsl(&file.name) {
+        dsl::parse_policy(&file.text)
+    } else {
+        yaml::parse_policy(&file.text)
+    }
+}
+
+/// Is this file name one of the DSL (`*.policy`)?
+pub fn is_dsl(name: &str) -> bool {
+    Path::new(name)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("policy"))
 }
 
 /// Why a file could not be loaded as a compiled policy.
@@ -128,6 +161,11 @@ pub fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
 /// Compiles a policy file, without building the index. Errors only for files that
 /// cannot be read at all.
 pub fn compile_file(path: &Path) -> Result<Compilation, String> {
+    compile_file_with(path, analysis::Options::default())
+}
+
+/// [`compile_file`] with the verifier's options.
+pub fn compile_file_with(path: &Path, options: analysis::Options) -> Result<Compilation, String> {
     let bytes = read_limited(path)?;
     let text = String::from_utf8(bytes).map_err(|e| {
         format!(
@@ -136,10 +174,11 @@ pub fn compile_file(path: &Path) -> Result<Compilation, String> {
             e.utf8_error().valid_up_to()
         )
     })?;
-    Ok(compile_text(
+    Ok(compile_text_with(
         &path.display().to_string(),
         &text,
         path.parent(),
+        options,
     ))
 }
 

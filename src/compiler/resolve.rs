@@ -112,7 +112,10 @@ fn resolve_clients(doc: &PolicyDoc, policy: &mut ResolvedPolicy, diags: &mut Dia
             );
         }
         let key = auth.value.to_lowercase();
-        if let Some((other, first)) = auth_names.get(&key) {
+        if let Some((other, first)) = auth_names
+            .get(&key)
+            .filter(|(other, _)| *other != c.name.value)
+        {
             diags.push(
                 Diagnostic::new(
                     Code::DuplicateAuthenticationName,
@@ -325,8 +328,13 @@ pub fn template_error(
     let span = cx
         .file
         .inner_span(text.span, &text.value, e.at.0, e.at.1.max(e.at.0 + 1));
+    let code = match e.kind {
+        topic::TemplateErrorKind::Syntax => Code::TemplateSyntax,
+        topic::TemplateErrorKind::UnknownVariable => Code::UnknownVariable,
+        topic::TemplateErrorKind::Reserved => Code::ReservedTemplate,
+    };
     let mut d = Diagnostic::new(
-        Code::TemplateSyntax,
+        code,
         format!("invalid {what} `{}`: {}", text.value, e.message),
     )
     .at(span)
@@ -347,52 +355,60 @@ fn resolve_bindings(doc: &PolicyDoc, policy: &mut ResolvedPolicy, diags: &mut Di
         if !valid_resource_name(&b.name.value) {
             diags.push(invalid_resource_name("permission binding", &b.name));
         }
-        let group = policy.group_by_name(&b.client_group.value);
-        if group.is_none() {
-            let names: Vec<&str> = policy
-                .groups
-                .iter()
-                .map(|g| g.name.value.as_str())
-                .collect();
-            diags.push(
-                Diagnostic::new(
-                    Code::UnknownGroup,
-                    format!(
-                        "binding `{}` names unknown client group `{}`",
-                        b.name.value, b.client_group.value
-                    ),
-                )
-                .at(b.client_group.span)
-                .label("no such group")
-                .help(suggestion(&b.client_group.value, names.iter().copied())),
-            );
-        }
-        let space = policy.space_by_name(&b.topic_space.value);
-        if space.is_none() {
-            let names: Vec<&str> = policy
-                .topic_spaces
-                .iter()
-                .map(|s| s.name.value.as_str())
-                .collect();
-            diags.push(
-                Diagnostic::new(
-                    Code::UnknownTopicSpace,
-                    format!(
-                        "binding `{}` names unknown topic space `{}`",
-                        b.name.value, b.topic_space.value
-                    ),
-                )
-                .at(b.topic_space.span)
-                .label("no such topic space")
-                .help(suggestion(&b.topic_space.value, names.iter().copied())),
-            );
-        }
-        if let (Some(g), Some(s)) = (group, space) {
+        let group = b.client_group.as_ref().and_then(|cg| {
+            let found = policy.group_by_name(&cg.value);
+            if found.is_none() {
+                let names: Vec<&str> = policy
+                    .groups
+                    .iter()
+                    .map(|g| g.name.value.as_str())
+                    .collect();
+                diags.push(
+                    Diagnostic::new(
+                        Code::UnknownGroup,
+                        format!(
+                            "binding `{}` names unknown client group `{}`",
+                            b.name.value, cg.value
+                        ),
+                    )
+                    .at(cg.span)
+                    .label("no such group")
+                    .help(suggestion(&cg.value, names.iter().copied())),
+                );
+            }
+            found.map(|g| Sp::new(g, cg.span))
+        });
+        let space = b.topic_space.as_ref().and_then(|ts| {
+            let found = policy.space_by_name(&ts.value);
+            if found.is_none() {
+                let names: Vec<&str> = policy
+                    .topic_spaces
+                    .iter()
+                    .map(|s| s.name.value.as_str())
+                    .collect();
+                diags.push(
+                    Diagnostic::new(
+                        Code::UnknownTopicSpace,
+                        format!(
+                            "binding `{}` names unknown topic space `{}`",
+                            b.name.value, ts.value
+                        ),
+                    )
+                    .at(ts.span)
+                    .label("no such topic space")
+                    .help(suggestion(&ts.value, names.iter().copied())),
+                );
+            }
+            found.map(|s| Sp::new(s, ts.span))
+        });
+        if let (Some(group), Some(topic_space), Some(permission)) =
+            (group, space, b.permission.clone())
+        {
             policy.bindings.push(Binding {
                 name: b.name.clone(),
-                group: Sp::new(g, b.client_group.span),
-                topic_space: Sp::new(s, b.topic_space.span),
-                permission: b.permission.clone(),
+                group,
+                topic_space,
+                permission,
                 description: b.description.as_ref().map(|d| d.value.clone()),
             });
         }
@@ -424,7 +440,7 @@ fn resolve_cas(
                     diags.push(
                         Diagnostic::new(
                             Code::Io,
-                            format!("cannot read CA certificate `{}`: {e}", path.display()),
+                            format!("cannot read CA certificate `{}`: {e}", file.value),
                         )
                         .at(file.span)
                         .help("paths are relative to the policy file"),

@@ -6,7 +6,7 @@
 //! it a trait lets the broker hold an `Arc<dyn AccessPolicy>` that can be swapped
 //! atomically when the policy is reloaded.
 
-pub use crate::broker::tls::identity::{CertificateRefusal, PeerCertificates, RefusalKind};
+pub use crate::decisions::identity::{CertificateRefusal, PeerCertificates, RefusalKind};
 
 /// Index of a client in the compiled policy. Stable for the lifetime of one policy.
 pub type ClientId = u32;

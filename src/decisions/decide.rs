@@ -229,7 +229,7 @@ impl AccessPolicy for CompiledPolicy {
         username: Option<&str>,
     ) -> Result<ClientId, crate::decisions::access::CertificateRefusal> {
         let now = rustls::pki_types::UnixTime::now();
-        crate::broker::tls::identity::authenticate(&self.policy, peer, username, now)
+        crate::decisions::identity::authenticate(&self.policy, peer, username, now)
             .map(|i| i as ClientId)
     }
 }

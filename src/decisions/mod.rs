@@ -4,6 +4,7 @@
 pub mod access;
 pub mod decide;
 pub mod explain;
+pub mod identity;
 pub mod reference;
 
 use crate::compiler::model::{BindingId, SpaceId};

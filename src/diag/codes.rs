@@ -6,11 +6,11 @@ use serde::Serialize;
 use super::Severity;
 
 macro_rules! codes {
-    ($( $(#[$doc:meta])* $variant:ident = $code:literal, $sev:ident, $summary:literal; )*) => {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $code:literal, $sev:ident, $summary:literal; )*) => {
         /// A stable diagnostic code.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         pub enum Code {
-            $( $(#[$doc])* $variant, )*
+            $( $(#[doc = $doc])* $variant, )*
         }
 
         impl Code {
@@ -29,9 +29,18 @@ macro_rules! codes {
             pub fn summary(self) -> &'static str {
                 match self { $(Code::$variant => $summary,)* }
             }
-            /// The kebab-case name of the rule.
+            /// The name of the rule (its variant name).
             pub fn name(self) -> &'static str {
                 match self { $(Code::$variant => stringify!($variant),)* }
+            }
+            /// The doc comment of the code in this registry. Rules of the verifier are
+            /// documented at length in their own file under `analysis/rules/`.
+            pub fn registry_doc(self) -> &'static str {
+                match self { $(Code::$variant => concat!($($doc, "\n",)* ""),)* }
+            }
+            /// The code for its text, e.g. `TG101`.
+            pub fn from_code(text: &str) -> Option<Code> {
+                Code::ALL.iter().copied().find(|c| c.as_str().eq_ignore_ascii_case(text))
             }
         }
     };
@@ -66,6 +75,46 @@ codes! {
     UnknownTopicSpace = "TG102", Error, "unknown topic space";
     /// A client group query does not parse.
     QuerySyntax = "TG201", Error, "query syntax error";
-    /// A topic template, topic or filter does not parse.
+    /// A topic template, topic or filter does not parse: `#` not last, a wildcard
+    /// inside a level (`sensors/a+`), an unterminated variable.
     TemplateSyntax = "TG301", Error, "topic template syntax error";
+    /// A template variable other than `$<client.authenticationName>` and
+    /// `$<client.attributes.KEY>`.
+    UnknownVariable = "TG302", Error, "unknown template variable";
+    /// A template whose first level starts with `$`: such topics are reserved for the broker.
+    ReservedTemplate = "TG303", Error, "template in the reserved `$` space";
+    /// See `src/analysis/rules/query_type.rs`.
+    QueryType = "TG202", Error, "query compares values of different types";
+    /// See `src/analysis/rules/unknown_attribute.rs`.
+    UnknownAttribute = "TG203", Warning, "query names an attribute no client has";
+    /// See `src/analysis/rules/duplicate_template.rs`.
+    DuplicateTemplate = "TG304", Warning, "duplicate topic template";
+    /// See `src/analysis/rules/variable_without_value.rs`.
+    VariableWithoutValue = "TG305", Warning, "template variable some members cannot fill";
+    /// See `src/analysis/rules/unsafe_value.rs`.
+    UnsafeValue = "TG306", Error, "client value would change a template's shape";
+    /// See `src/analysis/rules/will_not_permitted.rs`.
+    WillNotPermitted = "TG401", Error, "will topic the client may not publish";
+    /// See `src/analysis/rules/will_topic_wildcard.rs`.
+    WillTopicWildcard = "TG402", Error, "will topic with wildcards";
+    /// See `src/analysis/rules/will_unheard.rs`.
+    WillUnheard = "TG403", Warning, "will topic nobody may subscribe to";
+    /// See `src/analysis/rules/will_forgeable.rs`.
+    WillForgeable = "TG404", Warning, "will topic other clients may publish";
+    /// See `src/analysis/rules/will_event_grid.rs`.
+    WillEventGrid = "TG405", Warning, "will setting Event Grid does not accept";
+    /// See `src/analysis/rules/intent_not_granted.rs`.
+    IntentNotGranted = "TG501", Error, "declared intent the policy does not grant";
+    /// See `src/analysis/rules/empty_group.rs`.
+    EmptyGroup = "TG601", Warning, "client group matches no client";
+    /// See `src/analysis/rules/unbound_group.rs`.
+    UnboundGroup = "TG602", Warning, "client group bound nowhere";
+    /// See `src/analysis/rules/unbound_topic_space.rs`.
+    UnboundTopicSpace = "TG603", Warning, "topic space bound nowhere";
+    /// See `src/analysis/rules/client_without_permission.rs`.
+    ClientWithoutPermission = "TG604", Warning, "client with no permission at all";
+    /// See `src/analysis/rules/redundant_binding.rs`.
+    RedundantBinding = "TG605", Warning, "binding made redundant by another";
+    /// See `src/analysis/rules/event_grid_limit.rs`.
+    EventGridLimit = "TG701", Warning, "beyond an Event Grid limit";
 }

@@ -3,6 +3,7 @@
 
 pub mod codes;
 pub mod render;
+pub mod report;
 
 pub use codes::Code;
 

@@ -144,9 +144,11 @@ impl Permission {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BindingDoc {
     pub name: Sp<String>,
-    pub client_group: Sp<String>,
-    pub topic_space: Sp<String>,
-    pub permission: Sp<Permission>,
+    /// `None` when missing or invalid (already reported): the binding is then kept so
+    /// that its other fields are still checked, but it grants nothing.
+    pub client_group: Option<Sp<String>>,
+    pub topic_space: Option<Sp<String>>,
+    pub permission: Option<Sp<Permission>>,
     pub description: Option<Sp<String>>,
 }
 

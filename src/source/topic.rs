@@ -53,9 +53,21 @@ pub struct Template {
 /// A template that does not parse: message and byte offsets inside its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateError {
+    pub kind: TemplateErrorKind,
     pub message: String,
     pub at: (usize, usize),
     pub help: Option<String>,
+}
+
+/// What kind of mistake a [`TemplateError`] is, so that each has its own rule code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateErrorKind {
+    /// Wildcards misplaced, unterminated variables, empty or oversized text.
+    Syntax,
+    /// A variable other than `client.authenticationName` or `client.attributes.KEY`.
+    UnknownVariable,
+    /// A template whose first level starts with `$`.
+    Reserved,
 }
 
 /// The variable names a template may use, for "did you mean".
@@ -75,6 +87,7 @@ impl Template {
                 pest::error::InputLocation::Span((s, _)) => s,
             };
             TemplateError {
+                kind: TemplateErrorKind::Syntax,
                 message: "invalid topic template".into(),
                 at: (pos, pos),
                 help: None,
@@ -92,6 +105,7 @@ impl Template {
                 Some(Rule::whole_hash) => {
                     if i + 1 != count {
                         return Err(TemplateError {
+                            kind: TemplateErrorKind::Syntax,
                             message: "`#` must be the last level".into(),
                             at: (span.start(), span.end()),
                             help: Some("use `+` for a single level in the middle".into()),
@@ -112,6 +126,7 @@ impl Template {
                             }
                             Rule::stray_wildcard => {
                                 return Err(TemplateError {
+                                    kind: TemplateErrorKind::Syntax,
                                     message: format!("`{}` must be a whole level", piece.as_str()),
                                     at,
                                     help: Some("wildcards cannot share a level with text or variables".into()),
@@ -119,6 +134,7 @@ impl Template {
                             }
                             _ => {
                                 return Err(TemplateError {
+                                    kind: TemplateErrorKind::Syntax,
                                     message: "unterminated variable".into(),
                                     at: (at.0, span.end()),
                                     help: Some("write `$<client.authenticationName>` or `$<client.attributes.KEY>`".into()),
@@ -145,6 +161,7 @@ impl Template {
         if let Some(Level::Literal(first)) = levels.first() {
             if first.starts_with('$') {
                 return Err(TemplateError {
+                    kind: TemplateErrorKind::Reserved,
                     message:
                         "a template may not start with `$`: such topics are reserved for the broker"
                             .into(),
@@ -243,6 +260,7 @@ fn parse_var(name: &str, at: (usize, usize)) -> Result<Var, TemplateError> {
         }
     };
     Err(TemplateError {
+        kind: TemplateErrorKind::UnknownVariable,
         message: format!("unknown variable `{name}`"),
         at,
         help: Some(help),
@@ -252,6 +270,7 @@ fn parse_var(name: &str, at: (usize, usize)) -> Result<Var, TemplateError> {
 fn common_checks(text: &str) -> Result<(), TemplateError> {
     if text.is_empty() {
         return Err(TemplateError {
+            kind: TemplateErrorKind::Syntax,
             message: "a topic cannot be empty".into(),
             at: (0, 0),
             help: None,
@@ -259,6 +278,7 @@ fn common_checks(text: &str) -> Result<(), TemplateError> {
     }
     if text.len() > MAX_TOPIC_BYTES {
         return Err(TemplateError {
+            kind: TemplateErrorKind::Syntax,
             message: format!(
                 "a topic is at most {MAX_TOPIC_BYTES} bytes, this one is {}",
                 text.len()
@@ -269,6 +289,7 @@ fn common_checks(text: &str) -> Result<(), TemplateError> {
     }
     if let Some(i) = text.find('\0') {
         return Err(TemplateError {
+            kind: TemplateErrorKind::Syntax,
             message: "a topic cannot contain U+0000".into(),
             at: (i, i + 1),
             help: None,
@@ -282,6 +303,7 @@ pub fn validate_topic_name(topic: &str) -> Result<(), TemplateError> {
     common_checks(topic)?;
     if let Some(i) = topic.find(['+', '#']) {
         return Err(TemplateError {
+            kind: TemplateErrorKind::Syntax,
             message: "a topic name cannot contain wildcards".into(),
             at: (i, i + 1),
             help: Some("`+` and `#` belong in subscription filters".into()),
@@ -299,6 +321,7 @@ pub fn validate_filter(filter: &str) -> Result<(), TemplateError> {
         let at = (offset, offset + level.len());
         if level.contains(['+', '#']) && level.len() > 1 {
             return Err(TemplateError {
+                kind: TemplateErrorKind::Syntax,
                 message: "wildcards must be a whole level".into(),
                 at,
                 help: None,
@@ -306,6 +329,7 @@ pub fn validate_filter(filter: &str) -> Result<(), TemplateError> {
         }
         if *level == "#" && i + 1 != levels.len() {
             return Err(TemplateError {
+                kind: TemplateErrorKind::Syntax,
                 message: "`#` must be the last level".into(),
                 at,
                 help: None,
@@ -322,6 +346,7 @@ pub fn split_shared(filter: &str) -> Option<Result<(&str, &str), TemplateError>>
     Some(match rest.split_once('/') {
         Some((name, f)) if !name.is_empty() && !name.contains(['+', '#']) && !f.is_empty() => Ok((name, f)),
         _ => Err(TemplateError {
+            kind: TemplateErrorKind::Syntax,
             message: "a shared subscription is `$share/NAME/FILTER` with a non-empty NAME without wildcards".into(),
             at: (0, filter.len()),
             help: None,

@@ -238,7 +238,9 @@ const TOP: &[&str] = &[
     "tests",
 ];
 
-fn read_policy(root: &Node, diags: &mut Diagnostics) -> PolicyDoc {
+/// Reads a policy from a spanned tree, whichever front end built it: the DSL lowers
+/// its statements into the same tree so that both forms share every schema check.
+pub(crate) fn read_policy(root: &Node, diags: &mut Diagnostics) -> PolicyDoc {
     let mut doc = PolicyDoc::default();
     let Some(f) = Fields::new(root, "the policy", TOP, diags) else {
         return doc;
@@ -570,9 +572,8 @@ fn read_binding(key: &Key, body: &Node, diags: &mut Diagnostics) -> Option<Bindi
         BINDING,
         diags,
     )?;
-    let mut complete = true;
     for field in ["clientGroup", "topicSpace", "permission"] {
-        complete &= required(&f, field, &name, "permission binding", diags).is_some();
+        required(&f, field, &name, "permission binding", diags);
     }
     let client_group = opt_string(&f, "clientGroup", "`clientGroup`", diags);
     let topic_space = opt_string(&f, "topicSpace", "`topicSpace`", diags);
@@ -596,15 +597,13 @@ fn read_binding(key: &Key, body: &Node, diags: &mut Diagnostics) -> Option<Bindi
             }
         }
     });
-    if !complete {
-        return None;
-    }
+    // Kept even when incomplete, so that its group and topic space are still checked.
     Some(BindingDoc {
         description: opt_string(&f, "description", "`description`", diags),
         name,
-        client_group: client_group?,
-        topic_space: topic_space?,
-        permission: permission?,
+        client_group,
+        topic_space,
+        permission,
     })
 }
 

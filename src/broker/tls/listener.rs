@@ -1,7 +1,7 @@
 //! The TLS handshake in front of the broker: bounded in time and in number of
 //! handshakes at once, and yielding the client certificate it proved.
 
-use super::identity::PeerCertificates;
+use crate::decisions::identity::PeerCertificates;
 use rustls::ServerConfig;
 use std::sync::Arc;
 use std::time::Duration;

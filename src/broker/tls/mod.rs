@@ -3,16 +3,16 @@
 //! handshake in front of the broker, and certificate identity (semantics.md §6).
 //!
 //! - `verifier`: requires a client certificate and proof of possession of its key
-//! - `identity`: from the certificate to the policy client, at CONNECT
+//! - certificate identity (from the certificate to the policy client, at CONNECT) lives in
+//!   `decisions::identity`: it is a policy decision, not transport
 //! - `server_cert`: the server certificate, swappable at run time
 //! - `listener`: accepts TCP, runs the handshake, hands the stream to the broker
 
-pub mod identity;
 pub mod listener;
 pub mod server_cert;
 pub mod verifier;
 
-pub use identity::{CertificateRefusal, PeerCertificates, RefusalKind};
+pub use crate::decisions::identity::{CertificateRefusal, PeerCertificates, RefusalKind};
 pub use listener::TlsListener;
 pub use server_cert::ServerCertificate;
 

@@ -1,0 +1,795 @@
+//! The DSL front end (`*.policy`, `grammar/policy.pest`): text -> a tree of spanned
+//! statements -> the same spanned tree the YAML front end builds ([`Node`]) -> the
+//! shared schema checks of [`super::yaml`]. Every value keeps its exact span, so
+//! diagnostics point into a `.policy` file as precisely as into YAML.
+
+use super::model::PolicyDoc;
+use super::node::{Key, Node, NodeKind};
+use super::span::Span;
+use super::yaml::{read_policy, MAX_POLICY_BYTES};
+use crate::diag::{suggestion, Code, Diagnostic, Diagnostics};
+use pest::iterators::Pair;
+use pest::Parser;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/policy.pest"]
+struct DslParser;
+
+/// Parses a DSL policy. Returns the document (possibly partial) and every
+/// diagnostic found; the document is `None` only when the text does not parse.
+pub fn parse_policy(text: &str) -> (Option<PolicyDoc>, Diagnostics) {
+    let mut diags = Vec::new();
+    let root = match parse_tree(text, &mut diags) {
+        Some(root) => root,
+        None => return (None, diags),
+    };
+    let doc = read_policy(&root, &mut diags);
+    (Some(doc), diags)
+}
+
+/// One statement: a keyword, its values, and its block.
+#[derive(Debug)]
+struct Stmt {
+    key: Key,
+    values: Vec<Node>,
+    block: Option<(Vec<Stmt>, Span)>,
+    span: Span,
+}
+
+fn span(pair: &Pair<Rule>) -> Span {
+    Span::new(pair.as_span().start(), pair.as_span().end())
+}
+
+/// The DSL text lowered to the tree the schema checks read.
+pub fn parse_tree(text: &str, diags: &mut Diagnostics) -> Option<Node> {
+    if text.len() > MAX_POLICY_BYTES {
+        diags.push(Diagnostic::new(
+            Code::Io,
+            format!(
+                "policy file is {} bytes, more than the limit of {MAX_POLICY_BYTES} bytes",
+                text.len()
+            ),
+        ));
+        return None;
+    }
+    if let Some(at) = too_deep(text) {
+        diags.push(
+            Diagnostic::new(
+                Code::Syntax,
+                format!("invalid policy: blocks and lists nest deeper than {MAX_DEPTH} levels"),
+            )
+            .at(Span::new(at, at + 1))
+            .label("too deep"),
+        );
+        return None;
+    }
+    let file = match DslParser::parse(Rule::file, text) {
+        Ok(mut pairs) => pairs.next()?,
+        Err(e) => {
+            diags.push(syntax_error(&e, text));
+            return None;
+        }
+    };
+    let stmts: Vec<Stmt> = file
+        .into_inner()
+        .filter(|p| p.as_rule() == Rule::stmt)
+        .map(stmt)
+        .collect();
+    Some(lower_top(stmts, diags))
+}
+
+/// Blocks and lists nest at most this deep: a policy needs three levels, and the
+/// parser recurses once per level, so hostile nesting must not reach it.
+pub const MAX_DEPTH: usize = 32;
+
+/// The offset of the first `{` or `[` nested deeper than [`MAX_DEPTH`], skipping
+/// strings and comments.
+fn too_deep(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut in_comment = false;
+    let mut escaped = false;
+    for (i, b) in text.bytes().enumerate() {
+        if in_comment {
+            in_comment = b != b'\n';
+        } else if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') | (false, b'\n') => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'#' => in_comment = true,
+                b'"' => in_string = true,
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Some(i);
+                    }
+                }
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+fn syntax_error(e: &pest::error::Error<Rule>, text: &str) -> Diagnostic {
+    let pos = match e.location {
+        pest::error::InputLocation::Pos(p) => p,
+        pest::error::InputLocation::Span((s, _)) => s,
+    };
+    let found = text[pos.min(text.len())..].chars().next();
+    let what = match found {
+        None => "unexpected end of file".to_string(),
+        Some('\n') | Some('\r') => "unexpected end of line".to_string(),
+        Some(c) => format!("unexpected `{c}`"),
+    };
+    let end = (pos + found.map(char::len_utf8).unwrap_or(0)).min(text.len());
+    Diagnostic::new(Code::Syntax, format!("invalid policy: {what}"))
+        .at(Span::new(pos, end))
+        .label("here")
+        .help("statements are `KEYWORD VALUES... { BLOCK }`, one per line; quote topics and text with `\"`")
+}
+
+fn stmt(pair: Pair<Rule>) -> Stmt {
+    let whole = span(&pair);
+    let Some(inner) = pair.into_inner().next() else {
+        return Stmt {
+            key: Key {
+                name: String::new(),
+                span: whole,
+            },
+            values: Vec::new(),
+            block: None,
+            span: whole,
+        };
+    };
+    match inner.as_rule() {
+        Rule::group_short => {
+            let mut parts = inner.into_inner();
+            let kw = parts.next().map(|p| key_of(&p)).unwrap_or(Key {
+                name: "group".into(),
+                span: whole,
+            });
+            let name = parts.next().map(value).unwrap_or(Node {
+                kind: NodeKind::Null,
+                span: whole,
+            });
+            let query = parts.next().map(query_node).unwrap_or(Node {
+                kind: NodeKind::Null,
+                span: whole,
+            });
+            let query_key = Key {
+                name: "query".into(),
+                span: query.span,
+            };
+            let body = vec![Stmt {
+                key: query_key,
+                values: vec![query],
+                block: None,
+                span: whole,
+            }];
+            Stmt {
+                key: kw,
+                values: vec![name],
+                block: Some((body, whole)),
+                span: whole,
+            }
+        }
+        Rule::query_stmt => {
+            let mut parts = inner.into_inner();
+            let kw = parts.next().map(|p| key_of(&p)).unwrap_or(Key {
+                name: "query".into(),
+                span: whole,
+            });
+            let query = parts.next().map(query_node).unwrap_or(Node {
+                kind: NodeKind::Null,
+                span: whole,
+            });
+            Stmt {
+                key: kw,
+                values: vec![query],
+                block: None,
+                span: whole,
+            }
+        }
+        _ => {
+            let mut key = Key {
+                name: String::new(),
+                span: whole,
+            };
+            let mut values = Vec::new();
+            let mut block = None;
+            for p in inner.into_inner() {
+                match p.as_rule() {
+                    Rule::key => key = key_of(&p),
+                    Rule::block => {
+                        let s = span(&p);
+                        block = Some((
+                            p.into_inner()
+                                .filter(|x| x.as_rule() == Rule::stmt)
+                                .map(stmt)
+                                .collect(),
+                            s,
+                        ));
+                    }
+                    _ => values.push(value(p)),
+                }
+            }
+            Stmt {
+                key,
+                values,
+                block,
+                span: whole,
+            }
+        }
+    }
+}
+
+fn key_of(pair: &Pair<Rule>) -> Key {
+    Key {
+        name: pair.as_str().to_string(),
+        span: span(pair),
+    }
+}
+
+/// The query text without trailing blanks, spanned exactly (no quotes to skip).
+fn query_node(pair: Pair<Rule>) -> Node {
+    let s = pair.as_span();
+    let text = pair.as_str().trim_end();
+    Node {
+        kind: NodeKind::Str(text.to_string()),
+        span: Span::new(s.start(), s.start() + text.len()),
+    }
+}
+
+fn value(pair: Pair<Rule>) -> Node {
+    let s = span(&pair);
+    let kind = match pair.as_rule() {
+        Rule::integer => match pair.as_str().parse::<i64>() {
+            Ok(i) => NodeKind::Int(i),
+            Err(_) => NodeKind::BigInt(pair.as_str().to_string()),
+        },
+        Rule::word => match pair.as_str() {
+            "true" => NodeKind::Bool(true),
+            "false" => NodeKind::Bool(false),
+            w => NodeKind::Str(w.to_string()),
+        },
+        Rule::string => NodeKind::Str(unescape(
+            pair.into_inner().next().map(|c| c.as_str()).unwrap_or(""),
+        )),
+        Rule::list => NodeKind::Seq(pair.into_inner().map(value).collect()),
+        _ => NodeKind::Null,
+    };
+    Node { kind, span: s }
+}
+
+fn unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Top-level keywords, and the YAML section each fills.
+const TOP: &[(&str, &str)] = &[
+    ("namespace", "namespace"),
+    ("client", "clients"),
+    ("group", "clientGroups"),
+    ("topicspace", "topicSpaces"),
+    ("binding", "permissionBindings"),
+    ("ca", "caCertificates"),
+    ("test", "tests"),
+];
+
+fn map(entries: Vec<(Key, Node)>, span: Span) -> Node {
+    Node {
+        kind: NodeKind::Map(entries),
+        span,
+    }
+}
+
+/// A top-level section being filled: its key, its named resources, its tests.
+type Section = (Key, Vec<(Key, Node)>, Vec<Node>);
+
+fn lower_top(stmts: Vec<Stmt>, diags: &mut Diagnostics) -> Node {
+    let mut sections: Vec<Section> = Vec::new();
+    let mut namespace: Option<(Key, Node)> = None;
+    for s in stmts {
+        let Some((_, section)) = TOP.iter().find(|(kw, _)| *kw == s.key.name) else {
+            diags.push(
+                Diagnostic::new(
+                    Code::UnknownKey,
+                    format!("unknown statement `{}`", s.key.name),
+                )
+                .at(s.key.span)
+                .label("not a statement of a policy")
+                .help(suggestion(&s.key.name, TOP.iter().map(|(k, _)| *k))),
+            );
+            continue;
+        };
+        if *section == "namespace" {
+            match one_value(&s, diags) {
+                Some(v) => {
+                    namespace = Some((
+                        Key {
+                            name: "namespace".into(),
+                            span: s.key.span,
+                        },
+                        v,
+                    ))
+                }
+                None => continue,
+            }
+            continue;
+        }
+        let idx = match sections.iter().position(|(k, _, _)| k.name == *section) {
+            Some(i) => i,
+            None => {
+                sections.push((
+                    Key {
+                        name: section.to_string(),
+                        span: s.key.span,
+                    },
+                    Vec::new(),
+                    Vec::new(),
+                ));
+                sections.len() - 1
+            }
+        };
+        if *section == "tests" {
+            if let Some(t) = lower_test(s, diags) {
+                sections[idx].2.push(t);
+            }
+            continue;
+        }
+        let Some((name_key, rest)) = named(&s, diags) else {
+            continue;
+        };
+        let body = match *section {
+            "clients" => lower_client(&s, rest, diags),
+            "topicSpaces" => lower_space(&s, rest, diags),
+            "permissionBindings" => lower_binding(&s, rest, diags),
+            _ => lower_block_of(&s, rest, diags),
+        };
+        sections[idx].1.push((name_key, body));
+    }
+    let mut entries = Vec::new();
+    if let Some(ns) = namespace {
+        entries.push(ns);
+    }
+    for (key, named, tests) in sections {
+        let span = key.span;
+        let node = if key.name == "tests" {
+            Node {
+                kind: NodeKind::Seq(tests),
+                span,
+            }
+        } else {
+            map(named, span)
+        };
+        entries.push((key, node));
+    }
+    map(entries, Span::NONE)
+}
+
+/// The single value of `namespace NAME`-like statements.
+fn one_value(s: &Stmt, diags: &mut Diagnostics) -> Option<Node> {
+    if s.values.len() != 1 || s.block.is_some() {
+        diags.push(
+            Diagnostic::new(
+                Code::InvalidValue,
+                format!("`{}` takes one value", s.key.name),
+            )
+            .at(s.span)
+            .help(format!("write `{} VALUE`", s.key.name)),
+        );
+        return None;
+    }
+    s.values.first().cloned()
+}
+
+/// `KEYWORD NAME { ... }`: the name as a key, and the values after it.
+fn named<'a>(s: &'a Stmt, diags: &mut Diagnostics) -> Option<(Key, &'a [Node])> {
+    let Some(first) = s.values.first() else {
+        diags.push(
+            Diagnostic::new(Code::MissingField, format!("`{}` needs a name", s.key.name))
+                .at(s.key.span)
+                .help(format!("write `{} NAME {{ ... }}`", s.key.name)),
+        );
+        return None;
+    };
+    let name = match &first.kind {
+        NodeKind::Str(n) => n.clone(),
+        NodeKind::Int(i) => i.to_string(),
+        NodeKind::BigInt(n) => n.clone(),
+        other => {
+            diags.push(
+                Diagnostic::new(
+                    Code::WrongType,
+                    format!("a name must be a string, found {}", other.type_name()),
+                )
+                .at(first.span),
+            );
+            return None;
+        }
+    };
+    Some((
+        Key {
+            name,
+            span: first.span,
+        },
+        &s.values[1..],
+    ))
+}
+
+fn extra_values(s: &Stmt, rest: &[Node], diags: &mut Diagnostics) {
+    if let (Some(first), Some(last)) = (rest.first(), rest.last()) {
+        diags.push(
+            Diagnostic::new(
+                Code::InvalidValue,
+                format!("unexpected value after the name of `{}`", s.key.name),
+            )
+            .at(Span::new(first.span.start as usize, last.span.end as usize))
+            .help(format!("write `{} NAME {{ ... }}`", s.key.name)),
+        );
+    }
+}
+
+/// A block of `key values...` statements as a mapping: one value stays a value,
+/// several (or a list) become a list, a nested block a mapping.
+fn block_map(stmts: &[Stmt], span: Span, rename: &[(&str, &str)]) -> Node {
+    let mut entries: Vec<(Key, Node)> = Vec::new();
+    for s in stmts {
+        let name = rename
+            .iter()
+            .find(|(from, _)| *from == s.key.name)
+            .map(|(_, to)| to.to_string())
+            .unwrap_or_else(|| s.key.name.clone());
+        entries.push((
+            Key {
+                name,
+                span: s.key.span,
+            },
+            stmt_value(s),
+        ));
+    }
+    map(entries, span)
+}
+
+fn stmt_value(s: &Stmt) -> Node {
+    match (&s.values[..], &s.block) {
+        ([], Some((inner, span))) => block_map(inner, *span, &[]),
+        ([], None) => Node {
+            kind: NodeKind::Null,
+            span: s.key.span,
+        },
+        ([one], None) => one.clone(),
+        (many, _) => Node {
+            kind: NodeKind::Seq(many.to_vec()),
+            span: Span::new(
+                many[0].span.start as usize,
+                many[many.len() - 1].span.end as usize,
+            ),
+        },
+    }
+}
+
+fn lower_block_of(s: &Stmt, rest: &[Node], diags: &mut Diagnostics) -> Node {
+    extra_values(s, rest, diags);
+    match &s.block {
+        Some((inner, span)) => block_map(inner, *span, &[]),
+        None => map(Vec::new(), s.span),
+    }
+}
+
+fn lower_client(s: &Stmt, rest: &[Node], diags: &mut Diagnostics) -> Node {
+    extra_values(s, rest, diags);
+    let Some((inner, span)) = &s.block else {
+        return map(Vec::new(), s.span);
+    };
+    let mut entries = Vec::new();
+    for st in inner {
+        let value = match st.key.name.as_str() {
+            "will" if st.block.is_none() => lower_will(st, diags),
+            "publishes" | "subscribes" | "allowedThumbprints" => match &st.values[..] {
+                [one] if matches!(one.kind, NodeKind::Seq(_)) => one.clone(),
+                values => Node {
+                    kind: NodeKind::Seq(values.to_vec()),
+                    span: st.span,
+                },
+            },
+            _ => stmt_value(st),
+        };
+        entries.push((st.key.clone(), value));
+    }
+    map(entries, *span)
+}
+
+/// `will TOPIC [qos N] [retain BOOL] [delay SECONDS]`
+fn lower_will(s: &Stmt, diags: &mut Diagnostics) -> Node {
+    let mut entries = Vec::new();
+    let mut values = s.values.iter();
+    if let Some(topic) = values.next() {
+        entries.push((
+            Key {
+                name: "topic".into(),
+                span: topic.span,
+            },
+            topic.clone(),
+        ));
+    }
+    while let Some(v) = values.next() {
+        let name = match &v.kind {
+            NodeKind::Str(w) if ["qos", "retain", "delay"].contains(&w.as_str()) => w.clone(),
+            _ => {
+                diags.push(
+                    Diagnostic::new(Code::InvalidValue, "unexpected value in `will`")
+                        .at(v.span)
+                        .help("write `will TOPIC qos 1 retain false delay 5`; each setting is optional"),
+                );
+                continue;
+            }
+        };
+        let key = if name == "delay" {
+            "delaySeconds".to_string()
+        } else {
+            name.clone()
+        };
+        // `retain` alone means `retain true`.
+        let bare_retain = name == "retain"
+            && !values
+                .clone()
+                .next()
+                .is_some_and(|n| matches!(n.kind, NodeKind::Bool(_)));
+        if bare_retain {
+            let yes = Node {
+                kind: NodeKind::Bool(true),
+                span: v.span,
+            };
+            entries.push((
+                Key {
+                    name: key,
+                    span: v.span,
+                },
+                yes,
+            ));
+            continue;
+        }
+        match values.next() {
+            Some(arg) => entries.push((
+                Key {
+                    name: key,
+                    span: v.span,
+                },
+                arg.clone(),
+            )),
+            None => diags.push(
+                Diagnostic::new(Code::MissingField, format!("`{name}` needs a value")).at(v.span),
+            ),
+        }
+    }
+    map(entries, s.span)
+}
+
+fn lower_space(s: &Stmt, rest: &[Node], diags: &mut Diagnostics) -> Node {
+    extra_values(s, rest, diags);
+    let Some((inner, span)) = &s.block else {
+        return map(Vec::new(), s.span);
+    };
+    let mut templates: Vec<Node> = Vec::new();
+    let mut templates_span: Option<Span> = None;
+    let mut entries = Vec::new();
+    for st in inner {
+        match st.key.name.as_str() {
+            "template" | "topicTemplates" => {
+                templates_span.get_or_insert(st.key.span);
+                for v in &st.values {
+                    match &v.kind {
+                        NodeKind::Seq(items) => templates.extend(items.iter().cloned()),
+                        _ => templates.push(v.clone()),
+                    }
+                }
+            }
+            _ => entries.push((st.key.clone(), stmt_value(st))),
+        }
+    }
+    if let Some(ts) = templates_span {
+        entries.insert(
+            0,
+            (
+                Key {
+                    name: "topicTemplates".into(),
+                    span: ts,
+                },
+                Node {
+                    kind: NodeKind::Seq(templates),
+                    span: ts,
+                },
+            ),
+        );
+    }
+    map(entries, *span)
+}
+
+fn lower_binding(s: &Stmt, rest: &[Node], diags: &mut Diagnostics) -> Node {
+    extra_values(s, rest, diags);
+    match &s.block {
+        Some((inner, span)) => block_map(
+            inner,
+            *span,
+            &[("group", "clientGroup"), ("topicspace", "topicSpace")],
+        ),
+        None => map(Vec::new(), s.span),
+    }
+}
+
+/// `test CLIENT (publish|subscribe|receive) TOPIC (allow|deny) [grantedBy BINDING]`,
+/// `test CLIENT connect [will TOPIC] (allow|deny)`, or a block of YAML test fields.
+fn lower_test(s: Stmt, diags: &mut Diagnostics) -> Option<Node> {
+    if let Some((inner, span)) = &s.block {
+        let mut node = block_map(inner, *span, &[]);
+        if let (NodeKind::Map(entries), Some(client)) = (&mut node.kind, s.values.first()) {
+            entries.insert(
+                0,
+                (
+                    Key {
+                        name: "client".into(),
+                        span: client.span,
+                    },
+                    client.clone(),
+                ),
+            );
+        }
+        return Some(node);
+    }
+    let usage = "write `test CLIENT publish TOPIC allow`, `test CLIENT subscribe FILTER deny` or `test CLIENT connect will TOPIC allow`";
+    let word = |n: &Node| match &n.kind {
+        NodeKind::Str(w) => Some(w.clone()),
+        _ => None,
+    };
+    let mut values = s.values.iter();
+    let (Some(client), Some(action)) = (values.next(), values.next()) else {
+        diags.push(
+            Diagnostic::new(
+                Code::MissingField,
+                "a test needs a client, an action and an expectation",
+            )
+            .at(s.span)
+            .help(usage),
+        );
+        return None;
+    };
+    let mut entries = vec![(
+        Key {
+            name: "client".into(),
+            span: client.span,
+        },
+        client.clone(),
+    )];
+    let action_name = word(action).unwrap_or_default();
+    match action_name.as_str() {
+        "publish" | "subscribe" | "receive" => {
+            let Some(topic) = values.next() else {
+                diags.push(
+                    Diagnostic::new(Code::MissingField, format!("`{action_name}` needs a topic"))
+                        .at(action.span)
+                        .help(usage),
+                );
+                return None;
+            };
+            entries.push((
+                Key {
+                    name: action_name.clone(),
+                    span: action.span,
+                },
+                topic.clone(),
+            ));
+        }
+        "connect" => {
+            let mut rest: Vec<&Node> = values.clone().collect();
+            let will = if rest.first().and_then(|n| word(n)).as_deref() == Some("will") {
+                let w = rest.get(1).copied().cloned();
+                values.next();
+                values.next();
+                rest.drain(..2.min(rest.len()));
+                w
+            } else {
+                None
+            };
+            let node = match will {
+                Some(w) => map(
+                    vec![(
+                        Key {
+                            name: "will".into(),
+                            span: w.span,
+                        },
+                        w,
+                    )],
+                    action.span,
+                ),
+                None => Node {
+                    kind: NodeKind::Null,
+                    span: action.span,
+                },
+            };
+            entries.push((
+                Key {
+                    name: "connect".into(),
+                    span: action.span,
+                },
+                node,
+            ));
+        }
+        _ => {
+            diags.push(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    format!("unknown test action `{action_name}`"),
+                )
+                .at(action.span)
+                .help(suggestion(
+                    &action_name,
+                    ["publish", "subscribe", "receive", "connect"],
+                )),
+            );
+            return None;
+        }
+    }
+    match values.next() {
+        Some(expect) => entries.push((
+            Key {
+                name: "expect".into(),
+                span: expect.span,
+            },
+            expect.clone(),
+        )),
+        None => {
+            diags.push(
+                Diagnostic::new(Code::MissingField, "test has no expectation")
+                    .at(s.span)
+                    .help("end the test with `allow` or `deny`"),
+            );
+            return None;
+        }
+    }
+    while let Some(v) = values.next() {
+        match (word(v).as_deref(), values.next()) {
+            (Some("grantedBy"), Some(b)) => entries.push((
+                Key {
+                    name: "grantedBy".into(),
+                    span: v.span,
+                },
+                b.clone(),
+            )),
+            _ => {
+                diags.push(
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        "unexpected value after the test's expectation",
+                    )
+                    .at(v.span)
+                    .help("only `grantedBy BINDING` may follow"),
+                );
+                break;
+            }
+        }
+    }
+    Some(map(entries, s.span))
+}
