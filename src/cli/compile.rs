@@ -1,7 +1,7 @@
 //! `topicgate policy compile POLICY -o FILE`
 
 use super::{exit, output};
-use crate::compiler::{artifact, load::from_compilation, compile_file};
+use crate::compiler::{artifact, compile_file, load::from_compilation};
 use crate::diag::render;
 use clap::Args;
 use std::path::PathBuf;
@@ -29,7 +29,10 @@ pub fn run(args: CompileArgs) -> u8 {
     };
     if let Some(file) = &loaded.file {
         if !loaded.diagnostics.is_empty() {
-            eprint!("{}", render::human_all(&loaded.diagnostics, file, output::color()));
+            eprint!(
+                "{}",
+                render::human_all(&loaded.diagnostics, file, output::color())
+            );
         }
     }
     let bytes = match artifact::encode(&loaded.policy.policy, &loaded.policy.source_hash) {

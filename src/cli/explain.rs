@@ -50,7 +50,9 @@ pub fn run(args: ExplainArgs) -> u8 {
     } else if let Some(f) = args.subscribe {
         Question::Subscribe(f)
     } else {
-        Question::Connect { will_topic: args.will_topic }
+        Question::Connect {
+            will_topic: args.will_topic,
+        }
     };
     let e = explain(&loaded.policy, &args.client, &question);
     match args.format {

@@ -1,8 +1,12 @@
 //! The command line: a thin layer over the library. One file per command.
 
 pub mod compile;
+pub mod diff;
 pub mod explain;
+pub mod load;
 pub mod output;
+pub mod query;
+pub mod test;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
@@ -33,6 +37,12 @@ pub enum PolicyCommand {
     Compile(compile::CompileArgs),
     /// Decide whether a client may connect, publish or subscribe, and say why.
     Explain(explain::ExplainArgs),
+    /// Ask who may publish, subscribe or receive; what a client may do; whether data can flow.
+    Query(query::QueryArgs),
+    /// Compare the access two policies grant, client by client.
+    Diff(diff::DiffArgs),
+    /// Run the policy's scenario tests and those of test files; report coverage.
+    Test(test::TestArgs),
 }
 
 /// Exit codes shared by all commands.
@@ -48,7 +58,11 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { exit::ERROR } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::ERROR
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }
@@ -60,8 +74,16 @@ pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Policy(PolicyCommand::Compile(args)) => compile::run(args),
         Command::Policy(PolicyCommand::Explain(args)) => explain::run(args),
+        Command::Policy(PolicyCommand::Query(args)) => query::run(args),
+        Command::Policy(PolicyCommand::Diff(args)) => diff::run(args),
+        Command::Policy(PolicyCommand::Test(args)) => test::run_command(args),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "topicgate", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "topicgate",
+                &mut std::io::stdout(),
+            );
             exit::OK
         }
     }

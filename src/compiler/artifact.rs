@@ -73,7 +73,10 @@ pub fn decode(bytes: &[u8]) -> Result<(ResolvedPolicy, [u8; 32]), ArtifactError>
         return Err(ArtifactError::NotAnArtifact);
     }
     if bytes.len() < HEADER_LEN {
-        return Err(ArtifactError::Truncated { expected: HEADER_LEN as u64, found: bytes.len() as u64 });
+        return Err(ArtifactError::Truncated {
+            expected: HEADER_LEN as u64,
+            found: bytes.len() as u64,
+        });
     }
     let version = u32::from_le_bytes(fixed(&bytes[8..12]));
     if version > FORMAT_VERSION {
@@ -87,15 +90,24 @@ pub fn decode(bytes: &[u8]) -> Result<(ResolvedPolicy, [u8; 32]), ArtifactError>
     let checksum: [u8; 32] = fixed(&bytes[52..84]);
     let payload = &bytes[HEADER_LEN..];
     if (payload.len() as u64) < length {
-        return Err(ArtifactError::Truncated { expected: HEADER_LEN as u64 + length, found: bytes.len() as u64 });
+        return Err(ArtifactError::Truncated {
+            expected: HEADER_LEN as u64 + length,
+            found: bytes.len() as u64,
+        });
     }
     if (payload.len() as u64) > length {
-        return Err(ArtifactError::Corrupted(format!("{} bytes after the payload", payload.len() as u64 - length)));
+        return Err(ArtifactError::Corrupted(format!(
+            "{} bytes after the payload",
+            payload.len() as u64 - length
+        )));
     }
     if Sha256::digest(payload).as_slice() != checksum {
-        return Err(ArtifactError::Corrupted("payload checksum does not match".into()));
+        return Err(ArtifactError::Corrupted(
+            "payload checksum does not match".into(),
+        ));
     }
-    let policy = postcard::from_bytes(payload).map_err(|e| ArtifactError::Corrupted(format!("cannot decode payload: {e}")))?;
+    let policy = postcard::from_bytes(payload)
+        .map_err(|e| ArtifactError::Corrupted(format!("cannot decode payload: {e}")))?;
     Ok((policy, source_hash))
 }
 

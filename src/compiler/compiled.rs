@@ -25,7 +25,9 @@ impl SpaceSet {
     }
     #[inline]
     pub fn contains(&self, s: SpaceId) -> bool {
-        self.0.get((s / 64) as usize).is_some_and(|w| w & (1 << (s % 64)) != 0)
+        self.0
+            .get((s / 64) as usize)
+            .is_some_and(|w| w & (1 << (s % 64)) != 0)
     }
     pub fn is_empty(&self) -> bool {
         self.0.iter().all(|w| *w == 0)
@@ -65,7 +67,13 @@ impl CompiledPolicy {
         let mut index = TemplateIndex::new();
         for (s, space) in policy.topic_spaces.iter().enumerate() {
             for (i, t) in space.templates.iter().enumerate() {
-                index.insert(&t.value, TemplateRef { space: s as SpaceId, index: i as u32 });
+                index.insert(
+                    &t.value,
+                    TemplateRef {
+                        space: s as SpaceId,
+                        index: i as u32,
+                    },
+                );
             }
         }
         let n_spaces = policy.topic_spaces.len();
@@ -74,12 +82,17 @@ impl CompiledPolicy {
         let mut clients = Vec::with_capacity(policy.clients.len());
         let mut by_auth_name = FxHashMap::default();
         for (id, c) in policy.clients.iter().enumerate() {
-            by_auth_name.entry(c.authentication_name.value.to_lowercase()).or_insert(id as ClientId);
+            by_auth_name
+                .entry(c.authentication_name.value.to_lowercase())
+                .or_insert(id as ClientId);
             let groups: Vec<GroupId> = policy
                 .groups
                 .iter()
                 .enumerate()
-                .filter(|(g, group)| *g as GroupId == ALL_GROUP || group.query.as_ref().is_some_and(|q| membership::eval(q, c)))
+                .filter(|(g, group)| {
+                    *g as GroupId == ALL_GROUP
+                        || group.query.as_ref().is_some_and(|q| membership::eval(q, c))
+                })
                 .map(|(g, _)| g as GroupId)
                 .collect();
             let profile = *profile_ids.entry(groups.clone()).or_insert_with(|| {
@@ -93,13 +106,32 @@ impl CompiledPolicy {
                         }
                     }
                 }
-                profiles.push(Profile { groups, publish, subscribe });
+                profiles.push(Profile {
+                    groups,
+                    publish,
+                    subscribe,
+                });
                 (profiles.len() - 1) as u32
             });
-            let values = index.vars.iter().map(|v| variable_value(c, v).filter(|s| is_safe_value(s)).map(Into::into)).collect();
+            let values = index
+                .vars
+                .iter()
+                .map(|v| {
+                    variable_value(c, v)
+                        .filter(|s| is_safe_value(s))
+                        .map(Into::into)
+                })
+                .collect();
             clients.push(ClientData { profile, values });
         }
-        CompiledPolicy { policy, source_hash, index, clients, profiles, by_auth_name }
+        CompiledPolicy {
+            policy,
+            source_hash,
+            index,
+            clients,
+            profiles,
+            by_auth_name,
+        }
     }
 
     pub fn source_hash_hex(&self) -> String {

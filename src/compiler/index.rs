@@ -48,7 +48,11 @@ pub struct TemplateIndex {
 
 impl TemplateIndex {
     pub fn new() -> Self {
-        TemplateIndex { nodes: vec![Node::default()], templates: Vec::new(), vars: Vec::new() }
+        TemplateIndex {
+            nodes: vec![Node::default()],
+            templates: Vec::new(),
+            vars: Vec::new(),
+        }
     }
 
     fn var_id(&mut self, var: &Var) -> VarId {
@@ -153,7 +157,9 @@ impl TemplateIndex {
         }
         if filter && level == "+" {
             // A `+` in the filter is contained only by a `+` in the template.
-            return n.plus.and_then(|p| self.walk(p, rest, values, granted, filter));
+            return n
+                .plus
+                .and_then(|p| self.walk(p, rest, values, granted, filter));
         }
         if let Some(&c) = n.literal.get(level) {
             if let Some(t) = self.walk(c, rest.clone(), values, granted, filter) {

@@ -41,11 +41,23 @@ pub fn compile_text(name: &str, text: &str, base_dir: Option<&Path>) -> Compilat
     let source_hash: [u8; 32] = Sha256::digest(text.as_bytes()).into();
     let (doc, mut diagnostics) = parse_source(&file);
     let resolved = doc.as_ref().map(|doc| {
-        let (resolved, diags) = resolve(doc, &ResolveContext { file: &file, base_dir });
+        let (resolved, diags) = resolve(
+            doc,
+            &ResolveContext {
+                file: &file,
+                base_dir,
+            },
+        );
         diagnostics.extend(diags);
         resolved
     });
-    Compilation { file, doc, resolved, diagnostics, source_hash }
+    Compilation {
+        file,
+        doc,
+        resolved,
+        diagnostics,
+        source_hash,
+    }
 }
 
 /// Parses a source file with the front end its name calls for.
@@ -72,7 +84,12 @@ impl fmt::Display for LoadError {
             LoadError::Artifact(e) => write!(f, "{e}"),
             LoadError::Invalid(c) => {
                 let n = c.diagnostics.iter().filter(|d| d.is_error()).count();
-                write!(f, "policy `{}` has {n} error{}", c.file.name, if n == 1 { "" } else { "s" })
+                write!(
+                    f,
+                    "policy `{}` has {n} error{}",
+                    c.file.name,
+                    if n == 1 { "" } else { "s" }
+                )
             }
         }
     }
@@ -89,13 +106,21 @@ pub struct Loaded {
 
 /// Reads a file whole, with a size limit, as bytes.
 pub fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     if meta.is_dir() {
-        return Err(format!("`{}` is a directory, not a policy file", path.display()));
+        return Err(format!(
+            "`{}` is a directory, not a policy file",
+            path.display()
+        ));
     }
     let limit = yaml::MAX_POLICY_BYTES as u64 * 4;
     if meta.len() > limit {
-        return Err(format!("`{}` is {} bytes, more than the limit of {limit} bytes", path.display(), meta.len()));
+        return Err(format!(
+            "`{}` is {} bytes, more than the limit of {limit} bytes",
+            path.display(),
+            meta.len()
+        ));
     }
     std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))
 }
@@ -105,9 +130,17 @@ pub fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
 pub fn compile_file(path: &Path) -> Result<Compilation, String> {
     let bytes = read_limited(path)?;
     let text = String::from_utf8(bytes).map_err(|e| {
-        format!("`{}` is not UTF-8 text (invalid byte at offset {})", path.display(), e.utf8_error().valid_up_to())
+        format!(
+            "`{}` is not UTF-8 text (invalid byte at offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
     })?;
-    Ok(compile_text(&path.display().to_string(), &text, path.parent()))
+    Ok(compile_text(
+        &path.display().to_string(),
+        &text,
+        path.parent(),
+    ))
 }
 
 /// Loads a policy file or an artifact into a compiled policy.
@@ -115,7 +148,11 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     let bytes = read_limited(path).map_err(LoadError::Io)?;
     if artifact::is_artifact(&bytes) {
         let (resolved, hash) = artifact::decode(&bytes).map_err(LoadError::Artifact)?;
-        return Ok(Loaded { policy: CompiledPolicy::build(resolved, hash), file: None, diagnostics: Vec::new() });
+        return Ok(Loaded {
+            policy: CompiledPolicy::build(resolved, hash),
+            file: None,
+            diagnostics: Vec::new(),
+        });
     }
     let text = String::from_utf8(bytes).map_err(|e| {
         LoadError::Io(format!(
@@ -133,7 +170,17 @@ pub fn from_compilation(c: Compilation) -> Result<Loaded, LoadError> {
     if c.has_errors() || c.resolved.is_none() {
         return Err(LoadError::Invalid(Box::new(c)));
     }
-    let Compilation { file, resolved, diagnostics, source_hash, .. } = c;
+    let Compilation {
+        file,
+        resolved,
+        diagnostics,
+        source_hash,
+        ..
+    } = c;
     let resolved = resolved.ok_or_else(|| LoadError::Io("internal: no resolved policy".into()))?;
-    Ok(Loaded { policy: CompiledPolicy::build(resolved, source_hash), file: Some(file), diagnostics })
+    Ok(Loaded {
+        policy: CompiledPolicy::build(resolved, source_hash),
+        file: Some(file),
+        diagnostics,
+    })
 }

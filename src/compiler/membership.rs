@@ -7,8 +7,13 @@ use crate::source::query::{CmpOp, Literal, Operand, Query};
 /// The value an operand takes for a client: `None` when the attribute is missing.
 fn operand_value<'a>(operand: &Operand, client: &'a Client) -> Option<OperandValue<'a>> {
     match operand {
-        Operand::AuthenticationName { .. } => Some(OperandValue::AuthName(&client.authentication_name.value)),
-        Operand::Attribute { key, .. } => client.attributes.get(key).map(|v| OperandValue::Attr(&v.value)),
+        Operand::AuthenticationName { .. } => {
+            Some(OperandValue::AuthName(&client.authentication_name.value))
+        }
+        Operand::Attribute { key, .. } => client
+            .attributes
+            .get(key)
+            .map(|v| OperandValue::Attr(&v.value)),
     }
 }
 
@@ -24,11 +29,18 @@ pub fn eval(query: &Query, client: &Client) -> bool {
     match query {
         Query::Or(parts) => parts.iter().any(|p| eval(p, client)),
         Query::And(parts) => parts.iter().all(|p| eval(p, client)),
-        Query::Cmp { operand, op, literal, .. } => match operand_value(operand, client) {
+        Query::Cmp {
+            operand,
+            op,
+            literal,
+            ..
+        } => match operand_value(operand, client) {
             None => false,
             Some(v) => compare(&v, *op, literal),
         },
-        Query::In { operand, literals, .. } => match operand_value(operand, client) {
+        Query::In {
+            operand, literals, ..
+        } => match operand_value(operand, client) {
             None => false,
             Some(v) => literals.iter().any(|l| compare(&v, CmpOp::Eq, l)),
         },

@@ -130,12 +130,21 @@ pub struct PolicyTest {
 
 impl ResolvedPolicy {
     pub fn group_by_name(&self, name: &str) -> Option<GroupId> {
-        self.groups.iter().position(|g| g.name.value == name).map(|i| i as GroupId)
+        self.groups
+            .iter()
+            .position(|g| g.name.value == name)
+            .map(|i| i as GroupId)
     }
     pub fn space_by_name(&self, name: &str) -> Option<SpaceId> {
-        self.topic_spaces.iter().position(|s| s.name.value == name).map(|i| i as SpaceId)
+        self.topic_spaces
+            .iter()
+            .position(|s| s.name.value == name)
+            .map(|i| i as SpaceId)
     }
     pub fn binding_by_name(&self, name: &str) -> Option<BindingId> {
-        self.bindings.iter().position(|b| b.name.value == name).map(|i| i as BindingId)
+        self.bindings
+            .iter()
+            .position(|b| b.name.value == name)
+            .map(|i| i as BindingId)
     }
 }

@@ -45,7 +45,9 @@ pub fn resolve(doc: &PolicyDoc, cx: &ResolveContext) -> (ResolvedPolicy, Diagnos
 /// Event Grid's client names: 1-128 characters of `[A-Za-z0-9-:._]`.
 pub fn valid_client_name(name: &str) -> bool {
     (1..=128).contains(&name.chars().count())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | ':' | '.' | '_'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | ':' | '.' | '_'))
 }
 
 /// Event Grid's group, topic space and binding names: 3-50 characters of `[A-Za-z0-9-]`.
@@ -53,15 +55,22 @@ pub fn valid_resource_name(name: &str) -> bool {
     (3..=50).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
-fn check_unique<'a>(kind: &str, names: impl Iterator<Item = &'a Sp<String>>, diags: &mut Diagnostics) {
+fn check_unique<'a>(
+    kind: &str,
+    names: impl Iterator<Item = &'a Sp<String>>,
+    diags: &mut Diagnostics,
+) {
     let mut seen: HashMap<&str, Span> = HashMap::new();
     for name in names {
         if let Some(first) = seen.get(name.value.as_str()) {
             diags.push(
-                Diagnostic::new(Code::DuplicateName, format!("{kind} `{}` is defined twice", name.value))
-                    .at(name.span)
-                    .label("second definition")
-                    .related(*first, "first defined here"),
+                Diagnostic::new(
+                    Code::DuplicateName,
+                    format!("{kind} `{}` is defined twice", name.value),
+                )
+                .at(name.span)
+                .label("second definition")
+                .related(*first, "first defined here"),
             );
         } else {
             seen.insert(&name.value, name.span);
@@ -75,17 +84,31 @@ fn resolve_clients(doc: &PolicyDoc, policy: &mut ResolvedPolicy, diags: &mut Dia
     for c in &doc.clients {
         if !valid_client_name(&c.name.value) {
             diags.push(
-                Diagnostic::new(Code::InvalidName, format!("client name `{}` is not valid", c.name.value))
-                    .at(c.name.span)
-                    .help("client names are 1-128 characters of letters, digits, `-`, `:`, `.` and `_`"),
+                Diagnostic::new(
+                    Code::InvalidName,
+                    format!("client name `{}` is not valid", c.name.value),
+                )
+                .at(c.name.span)
+                .help(
+                    "client names are 1-128 characters of letters, digits, `-`, `:`, `.` and `_`",
+                ),
             );
         }
-        let auth = c.authentication_name.clone().unwrap_or_else(|| c.name.clone());
+        let auth = c
+            .authentication_name
+            .clone()
+            .unwrap_or_else(|| c.name.clone());
         let len = auth.value.chars().count();
         if !(1..=128).contains(&len) {
             diags.push(
-                Diagnostic::new(Code::InvalidName, format!("authentication name of `{}` must be 1-128 characters, it has {len}", c.name.value))
-                    .at(auth.span),
+                Diagnostic::new(
+                    Code::InvalidName,
+                    format!(
+                        "authentication name of `{}` must be 1-128 characters, it has {len}",
+                        c.name.value
+                    ),
+                )
+                .at(auth.span),
             );
         }
         let key = auth.value.to_lowercase();
@@ -105,11 +128,19 @@ fn resolve_clients(doc: &PolicyDoc, policy: &mut ResolvedPolicy, diags: &mut Dia
         }
         let mut attributes = BTreeMap::new();
         for (k, v) in &c.attributes {
-            if k.value.is_empty() || !k.value.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
+            if k.value.is_empty()
+                || !k
+                    .value
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+            {
                 diags.push(
-                    Diagnostic::new(Code::InvalidName, format!("attribute name `{}` is not valid", k.value))
-                        .at(k.span)
-                        .help("attribute names are letters, digits and `_`"),
+                    Diagnostic::new(
+                        Code::InvalidName,
+                        format!("attribute name `{}` is not valid", k.value),
+                    )
+                    .at(k.span)
+                    .help("attribute names are letters, digits and `_`"),
                 );
             }
             attributes.insert(k.value.clone(), v.clone());
@@ -155,7 +186,11 @@ fn resolve_clients(doc: &PolicyDoc, policy: &mut ResolvedPolicy, diags: &mut Dia
         policy.clients.push(Client {
             name: c.name.clone(),
             authentication_name: auth,
-            state: c.state.as_ref().map(|s| s.value).unwrap_or(ClientState::Enabled),
+            state: c
+                .state
+                .as_ref()
+                .map(|s| s.value)
+                .unwrap_or(ClientState::Enabled),
             description: c.description.as_ref().map(|d| d.value.clone()),
             attributes,
             authentication,
@@ -168,12 +203,25 @@ fn resolve_clients(doc: &PolicyDoc, policy: &mut ResolvedPolicy, diags: &mut Dia
 
 /// `3A:1F:...` or `3a1f...` to `3a1f...`; `None` unless 64 hex digits remain.
 pub fn normalize_thumbprint(t: &str) -> Option<String> {
-    let hex: String = t.chars().filter(|c| *c != ':' && !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+    let hex: String = t
+        .chars()
+        .filter(|c| *c != ':' && !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
     (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit())).then_some(hex)
 }
 
-fn resolve_groups(doc: &PolicyDoc, cx: &ResolveContext, policy: &mut ResolvedPolicy, diags: &mut Diagnostics) {
-    check_unique("client group", doc.client_groups.iter().map(|g| &g.name), diags);
+fn resolve_groups(
+    doc: &PolicyDoc,
+    cx: &ResolveContext,
+    policy: &mut ResolvedPolicy,
+    diags: &mut Diagnostics,
+) {
+    check_unique(
+        "client group",
+        doc.client_groups.iter().map(|g| &g.name),
+        diags,
+    );
     for g in &doc.client_groups {
         if g.name.value == ALL_GROUP_NAME {
             diags.push(
@@ -189,12 +237,19 @@ fn resolve_groups(doc: &PolicyDoc, cx: &ResolveContext, policy: &mut ResolvedPol
         let query = match query::parse(&g.query.value) {
             Ok(q) => Some(q),
             Err(e) => {
-                let span = cx.file.inner_span(g.query.span, &g.query.value, e.at.0, e.at.1);
+                let span = cx
+                    .file
+                    .inner_span(g.query.span, &g.query.value, e.at.0, e.at.1);
                 diags.push(
-                    Diagnostic::new(Code::QuerySyntax, format!("invalid query of group `{}`: {}", g.name.value, e.message))
-                        .at(span)
-                        .label("here")
-                        .help("queries look like `attributes.type = 'sensor' AND attributes.floor >= 3`"),
+                    Diagnostic::new(
+                        Code::QuerySyntax,
+                        format!("invalid query of group `{}`: {}", g.name.value, e.message),
+                    )
+                    .at(span)
+                    .label("here")
+                    .help(
+                        "queries look like `attributes.type = 'sensor' AND attributes.floor >= 3`",
+                    ),
                 );
                 None
             }
@@ -209,22 +264,39 @@ fn resolve_groups(doc: &PolicyDoc, cx: &ResolveContext, policy: &mut ResolvedPol
 }
 
 fn invalid_resource_name(kind: &str, name: &Sp<String>) -> Diagnostic {
-    Diagnostic::new(Code::InvalidName, format!("{kind} name `{}` is not valid", name.value))
-        .at(name.span)
-        .help("names of groups, topic spaces and bindings are 3-50 characters of letters, digits and `-`")
+    Diagnostic::new(
+        Code::InvalidName,
+        format!("{kind} name `{}` is not valid", name.value),
+    )
+    .at(name.span)
+    .help(
+        "names of groups, topic spaces and bindings are 3-50 characters of letters, digits and `-`",
+    )
 }
 
-fn resolve_spaces(doc: &PolicyDoc, cx: &ResolveContext, policy: &mut ResolvedPolicy, diags: &mut Diagnostics) {
-    check_unique("topic space", doc.topic_spaces.iter().map(|s| &s.name), diags);
+fn resolve_spaces(
+    doc: &PolicyDoc,
+    cx: &ResolveContext,
+    policy: &mut ResolvedPolicy,
+    diags: &mut Diagnostics,
+) {
+    check_unique(
+        "topic space",
+        doc.topic_spaces.iter().map(|s| &s.name),
+        diags,
+    );
     for s in &doc.topic_spaces {
         if !valid_resource_name(&s.name.value) {
             diags.push(invalid_resource_name("topic space", &s.name));
         }
         if s.topic_templates.is_empty() {
             diags.push(
-                Diagnostic::new(Code::MissingField, format!("topic space `{}` has no topic templates", s.name.value))
-                    .at(s.name.span)
-                    .help("add at least one template under `topicTemplates`"),
+                Diagnostic::new(
+                    Code::MissingField,
+                    format!("topic space `{}` has no topic templates", s.name.value),
+                )
+                .at(s.name.span)
+                .help("add at least one template under `topicTemplates`"),
             );
         }
         let mut templates = Vec::new();
@@ -244,11 +316,21 @@ fn resolve_spaces(doc: &PolicyDoc, cx: &ResolveContext, policy: &mut ResolvedPol
 
 /// A diagnostic for a template (or topic, or filter) that does not parse, pointing
 /// at the exact column inside the string.
-pub fn template_error(cx: &ResolveContext, text: &Sp<String>, e: &topic::TemplateError, what: &str) -> Diagnostic {
-    let span = cx.file.inner_span(text.span, &text.value, e.at.0, e.at.1.max(e.at.0 + 1));
-    let mut d = Diagnostic::new(Code::TemplateSyntax, format!("invalid {what} `{}`: {}", text.value, e.message))
-        .at(span)
-        .label("here");
+pub fn template_error(
+    cx: &ResolveContext,
+    text: &Sp<String>,
+    e: &topic::TemplateError,
+    what: &str,
+) -> Diagnostic {
+    let span = cx
+        .file
+        .inner_span(text.span, &text.value, e.at.0, e.at.1.max(e.at.0 + 1));
+    let mut d = Diagnostic::new(
+        Code::TemplateSyntax,
+        format!("invalid {what} `{}`: {}", text.value, e.message),
+    )
+    .at(span)
+    .label("here");
     if let Some(h) = &e.help {
         d = d.help(h.clone());
     }
@@ -256,29 +338,53 @@ pub fn template_error(cx: &ResolveContext, text: &Sp<String>, e: &topic::Templat
 }
 
 fn resolve_bindings(doc: &PolicyDoc, policy: &mut ResolvedPolicy, diags: &mut Diagnostics) {
-    check_unique("permission binding", doc.permission_bindings.iter().map(|b| &b.name), diags);
+    check_unique(
+        "permission binding",
+        doc.permission_bindings.iter().map(|b| &b.name),
+        diags,
+    );
     for b in &doc.permission_bindings {
         if !valid_resource_name(&b.name.value) {
             diags.push(invalid_resource_name("permission binding", &b.name));
         }
         let group = policy.group_by_name(&b.client_group.value);
         if group.is_none() {
-            let names: Vec<&str> = policy.groups.iter().map(|g| g.name.value.as_str()).collect();
+            let names: Vec<&str> = policy
+                .groups
+                .iter()
+                .map(|g| g.name.value.as_str())
+                .collect();
             diags.push(
-                Diagnostic::new(Code::UnknownGroup, format!("binding `{}` names unknown client group `{}`", b.name.value, b.client_group.value))
-                    .at(b.client_group.span)
-                    .label("no such group")
-                    .help(suggestion(&b.client_group.value, names.iter().copied())),
+                Diagnostic::new(
+                    Code::UnknownGroup,
+                    format!(
+                        "binding `{}` names unknown client group `{}`",
+                        b.name.value, b.client_group.value
+                    ),
+                )
+                .at(b.client_group.span)
+                .label("no such group")
+                .help(suggestion(&b.client_group.value, names.iter().copied())),
             );
         }
         let space = policy.space_by_name(&b.topic_space.value);
         if space.is_none() {
-            let names: Vec<&str> = policy.topic_spaces.iter().map(|s| s.name.value.as_str()).collect();
+            let names: Vec<&str> = policy
+                .topic_spaces
+                .iter()
+                .map(|s| s.name.value.as_str())
+                .collect();
             diags.push(
-                Diagnostic::new(Code::UnknownTopicSpace, format!("binding `{}` names unknown topic space `{}`", b.name.value, b.topic_space.value))
-                    .at(b.topic_space.span)
-                    .label("no such topic space")
-                    .help(suggestion(&b.topic_space.value, names.iter().copied())),
+                Diagnostic::new(
+                    Code::UnknownTopicSpace,
+                    format!(
+                        "binding `{}` names unknown topic space `{}`",
+                        b.name.value, b.topic_space.value
+                    ),
+                )
+                .at(b.topic_space.span)
+                .label("no such topic space")
+                .help(suggestion(&b.topic_space.value, names.iter().copied())),
             );
         }
         if let (Some(g), Some(s)) = (group, space) {
@@ -293,8 +399,17 @@ fn resolve_bindings(doc: &PolicyDoc, policy: &mut ResolvedPolicy, diags: &mut Di
     }
 }
 
-fn resolve_cas(doc: &PolicyDoc, cx: &ResolveContext, policy: &mut ResolvedPolicy, diags: &mut Diagnostics) {
-    check_unique("CA certificate", doc.ca_certificates.iter().map(|c| &c.name), diags);
+fn resolve_cas(
+    doc: &PolicyDoc,
+    cx: &ResolveContext,
+    policy: &mut ResolvedPolicy,
+    diags: &mut Diagnostics,
+) {
+    check_unique(
+        "CA certificate",
+        doc.ca_certificates.iter().map(|c| &c.name),
+        diags,
+    );
     for ca in &doc.ca_certificates {
         let (source, pem) = if let Some(enc) = &ca.encoded_certificate {
             (Sp::new("inline".to_string(), enc.span), enc.value.clone())
@@ -307,9 +422,12 @@ fn resolve_cas(doc: &PolicyDoc, cx: &ResolveContext, policy: &mut ResolvedPolicy
                 Ok(text) => (file.clone(), text),
                 Err(e) => {
                     diags.push(
-                        Diagnostic::new(Code::Io, format!("cannot read CA certificate `{}`: {e}", path.display()))
-                            .at(file.span)
-                            .help("paths are relative to the policy file"),
+                        Diagnostic::new(
+                            Code::Io,
+                            format!("cannot read CA certificate `{}`: {e}", path.display()),
+                        )
+                        .at(file.span)
+                        .help("paths are relative to the policy file"),
                     );
                     continue;
                 }
@@ -319,16 +437,26 @@ fn resolve_cas(doc: &PolicyDoc, cx: &ResolveContext, policy: &mut ResolvedPolicy
         };
         if !pem.contains("-----BEGIN CERTIFICATE-----") {
             diags.push(
-                Diagnostic::new(Code::InvalidValue, format!("CA certificate `{}` is not a PEM certificate", ca.name.value))
-                    .at(source.span),
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    format!(
+                        "CA certificate `{}` is not a PEM certificate",
+                        ca.name.value
+                    ),
+                )
+                .at(source.span),
             );
             continue;
         }
-        policy.ca_certificates.push(CaCertificate { name: ca.name.clone(), source, pem });
+        policy.ca_certificates.push(CaCertificate {
+            name: ca.name.clone(),
+            source,
+            pem,
+        });
     }
 }
 
-fn resolve_test(t: &crate::source::model::TestDoc) -> PolicyTest {
+pub fn resolve_test(t: &crate::source::model::TestDoc) -> PolicyTest {
     PolicyTest {
         span: t.span,
         client: t.client.clone(),

@@ -20,10 +20,16 @@ pub struct Verdict {
 
 impl Verdict {
     pub fn allow(reason: impl Into<String>) -> Self {
-        Verdict { allowed: true, reason: reason.into() }
+        Verdict {
+            allowed: true,
+            reason: reason.into(),
+        }
     }
     pub fn deny(reason: impl Into<String>) -> Self {
-        Verdict { allowed: false, reason: reason.into() }
+        Verdict {
+            allowed: false,
+            reason: reason.into(),
+        }
     }
 }
 

@@ -14,19 +14,30 @@ impl CompiledPolicy {
             return d;
         }
         if let Err(e) = validate_topic_name(topic) {
-            return Decision::deny(DenyKind::InvalidTopic, format!("invalid topic name: {}", e.message));
+            return Decision::deny(
+                DenyKind::InvalidTopic,
+                format!("invalid topic name: {}", e.message),
+            );
         }
         if topic.starts_with('$') {
-            return Decision::deny(DenyKind::ReservedTopic, "topics starting with `$` are reserved for the broker");
+            return Decision::deny(
+                DenyKind::ReservedTopic,
+                "topics starting with `$` are reserved for the broker",
+            );
         }
         let data = &self.clients[client as usize];
         let profile = &self.profiles[data.profile as usize];
-        let found = self.index.find_publish(topic, &data.values, &|t| profile.publish.contains(self.template_ref(t).space));
+        let found = self.index.find_publish(topic, &data.values, &|t| {
+            profile.publish.contains(self.template_ref(t).space)
+        });
         match found {
             Some(t) => self.allowed(client, t, Permission::Publisher),
             None => Decision::deny(
                 DenyKind::NotGranted,
-                format!("no publisher binding grants `{topic}` to `{}`", self.client(client).authentication_name.value),
+                format!(
+                    "no publisher binding grants `{topic}` to `{}`",
+                    self.client(client).authentication_name.value
+                ),
             ),
         }
     }
@@ -38,23 +49,39 @@ impl CompiledPolicy {
         }
         let inner = match split_shared(filter) {
             Some(Ok((_, f))) => f,
-            Some(Err(e)) => return Decision::deny(DenyKind::InvalidTopic, format!("invalid filter: {}", e.message)),
+            Some(Err(e)) => {
+                return Decision::deny(
+                    DenyKind::InvalidTopic,
+                    format!("invalid filter: {}", e.message),
+                )
+            }
             None => filter,
         };
         if let Err(e) = validate_filter(inner) {
-            return Decision::deny(DenyKind::InvalidTopic, format!("invalid filter: {}", e.message));
+            return Decision::deny(
+                DenyKind::InvalidTopic,
+                format!("invalid filter: {}", e.message),
+            );
         }
         if inner.starts_with('$') {
-            return Decision::deny(DenyKind::ReservedTopic, "topics starting with `$` are reserved for the broker");
+            return Decision::deny(
+                DenyKind::ReservedTopic,
+                "topics starting with `$` are reserved for the broker",
+            );
         }
         let data = &self.clients[client as usize];
         let profile = &self.profiles[data.profile as usize];
-        let found = self.index.find_subscribe(inner, &data.values, &|t| profile.subscribe.contains(self.template_ref(t).space));
+        let found = self.index.find_subscribe(inner, &data.values, &|t| {
+            profile.subscribe.contains(self.template_ref(t).space)
+        });
         match found {
             Some(t) => self.allowed(client, t, Permission::Subscriber),
             None => Decision::deny(
                 DenyKind::NotGranted,
-                format!("no subscriber binding grants a template containing `{inner}` to `{}`", self.client(client).authentication_name.value),
+                format!(
+                    "no subscriber binding grants a template containing `{inner}` to `{}`",
+                    self.client(client).authentication_name.value
+                ),
             ),
         }
     }
@@ -65,13 +92,21 @@ impl CompiledPolicy {
             return d;
         }
         match will_topic {
-            None => Decision { allowed: true, grant: None, reason: "client is enabled".into(), deny: None },
+            None => Decision {
+                allowed: true,
+                grant: None,
+                reason: "client is enabled".into(),
+                deny: None,
+            },
             Some(topic) => {
                 let d = self.decide_publish(client, topic);
                 if d.allowed {
                     d
                 } else {
-                    Decision { reason: format!("will topic `{topic}` is not allowed: {}", d.reason), ..d }
+                    Decision {
+                        reason: format!("will topic `{topic}` is not allowed: {}", d.reason),
+                        ..d
+                    }
                 }
             }
         }
@@ -79,29 +114,54 @@ impl CompiledPolicy {
 
     fn precheck(&self, client: ClientId) -> Option<Decision> {
         let c = self.policy.clients.get(client as usize)?;
-        (!c.is_enabled()).then(|| Decision::deny(DenyKind::ClientDisabled, format!("client `{}` is disabled", c.authentication_name.value)))
+        (!c.is_enabled()).then(|| {
+            Decision::deny(
+                DenyKind::ClientDisabled,
+                format!("client `{}` is disabled", c.authentication_name.value),
+            )
+        })
     }
 
     fn allowed(&self, client: ClientId, template: u32, permission: Permission) -> Decision {
         let at = self.template_ref(template);
-        let binding = self.granting_binding(client, at.space, permission).unwrap_or(0);
-        let grant = Grant { binding, topic_space: at.space, template: at.index };
+        let binding = self
+            .granting_binding(client, at.space, permission)
+            .unwrap_or(0);
+        let grant = Grant {
+            binding,
+            topic_space: at.space,
+            template: at.index,
+        };
         let reason = format!(
             "granted by binding `{}` (topic space `{}`, template `{}`)",
             self.policy.bindings[binding as usize].name.value,
             self.policy.topic_spaces[at.space as usize].name.value,
             self.policy.topic_spaces[at.space as usize].templates[at.index as usize].value,
         );
-        Decision { allowed: true, grant: Some(grant), reason, deny: None }
+        Decision {
+            allowed: true,
+            grant: Some(grant),
+            reason,
+            deny: None,
+        }
     }
 
     /// The first binding (in policy order) that gives `client` `permission` on `space`.
-    pub fn granting_binding(&self, client: ClientId, space: u32, permission: Permission) -> Option<BindingId> {
+    pub fn granting_binding(
+        &self,
+        client: ClientId,
+        space: u32,
+        permission: Permission,
+    ) -> Option<BindingId> {
         let groups = self.groups_of(client);
         self.policy
             .bindings
             .iter()
-            .position(|b| b.topic_space.value == space && b.permission.value == permission && groups.contains(&b.group.value))
+            .position(|b| {
+                b.topic_space.value == space
+                    && b.permission.value == permission
+                    && groups.contains(&b.group.value)
+            })
             .map(|i| i as BindingId)
     }
 }
@@ -111,10 +171,17 @@ impl AccessPolicy for CompiledPolicy {
         self.client_by_authentication_name(authentication_name)
     }
     fn authentication_name(&self, client: ClientId) -> &str {
-        self.policy.clients.get(client as usize).map(|c| c.authentication_name.value.as_str()).unwrap_or("")
+        self.policy
+            .clients
+            .get(client as usize)
+            .map(|c| c.authentication_name.value.as_str())
+            .unwrap_or("")
     }
     fn is_enabled(&self, client: ClientId) -> bool {
-        self.policy.clients.get(client as usize).is_some_and(|c| c.is_enabled())
+        self.policy
+            .clients
+            .get(client as usize)
+            .is_some_and(|c| c.is_enabled())
     }
     fn verify_password(&self, client: ClientId, password: &[u8]) -> PasswordCheck {
         use argon2::PasswordVerifier;
@@ -128,12 +195,22 @@ impl AccessPolicy for CompiledPolicy {
             return PasswordCheck::NotConfigured;
         };
         match argon2::PasswordHash::new(&hash.value) {
-            Ok(parsed) if argon2::Argon2::default().verify_password(password, &parsed).is_ok() => PasswordCheck::Valid,
+            Ok(parsed)
+                if argon2::Argon2::default()
+                    .verify_password(password, &parsed)
+                    .is_ok() =>
+            {
+                PasswordCheck::Valid
+            }
             _ => PasswordCheck::Invalid,
         }
     }
     fn has_password_clients(&self) -> bool {
-        self.policy.clients.iter().any(|c| c.authentication.as_ref().is_some_and(|a| a.password_hash.is_some()))
+        self.policy.clients.iter().any(|c| {
+            c.authentication
+                .as_ref()
+                .is_some_and(|a| a.password_hash.is_some())
+        })
     }
     fn may_publish(&self, client: ClientId, topic: &str) -> Verdict {
         self.decide_publish(client, topic).into()

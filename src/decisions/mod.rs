@@ -2,9 +2,11 @@
 //! fast index ([`decide`]) and on a deliberately naive model ([`reference`]) that the
 //! index is tested against.
 pub mod access;
+pub mod chain;
 pub mod decide;
 pub mod explain;
 pub mod reference;
+pub mod test_runner;
 
 use crate::compiler::model::{BindingId, SpaceId};
 use serde::Serialize;
@@ -39,12 +41,20 @@ pub struct Decision {
 
 impl Decision {
     pub fn deny(kind: DenyKind, reason: impl Into<String>) -> Self {
-        Decision { allowed: false, grant: None, reason: reason.into(), deny: Some(kind) }
+        Decision {
+            allowed: false,
+            grant: None,
+            reason: reason.into(),
+            deny: Some(kind),
+        }
     }
 }
 
 impl From<Decision> for access::Verdict {
     fn from(d: Decision) -> Self {
-        access::Verdict { allowed: d.allowed, reason: d.reason }
+        access::Verdict {
+            allowed: d.allowed,
+            reason: d.reason,
+        }
     }
 }

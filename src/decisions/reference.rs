@@ -11,7 +11,12 @@ use crate::source::topic::{self, is_safe_value};
 /// Every (binding, template index) that lets client `client` do `permission` on
 /// `topic_or_filter`: for publish, the template matches the topic; for subscribe,
 /// the filter is a subset of the template.
-pub fn grants(policy: &ResolvedPolicy, client: usize, permission: Permission, topic_or_filter: &str) -> Vec<(usize, usize)> {
+pub fn grants(
+    policy: &ResolvedPolicy,
+    client: usize,
+    permission: Permission,
+    topic_or_filter: &str,
+) -> Vec<(usize, usize)> {
     let c = &policy.clients[client];
     if !c.is_enabled() {
         return Vec::new();
@@ -44,15 +49,24 @@ pub fn grants(policy: &ResolvedPolicy, client: usize, permission: Permission, to
             continue;
         }
         let group = &policy.groups[binding.group.value as usize];
-        let member = binding.group.value == ALL_GROUP || group.query.as_ref().is_some_and(|q| membership::eval(q, c));
+        let member = binding.group.value == ALL_GROUP
+            || group.query.as_ref().is_some_and(|q| membership::eval(q, c));
         if !member {
             continue;
         }
         let space = &policy.topic_spaces[binding.topic_space.value as usize];
         for (i, template) in space.templates.iter().enumerate() {
-            let values: Vec<_> = template.value.variables().map(|v| (v.clone(), variable_value(c, v))).collect();
+            let values: Vec<_> = template
+                .value
+                .variables()
+                .map(|v| (v.clone(), variable_value(c, v)))
+                .collect();
             let filter = template.value.substitute(|v| {
-                values.iter().find(|(k, _)| k == v).and_then(|(_, val)| val.as_deref()).filter(|s| is_safe_value(s))
+                values
+                    .iter()
+                    .find(|(k, _)| k == v)
+                    .and_then(|(_, val)| val.as_deref())
+                    .filter(|s| is_safe_value(s))
             });
             let Some(filter) = filter else { continue };
             let ok = match permission {

@@ -36,20 +36,23 @@ impl miette::Diagnostic for Report<'_> {
         })
     }
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        self.diag.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.diag
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        self.diag.span.map(|_| &self.source as &dyn miette::SourceCode)
+        self.diag
+            .span
+            .map(|_| &self.source as &dyn miette::SourceCode)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let primary = self.diag.span.map(|s| {
             LabeledSpan::new_primary_with_span(self.diag.label.clone(), (s.start as usize, s.len()))
         });
-        let related = self
-            .diag
-            .related
-            .iter()
-            .map(|(s, text)| LabeledSpan::new_with_span(Some(text.clone()), (s.start as usize, s.len())));
+        let related = self.diag.related.iter().map(|(s, text)| {
+            LabeledSpan::new_with_span(Some(text.clone()), (s.start as usize, s.len()))
+        });
         Some(Box::new(primary.into_iter().chain(related)))
     }
 }
@@ -57,12 +60,24 @@ impl miette::Diagnostic for Report<'_> {
 /// miette's graphical report of one diagnostic, without colours (stable for
 /// snapshots and logs) unless `color` is set.
 pub fn human(diag: &Diagnostic, file: &SourceFile, color: bool) -> String {
-    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
-    let report = Report { diag, source: NamedSource::new(file.name.clone(), file.text.to_string()) };
+    let report = Report {
+        diag,
+        source: NamedSource::new(file.name.clone(), file.text.to_string()),
+    };
     let mut out = String::new();
     if handler.render_report(&mut out, &report).is_err() {
-        out = format!("{}[{}]: {}\n", diag.severity.as_str(), diag.code.as_str(), diag.message);
+        out = format!(
+            "{}[{}]: {}\n",
+            diag.severity.as_str(),
+            diag.code.as_str(),
+            diag.message
+        );
     }
     out
 }
@@ -103,5 +118,9 @@ pub fn to_json(diag: &Diagnostic, file: &SourceFile) -> JsonDiagnostic {
 pub fn human_all(diags: &[Diagnostic], file: &SourceFile, color: bool) -> String {
     let mut sorted: Vec<&Diagnostic> = diags.iter().collect();
     sorted.sort_by_key(|d| (d.span.map(|s| s.start).unwrap_or(0), d.severity));
-    sorted.into_iter().map(|d| human(d, file, color)).collect::<Vec<_>>().join("\n")
+    sorted
+        .into_iter()
+        .map(|d| human(d, file, color))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

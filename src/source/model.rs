@@ -65,14 +65,33 @@ pub enum ValidationScheme {
 impl ValidationScheme {
     pub const ALL: [(&'static str, ValidationScheme); 6] = [
         ("ThumbprintMatch", ValidationScheme::ThumbprintMatch),
-        ("SubjectMatchesAuthenticationName", ValidationScheme::SubjectMatchesAuthenticationName),
-        ("DnsMatchesAuthenticationName", ValidationScheme::DnsMatchesAuthenticationName),
-        ("UriMatchesAuthenticationName", ValidationScheme::UriMatchesAuthenticationName),
-        ("IpMatchesAuthenticationName", ValidationScheme::IpMatchesAuthenticationName),
-        ("EmailMatchesAuthenticationName", ValidationScheme::EmailMatchesAuthenticationName),
+        (
+            "SubjectMatchesAuthenticationName",
+            ValidationScheme::SubjectMatchesAuthenticationName,
+        ),
+        (
+            "DnsMatchesAuthenticationName",
+            ValidationScheme::DnsMatchesAuthenticationName,
+        ),
+        (
+            "UriMatchesAuthenticationName",
+            ValidationScheme::UriMatchesAuthenticationName,
+        ),
+        (
+            "IpMatchesAuthenticationName",
+            ValidationScheme::IpMatchesAuthenticationName,
+        ),
+        (
+            "EmailMatchesAuthenticationName",
+            ValidationScheme::EmailMatchesAuthenticationName,
+        ),
     ];
     pub fn as_str(self) -> &'static str {
-        Self::ALL.iter().find(|(_, s)| *s == self).map(|(n, _)| *n).unwrap_or("ThumbprintMatch")
+        Self::ALL
+            .iter()
+            .find(|(_, s)| *s == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("ThumbprintMatch")
     }
 }
 

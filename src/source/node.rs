@@ -65,14 +65,20 @@ struct Bare(NodeKind);
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let spanned = Spanned::<Bare>::deserialize(d)?;
-        Ok(Node { kind: spanned.value.0, span: span_of(&spanned.referenced) })
+        Ok(Node {
+            kind: spanned.value.0,
+            span: span_of(&spanned.referenced),
+        })
     }
 }
 
 impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let spanned = Spanned::<KeyText>::deserialize(d)?;
-        Ok(Key { name: spanned.value.0, span: span_of(&spanned.referenced) })
+        Ok(Key {
+            name: spanned.value.0,
+            span: span_of(&spanned.referenced),
+        })
     }
 }
 
@@ -87,7 +93,10 @@ impl<'de> Deserialize<'de> for KeyText {
             NodeKind::Bool(b) => Ok(KeyText(b.to_string())),
             NodeKind::Float(f) => Ok(KeyText(f.to_string())),
             NodeKind::Null => Ok(KeyText("null".into())),
-            other => Err(de::Error::custom(format!("a mapping key must be a string, found {}", other.type_name()))),
+            other => Err(de::Error::custom(format!(
+                "a mapping key must be a string, found {}",
+                other.type_name()
+            ))),
         }
     }
 }
@@ -112,13 +121,25 @@ impl<'de> Visitor<'de> for BareVisitor {
         Ok(Bare(NodeKind::Int(v)))
     }
     fn visit_i128<E>(self, v: i128) -> Result<Bare, E> {
-        Ok(Bare(i64::try_from(v).map(NodeKind::Int).unwrap_or(NodeKind::BigInt(v.to_string()))))
+        Ok(Bare(
+            i64::try_from(v)
+                .map(NodeKind::Int)
+                .unwrap_or(NodeKind::BigInt(v.to_string())),
+        ))
     }
     fn visit_u64<E>(self, v: u64) -> Result<Bare, E> {
-        Ok(Bare(i64::try_from(v).map(NodeKind::Int).unwrap_or(NodeKind::BigInt(v.to_string()))))
+        Ok(Bare(
+            i64::try_from(v)
+                .map(NodeKind::Int)
+                .unwrap_or(NodeKind::BigInt(v.to_string())),
+        ))
     }
     fn visit_u128<E>(self, v: u128) -> Result<Bare, E> {
-        Ok(Bare(i64::try_from(v).map(NodeKind::Int).unwrap_or(NodeKind::BigInt(v.to_string()))))
+        Ok(Bare(
+            i64::try_from(v)
+                .map(NodeKind::Int)
+                .unwrap_or(NodeKind::BigInt(v.to_string())),
+        ))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Bare, E> {
         Ok(Bare(NodeKind::Float(v)))

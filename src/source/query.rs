@@ -17,8 +17,17 @@ pub type Offsets = (usize, usize);
 pub enum Query {
     Or(Vec<Query>),
     And(Vec<Query>),
-    Cmp { operand: Operand, op: CmpOp, literal: Literal, at: Offsets },
-    In { operand: Operand, literals: Vec<Literal>, at: Offsets },
+    Cmp {
+        operand: Operand,
+        op: CmpOp,
+        literal: Literal,
+        at: Offsets,
+    },
+    In {
+        operand: Operand,
+        literals: Vec<Literal>,
+        at: Offsets,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -96,7 +105,10 @@ pub fn parse(text: &str) -> Result<Query, QueryError> {
     let query = pairs.next().and_then(|q| q.into_inner().next());
     match query {
         Some(or) => build_or(or),
-        None => Err(QueryError { message: "empty query".into(), at: (0, text.len()) }),
+        None => Err(QueryError {
+            message: "empty query".into(),
+            at: (0, text.len()),
+        }),
     }
 }
 
@@ -111,19 +123,31 @@ fn pest_error(e: pest::error::Error<Rule>, text: &str) -> QueryError {
         pest::error::ErrorVariant::CustomError { message } => message.clone(),
     };
     let message = match found {
-        None if text.trim().is_empty() => "empty query: expected a comparison such as `attributes.type = 'sensor'`".to_string(),
+        None if text.trim().is_empty() => {
+            "empty query: expected a comparison such as `attributes.type = 'sensor'`".to_string()
+        }
         None => format!("unexpected end of query: expected {expected}"),
         Some(c) => {
-            let word: String = text[pos..].chars().take_while(|c| !c.is_whitespace()).take(20).collect();
+            let word: String = text[pos..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .take(20)
+                .collect();
             if word.eq_ignore_ascii_case("not") {
                 "`NOT` is not part of Event Grid's query language".to_string()
             } else {
-                format!("unexpected `{}`: expected {expected}", if word.is_empty() { c.to_string() } else { word })
+                format!(
+                    "unexpected `{}`: expected {expected}",
+                    if word.is_empty() { c.to_string() } else { word }
+                )
             }
         }
     };
     let end = (pos + found.map(char::len_utf8).unwrap_or(0)).min(text.len());
-    QueryError { message, at: (pos, end) }
+    QueryError {
+        message,
+        at: (pos, end),
+    }
 }
 
 fn describe(rules: &[Rule]) -> String {
@@ -158,7 +182,11 @@ fn build_or(pair: Pair<Rule>) -> Result<Query, QueryError> {
             parts.push(build_and(p)?);
         }
     }
-    Ok(if parts.len() == 1 { parts.remove(0) } else { Query::Or(parts) })
+    Ok(if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        Query::Or(parts)
+    })
 }
 
 fn build_and(pair: Pair<Rule>) -> Result<Query, QueryError> {
@@ -175,14 +203,22 @@ fn build_and(pair: Pair<Rule>) -> Result<Query, QueryError> {
             _ => {}
         }
     }
-    Ok(if parts.len() == 1 { parts.remove(0) } else { Query::And(parts) })
+    Ok(if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        Query::And(parts)
+    })
 }
 
 fn build_operand(pair: Pair<Rule>) -> Operand {
     let at = offsets(&pair);
     match pair.as_rule() {
         Rule::attr_operand => {
-            let key = pair.into_inner().next().map(|k| k.as_str().to_string()).unwrap_or_default();
+            let key = pair
+                .into_inner()
+                .next()
+                .map(|k| k.as_str().to_string())
+                .unwrap_or_default();
             Operand::Attribute { key, at }
         }
         _ => Operand::AuthenticationName { at },
@@ -196,8 +232,17 @@ fn build_literal(pair: Pair<Rule>) -> Result<Literal, QueryError> {
             .as_str()
             .parse::<i64>()
             .map(|i| Literal::Int(i, at))
-            .map_err(|_| QueryError { message: format!("integer `{}` is out of the 64-bit range", pair.as_str()), at }),
-        _ => Ok(Literal::Str(pair.into_inner().next().map(|s| s.as_str().to_string()).unwrap_or_default(), at)),
+            .map_err(|_| QueryError {
+                message: format!("integer `{}` is out of the 64-bit range", pair.as_str()),
+                at,
+            }),
+        _ => Ok(Literal::Str(
+            pair.into_inner()
+                .next()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            at,
+        )),
     }
 }
 
@@ -205,7 +250,10 @@ fn build_cmp(pair: Pair<Rule>) -> Result<Query, QueryError> {
     let at = offsets(&pair);
     let mut inner = pair.into_inner();
     let (Some(operand), Some(op), Some(lit)) = (inner.next(), inner.next(), inner.next()) else {
-        return Err(QueryError { message: "incomplete comparison".into(), at });
+        return Err(QueryError {
+            message: "incomplete comparison".into(),
+            at,
+        });
     };
     let op = match op.as_str() {
         "=" => CmpOp::Eq,
@@ -215,17 +263,32 @@ fn build_cmp(pair: Pair<Rule>) -> Result<Query, QueryError> {
         "<=" => CmpOp::Le,
         _ => CmpOp::Ge,
     };
-    Ok(Query::Cmp { operand: build_operand(operand), op, literal: build_literal(lit)?, at })
+    Ok(Query::Cmp {
+        operand: build_operand(operand),
+        op,
+        literal: build_literal(lit)?,
+        at,
+    })
 }
 
 fn build_in(pair: Pair<Rule>) -> Result<Query, QueryError> {
     let at = offsets(&pair);
     let mut inner = pair.into_inner();
     let Some(operand) = inner.next() else {
-        return Err(QueryError { message: "incomplete IN".into(), at });
+        return Err(QueryError {
+            message: "incomplete IN".into(),
+            at,
+        });
     };
-    let literals = inner.filter(|p| p.as_rule() != Rule::kw_in).map(build_literal).collect::<Result<Vec<_>, _>>()?;
-    Ok(Query::In { operand: build_operand(operand), literals, at })
+    let literals = inner
+        .filter(|p| p.as_rule() != Rule::kw_in)
+        .map(build_literal)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Query::In {
+        operand: build_operand(operand),
+        literals,
+        at,
+    })
 }
 
 impl fmt::Display for Literal {
@@ -272,8 +335,15 @@ impl fmt::Display for Query {
                 }
                 Ok(())
             }
-            Query::Cmp { operand, op, literal, .. } => write!(f, "{operand} {} {literal}", op.as_str()),
-            Query::In { operand, literals, .. } => {
+            Query::Cmp {
+                operand,
+                op,
+                literal,
+                ..
+            } => write!(f, "{operand} {} {literal}", op.as_str()),
+            Query::In {
+                operand, literals, ..
+            } => {
                 write!(f, "{operand} IN [")?;
                 for (i, l) in literals.iter().enumerate() {
                     if i > 0 {
@@ -301,8 +371,12 @@ mod tests {
 
     #[test]
     fn precedence_and_binds_tighter() {
-        let q = parse("attributes.a = 'x' OR attributes.b = 1 and attributes.c in ['p', \"q\"]").unwrap();
-        assert_eq!(q.to_string(), "attributes.a = 'x' OR attributes.b = 1 AND attributes.c IN ['p', 'q']");
+        let q = parse("attributes.a = 'x' OR attributes.b = 1 and attributes.c in ['p', \"q\"]")
+            .unwrap();
+        assert_eq!(
+            q.to_string(),
+            "attributes.a = 'x' OR attributes.b = 1 AND attributes.c IN ['p', 'q']"
+        );
         assert!(matches!(q, Query::Or(ref v) if v.len() == 2));
     }
 
@@ -311,8 +385,12 @@ mod tests {
         for op in ["=", "!=", "<>", "<", ">", "<=", ">="] {
             parse(&format!("(attributes.floor {op} 3)")).unwrap();
         }
-        let q = parse("(attributes.a = 'x' OR attributes.b = 'y') AND authenticationName <> 'z'").unwrap();
-        assert_eq!(q.to_string(), "(attributes.a = 'x' OR attributes.b = 'y') AND authenticationName != 'z'");
+        let q = parse("(attributes.a = 'x' OR attributes.b = 'y') AND authenticationName <> 'z'")
+            .unwrap();
+        assert_eq!(
+            q.to_string(),
+            "(attributes.a = 'x' OR attributes.b = 'y') AND authenticationName != 'z'"
+        );
     }
 
     #[test]

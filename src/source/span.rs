@@ -6,7 +6,9 @@ use std::fmt;
 use std::sync::Arc;
 
 /// A byte range `[start, end)` in one source file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, PartialOrd, Ord,
+)]
 pub struct Span {
     pub start: u32,
     pub end: u32,
@@ -49,13 +51,22 @@ impl<T> Sp<T> {
     }
     /// A value that did not come from a file (a default).
     pub fn unspanned(value: T) -> Self {
-        Sp { value, span: Span::NONE }
+        Sp {
+            value,
+            span: Span::NONE,
+        }
     }
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Sp<U> {
-        Sp { value: f(self.value), span: self.span }
+        Sp {
+            value: f(self.value),
+            span: self.span,
+        }
     }
     pub fn as_ref(&self) -> Sp<&T> {
-        Sp { value: &self.value, span: self.span }
+        Sp {
+            value: &self.value,
+            span: self.span,
+        }
     }
 }
 
@@ -94,7 +105,11 @@ impl SourceFile {
         let text: Arc<str> = text.into();
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        SourceFile { name: name.into(), text, line_starts }
+        SourceFile {
+            name: name.into(),
+            text,
+            line_starts,
+        }
     }
 
     /// 1-based line and 1-based column (in characters) of a byte offset.
@@ -105,7 +120,11 @@ impl SourceFile {
             Err(i) => i - 1,
         };
         let start = self.line_starts[line];
-        let col = self.text.get(start..offset).map(|s| s.chars().count()).unwrap_or(offset - start);
+        let col = self
+            .text
+            .get(start..offset)
+            .map(|s| s.chars().count())
+            .unwrap_or(offset - start);
         (line + 1, col + 1)
     }
 
@@ -115,12 +134,17 @@ impl SourceFile {
             return self.text.len();
         };
         let rest = &self.text[start..];
-        rest.char_indices().nth(col.saturating_sub(1)).map(|(i, _)| start + i).unwrap_or(self.text.len())
+        rest.char_indices()
+            .nth(col.saturating_sub(1))
+            .map(|(i, _)| start + i)
+            .unwrap_or(self.text.len())
     }
 
     /// The text a span covers.
     pub fn slice(&self, span: Span) -> &str {
-        self.text.get(span.start as usize..span.end as usize).unwrap_or("")
+        self.text
+            .get(span.start as usize..span.end as usize)
+            .unwrap_or("")
     }
 
     /// Maps byte offsets inside a string value back to the file. When the value is
@@ -139,7 +163,10 @@ impl SourceFile {
             Some(o) => {
                 let from = (o + from).min(raw.len());
                 let to = (o + to.max(from - o)).min(raw.len());
-                Span::new(value_span.start as usize + from, value_span.start as usize + to.max(from))
+                Span::new(
+                    value_span.start as usize + from,
+                    value_span.start as usize + to.max(from),
+                )
             }
             None => value_span,
         }

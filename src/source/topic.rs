@@ -74,7 +74,11 @@ impl Template {
                 pest::error::InputLocation::Pos(p) => p,
                 pest::error::InputLocation::Span((s, _)) => s,
             };
-            TemplateError { message: "invalid topic template".into(), at: (pos, pos), help: None }
+            TemplateError {
+                message: "invalid topic template".into(),
+                at: (pos, pos),
+                help: None,
+            }
         })?;
         let mut levels = Vec::new();
         let top = pairs.next().map(|p| p.into_inner()).into_iter().flatten();
@@ -141,7 +145,9 @@ impl Template {
         if let Some(Level::Literal(first)) = levels.first() {
             if first.starts_with('$') {
                 return Err(TemplateError {
-                    message: "a template may not start with `$`: such topics are reserved for the broker".into(),
+                    message:
+                        "a template may not start with `$`: such topics are reserved for the broker"
+                            .into(),
                     at: (0, first.len()),
                     help: None,
                 });
@@ -156,10 +162,13 @@ impl Template {
 
     pub fn variables(&self) -> impl Iterator<Item = &Var> {
         self.levels.iter().flat_map(|l| match l {
-            Level::Pattern(segs) => segs.iter().filter_map(|s| match s {
-                Segment::Var(v) => Some(v),
-                Segment::Text(_) => None,
-            }).collect::<Vec<_>>(),
+            Level::Pattern(segs) => segs
+                .iter()
+                .filter_map(|s| match s {
+                    Segment::Var(v) => Some(v),
+                    Segment::Text(_) => None,
+                })
+                .collect::<Vec<_>>(),
             _ => Vec::new(),
         })
     }
@@ -229,24 +238,41 @@ fn parse_var(name: &str, at: (usize, usize)) -> Result<Var, TemplateError> {
             let key = trimmed.rsplit('.').next().unwrap_or("KEY");
             format!("did you mean `$<client.attributes.{key}>`?")
         }
-        None => "variables are `$<client.authenticationName>` and `$<client.attributes.KEY>`".into(),
+        None => {
+            "variables are `$<client.authenticationName>` and `$<client.attributes.KEY>`".into()
+        }
     };
-    Err(TemplateError { message: format!("unknown variable `{name}`"), at, help: Some(help) })
+    Err(TemplateError {
+        message: format!("unknown variable `{name}`"),
+        at,
+        help: Some(help),
+    })
 }
 
 fn common_checks(text: &str) -> Result<(), TemplateError> {
     if text.is_empty() {
-        return Err(TemplateError { message: "a topic cannot be empty".into(), at: (0, 0), help: None });
+        return Err(TemplateError {
+            message: "a topic cannot be empty".into(),
+            at: (0, 0),
+            help: None,
+        });
     }
     if text.len() > MAX_TOPIC_BYTES {
         return Err(TemplateError {
-            message: format!("a topic is at most {MAX_TOPIC_BYTES} bytes, this one is {}", text.len()),
+            message: format!(
+                "a topic is at most {MAX_TOPIC_BYTES} bytes, this one is {}",
+                text.len()
+            ),
             at: (0, text.len()),
             help: None,
         });
     }
     if let Some(i) = text.find('\0') {
-        return Err(TemplateError { message: "a topic cannot contain U+0000".into(), at: (i, i + 1), help: None });
+        return Err(TemplateError {
+            message: "a topic cannot contain U+0000".into(),
+            at: (i, i + 1),
+            help: None,
+        });
     }
     Ok(())
 }
@@ -272,10 +298,18 @@ pub fn validate_filter(filter: &str) -> Result<(), TemplateError> {
     for (i, level) in levels.iter().enumerate() {
         let at = (offset, offset + level.len());
         if level.contains(['+', '#']) && level.len() > 1 {
-            return Err(TemplateError { message: "wildcards must be a whole level".into(), at, help: None });
+            return Err(TemplateError {
+                message: "wildcards must be a whole level".into(),
+                at,
+                help: None,
+            });
         }
         if *level == "#" && i + 1 != levels.len() {
-            return Err(TemplateError { message: "`#` must be the last level".into(), at, help: None });
+            return Err(TemplateError {
+                message: "`#` must be the last level".into(),
+                at,
+                help: None,
+            });
         }
         offset += level.len() + 1;
     }
@@ -375,7 +409,10 @@ mod tests {
         let p = Template::parse("machines/$<client.attributes.line>.f1/#").unwrap();
         assert_eq!(
             p.levels[1],
-            Level::Pattern(vec![Segment::Var(Var::Attribute("line".into())), Segment::Text(".f1".into())])
+            Level::Pattern(vec![
+                Segment::Var(Var::Attribute("line".into())),
+                Segment::Text(".f1".into())
+            ])
         );
         assert_eq!(p.levels[2], Level::Hash);
     }
@@ -388,7 +425,10 @@ mod tests {
         assert_eq!(e.at, (3, 4));
         let e = Template::parse("a/$<client.authName>/c").unwrap_err();
         assert!(e.message.contains("unknown variable"), "{e:?}");
-        assert_eq!(e.help.as_deref(), Some("did you mean `$<client.authenticationName>`?"));
+        assert_eq!(
+            e.help.as_deref(),
+            Some("did you mean `$<client.authenticationName>`?")
+        );
         let e = Template::parse("a/$<client.attributes.x").unwrap_err();
         assert!(e.message.contains("unterminated"), "{e:?}");
         assert!(Template::parse("$SYS/x").is_err());
@@ -399,8 +439,14 @@ mod tests {
     #[test]
     fn empty_levels_and_dollar_inside_are_legal() {
         assert_eq!(Template::parse("a//b").unwrap().levels.len(), 3);
-        assert_eq!(Template::parse("/a").unwrap().levels[0], Level::Literal(String::new()));
-        assert_eq!(Template::parse("a/$x").unwrap().levels[1], Level::Literal("$x".into()));
+        assert_eq!(
+            Template::parse("/a").unwrap().levels[0],
+            Level::Literal(String::new())
+        );
+        assert_eq!(
+            Template::parse("a/$x").unwrap().levels[1],
+            Level::Literal("$x".into())
+        );
     }
 
     #[test]

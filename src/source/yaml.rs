@@ -27,11 +27,18 @@ pub fn parse_tree(text: &str) -> Result<Node, Diagnostic> {
     if text.len() > MAX_POLICY_BYTES {
         return Err(Diagnostic::new(
             Code::Io,
-            format!("policy file is {} bytes, more than the limit of {} bytes", text.len(), MAX_POLICY_BYTES),
+            format!(
+                "policy file is {} bytes, more than the limit of {} bytes",
+                text.len(),
+                MAX_POLICY_BYTES
+            ),
         ));
     }
     if text.trim().is_empty() {
-        return Ok(Node { kind: NodeKind::Map(Vec::new()), span: Span::NONE });
+        return Ok(Node {
+            kind: NodeKind::Map(Vec::new()),
+            span: Span::NONE,
+        });
     }
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
@@ -48,7 +55,12 @@ pub fn parse_tree(text: &str) -> Result<Node, Diagnostic> {
 fn syntax_error(e: &serde_saphyr::Error, text: &str) -> Diagnostic {
     let message = e.without_snippet().to_string();
     // The message repeats the position ("at line 3, column 4"); keep only the first line.
-    let first = message.lines().next().unwrap_or("invalid YAML").trim().to_string();
+    let first = message
+        .lines()
+        .next()
+        .unwrap_or("invalid YAML")
+        .trim()
+        .to_string();
     let mut diag = Diagnostic::new(Code::Syntax, format!("invalid YAML: {first}"));
     if let Some(loc) = e.location() {
         let span = super::node::span_of(&loc);
@@ -71,31 +83,49 @@ struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    fn new(node: &'a Node, what: &str, known: &'static [&'static str], diags: &mut Diagnostics) -> Option<Self> {
+    fn new(
+        node: &'a Node,
+        what: &str,
+        known: &'static [&'static str],
+        diags: &mut Diagnostics,
+    ) -> Option<Self> {
         match &node.kind {
             NodeKind::Map(entries) => {
                 for (key, _) in entries {
                     if !known.contains(&key.name.as_str()) {
                         diags.push(
-                            Diagnostic::new(Code::UnknownKey, format!("unknown key `{}` in {what}", key.name))
-                                .at(key.span)
-                                .label("not a field of this resource")
-                                .help(suggestion(&key.name, known.iter().copied())),
+                            Diagnostic::new(
+                                Code::UnknownKey,
+                                format!("unknown key `{}` in {what}", key.name),
+                            )
+                            .at(key.span)
+                            .label("not a field of this resource")
+                            .help(suggestion(&key.name, known.iter().copied())),
                         );
                     }
                 }
                 Some(Fields { entries, known })
             }
-            NodeKind::Null => Some(Fields { entries: &[], known }),
+            NodeKind::Null => Some(Fields {
+                entries: &[],
+                known,
+            }),
             other => {
-                diags.push(wrong_type(node, &format!("{what} must be a mapping"), other.type_name()));
+                diags.push(wrong_type(
+                    node,
+                    &format!("{what} must be a mapping"),
+                    other.type_name(),
+                ));
                 None
             }
         }
     }
     fn get(&self, key: &str) -> Option<&'a Node> {
         debug_assert!(self.known.contains(&key));
-        self.entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v)
+        self.entries
+            .iter()
+            .find(|(k, _)| k.name == key)
+            .map(|(_, v)| v)
     }
 }
 
@@ -111,7 +141,11 @@ fn string(node: &Node, what: &str, diags: &mut Diagnostics) -> Option<Sp<String>
         NodeKind::Int(i) => Some(Sp::new(i.to_string(), node.span)),
         NodeKind::BigInt(s) => Some(Sp::new(s.clone(), node.span)),
         other => {
-            diags.push(wrong_type(node, &format!("{what} must be a string"), other.type_name()));
+            diags.push(wrong_type(
+                node,
+                &format!("{what} must be a string"),
+                other.type_name(),
+            ));
             None
         }
     }
@@ -121,13 +155,22 @@ fn opt_string(f: &Fields, key: &str, what: &str, diags: &mut Diagnostics) -> Opt
     f.get(key).and_then(|n| string(n, what, diags))
 }
 
-fn required(f: &Fields, key: &str, owner: &Sp<String>, kind: &str, diags: &mut Diagnostics) -> Option<&'static ()> {
+fn required(
+    f: &Fields,
+    key: &str,
+    owner: &Sp<String>,
+    kind: &str,
+    diags: &mut Diagnostics,
+) -> Option<&'static ()> {
     if f.get(key).is_none() {
         diags.push(
-            Diagnostic::new(Code::MissingField, format!("{kind} `{}` has no `{key}`", owner.value))
-                .at(owner.span)
-                .label(format!("`{key}` is required"))
-                .help(format!("add `{key}:` under `{}`", owner.value)),
+            Diagnostic::new(
+                Code::MissingField,
+                format!("{kind} `{}` has no `{key}`", owner.value),
+            )
+            .at(owner.span)
+            .label(format!("`{key}` is required"))
+            .help(format!("add `{key}:` under `{}`", owner.value)),
         );
         return None;
     }
@@ -136,23 +179,38 @@ fn required(f: &Fields, key: &str, owner: &Sp<String>, kind: &str, diags: &mut D
 
 fn string_list(node: &Node, what: &str, diags: &mut Diagnostics) -> Vec<Sp<String>> {
     match &node.kind {
-        NodeKind::Seq(items) => items.iter().filter_map(|n| string(n, what, diags)).collect(),
+        NodeKind::Seq(items) => items
+            .iter()
+            .filter_map(|n| string(n, what, diags))
+            .collect(),
         NodeKind::Str(_) => string(node, what, diags).into_iter().collect(),
         NodeKind::Null => Vec::new(),
         other => {
-            diags.push(wrong_type(node, &format!("{what} must be a list of strings"), other.type_name()));
+            diags.push(wrong_type(
+                node,
+                &format!("{what} must be a list of strings"),
+                other.type_name(),
+            ));
             Vec::new()
         }
     }
 }
 
 /// A mapping of named resources (`clients:`, `clientGroups:` ...).
-fn named_entries<'a>(node: Option<&'a Node>, what: &str, diags: &mut Diagnostics) -> &'a [(Key, Node)] {
+fn named_entries<'a>(
+    node: Option<&'a Node>,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> &'a [(Key, Node)] {
     match node.map(|n| (n, &n.kind)) {
         None | Some((_, NodeKind::Null)) => &[],
         Some((_, NodeKind::Map(entries))) => entries,
         Some((n, other)) => {
-            diags.push(wrong_type(n, &format!("`{what}` must be a mapping from names to definitions"), other.type_name()));
+            diags.push(wrong_type(
+                n,
+                &format!("`{what}` must be a mapping from names to definitions"),
+                other.type_name(),
+            ));
             &[]
         }
     }
@@ -162,8 +220,15 @@ fn key_sp(key: &Key) -> Sp<String> {
     Sp::new(key.name.clone(), key.span)
 }
 
-const TOP: &[&str] =
-    &["namespace", "clients", "clientGroups", "topicSpaces", "permissionBindings", "caCertificates", "tests"];
+const TOP: &[&str] = &[
+    "namespace",
+    "clients",
+    "clientGroups",
+    "topicSpaces",
+    "permissionBindings",
+    "caCertificates",
+    "tests",
+];
 
 fn read_policy(root: &Node, diags: &mut Diagnostics) -> PolicyDoc {
     let mut doc = PolicyDoc::default();
@@ -198,9 +263,15 @@ fn read_policy(root: &Node, diags: &mut Diagnostics) -> PolicyDoc {
     }
     if let Some(tests) = f.get("tests") {
         match &tests.kind {
-            NodeKind::Seq(items) => doc.tests = items.iter().filter_map(|t| read_test(t, diags)).collect(),
+            NodeKind::Seq(items) => {
+                doc.tests = items.iter().filter_map(|t| read_test(t, diags)).collect()
+            }
             NodeKind::Null => {}
-            other => diags.push(wrong_type(tests, "`tests` must be a list", other.type_name())),
+            other => diags.push(wrong_type(
+                tests,
+                "`tests` must be a list",
+                other.type_name(),
+            )),
         }
     }
     doc
@@ -227,9 +298,12 @@ fn read_client(key: &Key, body: &Node, diags: &mut Diagnostics) -> Option<Client
             "disabled" => Some(Sp::new(ClientState::Disabled, s.span)),
             _ => {
                 diags.push(
-                    Diagnostic::new(Code::InvalidValue, format!("`state` must be `Enabled` or `Disabled`, not `{}`", s.value))
-                        .at(s.span)
-                        .help(suggestion(&s.value, ["Enabled", "Disabled"])),
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        format!("`state` must be `Enabled` or `Disabled`, not `{}`", s.value),
+                    )
+                    .at(s.span)
+                    .help(suggestion(&s.value, ["Enabled", "Disabled"])),
                 );
                 None
             }
@@ -246,8 +320,14 @@ fn read_client(key: &Key, body: &Node, diags: &mut Diagnostics) -> Option<Client
         attributes,
         authentication: f.get("authentication").and_then(|n| read_auth(n, diags)),
         will: f.get("will").and_then(|n| read_will(n, &name, diags)),
-        publishes: f.get("publishes").map(|n| string_list(n, "`publishes`", diags)).unwrap_or_default(),
-        subscribes: f.get("subscribes").map(|n| string_list(n, "`subscribes`", diags)).unwrap_or_default(),
+        publishes: f
+            .get("publishes")
+            .map(|n| string_list(n, "`publishes`", diags))
+            .unwrap_or_default(),
+        subscribes: f
+            .get("subscribes")
+            .map(|n| string_list(n, "`subscribes`", diags))
+            .unwrap_or_default(),
         name,
     })
 }
@@ -257,7 +337,11 @@ fn read_attributes(node: &Node, diags: &mut Diagnostics) -> Vec<(Sp<String>, Sp<
         NodeKind::Map(e) => e,
         NodeKind::Null => return Vec::new(),
         other => {
-            diags.push(wrong_type(node, "`attributes` must be a mapping", other.type_name()));
+            diags.push(wrong_type(
+                node,
+                "`attributes` must be a mapping",
+                other.type_name(),
+            ));
             return Vec::new();
         }
     };
@@ -273,7 +357,10 @@ fn read_attributes(node: &Node, diags: &mut Diagnostics) -> Vec<(Sp<String>, Sp<
                         NodeKind::Str(s) => strings.push(s.clone()),
                         other => diags.push(wrong_type(
                             item,
-                            &format!("attribute `{}` is an array, whose elements must be strings", key.name),
+                            &format!(
+                                "attribute `{}` is an array, whose elements must be strings",
+                                key.name
+                            ),
                             other.type_name(),
                         )),
                     }
@@ -282,15 +369,28 @@ fn read_attributes(node: &Node, diags: &mut Diagnostics) -> Vec<(Sp<String>, Sp<
             }
             NodeKind::BigInt(s) => {
                 diags.push(
-                    Diagnostic::new(Code::InvalidValue, format!("attribute `{}` is out of the 64-bit integer range: {s}", key.name))
-                        .at(value.span),
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        format!(
+                            "attribute `{}` is out of the 64-bit integer range: {s}",
+                            key.name
+                        ),
+                    )
+                    .at(value.span),
                 );
                 continue;
             }
             other => {
                 diags.push(
-                    wrong_type(value, &format!("attribute `{}` must be a string, an integer or a list of strings", key.name), other.type_name())
-                        .help("quote the value to make it a string"),
+                    wrong_type(
+                        value,
+                        &format!(
+                            "attribute `{}` must be a string, an integer or a list of strings",
+                            key.name
+                        ),
+                        other.type_name(),
+                    )
+                    .help("quote the value to make it a string"),
                 );
                 continue;
             }
@@ -306,13 +406,22 @@ fn read_auth(node: &Node, diags: &mut Diagnostics) -> Option<AuthDoc> {
     let f = Fields::new(node, "`authentication`", AUTH, diags)?;
     let validation_scheme = f.get("validationScheme").and_then(|n| {
         let s = string(n, "`validationScheme`", diags)?;
-        match ValidationScheme::ALL.iter().find(|(name, _)| name.eq_ignore_ascii_case(&s.value)) {
+        match ValidationScheme::ALL
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(&s.value))
+        {
             Some((_, scheme)) => Some(Sp::new(*scheme, s.span)),
             None => {
                 diags.push(
-                    Diagnostic::new(Code::InvalidValue, format!("unknown validation scheme `{}`", s.value))
-                        .at(s.span)
-                        .help(suggestion(&s.value, ValidationScheme::ALL.iter().map(|(n, _)| *n))),
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        format!("unknown validation scheme `{}`", s.value),
+                    )
+                    .at(s.span)
+                    .help(suggestion(
+                        &s.value,
+                        ValidationScheme::ALL.iter().map(|(n, _)| *n),
+                    )),
                 );
                 None
             }
@@ -335,9 +444,12 @@ fn read_will(node: &Node, owner: &Sp<String>, diags: &mut Diagnostics) -> Option
     let f = Fields::new(node, "`will`", WILL, diags)?;
     let Some(topic_node) = f.get("topic") else {
         diags.push(
-            Diagnostic::new(Code::MissingField, format!("the will of client `{}` has no `topic`", owner.value))
-                .at(node.span)
-                .help("add `topic:` under `will`"),
+            Diagnostic::new(
+                Code::MissingField,
+                format!("the will of client `{}` has no `topic`", owner.value),
+            )
+            .at(node.span)
+            .help("add `topic:` under `will`"),
         );
         return None;
     };
@@ -345,18 +457,32 @@ fn read_will(node: &Node, owner: &Sp<String>, diags: &mut Diagnostics) -> Option
     let qos = f.get("qos").and_then(|n| match &n.kind {
         NodeKind::Int(q @ 0..=2) => Some(Sp::new(*q as u8, n.span)),
         NodeKind::Int(q) => {
-            diags.push(Diagnostic::new(Code::InvalidValue, format!("will QoS must be 0, 1 or 2, not {q}")).at(n.span));
+            diags.push(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    format!("will QoS must be 0, 1 or 2, not {q}"),
+                )
+                .at(n.span),
+            );
             None
         }
         other => {
-            diags.push(wrong_type(n, "will `qos` must be 0, 1 or 2", other.type_name()));
+            diags.push(wrong_type(
+                n,
+                "will `qos` must be 0, 1 or 2",
+                other.type_name(),
+            ));
             None
         }
     });
     let retain = f.get("retain").and_then(|n| match &n.kind {
         NodeKind::Bool(b) => Some(Sp::new(*b, n.span)),
         other => {
-            diags.push(wrong_type(n, "will `retain` must be true or false", other.type_name()));
+            diags.push(wrong_type(
+                n,
+                "will `retain` must be true or false",
+                other.type_name(),
+            ));
             None
         }
     });
@@ -364,27 +490,49 @@ fn read_will(node: &Node, owner: &Sp<String>, diags: &mut Diagnostics) -> Option
         NodeKind::Int(d) if (0..=u32::MAX as i64).contains(d) => Some(Sp::new(*d as u32, n.span)),
         NodeKind::Int(_) | NodeKind::BigInt(_) => {
             diags.push(
-                Diagnostic::new(Code::InvalidValue, "will `delaySeconds` must be between 0 and 4294967295".to_string())
-                    .at(n.span),
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    "will `delaySeconds` must be between 0 and 4294967295".to_string(),
+                )
+                .at(n.span),
             );
             None
         }
         other => {
-            diags.push(wrong_type(n, "will `delaySeconds` must be an integer", other.type_name()));
+            diags.push(wrong_type(
+                n,
+                "will `delaySeconds` must be an integer",
+                other.type_name(),
+            ));
             None
         }
     });
-    Some(WillDoc { span: node.span, topic, qos, retain, delay_seconds })
+    Some(WillDoc {
+        span: node.span,
+        topic,
+        qos,
+        retain,
+        delay_seconds,
+    })
 }
 
 const GROUP: &[&str] = &["query", "description"];
 
 fn read_group(key: &Key, body: &Node, diags: &mut Diagnostics) -> Option<GroupDoc> {
     let name = key_sp(key);
-    let f = Fields::new(body, &format!("client group `{}`", name.value), GROUP, diags)?;
+    let f = Fields::new(
+        body,
+        &format!("client group `{}`", name.value),
+        GROUP,
+        diags,
+    )?;
     required(&f, "query", &name, "client group", diags)?;
     let query = opt_string(&f, "query", "`query`", diags)?;
-    Some(GroupDoc { description: opt_string(&f, "description", "`description`", diags), name, query })
+    Some(GroupDoc {
+        description: opt_string(&f, "description", "`description`", diags),
+        name,
+        query,
+    })
 }
 
 const SPACE: &[&str] = &["topicTemplates", "description"];
@@ -393,15 +541,27 @@ fn read_topic_space(key: &Key, body: &Node, diags: &mut Diagnostics) -> Option<T
     let name = key_sp(key);
     let f = Fields::new(body, &format!("topic space `{}`", name.value), SPACE, diags)?;
     required(&f, "topicTemplates", &name, "topic space", diags)?;
-    let topic_templates = f.get("topicTemplates").map(|n| string_list(n, "`topicTemplates`", diags)).unwrap_or_default();
-    Some(TopicSpaceDoc { description: opt_string(&f, "description", "`description`", diags), name, topic_templates })
+    let topic_templates = f
+        .get("topicTemplates")
+        .map(|n| string_list(n, "`topicTemplates`", diags))
+        .unwrap_or_default();
+    Some(TopicSpaceDoc {
+        description: opt_string(&f, "description", "`description`", diags),
+        name,
+        topic_templates,
+    })
 }
 
 const BINDING: &[&str] = &["clientGroup", "topicSpace", "permission", "description"];
 
 fn read_binding(key: &Key, body: &Node, diags: &mut Diagnostics) -> Option<BindingDoc> {
     let name = key_sp(key);
-    let f = Fields::new(body, &format!("permission binding `{}`", name.value), BINDING, diags)?;
+    let f = Fields::new(
+        body,
+        &format!("permission binding `{}`", name.value),
+        BINDING,
+        diags,
+    )?;
     let mut complete = true;
     for field in ["clientGroup", "topicSpace", "permission"] {
         complete &= required(&f, field, &name, "permission binding", diags).is_some();
@@ -414,9 +574,15 @@ fn read_binding(key: &Key, body: &Node, diags: &mut Diagnostics) -> Option<Bindi
             "subscriber" => Some(Sp::new(Permission::Subscriber, p.span)),
             _ => {
                 diags.push(
-                    Diagnostic::new(Code::InvalidValue, format!("`permission` must be `publisher` or `subscriber`, not `{}`", p.value))
-                        .at(p.span)
-                        .help(suggestion(&p.value, ["publisher", "subscriber"])),
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        format!(
+                            "`permission` must be `publisher` or `subscriber`, not `{}`",
+                            p.value
+                        ),
+                    )
+                    .at(p.span)
+                    .help(suggestion(&p.value, ["publisher", "subscriber"])),
                 );
                 None
             }
@@ -443,15 +609,34 @@ fn read_ca(key: &Key, body: &Node, diags: &mut Diagnostics) -> Option<CaDoc> {
     let encoded_certificate = opt_string(&f, "encodedCertificate", "`encodedCertificate`", diags);
     if file.is_none() && encoded_certificate.is_none() {
         diags.push(
-            Diagnostic::new(Code::MissingField, format!("CA certificate `{}` has neither `file` nor `encodedCertificate`", name.value))
-                .at(name.span)
-                .help("add `file: path/to/ca.pem` (relative to the policy) or `encodedCertificate:`"),
+            Diagnostic::new(
+                Code::MissingField,
+                format!(
+                    "CA certificate `{}` has neither `file` nor `encodedCertificate`",
+                    name.value
+                ),
+            )
+            .at(name.span)
+            .help("add `file: path/to/ca.pem` (relative to the policy) or `encodedCertificate:`"),
         );
     }
-    Some(CaDoc { name, file, encoded_certificate })
+    Some(CaDoc {
+        name,
+        file,
+        encoded_certificate,
+    })
 }
 
-const TEST: &[&str] = &["client", "publish", "subscribe", "receive", "connect", "expect", "grantedBy", "description"];
+const TEST: &[&str] = &[
+    "client",
+    "publish",
+    "subscribe",
+    "receive",
+    "connect",
+    "expect",
+    "grantedBy",
+    "description",
+];
 const CONNECT: &[&str] = &["will"];
 
 fn read_test(node: &Node, diags: &mut Diagnostics) -> Option<TestDoc> {
@@ -459,7 +644,11 @@ fn read_test(node: &Node, diags: &mut Diagnostics) -> Option<TestDoc> {
     let client = match f.get("client") {
         Some(n) => string(n, "test `client`", diags)?,
         None => {
-            diags.push(Diagnostic::new(Code::MissingField, "test has no `client`").at(node.span).help("add `client: NAME`"));
+            diags.push(
+                Diagnostic::new(Code::MissingField, "test has no `client`")
+                    .at(node.span)
+                    .help("add `client: NAME`"),
+            );
             return None;
         }
     };
@@ -479,7 +668,11 @@ fn read_test(node: &Node, diags: &mut Diagnostics) -> Option<TestDoc> {
             NodeKind::Map(_) => Fields::new(n, "`connect`", CONNECT, diags)
                 .and_then(|c| c.get("will").and_then(|w| string(w, "`will`", diags))),
             other => {
-                diags.push(wrong_type(n, "`connect` must be a mapping like `{ will: TOPIC }` or `true`", other.type_name()));
+                diags.push(wrong_type(
+                    n,
+                    "`connect` must be a mapping like `{ will: TOPIC }` or `true`",
+                    other.type_name(),
+                ));
                 None
             }
         };
@@ -495,7 +688,11 @@ fn read_test(node: &Node, diags: &mut Diagnostics) -> Option<TestDoc> {
     let action = actions.pop().flatten()?;
     let expect = match f.get("expect") {
         None => {
-            diags.push(Diagnostic::new(Code::MissingField, "test has no `expect`").at(node.span).help("add `expect: allow` or `expect: deny`"));
+            diags.push(
+                Diagnostic::new(Code::MissingField, "test has no `expect`")
+                    .at(node.span)
+                    .help("add `expect: allow` or `expect: deny`"),
+            );
             return None;
         }
         Some(n) => {
@@ -505,14 +702,23 @@ fn read_test(node: &Node, diags: &mut Diagnostics) -> Option<TestDoc> {
                 "deny" => Sp::new(Expect::Deny, s.span),
                 _ => {
                     diags.push(
-                        Diagnostic::new(Code::InvalidValue, format!("`expect` must be `allow` or `deny`, not `{}`", s.value))
-                            .at(s.span)
-                            .help(suggestion(&s.value, ["allow", "deny"])),
+                        Diagnostic::new(
+                            Code::InvalidValue,
+                            format!("`expect` must be `allow` or `deny`, not `{}`", s.value),
+                        )
+                        .at(s.span)
+                        .help(suggestion(&s.value, ["allow", "deny"])),
                     );
                     return None;
                 }
             }
         }
     };
-    Some(TestDoc { span: node.span, client, action, expect, granted_by: opt_string(&f, "grantedBy", "`grantedBy`", diags) })
+    Some(TestDoc {
+        span: node.span,
+        client,
+        action,
+        expect,
+        granted_by: opt_string(&f, "grantedBy", "`grantedBy`", diags),
+    })
 }

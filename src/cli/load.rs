@@ -1,0 +1,25 @@
+//! Loading the policy a command works on, with the exit code for a failure.
+
+use super::output;
+use crate::compiler::{load, Loaded};
+use std::path::Path;
+
+/// Loads a policy file or artifact; on failure prints why and returns the exit code
+/// (always at least 2: a policy that does not compile cannot answer questions).
+pub fn policy(path: &Path) -> Result<Loaded, u8> {
+    load(path).map_err(|e| output::report_load_error(&e).max(super::exit::ERROR))
+}
+
+/// Prints `value` as pretty JSON; returns the exit code for a failure.
+pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), u8> {
+    match serde_json::to_string_pretty(value) {
+        Ok(s) => {
+            println!("{s}");
+            Ok(())
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            Err(super::exit::ERROR)
+        }
+    }
+}
