@@ -4,4 +4,5 @@ pub mod access;
 pub mod algebra;
 pub mod diff;
 pub mod flow;
+pub mod graph;
 pub mod query;

@@ -3,6 +3,7 @@
 pub mod compile;
 pub mod diff;
 pub mod explain;
+pub mod graph;
 pub mod load;
 pub mod output;
 pub mod query;
@@ -43,6 +44,8 @@ pub enum PolicyCommand {
     Diff(diff::DiffArgs),
     /// Run the policy's scenario tests and those of test files; report coverage.
     Test(test::TestArgs),
+    /// Draw the policy as a Mermaid or DOT graph, or print its access matrix.
+    Graph(graph::GraphArgs),
 }
 
 /// Exit codes shared by all commands.
@@ -77,6 +80,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Policy(PolicyCommand::Query(args)) => query::run(args),
         Command::Policy(PolicyCommand::Diff(args)) => diff::run(args),
         Command::Policy(PolicyCommand::Test(args)) => test::run_command(args),
+        Command::Policy(PolicyCommand::Graph(args)) => graph::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
