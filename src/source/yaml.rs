@@ -48,6 +48,7 @@ pub fn parse_tree(text: &str) -> Result<Node, Diagnostic> {
         },
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
         with_snippet: false,
+        strict_booleans: true,
     };
     serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|e| syntax_error(&e, text))
 }
