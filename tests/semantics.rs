@@ -11,16 +11,26 @@ fn seed_scenario_decisions() {
     let p = compile(SEED);
     assert!(may_publish(&p, "sensor1", "clients/sensor1/status"));
     assert!(!may_publish(&p, "sensor2", "clients/sensor1/status"));
-    assert!(!may_publish(&p, "actuator1", "clients/actuator1/status"), "no publisher binding for actuators");
+    assert!(
+        !may_publish(&p, "actuator1", "clients/actuator1/status"),
+        "no publisher binding for actuators"
+    );
     assert!(may_subscribe(&p, "actuator1", "clients/+/status"));
     assert!(may_subscribe(&p, "actuator2", "clients/sensor1/status"));
     assert!(!may_subscribe(&p, "actuator1", "clients/#"), "subset rule");
-    assert!(!may_subscribe(&p, "sensor1", "clients/+/status"), "publisher does not imply subscriber");
+    assert!(
+        !may_subscribe(&p, "sensor1", "clients/+/status"),
+        "publisher does not imply subscriber"
+    );
     let s1 = p.client_by_authentication_name("sensor1").unwrap();
     assert!(p.decide_connect(s1, Some("clients/sensor1/status")).allowed);
     let d = p.decide_connect(s1, Some("clients/sensor2/status"));
     assert!(!d.allowed);
-    assert!(d.reason.contains("will topic `clients/sensor2/status`"), "{}", d.reason);
+    assert!(
+        d.reason.contains("will topic `clients/sensor2/status`"),
+        "{}",
+        d.reason
+    );
 }
 
 #[test]
@@ -37,10 +47,19 @@ permissionBindings:
   b-own: { clientGroup: all-s, topicSpace: own, permission: publisher }
 "##,
     );
-    assert_eq!(p.client_by_authentication_name("sensor-a"), p.client_by_authentication_name("SENSOR-A"));
-    assert!(p.client_by_authentication_name("dev-1").is_none(), "the client name is not the authentication name");
+    assert_eq!(
+        p.client_by_authentication_name("sensor-a"),
+        p.client_by_authentication_name("SENSOR-A")
+    );
+    assert!(
+        p.client_by_authentication_name("dev-1").is_none(),
+        "the client name is not the authentication name"
+    );
     assert!(may_publish(&p, "sensor-a", "d/Sensor-A"));
-    assert!(!may_publish(&p, "sensor-a", "d/sensor-a"), "topics are case-sensitive");
+    assert!(
+        !may_publish(&p, "sensor-a", "d/sensor-a"),
+        "topics are case-sensitive"
+    );
 }
 
 #[test]
@@ -52,9 +71,17 @@ clients:
   b: { authenticationName: dEV }
 "##,
     );
-    assert!(d.iter().any(|d| d.code == Code::DuplicateAuthenticationName), "{d:#?}");
-    let ok = diagnostics("clients:\n  a: { authenticationName: Dev }\n  b: { authenticationName: Dev2 }\n");
-    assert!(!ok.iter().any(|d| d.code == Code::DuplicateAuthenticationName));
+    assert!(
+        d.iter()
+            .any(|d| d.code == Code::DuplicateAuthenticationName),
+        "{d:#?}"
+    );
+    let ok = diagnostics(
+        "clients:\n  a: { authenticationName: Dev }\n  b: { authenticationName: Dev2 }\n",
+    );
+    assert!(!ok
+        .iter()
+        .any(|d| d.code == Code::DuplicateAuthenticationName));
 }
 
 #[test]
@@ -112,8 +139,11 @@ permissionBindings:
 /// The clients (sorted) that a query selects.
 fn members(query: &str) -> Vec<String> {
     let p = compile(&ATTRS.replace("QUERY", query));
-    let mut out: Vec<String> =
-        ["s1", "s2", "h1"].iter().filter(|c| may_publish(&p, c, "x")).map(|c| c.to_string()).collect();
+    let mut out: Vec<String> = ["s1", "s2", "h1"]
+        .iter()
+        .filter(|c| may_publish(&p, c, "x"))
+        .map(|c| c.to_string())
+        .collect();
     out.sort();
     out
 }
@@ -121,30 +151,74 @@ fn members(query: &str) -> Vec<String> {
 #[test]
 fn queries_compare_strings_integers_and_arrays() {
     assert_eq!(members("attributes.type = 'sensor'"), ["s1", "s2"]);
-    assert_eq!(members("attributes.Type = 'other'"), ["s1"], "attribute keys are case-sensitive");
-    assert_eq!(members("attributes.type = 'SENSOR'"), Vec::<String>::new(), "values are case-sensitive");
+    assert_eq!(
+        members("attributes.Type = 'other'"),
+        ["s1"],
+        "attribute keys are case-sensitive"
+    );
+    assert_eq!(
+        members("attributes.type = 'SENSOR'"),
+        Vec::<String>::new(),
+        "values are case-sensitive"
+    );
     assert_eq!(members("attributes.floor >= 3"), ["s1"]);
     assert_eq!(members("attributes.floor < 3"), ["s2"]);
-    assert_eq!(members("attributes.floor <> 3"), ["s2"], "missing attribute: != is false");
-    assert_eq!(members("attributes.floor = '3'"), Vec::<String>::new(), "integer vs string never equal");
-    assert_eq!(members("attributes.type > 3"), Vec::<String>::new(), "ordering on strings is false");
-    assert_eq!(members("attributes.tags = 'hot'"), ["s1"], "= on an array is membership");
+    assert_eq!(
+        members("attributes.floor <> 3"),
+        ["s2"],
+        "missing attribute: != is false"
+    );
+    assert_eq!(
+        members("attributes.floor = '3'"),
+        Vec::<String>::new(),
+        "integer vs string never equal"
+    );
+    assert_eq!(
+        members("attributes.type > 3"),
+        Vec::<String>::new(),
+        "ordering on strings is false"
+    );
+    assert_eq!(
+        members("attributes.tags = 'hot'"),
+        ["s1"],
+        "= on an array is membership"
+    );
     assert_eq!(members("attributes.tags IN ['cold', 'x']"), ["s2"]);
-    assert_eq!(members("attributes.tags != 'hot'"), ["s2"], "!= on an array: no element matches");
+    assert_eq!(
+        members("attributes.tags != 'hot'"),
+        ["s2"],
+        "!= on an array: no element matches"
+    );
     assert_eq!(members("attributes.nothing != 'x'"), Vec::<String>::new());
-    assert_eq!(members("authenticationName IN ['S1', 'h1']"), ["h1", "s1"], "authentication names ignore case");
+    assert_eq!(
+        members("authenticationName IN ['S1', 'h1']"),
+        ["h1", "s1"],
+        "authentication names ignore case"
+    );
 }
 
 #[test]
 fn and_binds_tighter_than_or_and_keywords_ignore_case() {
-    assert_eq!(members("attributes.type = 'human' or attributes.type = 'sensor' and attributes.floor = 3"), ["h1", "s1"]);
-    assert_eq!(members("(attributes.type = 'human' OR attributes.type = 'sensor') AND attributes.floor = 3"), ["s1"]);
+    assert_eq!(
+        members("attributes.type = 'human' or attributes.type = 'sensor' and attributes.floor = 3"),
+        ["h1", "s1"]
+    );
+    assert_eq!(
+        members(
+            "(attributes.type = 'human' OR attributes.type = 'sensor') AND attributes.floor = 3"
+        ),
+        ["s1"]
+    );
 }
 
 #[test]
 fn not_is_not_part_of_the_language() {
     let d = diagnostics(&ATTRS.replace("QUERY", "NOT attributes.type = 'sensor'"));
-    assert!(d.iter().any(|d| d.code == Code::QuerySyntax && d.message.contains("NOT")), "{d:#?}");
+    assert!(
+        d.iter()
+            .any(|d| d.code == Code::QuerySyntax && d.message.contains("NOT")),
+        "{d:#?}"
+    );
 }
 
 const TEMPLATES: &str = r##"
@@ -204,7 +278,10 @@ fn whole_and_partial_level_variables() {
     assert!(!may_publish(&p, "m1", "m/L1.f/temp"));
     assert!(!may_publish(&p, "m1", "m/L1.f3x/temp"));
     assert!(may_subscribe(&p, "m1", "m/L1.f3/temp"));
-    assert!(!may_subscribe(&p, "m1", "m/+/temp"), "a variable level does not contain `+`");
+    assert!(
+        !may_subscribe(&p, "m1", "m/+/temp"),
+        "a variable level does not contain `+`"
+    );
 }
 
 #[test]
@@ -222,10 +299,21 @@ fn arrays_missing_and_shape_changing_values_grant_nothing() {
     assert!(!may_publish(&p, "m1", "z/[a, b]"));
     let p = with_template("z/$<client.attributes.line>/$<client.attributes.missing>");
     assert!(!may_publish(&p, "m1", "z/L1/"));
-    for (attr, topic) in [("evil", "e/a/b"), ("plus", "e/+"), ("plus", "e/x"), ("dollar", "e/$x")] {
+    for (attr, topic) in [
+        ("evil", "e/a/b"),
+        ("plus", "e/+"),
+        ("plus", "e/x"),
+        ("dollar", "e/$x"),
+    ] {
         let p = with_template(&format!("e/$<client.attributes.{attr}>"));
-        assert!(!may_publish(&p, "m1", topic), "{attr} must not be substituted ({topic})");
-        assert!(!may_subscribe(&p, "m1", topic.replace('x', "+").as_str()), "{attr}");
+        assert!(
+            !may_publish(&p, "m1", topic),
+            "{attr} must not be substituted ({topic})"
+        );
+        assert!(
+            !may_subscribe(&p, "m1", topic.replace('x', "+").as_str()),
+            "{attr}"
+        );
     }
 }
 
@@ -240,15 +328,27 @@ permissionBindings: { bsub: { clientGroup: $all, topicSpace: tsp, permission: su
     );
     assert!(may_subscribe(&p, "c", "a/+/x"));
     assert!(may_subscribe(&p, "c", "a/1/y"));
-    assert!(!may_subscribe(&p, "c", "a/+/+"), "x and y together would cover it, but no single template does");
+    assert!(
+        !may_subscribe(&p, "c", "a/+/+"),
+        "x and y together would cover it, but no single template does"
+    );
     assert!(!may_subscribe(&p, "c", "a/#"));
     assert!(may_subscribe(&p, "c", "b"));
     assert!(may_subscribe(&p, "c", "b/+/#"));
-    assert!(may_subscribe(&p, "c", "$share/g1/a/+/x"), "shared subscriptions are authorized as their filter");
+    assert!(
+        may_subscribe(&p, "c", "$share/g1/a/+/x"),
+        "shared subscriptions are authorized as their filter"
+    );
     assert!(!may_subscribe(&p, "c", "$share/g1/a/#"));
-    assert!(!may_subscribe(&p, "c", "$share//a/+/x"), "malformed shared subscription");
+    assert!(
+        !may_subscribe(&p, "c", "$share//a/+/x"),
+        "malformed shared subscription"
+    );
     assert!(!may_subscribe(&p, "c", "a/#/x"), "invalid filter");
-    assert!(!may_publish(&p, "c", "a/1/x"), "subscriber does not imply publisher");
+    assert!(
+        !may_publish(&p, "c", "a/1/x"),
+        "subscriber does not imply publisher"
+    );
 }
 
 #[test]

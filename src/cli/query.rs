@@ -56,7 +56,7 @@ pub fn run(args: QueryArgs) -> u8 {
         let w = who_may(policy, &ask);
         (
             render_who_may(&w, policy.client_count()),
-            serde_json::to_value(&w),
+            serde_json::to_string_pretty(&w),
             !w.clients.is_empty(),
         )
     } else if let Some(name) = args.client {
@@ -65,7 +65,7 @@ pub fn run(args: QueryArgs) -> u8 {
         };
         let s = client_summary(policy, id);
         let found = !s.publish.is_empty() || !s.subscribe.is_empty();
-        (render_client(&s), serde_json::to_value(&s), found)
+        (render_client(&s), serde_json::to_string_pretty(&s), found)
     } else {
         let (Some(from), Some(to)) = (args.from, args.to) else {
             return exit::ERROR;
@@ -74,21 +74,15 @@ pub fn run(args: QueryArgs) -> u8 {
             return exit::ERROR;
         };
         let f = flow(policy, a, b);
-        (render_flow(&f), serde_json::to_value(&f), f.flows)
+        (render_flow(&f), serde_json::to_string_pretty(&f), f.flows)
     };
-    match args.format {
-        Format::Human => print!("{text}"),
-        Format::Json => match json {
-            Ok(v) => {
-                if let Err(code) = load::print_json(&v) {
-                    return code;
-                }
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::ERROR;
-            }
-        },
+    match (args.format, json) {
+        (Format::Human, _) => print!("{text}"),
+        (Format::Json, Ok(json)) => println!("{json}"),
+        (Format::Json, Err(e)) => {
+            eprintln!("error: {e}");
+            return exit::ERROR;
+        }
     }
     if found {
         exit::OK

@@ -116,27 +116,29 @@ pub fn build(
         would_allow: Vec::new(),
         witness: None,
     };
+    let asked = match (permission, subject) {
+        (Some(permission), Some(subject)) => {
+            let subject = match permission {
+                Permission::Subscriber => match crate::source::topic::split_shared(subject) {
+                    Some(Ok((_, f))) => f,
+                    _ => subject,
+                },
+                Permission::Publisher => subject,
+            };
+            let asked = Filter::parse(subject);
+            chain.bindings = binding_steps(policy, id, permission, &asked);
+            Some((permission, asked))
+        }
+        _ => None,
+    };
     if !client.is_enabled() {
+        // The bindings are shown, but nothing is granted to a disabled client.
         chain.nearest_miss = Some(format!("client `{}` is disabled", client.name.value));
         chain.would_allow.push(format!(
             "set `state: Enabled` on client `{}`",
             client.name.value
         ));
-        return chain;
-    }
-    let (Some(permission), Some(subject)) = (permission, subject) else {
-        return chain;
-    };
-    let subject = match permission {
-        Permission::Subscriber => match crate::source::topic::split_shared(subject) {
-            Some(Ok((_, f))) => f,
-            _ => subject,
-        },
-        Permission::Publisher => subject,
-    };
-    let asked = Filter::parse(subject);
-    chain.bindings = binding_steps(policy, id, permission, &asked);
-    if !allowed {
+    } else if let (Some((permission, asked)), false) = (asked, allowed) {
         explain_denial(policy, id, permission, &asked, &mut chain);
     }
     chain
@@ -377,7 +379,7 @@ fn explain_denial(
     }
     let (miss, allow) = if let Some((b, t)) = wrong_group {
         let group = chain.groups.iter().find(|g| g.group == b.group);
-        let because = group.map(|g| failed_conditions(g)).unwrap_or_default();
+        let because = group.map(failed_conditions).unwrap_or_default();
         (
             format!(
                 "template `{}` of binding `{}` would allow it, but client is not in group `{}`{because}",
@@ -395,7 +397,7 @@ fn explain_denial(
             },
         };
         let allow = variable_hint(policy, b, t, asked).unwrap_or_else(|| {
-            format!("add a template matching `{asked}` to a topic space bound with {kind} to a group of `{who}`")
+            format!("add a template {} `{asked}` to a topic space bound with {kind} to a group of `{who}`", relation(permission))
         });
         (miss, allow)
     } else if let Some((b, t)) = unusable {
@@ -419,12 +421,26 @@ fn explain_denial(
             .map(|g| g.group.as_str())
             .collect();
         (
-            format!("no {kind} binding applies to a group of {who} (groups: {})", mine.join(", ")),
-            format!("bind a topic space with a template matching `{asked}` as {kind} to one of these groups"),
+            format!(
+                "no {kind} binding applies to a group of {who} (groups: {})",
+                mine.join(", ")
+            ),
+            format!(
+                "bind a topic space with a template {} `{asked}` as {kind} to one of these groups",
+                relation(permission)
+            ),
         )
     };
     chain.nearest_miss = Some(miss);
     chain.would_allow.push(allow);
+}
+
+/// How a template must relate to what is asked: match a topic, contain a filter.
+fn relation(permission: Permission) -> &'static str {
+    match permission {
+        Permission::Publisher => "matching",
+        Permission::Subscriber => "containing",
+    }
 }
 
 /// ` because attributes.type is `actuator`` for a group the client is not in.

@@ -231,6 +231,11 @@ fn render_chain(out: &mut String, c: &Chain, will: bool) {
         if c.bindings.is_empty() {
             let _ = writeln!(out, "  (none in the policy)");
         }
+        let (yes, no) = if p == "subscriber" {
+            ("contains it", "does not contain it")
+        } else {
+            ("matches", "no match")
+        };
         for b in &c.bindings {
             let mark = yes_no(
                 b.client_in_group,
@@ -244,9 +249,9 @@ fn render_chain(out: &mut String, c: &Chain, will: bool) {
             );
             for t in &b.templates {
                 let detail = match (&t.substituted, &t.substitution_problem) {
-                    (Some(s), _) if t.matches => format!("`{s}`: matches"),
+                    (Some(s), _) if t.matches => format!("`{s}`: {yes}"),
                     (Some(s), _) => {
-                        let mut d = format!("`{s}`: no match");
+                        let mut d = format!("`{s}`: {no}");
                         if let Some(l) = &t.first_difference {
                             let _ = write!(
                                 d,
