@@ -3,6 +3,7 @@
 pub mod compile;
 pub mod diff;
 pub mod explain;
+pub mod generate;
 pub mod graph;
 pub mod load;
 pub mod output;
@@ -46,6 +47,8 @@ pub enum PolicyCommand {
     Test(test::TestArgs),
     /// Draw the policy as a Mermaid or DOT graph, or print its access matrix.
     Graph(graph::GraphArgs),
+    /// Write a synthetic policy of any size, for benchmarks and load tests.
+    Generate(generate::GenerateArgs),
 }
 
 /// Exit codes shared by all commands.
@@ -81,6 +84,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Policy(PolicyCommand::Diff(args)) => diff::run(args),
         Command::Policy(PolicyCommand::Test(args)) => test::run_command(args),
         Command::Policy(PolicyCommand::Graph(args)) => graph::run(args),
+        Command::Policy(PolicyCommand::Generate(args)) => generate::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -6,6 +6,9 @@ use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
 use serde::Serialize;
 use std::fmt;
 
+/// Lines longer than this are not shown as snippets.
+const MAX_SNIPPET_LINE: usize = 400;
+
 /// A diagnostic bound to its source file, in the shape miette renders.
 struct Report<'a> {
     diag: &'a Diagnostic,
@@ -60,6 +63,17 @@ impl miette::Diagnostic for Report<'_> {
 /// miette's graphical report of one diagnostic, without colours (stable for
 /// snapshots and logs) unless `color` is set.
 pub fn human(diag: &Diagnostic, file: &SourceFile, color: bool) -> String {
+    // A snippet of a very long line (minified or hostile input) helps nobody: say where instead.
+    if let Some(span) = diag.span {
+        if file.line_len_at(span.start as usize) > MAX_SNIPPET_LINE {
+            let (line, col) = file.line_col(span.start as usize);
+            let mut short = diag.clone();
+            short.span = None;
+            short.related.clear();
+            short.message = format!("{} (at {}:{line}:{col})", diag.message, file.name);
+            return human(&short, file, color);
+        }
+    }
     let theme = if color {
         GraphicalTheme::unicode()
     } else {

@@ -4,5 +4,6 @@ pub mod model;
 pub mod node;
 pub mod query;
 pub mod span;
+pub mod synth;
 pub mod topic;
 pub mod yaml;

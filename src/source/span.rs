@@ -128,6 +128,18 @@ impl SourceFile {
         (line + 1, col + 1)
     }
 
+    /// Length in bytes of the line holding `offset`.
+    pub fn line_len_at(&self, offset: usize) -> usize {
+        let (line, _) = self.line_col(offset);
+        let start = self.line_starts[line - 1];
+        let end = self
+            .line_starts
+            .get(line)
+            .copied()
+            .unwrap_or(self.text.len());
+        end - start
+    }
+
     /// Byte offset of a 1-based line and character column.
     pub fn offset_of(&self, line: usize, col: usize) -> usize {
         let Some(&start) = self.line_starts.get(line.saturating_sub(1)) else {

@@ -45,6 +45,13 @@ pub fn parse_tree(text: &str) -> Result<Node, Diagnostic> {
             max_events: 20_000_000,
             max_nodes: 10_000_000,
             max_depth: 64,
+            // Policies have little use for anchors; keep alias bombs cheap.
+            max_aliases: 10_000,
+            max_anchors: 10_000,
+            max_recorded_anchor_events: 100_000,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: 200_000,
         },
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
         with_snippet: false,

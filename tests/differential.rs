@@ -1,0 +1,195 @@
+//! Differential test: on random policies, topics and filters, the template index
+//! and the naive reference evaluator always agree.
+//!
+//! A policy is generated from a vector of random choices (so proptest can shrink
+//! it) as YAML text, and goes through the whole front end and compiler.
+
+mod common;
+
+use proptest::prelude::*;
+use topicgate::decisions::reference;
+
+/// Reads choices from proptest's random vector.
+struct Choices<'a> {
+    data: &'a [u32],
+    at: usize,
+}
+
+impl Choices<'_> {
+    fn pick(&mut self, n: usize) -> usize {
+        let v = self.data.get(self.at).copied().unwrap_or(0);
+        self.at += 1;
+        v as usize % n
+    }
+    fn one<'s>(&mut self, items: &[&'s str]) -> &'s str {
+        items[self.pick(items.len())]
+    }
+}
+
+const AUTH_NAMES: &[&str] = &["a", "b", "x1", "B2", "c", "3", "Ab"];
+const STRINGS: &[&str] = &["a", "b", "x1", "", "a/b", "+", "$x", "3"];
+const LITERALS: &[&str] = &["a", "b", "x1", "", "3", "xa", "x3"];
+
+fn query(c: &mut Choices, depth: u32) -> String {
+    if depth > 0 && c.pick(3) == 0 {
+        let op = c.one(&[" AND ", " OR ", " and ", " or "]);
+        let (l, r) = (query(c, depth - 1), query(c, depth - 1));
+        return if c.pick(2) == 0 {
+            format!("({l}){op}({r})")
+        } else {
+            format!("{l}{op}{r}")
+        };
+    }
+    match c.pick(6) {
+        0 => format!(
+            "attributes.k1 {} '{}'",
+            c.one(&["=", "!=", "<>"]),
+            c.one(STRINGS)
+        ),
+        1 => format!(
+            "attributes.k2 {} {}",
+            c.one(&["=", "!=", "<", ">", "<=", ">="]),
+            c.pick(5)
+        ),
+        2 => format!("attributes.k3 {} '{}'", c.one(&["=", "!="]), c.one(STRINGS)),
+        3 => format!(
+            "attributes.k{} IN ['{}', '{}']",
+            1 + c.pick(3),
+            c.one(STRINGS),
+            c.one(STRINGS)
+        ),
+        4 => format!("authenticationName = '{}'", c.one(AUTH_NAMES)),
+        _ => format!("attributes.k2 IN [{}, {}]", c.pick(5), c.pick(5)),
+    }
+}
+
+fn template(c: &mut Choices) -> String {
+    let n = 1 + c.pick(4);
+    let mut levels = Vec::new();
+    for i in 0..n {
+        let last = i + 1 == n;
+        let level = match c.pick(if last { 9 } else { 8 }) {
+            0 | 1 => c.one(LITERALS).to_string(),
+            2 => "+".into(),
+            3 => "$<client.authenticationName>".into(),
+            4 => "${client.attributes.k1}".into(),
+            5 => "$<client.attributes.k2>".into(),
+            6 => format!("x$<client.attributes.k{}>", 1 + c.pick(3)),
+            7 => "$<client.attributes.k3>".into(),
+            _ => "#".into(),
+        };
+        levels.push(level);
+    }
+    if levels[0].is_empty() && n == 1 {
+        levels[0] = "a".into();
+    }
+    levels.join("/")
+}
+
+fn policy(c: &mut Choices) -> String {
+    let mut y = String::from("clients:\n");
+    let n_clients = 1 + c.pick(AUTH_NAMES.len());
+    for (i, auth) in AUTH_NAMES.iter().take(n_clients).enumerate() {
+        y += &format!("  cl{i}:\n    authenticationName: \"{auth}\"\n");
+        if c.pick(6) == 0 {
+            y += "    state: Disabled\n";
+        }
+        y += "    attributes:\n";
+        if c.pick(4) != 0 {
+            y += &format!("      k1: \"{}\"\n", c.one(STRINGS));
+        }
+        if c.pick(4) != 0 {
+            y += &format!("      k2: {}\n", c.pick(5));
+        }
+        match c.pick(3) {
+            0 => {
+                y += &format!(
+                    "      k3: [\"{}\", \"{}\"]\n",
+                    c.one(STRINGS),
+                    c.one(STRINGS)
+                )
+            }
+            1 => y += &format!("      k3: \"{}\"\n", c.one(STRINGS)),
+            _ => {}
+        }
+    }
+    let n_groups = 1 + c.pick(4);
+    y += "clientGroups:\n";
+    for g in 0..n_groups {
+        y += &format!("  grp{g}:\n    query: \"{}\"\n", query(c, 2));
+    }
+    let n_spaces = 1 + c.pick(3);
+    y += "topicSpaces:\n";
+    for s in 0..n_spaces {
+        y += &format!("  spc{s}:\n    topicTemplates:\n");
+        for _ in 0..1 + c.pick(4) {
+            y += &format!("      - \"{}\"\n", template(c));
+        }
+    }
+    y += "permissionBindings:\n";
+    for b in 0..1 + c.pick(5) {
+        let group = if c.pick(4) == 0 {
+            "$all".to_string()
+        } else {
+            format!("grp{}", c.pick(n_groups))
+        };
+        y += &format!(
+            "  bnd{b}:\n    clientGroup: \"{group}\"\n    topicSpace: spc{}\n    permission: {}\n",
+            c.pick(n_spaces),
+            c.one(&["publisher", "subscriber"])
+        );
+    }
+    y
+}
+
+fn topic(c: &mut Choices, filter: bool) -> String {
+    let n = 1 + c.pick(4);
+    let mut levels = Vec::new();
+    for i in 0..n {
+        let last = i + 1 == n;
+        let level = match c.pick(if filter { 10 } else { 8 }) {
+            0..=4 => c.one(LITERALS).to_string(),
+            5 => c.one(AUTH_NAMES).to_string(),
+            6 => format!("x{}", c.one(&["1", "3", "a", "b", "x1"])),
+            7 if i == 0 => "$s".into(),
+            7 => "a".into(),
+            8 => "+".into(),
+            _ if last => "#".into(),
+            _ => "+".into(),
+        };
+        levels.push(level);
+    }
+    let t = levels.join("/");
+    if filter && c.pick(8) == 0 {
+        format!("$share/g/{t}")
+    } else {
+        t
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1500, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn index_agrees_with_reference(data in proptest::collection::vec(any::<u32>(), 600)) {
+        let mut c = Choices { data: &data, at: 0 };
+        let yaml = policy(&mut c);
+        let p = common::compile(&yaml);
+        for _ in 0..24 {
+            let client = c.pick(p.client_count());
+            let t = topic(&mut c, false);
+            let fast = p.decide_publish(client as u32, &t).allowed;
+            let slow = reference::may_publish(&p.policy, client, &t);
+            prop_assert_eq!(fast, slow, "publish {} by client {}\n{}", t, client, yaml);
+            let f = topic(&mut c, true);
+            let d = p.decide_subscribe(client as u32, &f);
+            let slow_grants = reference::grants(&p.policy, client, topicgate::source::model::Permission::Subscriber, &f);
+            prop_assert_eq!(d.allowed, !slow_grants.is_empty(), "subscribe {} by client {}\n{}", f, client, yaml);
+            // What the index names as the grant is one the reference accepts too.
+            if let Some(g) = d.grant {
+                prop_assert!(slow_grants.contains(&(g.binding as usize, g.template as usize)),
+                    "grant {:?} for subscribe {} is not one of {:?}\n{}", g, f, slow_grants, yaml);
+            }
+        }
+    }
+}
