@@ -203,13 +203,18 @@ impl Vocabulary {
     pub fn add(&mut self, filter: &Filter) {
         for (d, l) in filter.levels.iter().enumerate() {
             if let FLevel::Lit(s) = l {
-                if self.levels.len() <= d {
-                    self.levels.resize(d + 1, BTreeSet::new());
-                }
-                if !self.levels[d].contains(s) {
-                    self.levels[d].insert(s.clone());
-                }
+                self.add_level(d, s);
             }
+        }
+    }
+
+    /// Adds one value at depth `d`.
+    pub fn add_level(&mut self, d: usize, value: &str) {
+        if self.levels.len() <= d {
+            self.levels.resize(d + 1, BTreeSet::new());
+        }
+        if !self.levels[d].contains(value) {
+            self.levels[d].insert(value.to_string());
         }
     }
 

@@ -9,13 +9,20 @@
 //!   (semantics.md §3), so a new template grants new access exactly when it is not a
 //!   subset of any single old template; the template itself is the witness filter
 //!   (and a witness topic is given when one exists outside all old templates).
+//!
+//! Speed: a client whose state, authentication name, attributes and granted templates
+//! are the same on both sides has the same access, and is skipped without substituting
+//! anything; a filter present on both sides needs no witness search.
 
-use super::access::{all_access, subscribe_allows, vocabulary, ClientAccess, GrantedFilter};
+use super::access::{client_access, subscribe_allows, ClientAccess, GrantedFilter};
 use super::algebra::{witness, Filter, Vocabulary};
 use super::query::FilterGrant;
-use crate::compiler::compiled::CompiledPolicy;
+use crate::compiler::compiled::{variable_value, CompiledPolicy};
+use crate::decisions::access::ClientId;
+use crate::source::model::Permission;
+use crate::source::topic::{is_safe_value, Level, Segment};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// One filter of access gained or lost.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -79,58 +86,135 @@ impl PolicyDiff {
     }
 }
 
+/// The templates (as text) a profile grants, per permission, sorted and deduplicated.
+type ProfileTemplates = (Vec<String>, Vec<String>);
+
+fn profile_templates(p: &CompiledPolicy) -> Vec<ProfileTemplates> {
+    p.profiles
+        .iter()
+        .map(|profile| {
+            let list = |perm: Permission| {
+                let set: BTreeSet<String> = p
+                    .policy
+                    .bindings
+                    .iter()
+                    .filter(|b| {
+                        b.permission.value == perm && profile.groups.contains(&b.group.value)
+                    })
+                    .flat_map(|b| {
+                        p.policy.topic_spaces[b.topic_space.value as usize]
+                            .templates
+                            .iter()
+                    })
+                    .map(|t| t.value.to_string())
+                    .collect();
+                set.into_iter().collect()
+            };
+            (list(Permission::Publisher), list(Permission::Subscriber))
+        })
+        .collect()
+}
+
+/// Do two clients certainly have the same access? Same state, same authentication
+/// name and attributes (so every variable has the same value), same templates.
+fn same_access(
+    old: &CompiledPolicy,
+    o: ClientId,
+    old_t: &[ProfileTemplates],
+    new: &CompiledPolicy,
+    n: ClientId,
+    new_t: &[ProfileTemplates],
+) -> bool {
+    let (co, cn) = (old.client(o), new.client(n));
+    co.is_enabled() == cn.is_enabled()
+        && co.authentication_name.value == cn.authentication_name.value
+        && co.attributes.len() == cn.attributes.len()
+        && co
+            .attributes
+            .iter()
+            .zip(&cn.attributes)
+            .all(|((ka, va), (kb, vb))| ka == kb && va.value == vb.value)
+        && old_t[old.clients[o as usize].profile as usize]
+            == new_t[new.clients[n as usize].profile as usize]
+}
+
+/// Witness values: literal template levels, and where a whole level is a variable, the
+/// values of the clients the template is granted to (so a witness names a topic that a
+/// real client uses, e.g. `clients/sensor2/status`).
+fn policy_vocabulary(policies: [&CompiledPolicy; 2], vocab: &mut Vocabulary) {
+    for p in policies {
+        let mut seen = HashSet::new();
+        for binding in &p.policy.bindings {
+            let group = binding.group.value;
+            for t in &p.policy.topic_spaces[binding.topic_space.value as usize].templates {
+                for (d, level) in t.value.levels.iter().enumerate() {
+                    match level {
+                        Level::Literal(s) => vocab.add_level(d, s),
+                        Level::Pattern(segs) => {
+                            let [Segment::Var(v)] = segs.as_slice() else {
+                                continue;
+                            };
+                            if !seen.insert((d, v.clone(), group)) {
+                                continue;
+                            }
+                            for (id, c) in p.policy.clients.iter().enumerate() {
+                                if !p.is_member(id as ClientId, group) {
+                                    continue;
+                                }
+                                if let Some(val) = variable_value(c, v).filter(|s| is_safe_value(s))
+                                {
+                                    vocab.add_level(d, &val);
+                                }
+                            }
+                        }
+                        Level::Plus | Level::Hash => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The access `new` grants beyond `old`, and the reverse, for every client.
 pub fn diff(old: &CompiledPolicy, new: &CompiledPolicy) -> PolicyDiff {
-    let old_access = all_access(old);
-    let new_access = all_access(new);
-    let vocab = vocabulary(old_access.iter().chain(&new_access));
+    let (old_t, new_t) = (profile_templates(old), profile_templates(new));
     let key =
         |p: &CompiledPolicy, i: usize| p.policy.clients[i].authentication_name.value.to_lowercase();
     let old_by_name: BTreeMap<String, usize> =
         (0..old.client_count()).map(|i| (key(old, i), i)).collect();
     let new_by_name: BTreeMap<String, usize> =
         (0..new.client_count()).map(|i| (key(new, i), i)).collect();
+    let mut vocab = Vocabulary::new();
+    policy_vocabulary([old, new], &mut vocab);
     let mut out = PolicyDiff::default();
     for (name, &n) in &new_by_name {
-        match old_by_name.get(name) {
-            None => out.clients_added.push(one_side(new, n, &new_access[n])),
-            Some(&o) => {
-                let d = ClientDiff {
-                    client: new.policy.clients[n].authentication_name.value.clone(),
-                    publish_gained: publish_delta(
-                        new,
-                        &new_access[n].publish,
-                        &old_access[o].publish,
-                        &vocab,
-                    ),
-                    publish_lost: publish_delta(
-                        old,
-                        &old_access[o].publish,
-                        &new_access[n].publish,
-                        &vocab,
-                    ),
-                    subscribe_gained: subscribe_delta(
-                        new,
-                        &new_access[n].subscribe,
-                        &old_access[o].subscribe,
-                        &vocab,
-                    ),
-                    subscribe_lost: subscribe_delta(
-                        old,
-                        &old_access[o].subscribe,
-                        &new_access[n].subscribe,
-                        &vocab,
-                    ),
-                };
-                if !d.is_empty() {
-                    out.clients_changed.push(d);
-                }
-            }
+        let Some(&o) = old_by_name.get(name) else {
+            out.clients_added
+                .push(one_side(new, n, &client_access(new, n as ClientId)));
+            continue;
+        };
+        if same_access(old, o as ClientId, &old_t, new, n as ClientId, &new_t) {
+            continue;
+        }
+        let (a_old, a_new) = (
+            client_access(old, o as ClientId),
+            client_access(new, n as ClientId),
+        );
+        let d = ClientDiff {
+            client: new.policy.clients[n].authentication_name.value.clone(),
+            publish_gained: publish_delta(new, &a_new.publish, &a_old.publish, &vocab),
+            publish_lost: publish_delta(old, &a_old.publish, &a_new.publish, &vocab),
+            subscribe_gained: subscribe_delta(new, &a_new.subscribe, &a_old.subscribe, &vocab),
+            subscribe_lost: subscribe_delta(old, &a_old.subscribe, &a_new.subscribe, &vocab),
+        };
+        if !d.is_empty() {
+            out.clients_changed.push(d);
         }
     }
     for (name, &o) in &old_by_name {
         if !new_by_name.contains_key(name) {
-            out.clients_removed.push(one_side(old, o, &old_access[o]));
+            out.clients_removed
+                .push(one_side(old, o, &client_access(old, o as ClientId)));
         }
     }
     out
@@ -153,8 +237,10 @@ fn publish_delta(
     other: &[GrantedFilter],
     vocab: &Vocabulary,
 ) -> Vec<Change> {
+    let exact: HashSet<&Filter> = other.iter().map(|g| &g.filter).collect();
     let others: Vec<&Filter> = other.iter().map(|g| &g.filter).collect();
     have.iter()
+        .filter(|g| !exact.contains(&g.filter))
         .filter_map(|g| {
             let topic = witness(&g.filter, &others, vocab)?;
             Some(Change {
@@ -172,9 +258,12 @@ fn subscribe_delta(
     other: &[GrantedFilter],
     vocab: &Vocabulary,
 ) -> Vec<Change> {
+    let exact: HashSet<&Filter> = other.iter().map(|g| &g.filter).collect();
     let others: Vec<&Filter> = other.iter().map(|g| &g.filter).collect();
     have.iter()
-        .filter(|g| !others.iter().any(|o| subscribe_allows(o, &g.filter)))
+        .filter(|g| {
+            !exact.contains(&g.filter) && !others.iter().any(|o| subscribe_allows(o, &g.filter))
+        })
         .map(|g| Change {
             grant: FilterGrant::new(p, g),
             witness_topic: witness(&g.filter, &others, vocab),
