@@ -18,7 +18,7 @@ const TEMPLATE_LEVELS: [&str; 7] = [
     "$<client.attributes.t>",
     "c",
 ];
-const CLIENTS: [(&str, &str); 3] = [("a", "a"), ("b", "b"), ("c", "a")];
+const CLIENTS: [&str; 3] = ["a", "b", "c"];
 /// Level values a topic can have: the literals, the substituted values, one other.
 const TOPIC_LEVELS: [&str; 7] = ["a", "b", "c", "xa", "xb", "xc", "d"];
 
@@ -39,6 +39,9 @@ fn template() -> impl Strategy<Value = String> {
 /// Two topic spaces of 1-2 templates; bindings from groups `t-a`, `t-b`, `$all` to them.
 #[derive(Debug, Clone)]
 struct Shape {
+    /// Each client's attribute `t` (`a` or `b`): a change between two shapes changes
+    /// the client's groups and substituted values.
+    ts: Vec<bool>,
     spaces: Vec<Vec<String>>,
     /// (group, space, publisher?)
     bindings: Vec<(usize, usize, bool)>,
@@ -46,15 +49,21 @@ struct Shape {
 
 fn shape() -> impl Strategy<Value = Shape> {
     (
+        prop::collection::vec(any::<bool>(), CLIENTS.len()),
         prop::collection::vec(prop::collection::vec(template(), 1..=2), 2),
         prop::collection::vec((0..3usize, 0..2usize, any::<bool>()), 1..=3),
     )
-        .prop_map(|(spaces, bindings)| Shape { spaces, bindings })
+        .prop_map(|(ts, spaces, bindings)| Shape {
+            ts,
+            spaces,
+            bindings,
+        })
 }
 
 fn policy(s: &Shape) -> CompiledPolicy {
     let mut y = String::from("clients:\n");
-    for (name, t) in CLIENTS {
+    for (name, t) in CLIENTS.iter().zip(&s.ts) {
+        let t = if *t { "a" } else { "b" };
         y.push_str(&format!("  {name}:\n    attributes: {{ t: {t} }}\n"));
     }
     y.push_str("clientGroups:\n  t-a:\n    query: attributes.t = 'a'\n  t-b:\n    query: attributes.t = 'b'\ntopicSpaces:\n");
@@ -122,7 +131,7 @@ proptest! {
         let d = diff(&po, &pn);
         let (topics, filters) = (topics(), filters());
         for id in 0..CLIENTS.len() as u32 {
-            let name = CLIENTS[id as usize].0;
+            let name = CLIENTS[id as usize];
             let changed = d.clients_changed.iter().find(|c| c.client == name);
             for (gained_side, from, to) in [(true, &po, &pn), (false, &pn, &po)] {
                 let pub_changes = changed.map(|c| if gained_side { &c.publish_gained } else { &c.publish_lost });

@@ -14,13 +14,13 @@
 //! are the same on both sides has the same access, and is skipped without substituting
 //! anything; a filter present on both sides needs no witness search.
 
-use super::access::{client_access, subscribe_allows, ClientAccess, GrantedFilter};
-use super::algebra::{witness, Filter, Vocabulary};
+use super::access::{client_access, subscribe_allows, substitute_for, ClientAccess, GrantedFilter};
+use super::algebra::{intersect, witness, FLevel, Filter, Vocabulary};
 use super::query::FilterGrant;
 use crate::compiler::compiled::{variable_value, CompiledPolicy};
 use crate::decisions::access::ClientId;
 use crate::source::model::Permission;
-use crate::source::topic::{is_safe_value, Level, Segment};
+use crate::source::topic::{is_safe_value, Level, Segment, Template};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -86,45 +86,102 @@ impl PolicyDiff {
     }
 }
 
-/// The templates (as text) a profile grants, per permission, sorted and deduplicated.
-type ProfileTemplates = (Vec<String>, Vec<String>);
+/// One template a profile grants, with the first binding that grants it.
+struct Entry {
+    text: String,
+    /// The template with each variable level as `+`: every filter it gives any client
+    /// is inside this one (`None` when that cannot be said: a level-0 pattern
+    /// starting with `$`), so it tells cheaply which templates can overlap.
+    skeleton: Option<Filter>,
+    binding: u32,
+    space: u32,
+    template: u32,
+}
 
-fn profile_templates(p: &CompiledPolicy) -> Vec<ProfileTemplates> {
+/// What one permission profile grants, per permission, in binding order without duplicates.
+struct ProfileGrants {
+    publish: Vec<Entry>,
+    subscribe: Vec<Entry>,
+    publish_texts: BTreeSet<String>,
+    subscribe_texts: BTreeSet<String>,
+}
+
+impl ProfileGrants {
+    fn of(&self, perm: Permission) -> (&[Entry], &BTreeSet<String>) {
+        match perm {
+            Permission::Publisher => (&self.publish, &self.publish_texts),
+            Permission::Subscriber => (&self.subscribe, &self.subscribe_texts),
+        }
+    }
+}
+
+fn skeleton(t: &Template) -> Option<Filter> {
+    let mut levels = Vec::with_capacity(t.levels.len());
+    for (d, l) in t.levels.iter().enumerate() {
+        levels.push(match l {
+            Level::Hash => FLevel::Hash,
+            Level::Plus => FLevel::Plus,
+            Level::Literal(s) => FLevel::Lit(s.clone()),
+            Level::Pattern(segs) => {
+                if d == 0 && matches!(segs.first(), Some(Segment::Text(s)) if s.starts_with('$')) {
+                    return None;
+                }
+                FLevel::Plus
+            }
+        });
+    }
+    Some(Filter { levels })
+}
+
+fn profile_grants(p: &CompiledPolicy) -> Vec<ProfileGrants> {
     p.profiles
         .iter()
         .map(|profile| {
             let list = |perm: Permission| {
-                let set: BTreeSet<String> = p
-                    .policy
-                    .bindings
-                    .iter()
-                    .filter(|b| {
-                        b.permission.value == perm && profile.groups.contains(&b.group.value)
-                    })
-                    .flat_map(|b| {
-                        p.policy.topic_spaces[b.topic_space.value as usize]
-                            .templates
-                            .iter()
-                    })
-                    .map(|t| t.value.to_string())
-                    .collect();
-                set.into_iter().collect()
+                let mut entries: Vec<Entry> = Vec::new();
+                let mut texts = BTreeSet::new();
+                for (b, binding) in p.policy.bindings.iter().enumerate() {
+                    if binding.permission.value != perm
+                        || !profile.groups.contains(&binding.group.value)
+                    {
+                        continue;
+                    }
+                    let space = binding.topic_space.value;
+                    for (i, t) in p.policy.topic_spaces[space as usize]
+                        .templates
+                        .iter()
+                        .enumerate()
+                    {
+                        let text = t.value.to_string();
+                        if texts.insert(text.clone()) {
+                            let skeleton = skeleton(&t.value);
+                            entries.push(Entry {
+                                text,
+                                skeleton,
+                                binding: b as u32,
+                                space,
+                                template: i as u32,
+                            });
+                        }
+                    }
+                }
+                (entries, texts)
             };
-            (list(Permission::Publisher), list(Permission::Subscriber))
+            let (publish, publish_texts) = list(Permission::Publisher);
+            let (subscribe, subscribe_texts) = list(Permission::Subscriber);
+            ProfileGrants {
+                publish,
+                subscribe,
+                publish_texts,
+                subscribe_texts,
+            }
         })
         .collect()
 }
 
-/// Do two clients certainly have the same access? Same state, same authentication
-/// name and attributes (so every variable has the same value), same templates.
-fn same_access(
-    old: &CompiledPolicy,
-    o: ClientId,
-    old_t: &[ProfileTemplates],
-    new: &CompiledPolicy,
-    n: ClientId,
-    new_t: &[ProfileTemplates],
-) -> bool {
+/// Same state, authentication name and attributes: every variable has the same value,
+/// so a template gives the client the same filter on both sides.
+fn same_identity(old: &CompiledPolicy, o: ClientId, new: &CompiledPolicy, n: ClientId) -> bool {
     let (co, cn) = (old.client(o), new.client(n));
     co.is_enabled() == cn.is_enabled()
         && co.authentication_name.value == cn.authentication_name.value
@@ -134,8 +191,50 @@ fn same_access(
             .iter()
             .zip(&cn.attributes)
             .all(|((ka, va), (kb, vb))| ka == kb && va.value == vb.value)
-        && old_t[old.clients[o as usize].profile as usize]
-            == new_t[new.clients[n as usize].profile as usize]
+}
+
+/// `entries` substituted for client `id`, keeping those `keep` accepts.
+fn substituted(p: &CompiledPolicy, id: ClientId, entries: &[&Entry]) -> Vec<GrantedFilter> {
+    entries
+        .iter()
+        .filter_map(|e| {
+            let t = &p.policy.topic_spaces[e.space as usize].templates[e.template as usize].value;
+            let filter = substitute_for(p, id, t)?;
+            Some(GrantedFilter {
+                filter,
+                binding: e.binding,
+                space: e.space,
+                template: e.template,
+            })
+        })
+        .collect()
+}
+
+/// For a client with the same identity on both sides: the filters only `have_side` grants
+/// (substituted), and the other side's filters that can overlap them (substituted).
+fn changed_part(
+    have: (&CompiledPolicy, ClientId, &ProfileGrants),
+    other: (&CompiledPolicy, ClientId, &ProfileGrants),
+    perm: Permission,
+) -> (Vec<GrantedFilter>, Vec<GrantedFilter>) {
+    let (have_entries, _) = have.2.of(perm);
+    let (other_entries, other_texts) = other.2.of(perm);
+    let only: Vec<&Entry> = have_entries
+        .iter()
+        .filter(|e| !other_texts.contains(&e.text))
+        .collect();
+    if only.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let mine = substituted(have.0, have.1, &only);
+    let overlapping: Vec<&Entry> = other_entries
+        .iter()
+        .filter(|e| match &e.skeleton {
+            None => true,
+            Some(s) => mine.iter().any(|g| intersect(s, &g.filter).is_some()),
+        })
+        .collect();
+    (mine, substituted(other.0, other.1, &overlapping))
 }
 
 /// Witness values: literal template levels, and where a whole level is a variable, the
@@ -177,7 +276,7 @@ fn policy_vocabulary(policies: [&CompiledPolicy; 2], vocab: &mut Vocabulary) {
 
 /// The access `new` grants beyond `old`, and the reverse, for every client.
 pub fn diff(old: &CompiledPolicy, new: &CompiledPolicy) -> PolicyDiff {
-    let (old_t, new_t) = (profile_templates(old), profile_templates(new));
+    let (old_g, new_g) = (profile_grants(old), profile_grants(new));
     let key =
         |p: &CompiledPolicy, i: usize| p.policy.clients[i].authentication_name.value.to_lowercase();
     let old_by_name: BTreeMap<String, usize> =
@@ -193,19 +292,51 @@ pub fn diff(old: &CompiledPolicy, new: &CompiledPolicy) -> PolicyDiff {
                 .push(one_side(new, n, &client_access(new, n as ClientId)));
             continue;
         };
-        if same_access(old, o as ClientId, &old_t, new, n as ClientId, &new_t) {
-            continue;
-        }
-        let (a_old, a_new) = (
-            client_access(old, o as ClientId),
-            client_access(new, n as ClientId),
-        );
-        let d = ClientDiff {
-            client: new.policy.clients[n].authentication_name.value.clone(),
-            publish_gained: publish_delta(new, &a_new.publish, &a_old.publish, &vocab),
-            publish_lost: publish_delta(old, &a_old.publish, &a_new.publish, &vocab),
-            subscribe_gained: subscribe_delta(new, &a_new.subscribe, &a_old.subscribe, &vocab),
-            subscribe_lost: subscribe_delta(old, &a_old.subscribe, &a_new.subscribe, &vocab),
+        let (o, n) = (o as ClientId, n as ClientId);
+        let d = if same_identity(old, o, new, n) {
+            if !old.client(o).is_enabled() {
+                continue;
+            }
+            let (go, gn) = (
+                &old_g[old.clients[o as usize].profile as usize],
+                &new_g[new.clients[n as usize].profile as usize],
+            );
+            if go.publish_texts == gn.publish_texts && go.subscribe_texts == gn.subscribe_texts {
+                continue;
+            }
+            let delta = |perm: Permission, publish: bool| {
+                let (gained_have, gained_other) = changed_part((new, n, gn), (old, o, go), perm);
+                let (lost_have, lost_other) = changed_part((old, o, go), (new, n, gn), perm);
+                if publish {
+                    (
+                        publish_delta(new, &gained_have, &gained_other, &vocab),
+                        publish_delta(old, &lost_have, &lost_other, &vocab),
+                    )
+                } else {
+                    (
+                        subscribe_delta(new, &gained_have, &gained_other, &vocab),
+                        subscribe_delta(old, &lost_have, &lost_other, &vocab),
+                    )
+                }
+            };
+            let (publish_gained, publish_lost) = delta(Permission::Publisher, true);
+            let (subscribe_gained, subscribe_lost) = delta(Permission::Subscriber, false);
+            ClientDiff {
+                client: new.client(n).authentication_name.value.clone(),
+                publish_gained,
+                publish_lost,
+                subscribe_gained,
+                subscribe_lost,
+            }
+        } else {
+            let (a_old, a_new) = (client_access(old, o), client_access(new, n));
+            ClientDiff {
+                client: new.client(n).authentication_name.value.clone(),
+                publish_gained: publish_delta(new, &a_new.publish, &a_old.publish, &vocab),
+                publish_lost: publish_delta(old, &a_old.publish, &a_new.publish, &vocab),
+                subscribe_gained: subscribe_delta(new, &a_new.subscribe, &a_old.subscribe, &vocab),
+                subscribe_lost: subscribe_delta(old, &a_old.subscribe, &a_new.subscribe, &vocab),
+            }
         };
         if !d.is_empty() {
             out.clients_changed.push(d);

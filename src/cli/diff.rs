@@ -42,7 +42,7 @@ pub fn run(args: DiffArgs) -> u8 {
     };
     let d = diff(&old.policy, &new.policy);
     match args.format {
-        Format::Human => print!("{}", render_human(&d)),
+        Format::Human => load::emit(&render_human(&d)),
         Format::Json => {
             if let Err(code) = load::print_json(&d) {
                 return code;

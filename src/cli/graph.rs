@@ -36,7 +36,7 @@ pub fn run(args: GraphArgs) -> u8 {
     };
     let policy = &loaded.policy;
     if args.matrix {
-        print!("{}", matrix(policy));
+        load::emit(&matrix(policy));
         return exit::OK;
     }
     let only = match &args.client {
@@ -57,8 +57,8 @@ pub fn run(args: GraphArgs) -> u8 {
     };
     let g = build(policy, only);
     match args.format {
-        GraphFormat::Mermaid => print!("{}", g.to_mermaid()),
-        GraphFormat::Dot => print!("{}", g.to_dot()),
+        GraphFormat::Mermaid => load::emit(&g.to_mermaid()),
+        GraphFormat::Dot => load::emit(&g.to_dot()),
     }
     exit::OK
 }

@@ -14,7 +14,7 @@ pub fn policy(path: &Path) -> Result<Loaded, u8> {
 pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), u8> {
     match serde_json::to_string_pretty(value) {
         Ok(s) => {
-            println!("{s}");
+            emit(&format!("{s}\n"));
             Ok(())
         }
         Err(err) => {
@@ -22,4 +22,12 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), u8> {
             Err(super::exit::ERROR)
         }
     }
+}
+
+/// Writes command output to stdout. A closed pipe (`topicgate ... | head`) ends the
+/// output quietly instead of panicking as `print!` would.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }

@@ -77,8 +77,8 @@ pub fn run(args: QueryArgs) -> u8 {
         (render_flow(&f), serde_json::to_string_pretty(&f), f.flows)
     };
     match (args.format, json) {
-        (Format::Human, _) => print!("{text}"),
-        (Format::Json, Ok(json)) => println!("{json}"),
+        (Format::Human, _) => load::emit(&text),
+        (Format::Json, Ok(json)) => load::emit(&format!("{json}\n")),
         (Format::Json, Err(e)) => {
             eprintln!("error: {e}");
             return exit::ERROR;

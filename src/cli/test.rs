@@ -58,16 +58,13 @@ pub fn run_command(args: TestArgs) -> u8 {
     }
     let report = run(&loaded.policy, &sources);
     match args.format {
-        TestFormat::Human => print!("{}", render_human(&report)),
+        TestFormat::Human => load::emit(&render_human(&report)),
         TestFormat::Json => {
             if let Err(code) = load::print_json(&report) {
                 return code;
             }
         }
-        TestFormat::Junit => print!(
-            "{}",
-            render_junit(&report, &args.policy.display().to_string())
-        ),
+        TestFormat::Junit => load::emit(&render_junit(&report, &args.policy.display().to_string())),
     }
     if report.ok() {
         exit::OK
