@@ -10,6 +10,7 @@ const SUB_HASH: &str = "tests/fixtures/analysis/lwt-sub-hash.yaml";
 const TYPO: &str = "tests/fixtures/analysis/lwt-typo.yaml";
 const RENAMED: &str = "tests/fixtures/analysis/lwt-renamed.yaml";
 const UNTESTED: &str = "tests/fixtures/analysis/lwt-untested.yaml";
+const FACTORY: &str = "policies/factory.yaml";
 const TEST_FILE: &str = "tests/fixtures/analysis/lwt-receive.tests.yaml";
 
 fn run(args: &[&str]) -> String {
@@ -147,6 +148,77 @@ fn explain_chains() {
             "--subscribe",
             "clients/+/status"
         ]
+    );
+}
+
+#[test]
+fn explain_chains_on_the_factory() {
+    let p = &["policy", "explain", FACTORY];
+    let with = |extra: &[&'static str]| [&p[..], extra].concat();
+    // A partial-level variable (`f$<client.attributes.floor>`) that differs.
+    snap!(
+        "factory_explain_other_floor",
+        &with(&["--client", "bob", "--subscribe", "telemetry/f1/#"])
+    );
+    // A query with AND and IN: which condition fails.
+    snap!(
+        "factory_explain_not_a_device",
+        &with(&["--client", "carol", "--publish", "telemetry/f1/l1/carol/x"])
+    );
+    snap!(
+        "factory_explain_not_a_device_json",
+        &with(&[
+            "--client",
+            "carol",
+            "--publish",
+            "telemetry/f1/l1/carol/x",
+            "--format",
+            "json"
+        ])
+    );
+    snap!(
+        "factory_explain_allowed_by_plant_view",
+        &with(&[
+            "--client",
+            "dashboard",
+            "--subscribe",
+            "status/f1/l1/plc-f1-l1"
+        ])
+    );
+}
+
+#[test]
+fn queries_on_the_factory() {
+    snap!(
+        "factory_query_client",
+        &["policy", "query", FACTORY, "--client", "alice"]
+    );
+    snap!(
+        "factory_query_flow",
+        &[
+            "policy",
+            "query",
+            FACTORY,
+            "--from",
+            "temp-f1-l1-01",
+            "--to",
+            "alice"
+        ]
+    );
+    snap!(
+        "factory_query_receive",
+        &[
+            "policy",
+            "query",
+            FACTORY,
+            "--receive",
+            "status/f2/l3/plc-f2-l3"
+        ]
+    );
+    snap!("factory_test", &["policy", "test", FACTORY]);
+    snap!(
+        "factory_graph_matrix",
+        &["policy", "graph", FACTORY, "--matrix"]
     );
 }
 

@@ -14,13 +14,15 @@
 //! are the same on both sides has the same access, and is skipped without substituting
 //! anything; a filter present on both sides needs no witness search.
 
-use super::access::{client_access, subscribe_allows, substitute_for, ClientAccess, GrantedFilter};
-use super::algebra::{intersect, witness, FLevel, Filter, Vocabulary};
+use super::access::{
+    client_access, skeleton, subscribe_allows, substitute_for, ClientAccess, GrantedFilter,
+};
+use super::algebra::{intersect, witness, Filter, Vocabulary};
 use super::query::FilterGrant;
 use crate::compiler::compiled::{variable_value, CompiledPolicy};
 use crate::decisions::access::ClientId;
 use crate::source::model::Permission;
-use crate::source::topic::{is_safe_value, Level, Segment, Template};
+use crate::source::topic::{is_safe_value, Level, Segment};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -113,24 +115,6 @@ impl ProfileGrants {
             Permission::Subscriber => (&self.subscribe, &self.subscribe_texts),
         }
     }
-}
-
-fn skeleton(t: &Template) -> Option<Filter> {
-    let mut levels = Vec::with_capacity(t.levels.len());
-    for (d, l) in t.levels.iter().enumerate() {
-        levels.push(match l {
-            Level::Hash => FLevel::Hash,
-            Level::Plus => FLevel::Plus,
-            Level::Literal(s) => FLevel::Lit(s.clone()),
-            Level::Pattern(segs) => {
-                if d == 0 && matches!(segs.first(), Some(Segment::Text(s)) if s.starts_with('$')) {
-                    return None;
-                }
-                FLevel::Plus
-            }
-        });
-    }
-    Some(Filter { levels })
 }
 
 fn profile_grants(p: &CompiledPolicy) -> Vec<ProfileGrants> {

@@ -359,17 +359,28 @@ fn explain_denial(
         chain.witness = algebra::witness(asked, &refs, &Vocabulary::new());
     }
     let mut wrong_group: Option<(&BindingStep, &TemplateStep)> = None;
+    let mut wrong_group_shape: Option<(&BindingStep, &TemplateStep)> = None;
+    let mut other_value: Option<(&BindingStep, &TemplateStep)> = None;
     let mut closest: Option<(&BindingStep, &TemplateStep, usize)> = None;
     let mut unusable: Option<(&BindingStep, &TemplateStep)> = None;
     for b in &chain.bindings {
-        for t in &b.templates {
-            if t.matches && !b.client_in_group {
-                wrong_group = wrong_group.or(Some((b, t)));
+        for (i, t) in b.templates.iter().enumerate() {
+            let fits = shape_fits(policy, b, i, asked, permission);
+            if !b.client_in_group {
+                if t.matches {
+                    wrong_group = wrong_group.or(Some((b, t)));
+                } else if fits {
+                    wrong_group_shape = wrong_group_shape.or(Some((b, t)));
+                }
+                continue;
             }
-            if b.client_in_group && t.substitution_problem.is_some() {
+            if t.substitution_problem.is_some() {
                 unusable = unusable.or(Some((b, t)));
             }
-            if b.client_in_group && t.substituted.is_some() && !t.matches {
+            if t.substituted.is_some() && !t.matches {
+                if fits {
+                    other_value = other_value.or(Some((b, t)));
+                }
                 let agree = t.first_difference.as_ref().map(|d| d.level).unwrap_or(0);
                 if closest.is_none_or(|(_, _, best)| agree > best) {
                     closest = Some((b, t, agree));
@@ -377,17 +388,30 @@ fn explain_denial(
             }
         }
     }
-    let (miss, allow) = if let Some((b, t)) = wrong_group {
+    let not_in_group = |b: &BindingStep| {
         let group = chain.groups.iter().find(|g| g.group == b.group);
         let because = group.map(failed_conditions).unwrap_or_default();
+        let allow = format!(
+            "make client `{}` match the query of group `{}`: {}",
+            client.name.value,
+            b.group,
+            group.and_then(|g| g.query.clone()).unwrap_or_default()
+        );
+        (
+            format!("client is not in group `{}`{because}", b.group),
+            allow,
+        )
+    };
+    let (miss, allow) = if let Some((b, t)) = wrong_group {
+        let (why, allow) = not_in_group(b);
         (
             format!(
-                "template `{}` of binding `{}` would allow it, but client is not in group `{}`{because}",
-                t.template, b.binding, b.group
+                "template `{}` of binding `{}` would allow it, but {why}",
+                t.template, b.binding
             ),
-            format!("make client `{}` match the query of group `{}`: {}", client.name.value, b.group, group.and_then(|g| g.query.clone()).unwrap_or_default()),
+            allow,
         )
-    } else if let Some((b, t, _)) = closest {
+    } else if let Some((b, t)) = other_value.or(closest.map(|(b, t, _)| (b, t))) {
         let sub = t.substituted.clone().unwrap_or_default();
         let miss = match permission {
             Permission::Publisher => format!("template `{}` gives {who} `{sub}`, not `{asked}`", t.template),
@@ -399,7 +423,33 @@ fn explain_denial(
         let allow = variable_hint(policy, b, t, asked).unwrap_or_else(|| {
             format!("add a template {} `{asked}` to a topic space bound with {kind} to a group of `{who}`", relation(permission))
         });
-        (miss, allow)
+        // A template of another group with the right shape says more than a distant one of the client's own.
+        match (other_value, wrong_group_shape) {
+            (None, Some((wb, wt))) => {
+                let (why, allow) = not_in_group(wb);
+                let extra = wt
+                    .substitution_problem
+                    .as_ref()
+                    .map(|p| format!("; it would also need {p}"))
+                    .unwrap_or_default();
+                (format!("template `{}` of binding `{}` has the shape of `{asked}`, but {why}{extra}", wt.template, wb.binding), allow)
+            }
+            _ => (miss, allow),
+        }
+    } else if let Some((wb, wt)) = wrong_group_shape {
+        let (why, allow) = not_in_group(wb);
+        let extra = wt
+            .substitution_problem
+            .as_ref()
+            .map(|p| format!("; it would also need {p}"))
+            .unwrap_or_default();
+        (
+            format!(
+                "template `{}` of binding `{}` has the shape of `{asked}`, but {why}{extra}",
+                wt.template, wb.binding
+            ),
+            allow,
+        )
     } else if let Some((b, t)) = unusable {
         (
             format!(
@@ -433,6 +483,31 @@ fn explain_denial(
     };
     chain.nearest_miss = Some(miss);
     chain.would_allow.push(allow);
+}
+
+/// Does template `i` of binding step `b`, with every variable level taken as `+`, match
+/// (publish) or contain (subscribe) what is asked? Then only values stand in the way.
+fn shape_fits(
+    policy: &CompiledPolicy,
+    b: &BindingStep,
+    i: usize,
+    asked: &Filter,
+    permission: Permission,
+) -> bool {
+    let Some(space) = policy.policy.space_by_name(&b.topic_space) else {
+        return false;
+    };
+    let Some(t) = policy.policy.topic_spaces[space as usize].templates.get(i) else {
+        return false;
+    };
+    let Some(shape) = crate::analysis::access::skeleton(&t.value) else {
+        return false;
+    };
+    let (shape, asked) = (shape.to_string(), asked.to_string());
+    match permission {
+        Permission::Publisher => crate::source::topic::matches(&shape, &asked),
+        Permission::Subscriber => crate::source::topic::is_subset(&asked, &shape),
+    }
 }
 
 /// How a template must relate to what is asked: match a topic, contain a filter.
