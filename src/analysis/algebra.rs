@@ -172,9 +172,12 @@ pub fn is_subset(sub: &Filter, sup: &Filter) -> bool {
             (_, Some(FLevel::Hash)) => return true,
             (None, None) => return true,
             (None, Some(_)) | (Some(_), None) => return false,
-            // At the top a topic has at least one level, so `#` there is the same set as `+/#`.
-            (Some(FLevel::Hash), Some(FLevel::Plus)) if i == 0 => {
-                return sup.levels.get(1) == Some(&FLevel::Hash)
+            // `P/#` is `P/+/#` plus the topic `P` itself; when `P` is no topic (nothing, or
+            // the empty string of `/#`), the two are the same set.
+            (Some(FLevel::Hash), Some(FLevel::Plus))
+                if i == 0 || (i == 1 && sub.levels[0] == FLevel::Lit(String::new())) =>
+            {
+                return sup.levels.get(i + 1) == Some(&FLevel::Hash);
             }
             (Some(FLevel::Hash), Some(_)) => return false,
             (Some(FLevel::Plus), Some(FLevel::Plus)) => {}
@@ -260,7 +263,14 @@ fn search(
 ) -> bool {
     let d = topic.len();
     if d == len {
-        return a.accepts_end(d) && alive.iter().all(|b| !b.accepts_end(d));
+        // The empty string is no topic name.
+        let empty = len == 1 && topic[0].is_empty();
+        return !empty && a.accepts_end(d) && alive.iter().all(|b| !b.accepts_end(d));
+    }
+    if alive.is_empty() {
+        // Nothing left to avoid: finish along `a` without searching (this also keeps
+        // the recursion as shallow as the filters to avoid, however long `a` is).
+        return complete(a, vocab, len, topic);
     }
     let Some(a_level) = a.level_at(d) else {
         return false;
@@ -281,6 +291,23 @@ fn search(
         topic.pop();
     }
     false
+}
+
+/// Extends `topic` to `len` levels along `a`, with any value where `a` has a wildcard.
+fn complete(a: &Filter, vocab: &Vocabulary, len: usize, topic: &mut Vec<String>) -> bool {
+    for d in topic.len()..len {
+        let value = match a.level_at(d) {
+            None => return false,
+            Some(FLevel::Lit(s)) => s.clone(),
+            Some(FLevel::Plus | FLevel::Hash) => vocab
+                .at(d)
+                .find(|v| !(d == 0 && v.starts_with('$')))
+                .cloned()
+                .unwrap_or_else(|| fresh(&[])),
+        };
+        topic.push(value);
+    }
+    !(len == 1 && topic[0].is_empty()) && a.accepts_end(len)
 }
 
 /// The level values worth trying at depth `d`: `a`'s literal, or for a wildcard each
@@ -368,6 +395,14 @@ mod tests {
         assert!(!is_subset(&f("clients/#"), &f("clients/+/status")));
         assert!(is_subset(&f("a"), &f("a/#")));
         assert!(!is_subset(&f("$SYS/a"), &f("#")));
+    }
+
+    #[test]
+    fn long_filters_do_not_recurse_deeply() {
+        let long = vec!["+"; 30_000].join("/");
+        let w = witness(&f(&long), &[&f("a/b")], &Vocabulary::new()).unwrap_or_default();
+        assert_eq!(w.split('/').count(), 30_000);
+        assert!(matches_str(&f(&long), &w));
     }
 
     #[test]

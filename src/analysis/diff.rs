@@ -267,9 +267,9 @@ pub fn diff(old: &CompiledPolicy, new: &CompiledPolicy) -> PolicyDiff {
         (0..old.client_count()).map(|i| (key(old, i), i)).collect();
     let new_by_name: BTreeMap<String, usize> =
         (0..new.client_count()).map(|i| (key(new, i), i)).collect();
-    let mut vocab = Vocabulary::new();
-    policy_vocabulary([old, new], &mut vocab);
     let mut out = PolicyDiff::default();
+    // First the clients whose access may have changed; the rest are skipped unread.
+    let mut work: Vec<(ClientId, ClientId)> = Vec::new();
     for (name, &n) in &new_by_name {
         let Some(&o) = old_by_name.get(name) else {
             out.clients_added
@@ -277,17 +277,29 @@ pub fn diff(old: &CompiledPolicy, new: &CompiledPolicy) -> PolicyDiff {
             continue;
         };
         let (o, n) = (o as ClientId, n as ClientId);
-        let d = if same_identity(old, o, new, n) {
-            if !old.client(o).is_enabled() {
-                continue;
-            }
+        if same_identity(old, o, new, n) {
             let (go, gn) = (
                 &old_g[old.clients[o as usize].profile as usize],
                 &new_g[new.clients[n as usize].profile as usize],
             );
-            if go.publish_texts == gn.publish_texts && go.subscribe_texts == gn.subscribe_texts {
+            let same_templates =
+                go.publish_texts == gn.publish_texts && go.subscribe_texts == gn.subscribe_texts;
+            if !old.client(o).is_enabled() || same_templates {
                 continue;
             }
+        }
+        work.push((o, n));
+    }
+    let mut vocab = Vocabulary::new();
+    if !work.is_empty() {
+        policy_vocabulary([old, new], &mut vocab);
+    }
+    for (o, n) in work {
+        let d = if same_identity(old, o, new, n) {
+            let (go, gn) = (
+                &old_g[old.clients[o as usize].profile as usize],
+                &new_g[new.clients[n as usize].profile as usize],
+            );
             let delta = |perm: Permission, publish: bool| {
                 let (gained_have, gained_other) = changed_part((new, n, gn), (old, o, go), perm);
                 let (lost_have, lost_other) = changed_part((old, o, go), (new, n, gn), perm);

@@ -32,13 +32,15 @@ pub struct DiffArgs {
 }
 
 pub fn run(args: DiffArgs) -> u8 {
-    let old = match load::policy(&args.old) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let new = match load::policy(&args.new) {
-        Ok(l) => l,
-        Err(code) => return code,
+    // The two policies are independent: load them side by side.
+    let (old, new) = std::thread::scope(|s| {
+        let old = s.spawn(|| load::policy(&args.old));
+        let new = load::policy(&args.new);
+        (old.join().unwrap_or(Err(exit::ERROR)), new)
+    });
+    let (old, new) = match (old, new) {
+        (Ok(o), Ok(n)) => (o, n),
+        (Err(code), _) | (_, Err(code)) => return code,
     };
     let d = diff(&old.policy, &new.policy);
     match args.format {
