@@ -303,6 +303,15 @@ fn tests_and_coverage() {
         &["policy", "test", WILDCARD_PUB, "--format", "junit"]
     );
     snap!("test_untested_coverage", &["policy", "test", UNTESTED]);
+    snap!(
+        "test_unknown_client_fails",
+        &[
+            "policy",
+            "test",
+            SEED,
+            "tests/fixtures/analysis/lwt-unknown-client.tests.yaml"
+        ]
+    );
 }
 
 #[test]

@@ -24,7 +24,7 @@ use crate::decisions::access::ClientId;
 use crate::source::model::Permission;
 use crate::source::topic::{is_safe_value, Level, Segment};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// One filter of access gained or lost.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -194,25 +194,57 @@ fn substituted(p: &CompiledPolicy, id: ClientId, entries: &[&Entry]) -> Vec<Gran
         .collect()
 }
 
-/// For a client with the same identity on both sides: the filters only `have_side` grants
-/// (substituted), and the other side's filters that can overlap them (substituted).
+/// For one pair of profiles and one permission: the templates only the `have` side grants,
+/// and the other side's templates whose shape can overlap one of them. Shared by every
+/// client with that pair of profiles, so each client substitutes only these.
+#[derive(Debug, Default)]
+struct Plan {
+    only: Vec<usize>,
+    overlapping: Vec<usize>,
+}
+
+fn plan(have: &ProfileGrants, other: &ProfileGrants, perm: Permission) -> Plan {
+    let (have_entries, _) = have.of(perm);
+    let (other_entries, other_texts) = other.of(perm);
+    let only: Vec<usize> = (0..have_entries.len())
+        .filter(|&i| !other_texts.contains(&have_entries[i].text))
+        .collect();
+    let overlapping = if only.is_empty() {
+        Vec::new()
+    } else {
+        (0..other_entries.len())
+            .filter(|&j| {
+                only.iter().any(|&i| {
+                    match (&have_entries[i].skeleton, &other_entries[j].skeleton) {
+                        (Some(a), Some(b)) => intersect(a, b).is_some(),
+                        _ => true,
+                    }
+                })
+            })
+            .collect()
+    };
+    Plan { only, overlapping }
+}
+
+/// For a client with the same identity on both sides: the filters only the `have` side
+/// grants (substituted), and the other side's filters that overlap them (substituted).
 fn changed_part(
     have: (&CompiledPolicy, ClientId, &ProfileGrants),
     other: (&CompiledPolicy, ClientId, &ProfileGrants),
     perm: Permission,
+    plan: &Plan,
 ) -> (Vec<GrantedFilter>, Vec<GrantedFilter>) {
-    let (have_entries, _) = have.2.of(perm);
-    let (other_entries, other_texts) = other.2.of(perm);
-    let only: Vec<&Entry> = have_entries
-        .iter()
-        .filter(|e| !other_texts.contains(&e.text))
-        .collect();
-    if only.is_empty() {
+    if plan.only.is_empty() {
         return (Vec::new(), Vec::new());
     }
+    let (have_entries, _) = have.2.of(perm);
+    let (other_entries, _) = other.2.of(perm);
+    let only: Vec<&Entry> = plan.only.iter().map(|&i| &have_entries[i]).collect();
     let mine = substituted(have.0, have.1, &only);
-    let overlapping: Vec<&Entry> = other_entries
+    let overlapping: Vec<&Entry> = plan
+        .overlapping
         .iter()
+        .map(|&j| &other_entries[j])
         .filter(|e| match &e.skeleton {
             None => true,
             Some(s) => mine.iter().any(|g| intersect(s, &g.filter).is_some()),
@@ -294,15 +326,30 @@ pub fn diff(old: &CompiledPolicy, new: &CompiledPolicy) -> PolicyDiff {
     if !work.is_empty() {
         policy_vocabulary([old, new], &mut vocab);
     }
+    let mut plans: HashMap<(u32, u32, Permission), (Plan, Plan)> = HashMap::new();
     for (o, n) in work {
         let d = if same_identity(old, o, new, n) {
             let (go, gn) = (
                 &old_g[old.clients[o as usize].profile as usize],
                 &new_g[new.clients[n as usize].profile as usize],
             );
+            let (po, pn) = (
+                old.clients[o as usize].profile,
+                new.clients[n as usize].profile,
+            );
+            for perm in [Permission::Publisher, Permission::Subscriber] {
+                plans
+                    .entry((po, pn, perm))
+                    .or_insert_with(|| (plan(gn, go, perm), plan(go, gn, perm)));
+            }
             let delta = |perm: Permission, publish: bool| {
-                let (gained_have, gained_other) = changed_part((new, n, gn), (old, o, go), perm);
-                let (lost_have, lost_other) = changed_part((old, o, go), (new, n, gn), perm);
+                let Some((gain_plan, loss_plan)) = plans.get(&(po, pn, perm)) else {
+                    return (Vec::new(), Vec::new());
+                };
+                let (gained_have, gained_other) =
+                    changed_part((new, n, gn), (old, o, go), perm, gain_plan);
+                let (lost_have, lost_other) =
+                    changed_part((old, o, go), (new, n, gn), perm, loss_plan);
                 if publish {
                     (
                         publish_delta(new, &gained_have, &gained_other, &vocab),
