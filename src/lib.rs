@@ -6,6 +6,8 @@
 //! verifier) -> [`decisions`] (connect, publish, subscribe, explain) -> `broker`
 //! (the MQTT server) -> `cli`. [`diag`] is shared by all stages.
 pub mod analysis;
+pub mod broker;
+pub mod certs;
 pub mod cli;
 pub mod compiler;
 pub mod decisions;

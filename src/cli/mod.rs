@@ -1,5 +1,6 @@
 //! The command line: a thin layer over the library. One file per command.
 
+pub mod certs;
 pub mod compile;
 pub mod diff;
 pub mod explain;
@@ -8,6 +9,7 @@ pub mod graph;
 pub mod load;
 pub mod output;
 pub mod query;
+pub mod serve;
 pub mod test;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -26,6 +28,11 @@ pub enum Command {
     /// Work with policy files: compile, explain decisions.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Serve a policy from an enforcing MQTT 3.1.1/5 broker.
+    Serve(serve::ServeArgs),
+    /// Create development certificates and read thumbprints.
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
     /// Print a shell completion script, e.g. `topicgate completions bash > /etc/bash_completion.d/topicgate`.
     Completions {
         #[arg(value_enum)]
@@ -85,6 +92,8 @@ pub fn run(cli: Cli) -> u8 {
         Command::Policy(PolicyCommand::Test(args)) => test::run_command(args),
         Command::Policy(PolicyCommand::Graph(args)) => graph::run(args),
         Command::Policy(PolicyCommand::Generate(args)) => generate::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Certs(cmd) => certs::run(cmd),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -12,25 +12,46 @@ use std::collections::HashMap;
 
 pub use crate::decisions::access::ClientId;
 
-/// A set of topic spaces, as bits.
+/// For each topic space, the first binding (in policy order) through which a
+/// profile holds one permission on it, or none. `contains` is the hot-path test;
+/// `binding` names what granted it without a search.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub struct SpaceSet(Box<[u64]>);
+pub struct SpaceGrants(Box<[BindingId]>);
 
-impl SpaceSet {
-    fn with_capacity(n: usize) -> Self {
-        SpaceSet(vec![0; n.div_ceil(64)].into_boxed_slice())
+const NO_BINDING: BindingId = BindingId::MAX;
+
+impl SpaceGrants {
+    fn new(spaces: usize) -> Self {
+        SpaceGrants(vec![NO_BINDING; spaces].into_boxed_slice())
     }
-    fn insert(&mut self, s: SpaceId) {
-        self.0[(s / 64) as usize] |= 1 << (s % 64);
+    fn grant(&mut self, space: SpaceId, binding: BindingId) {
+        if let Some(slot) = self.0.get_mut(space as usize) {
+            if *slot == NO_BINDING {
+                *slot = binding;
+            }
+        }
     }
     #[inline]
-    pub fn contains(&self, s: SpaceId) -> bool {
+    pub fn contains(&self, space: SpaceId) -> bool {
+        self.binding(space).is_some()
+    }
+    #[inline]
+    pub fn binding(&self, space: SpaceId) -> Option<BindingId> {
         self.0
-            .get((s / 64) as usize)
-            .is_some_and(|w| w & (1 << (s % 64)) != 0)
+            .get(space as usize)
+            .copied()
+            .filter(|b| *b != NO_BINDING)
     }
     pub fn is_empty(&self) -> bool {
-        self.0.iter().all(|w| *w == 0)
+        self.0.iter().all(|b| *b == NO_BINDING)
+    }
+    /// The granted spaces, in order.
+    pub fn spaces(&self) -> impl Iterator<Item = SpaceId> + '_ {
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b != NO_BINDING)
+            .map(|(s, _)| s as SpaceId)
     }
 }
 
@@ -38,8 +59,8 @@ impl SpaceSet {
 #[derive(Debug, Clone)]
 pub struct Profile {
     pub groups: Vec<GroupId>,
-    pub publish: SpaceSet,
-    pub subscribe: SpaceSet,
+    pub publish: SpaceGrants,
+    pub subscribe: SpaceGrants,
 }
 
 #[derive(Debug, Clone)]
@@ -96,13 +117,17 @@ impl CompiledPolicy {
                 .map(|(g, _)| g as GroupId)
                 .collect();
             let profile = *profile_ids.entry(groups.clone()).or_insert_with(|| {
-                let mut publish = SpaceSet::with_capacity(n_spaces);
-                let mut subscribe = SpaceSet::with_capacity(n_spaces);
-                for b in &policy.bindings {
+                let mut publish = SpaceGrants::new(n_spaces);
+                let mut subscribe = SpaceGrants::new(n_spaces);
+                for (i, b) in policy.bindings.iter().enumerate() {
                     if groups.contains(&b.group.value) {
                         match b.permission.value {
-                            Permission::Publisher => publish.insert(b.topic_space.value),
-                            Permission::Subscriber => subscribe.insert(b.topic_space.value),
+                            Permission::Publisher => {
+                                publish.grant(b.topic_space.value, i as BindingId)
+                            }
+                            Permission::Subscriber => {
+                                subscribe.grant(b.topic_space.value, i as BindingId)
+                            }
                         }
                     }
                 }

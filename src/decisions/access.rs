@@ -6,6 +6,8 @@
 //! it a trait lets the broker hold an `Arc<dyn AccessPolicy>` that can be swapped
 //! atomically when the policy is reloaded.
 
+pub use crate::decisions::identity::{CertificateRefusal, PeerCertificates, RefusalKind};
+
 /// Index of a client in the compiled policy. Stable for the lifetime of one policy.
 pub type ClientId = u32;
 
@@ -61,4 +63,17 @@ pub trait AccessPolicy: Send + Sync + 'static {
     fn may_subscribe(&self, client: ClientId, filter: &str) -> Verdict;
     /// Hex SHA-256 of the policy source, logged at boot.
     fn policy_hash(&self) -> String;
+    /// The client that a TLS client certificate proves (semantics.md §6), given the
+    /// CONNECT username if any. The handshake has already proven possession of the
+    /// certificate's key. A policy that cannot check certificates refuses them all.
+    fn authenticate_certificate(
+        &self,
+        _peer: &PeerCertificates,
+        _username: Option<&str>,
+    ) -> Result<ClientId, CertificateRefusal> {
+        Err(CertificateRefusal {
+            kind: RefusalKind::NotAccepted,
+            detail: "this policy does not authenticate certificates".into(),
+        })
+    }
 }

@@ -122,6 +122,8 @@ impl CompiledPolicy {
         })
     }
 
+    /// The fast path allocates nothing on success: the reason is left empty and
+    /// [`CompiledPolicy::describe_grant`] renders it when someone asks.
     fn allowed(&self, client: ClientId, template: u32, permission: Permission) -> Decision {
         let at = self.template_ref(template);
         let binding = self
@@ -132,18 +134,23 @@ impl CompiledPolicy {
             topic_space: at.space,
             template: at.index,
         };
-        let reason = format!(
-            "granted by binding `{}` (topic space `{}`, template `{}`)",
-            self.policy.bindings[binding as usize].name.value,
-            self.policy.topic_spaces[at.space as usize].name.value,
-            self.policy.topic_spaces[at.space as usize].templates[at.index as usize].value,
-        );
         Decision {
             allowed: true,
             grant: Some(grant),
-            reason,
+            reason: String::new(),
             deny: None,
         }
+    }
+
+    /// "granted by binding `b` (topic space `s`, template `t`)"
+    pub fn describe_grant(&self, grant: &Grant) -> String {
+        let space = &self.policy.topic_spaces[grant.topic_space as usize];
+        format!(
+            "granted by binding `{}` (topic space `{}`, template `{}`)",
+            self.policy.bindings[grant.binding as usize].name.value,
+            space.name.value,
+            space.templates[grant.template as usize].value,
+        )
     }
 
     /// The first binding (in policy order) that gives `client` `permission` on `space`.
@@ -153,16 +160,11 @@ impl CompiledPolicy {
         space: u32,
         permission: Permission,
     ) -> Option<BindingId> {
-        let groups = self.groups_of(client);
-        self.policy
-            .bindings
-            .iter()
-            .position(|b| {
-                b.topic_space.value == space
-                    && b.permission.value == permission
-                    && groups.contains(&b.group.value)
-            })
-            .map(|i| i as BindingId)
+        let profile = self.profile_of(client);
+        match permission {
+            Permission::Publisher => profile.publish.binding(space),
+            Permission::Subscriber => profile.subscribe.binding(space),
+        }
     }
 }
 
@@ -220,5 +222,14 @@ impl AccessPolicy for CompiledPolicy {
     }
     fn policy_hash(&self) -> String {
         self.source_hash_hex()
+    }
+    fn authenticate_certificate(
+        &self,
+        peer: &crate::decisions::access::PeerCertificates,
+        username: Option<&str>,
+    ) -> Result<ClientId, crate::decisions::access::CertificateRefusal> {
+        let now = rustls::pki_types::UnixTime::now();
+        crate::decisions::identity::authenticate(&self.policy, peer, username, now)
+            .map(|i| i as ClientId)
     }
 }

@@ -129,7 +129,11 @@ pub fn explain(policy: &CompiledPolicy, client: &str, question: &Question) -> Ex
         action: question.action(),
         topic: question.topic().map(str::to_string),
         granted_by,
-        reason: decision.reason,
+        reason: match &decision.grant {
+            Some(g) => policy.describe_grant(g),
+            None if decision.allowed => "client is enabled".to_string(),
+            None => decision.reason,
+        },
         suggestions: Vec::new(),
         chain: Some(chain),
     }

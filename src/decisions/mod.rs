@@ -5,6 +5,7 @@ pub mod access;
 pub mod chain;
 pub mod decide;
 pub mod explain;
+pub mod identity;
 pub mod reference;
 pub mod test_runner;
 

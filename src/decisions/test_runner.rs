@@ -200,11 +200,13 @@ fn run_case(
         _ => true,
     };
     result.passed = result.actual == expected && binding_ok;
+    // An allowed decision is described by what granted it.
+    let reason = match &decision.grant {
+        Some(g) => policy.describe_grant(g),
+        None => decision.reason.clone(),
+    };
     result.message = if result.actual != expected {
-        format!(
-            "expected {expected}, got {}: {}",
-            result.actual, decision.reason
-        )
+        format!("expected {expected}, got {}: {reason}", result.actual)
     } else if !binding_ok {
         format!(
             "expected binding `{}` to grant it, but it was granted by {}",
@@ -217,7 +219,7 @@ fn run_case(
                 .join(", ")
         )
     } else {
-        decision.reason
+        reason
     };
     if result.passed && decision.allowed {
         for (b, t) in grants {

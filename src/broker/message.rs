@@ -1,0 +1,88 @@
+//! An application message as the broker routes it, independent of protocol version.
+
+use mqtt_protocol_core::mqtt::packet::{MessageExpiryInterval, Property, Qos};
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// One application message (a PUBLISH or a will), shared by every subscriber's copy.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub topic: String,
+    pub payload: Arc<[u8]>,
+    pub qos: Qos,
+    pub retain: bool,
+    /// MQTT 5 properties forwarded unchanged: payload format, content type,
+    /// response topic, correlation data, user properties (in their order).
+    pub props: Vec<Property>,
+    /// When the Message Expiry Interval runs out, if the publisher set one.
+    pub expires_at: Option<Instant>,
+    /// Client ID of the publisher (for No Local); empty for none.
+    pub origin: String,
+}
+
+impl Message {
+    /// Keeps only the properties a broker forwards and turns Message Expiry
+    /// Interval into a deadline.
+    pub fn from_props(props: &[Property]) -> (Vec<Property>, Option<Instant>) {
+        let mut kept = Vec::new();
+        let mut expires_at = None;
+        for p in props {
+            match p {
+                Property::PayloadFormatIndicator(_)
+                | Property::ContentType(_)
+                | Property::ResponseTopic(_)
+                | Property::CorrelationData(_)
+                | Property::UserProperty(_) => kept.push(p.clone()),
+                Property::MessageExpiryInterval(m) => {
+                    expires_at =
+                        Some(Instant::now() + std::time::Duration::from_secs(u64::from(m.val())));
+                }
+                _ => {}
+            }
+        }
+        (kept, expires_at)
+    }
+
+    /// True once the message expiry interval has passed.
+    pub fn expired(&self) -> bool {
+        self.expires_at.is_some_and(|t| Instant::now() >= t)
+    }
+
+    /// The properties to send now: forwarded ones plus the remaining expiry.
+    pub fn outgoing_props(&self) -> Vec<Property> {
+        let mut props = self.props.clone();
+        if let Some(t) = self.expires_at {
+            let left = t.saturating_duration_since(Instant::now()).as_secs().max(1);
+            let left = u32::try_from(left).unwrap_or(u32::MAX);
+            if let Ok(p) = MessageExpiryInterval::new(left) {
+                props.push(p.into());
+            }
+        }
+        props
+    }
+}
+
+/// The lower of two QoS levels.
+pub fn min_qos(a: Qos, b: Qos) -> Qos {
+    if qos_u8(a) <= qos_u8(b) {
+        a
+    } else {
+        b
+    }
+}
+
+pub fn qos_u8(q: Qos) -> u8 {
+    match q {
+        Qos::AtMostOnce => 0,
+        Qos::AtLeastOnce => 1,
+        Qos::ExactlyOnce => 2,
+    }
+}
+
+pub fn qos_from_u8(q: u8) -> Qos {
+    match q {
+        0 => Qos::AtMostOnce,
+        1 => Qos::AtLeastOnce,
+        _ => Qos::ExactlyOnce,
+    }
+}

@@ -1,0 +1,33 @@
+//! The enforcing MQTT 3.1.1 / 5 broker (`topicgate serve`).
+//!
+//! - `server`: accept loop, connection limit, graceful shutdown
+//! - `connection`: one connection's task and framing (mqtt-protocol-core)
+//! - `connect`, `publish`, `subscribe`: what each packet does, with authorization
+//! - `session`: sessions that outlive connections; takeover rules
+//! - `will`: Last Will and Testament
+//! - `router`: the subscription trie; `retained`: retained messages
+//! - `policy`: the swappable policy handle; `config`: limits; `stats`: counters
+pub mod config;
+mod connect;
+pub mod connection;
+pub mod frame;
+pub mod fuzzing;
+pub mod listeners;
+pub mod message;
+pub mod policy;
+mod publish;
+pub mod reload;
+pub mod retained;
+pub mod router;
+pub mod server;
+pub mod session;
+pub mod state;
+pub mod stats;
+mod subscribe;
+pub mod tls;
+pub mod topic;
+pub mod will;
+pub mod ws;
+
+pub use config::{BrokerConfig, IdentityMode};
+pub use server::{Acceptor, Broker};

@@ -1,0 +1,123 @@
+//! PUBLISH from a client: validation, authorization (semantics.md §4) and routing.
+
+use super::connection::{log_denial, Conn, End};
+use super::message::{qos_u8, Message};
+use super::topic;
+use crate::decisions::access::Verdict;
+use mqtt_protocol_core::mqtt::packet::{v3_1_1, v5_0, Qos, ReasonString};
+use mqtt_protocol_core::mqtt::result_code::{
+    DisconnectReasonCode, PubackReasonCode, PubrecReasonCode,
+};
+use mqtt_protocol_core::mqtt::Version;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+impl<S> Conn<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    pub(super) fn on_publish(&mut self, mut msg: Message, packet_id: Option<u16>) {
+        let Some(client) = &self.client else { return };
+        let v5 = self.mqtt.get_protocol_version() == Version::V5_0;
+        if topic::validate_name(&msg.topic).is_err() {
+            self.server_disconnect(DisconnectReasonCode::TopicNameInvalid, None);
+            return;
+        }
+        if qos_u8(msg.qos) > self.shared.config.max_qos {
+            self.server_disconnect(DisconnectReasonCode::QosNotSupported, None);
+            return;
+        }
+        if msg.retain && !self.shared.config.retain_available {
+            self.server_disconnect(DisconnectReasonCode::RetainNotSupported, None);
+            return;
+        }
+        msg.origin = client.client_id.clone();
+        let auth_name = client.auth_name.clone();
+        let client_id = client.client_id.clone();
+        let rpi = client.request_problem_info;
+
+        let policy = self.shared.policy.current();
+        let verdict = if msg.topic.starts_with('$') {
+            Verdict::deny("topics starting with `$` are reserved for the broker")
+        } else {
+            match policy.lookup_client(&auth_name) {
+                Some(c) if policy.is_enabled(c) => policy.may_publish(c, &msg.topic),
+                Some(_) => Verdict::deny("the client is disabled"),
+                None => Verdict::deny("the client is no longer in the policy"),
+            }
+        };
+
+        if !verdict.allowed {
+            self.shared.stats.publish_denied.inc();
+            log_denial(
+                &auth_name,
+                &client_id,
+                "publish",
+                &msg.topic,
+                &verdict.reason,
+            );
+            if !v5 {
+                // 3.1.1 has no negative acknowledgement: close (as Event Grid does).
+                self.end.get_or_insert(End::Abnormal);
+                return;
+            }
+            let reason = format!(
+                "publish to `{}` is not allowed: {}",
+                msg.topic, verdict.reason
+            );
+            let reason = rpi.then(|| ReasonString::new(reason).ok()).flatten();
+            match (msg.qos, packet_id) {
+                (Qos::AtLeastOnce, Some(id)) => {
+                    let mut b = v5_0::Puback::builder()
+                        .packet_id(id)
+                        .reason_code(PubackReasonCode::NotAuthorized);
+                    if let Some(r) = reason {
+                        b = b.props(vec![r.into()]);
+                    }
+                    if let Ok(p) = b.build() {
+                        self.send(p.into());
+                    }
+                }
+                (Qos::ExactlyOnce, Some(id)) => {
+                    let mut b = v5_0::Pubrec::builder()
+                        .packet_id(id)
+                        .reason_code(PubrecReasonCode::NotAuthorized);
+                    if let Some(r) = reason {
+                        b = b.props(vec![r.into()]);
+                    }
+                    if let Ok(p) = b.build() {
+                        self.send(p.into());
+                    }
+                }
+                _ => self.shared.stats.publish_denied_qos0_dropped.inc(),
+            }
+            return;
+        }
+
+        // Acknowledge, then route.
+        match (msg.qos, packet_id, v5) {
+            (Qos::AtLeastOnce, Some(id), true) => {
+                if let Ok(p) = v5_0::Puback::builder().packet_id(id).build() {
+                    self.send(p.into());
+                }
+            }
+            (Qos::AtLeastOnce, Some(id), false) => {
+                if let Ok(p) = v3_1_1::Puback::builder().packet_id(id).build() {
+                    self.send(p.into());
+                }
+            }
+            (Qos::ExactlyOnce, Some(id), true) => {
+                if let Ok(p) = v5_0::Pubrec::builder().packet_id(id).build() {
+                    self.send(p.into());
+                }
+            }
+            (Qos::ExactlyOnce, Some(id), false) => {
+                if let Ok(p) = v3_1_1::Pubrec::builder().packet_id(id).build() {
+                    self.send(p.into());
+                }
+            }
+            _ => {}
+        }
+        self.shared.publish(Arc::new(msg));
+    }
+}

@@ -1,0 +1,234 @@
+//! The broker: accept loop, connection limit, graceful shutdown.
+
+use super::config::{BrokerConfig, IdentityMode};
+use super::connection;
+use super::policy::PolicyHandle;
+use super::retained::Retained;
+use super::router::Router;
+use super::session::Sessions;
+use super::state::Shared;
+use super::stats::Stats;
+use super::tls::PeerCertificates;
+use crate::decisions::access::AccessPolicy;
+use mqtt_protocol_core::mqtt::common::Cursor;
+use mqtt_protocol_core::mqtt::connection::ConnectionOptions;
+use mqtt_protocol_core::mqtt::connection::Event;
+use mqtt_protocol_core::mqtt::packet::{v3_1_1, v5_0, GenericPacket};
+use mqtt_protocol_core::mqtt::result_code::{ConnectReasonCode, ConnectReturnCode};
+use mqtt_protocol_core::mqtt::{role, Connection, Version};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+/// Connections over the limit that we still answer with "server busy".
+const OVERFLOW_ANSWERS: usize = 64;
+
+/// A running broker. Listeners feed it byte streams; it owns the shared state.
+/// Dropping it stops it like [`Broker::shutdown`] without waiting.
+pub struct Broker {
+    shared: Arc<Shared>,
+    shutdown_tx: watch::Sender<bool>,
+    permits: Arc<Semaphore>,
+    overflow: Arc<Semaphore>,
+    next_conn: Arc<AtomicU64>,
+}
+
+impl Broker {
+    pub fn new(
+        policy: Arc<dyn AccessPolicy>,
+        config: BrokerConfig,
+        identity: IdentityMode,
+    ) -> Self {
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let permits = Arc::new(Semaphore::new(config.max_connections));
+        let shared = Arc::new(Shared {
+            config,
+            identity,
+            policy: PolicyHandle::new(policy),
+            sessions: Sessions::default(),
+            router: Router::default(),
+            retained: Retained::default(),
+            stats: Stats::default(),
+            shutdown: shutdown_rx,
+        });
+        Broker {
+            shared,
+            shutdown_tx,
+            permits,
+            overflow: Arc::new(Semaphore::new(OVERFLOW_ANSWERS)),
+            next_conn: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// Swaps the policy in force; every later decision (and every will fired later) uses it.
+    /// Subscriptions the new policy no longer grants are dropped, and clients it no
+    /// longer knows or enables are disconnected (MQTT 5: DISCONNECT 0x87).
+    pub fn replace_policy(&self, policy: Arc<dyn AccessPolicy>) {
+        self.shared.policy.replace(policy);
+        super::reload::revalidate(&self.shared);
+    }
+
+    /// Accepts TCP connections on `listener` until shutdown.
+    pub fn spawn_tcp(&self, listener: TcpListener) -> JoinHandle<()> {
+        let acceptor = self.acceptor();
+        let mut shutdown = self.shared.shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    r = listener.accept() => match r {
+                        Ok((stream, peer)) => {
+                            let _ = stream.set_nodelay(true);
+                            acceptor.serve(stream, peer.to_string());
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    },
+                    _ = shutdown.changed() => break,
+                }
+            }
+        })
+    }
+
+    /// Binds `addr` and accepts on it; returns the bound address (port 0 picks one).
+    pub async fn listen(&self, addr: SocketAddr) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        Ok((local, self.spawn_tcp(listener)))
+    }
+
+    /// A cheap handle that serves any byte stream (TCP, TLS, WebSocket) as one connection.
+    pub fn acceptor(&self) -> Acceptor {
+        Acceptor {
+            shared: self.shared.clone(),
+            permits: self.permits.clone(),
+            overflow: self.overflow.clone(),
+            next_conn: self.next_conn.clone(),
+        }
+    }
+
+    /// Stops accepting, sends MQTT 5 clients DISCONNECT 0x8B, and waits (bounded)
+    /// for every connection to end.
+    pub async fn shutdown(&self) {
+        let _ = self.shutdown_tx.send(true);
+        let all = u32::try_from(self.shared.config.max_connections).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.permits.acquire_many(all)).await;
+        info!("broker stopped");
+    }
+}
+
+/// Serves streams as connections, within the connection limit.
+#[derive(Clone)]
+pub struct Acceptor {
+    shared: Arc<Shared>,
+    permits: Arc<Semaphore>,
+    overflow: Arc<Semaphore>,
+    next_conn: Arc<AtomicU64>,
+}
+
+impl Acceptor {
+    pub fn serve<S>(&self, stream: S, peer: String)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        self.serve_with_certificate(stream, peer, None)
+    }
+
+    /// Serves a stream; `certificate` is the client certificate its TLS handshake
+    /// proved (then identity comes from it, semantics.md §6).
+    pub fn serve_with_certificate<S>(
+        &self,
+        stream: S,
+        peer: String,
+        certificate: Option<PeerCertificates>,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                self.shared.stats.connections_accepted.inc();
+                let shared = self.shared.clone();
+                tokio::spawn(async move {
+                    connection::run_with_certificate(shared, stream, peer, conn_id, certificate)
+                        .await;
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                self.shared.stats.connections_refused.inc();
+                let Ok(permit) = self.overflow.clone().try_acquire_owned() else {
+                    return; // dropping the stream closes it
+                };
+                warn!(peer = %peer, "connection limit reached: answering server busy");
+                let max = self.shared.config.max_packet_size;
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), answer_busy(stream, max))
+                        .await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+}
+
+/// Reads a CONNECT and answers CONNACK Server Busy (5) / Server unavailable (3.1.1).
+async fn answer_busy<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, max: u32) {
+    let options = ConnectionOptions::new().maximum_packet_size_recv(max);
+    let mut mqtt = Connection::<role::Server>::with_options(Version::Undetermined, options);
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let mut cursor = Cursor::new(&buf[..n]);
+        while (cursor.position() as usize) < n {
+            let before = cursor.position();
+            for ev in mqtt.recv(&mut cursor) {
+                match ev {
+                    Event::NotifyPacketReceived(GenericPacket::V5_0Connect(_)) => {
+                        if let Ok(c) = v5_0::Connack::builder()
+                            .session_present(false)
+                            .reason_code(ConnectReasonCode::ServerBusy)
+                            .build()
+                        {
+                            let _ = stream.write_all(&c.to_continuous_buffer()).await;
+                        }
+                        return;
+                    }
+                    Event::NotifyPacketReceived(GenericPacket::V3_1_1Connect(_)) => {
+                        if let Ok(c) = v3_1_1::Connack::builder()
+                            .session_present(false)
+                            .return_code(ConnectReturnCode::ServerUnavailable)
+                            .build()
+                        {
+                            let _ = stream.write_all(&c.to_continuous_buffer()).await;
+                        }
+                        return;
+                    }
+                    Event::RequestClose => return,
+                    _ => {}
+                }
+            }
+            if cursor.position() == before {
+                break;
+            }
+        }
+    }
+}

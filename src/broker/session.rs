@@ -1,0 +1,420 @@
+//! Sessions: what outlives a network connection (subscriptions, queued messages,
+//! a delayed will) and the rules for claiming one at CONNECT.
+
+use super::message::Message;
+use super::router::SubOptions;
+use super::state::Shared;
+use super::topic;
+use super::will::{self, Will};
+use mqtt_protocol_core::mqtt::common::HashSet;
+use mqtt_protocol_core::mqtt::packet::{GenericStorePacket, Qos};
+use mqtt_protocol_core::mqtt::Version;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::AbortHandle;
+use tracing::debug;
+
+/// One copy of a message for one session.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub msg: Arc<Message>,
+    pub qos: Qos,
+    pub retain: bool,
+    pub subscription_ids: Vec<u32>,
+}
+
+/// Why another part of the broker asks a connection to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kick {
+    None,
+    /// A new connection with the same client ID took the session over.
+    TakenOver,
+    /// The policy in force no longer knows or enables the client.
+    NotAuthorized,
+}
+
+/// The connection a session is attached to.
+struct Attached {
+    conn_id: u64,
+    tx: mpsc::Sender<Delivery>,
+    kick: watch::Sender<Kick>,
+    done: watch::Receiver<bool>,
+}
+
+/// QoS 1/2 state saved from a connection of a persistent session.
+pub struct Inflight {
+    pub version: Version,
+    pub packets: Vec<GenericStorePacket<u16>>,
+    pub qos2_handled: HashSet<u16>,
+}
+
+#[derive(Default)]
+struct SessionState {
+    attached: Option<Attached>,
+    offline: VecDeque<Delivery>,
+    /// Raw filter (with `$share/NAME/` if any) -> options.
+    subscriptions: HashMap<String, SubOptions>,
+    /// Session expiry in seconds; `u32::MAX` never expires.
+    expiry: u32,
+    pending_will: Option<Will>,
+    timer: Option<AbortHandle>,
+    inflight: Option<Inflight>,
+    ended: bool,
+}
+
+/// A session, named by its client ID and owned by one authentication name.
+pub struct Session {
+    pub client_id: String,
+    pub auth_name: String,
+    online: AtomicBool,
+    state: Mutex<SessionState>,
+}
+
+impl Session {
+    fn new(client_id: &str, auth_name: &str) -> Arc<Session> {
+        Arc::new(Session {
+            client_id: client_id.to_string(),
+            auth_name: auth_name.to_string(),
+            online: AtomicBool::new(false),
+            state: Mutex::new(SessionState::default()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SessionState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a network connection is attached now.
+    pub fn is_online(&self) -> bool {
+        self.online.load(Ordering::Relaxed)
+    }
+
+    /// Hands one copy to the attached connection or, when offline, to the
+    /// bounded queue (QoS 1/2 only). Returns false when it was dropped.
+    pub fn deliver(&self, d: Delivery, max_queue: usize) -> bool {
+        let mut st = self.lock();
+        if st.ended {
+            return false;
+        }
+        if let Some(a) = &st.attached {
+            return match a.tx.try_send(d) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    debug!(client_id = %self.client_id, "queue full, message dropped");
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            };
+        }
+        if d.qos == Qos::AtMostOnce || st.offline.len() >= max_queue {
+            return false;
+        }
+        st.offline.push_back(d);
+        true
+    }
+
+    /// Records a subscription; returns (existed before, count after) or None when
+    /// the limit is reached.
+    pub fn add_subscription(&self, raw: &str, opts: SubOptions, max: usize) -> Option<bool> {
+        let mut st = self.lock();
+        let existed = st.subscriptions.contains_key(raw);
+        if !existed && st.subscriptions.len() >= max {
+            return None;
+        }
+        st.subscriptions.insert(raw.to_string(), opts);
+        Some(existed)
+    }
+
+    /// The raw filters of the session's subscriptions.
+    pub fn subscription_filters(&self) -> Vec<String> {
+        self.lock().subscriptions.keys().cloned().collect()
+    }
+
+    /// Asks the attached connection, if any, to end.
+    pub fn kick(&self, why: Kick) {
+        if let Some(a) = &self.lock().attached {
+            let _ = a.kick.send(why);
+        }
+    }
+
+    pub fn remove_subscription(&self, raw: &str) -> bool {
+        self.lock().subscriptions.remove(raw).is_some()
+    }
+
+    /// Messages queued while offline, to send after CONNACK.
+    pub fn take_offline(&self) -> VecDeque<Delivery> {
+        std::mem::take(&mut self.lock().offline)
+    }
+
+    /// Saved QoS state of the previous connection, when the versions match.
+    pub fn take_inflight(&self, version: Version) -> Option<Inflight> {
+        self.lock().inflight.take().filter(|i| i.version == version)
+    }
+
+    pub fn set_expiry(&self, secs: u32) {
+        self.lock().expiry = secs;
+    }
+
+    pub fn expiry(&self) -> u32 {
+        self.lock().expiry
+    }
+}
+
+/// The outcome of trying to attach a new connection to a client ID.
+pub enum Claim {
+    Attached {
+        session: Arc<Session>,
+        present: bool,
+        rx: mpsc::Receiver<Delivery>,
+        kick: watch::Receiver<Kick>,
+        done: watch::Sender<bool>,
+    },
+    /// The client ID belongs to another authentication name.
+    WrongOwner,
+    /// Another connection holds it: it was asked to leave; wait for `done`, then retry.
+    Wait(watch::Receiver<bool>),
+}
+
+/// Every session, by client ID. Locked only at CONNECT and when a connection ends.
+#[derive(Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<String, Arc<Session>>>,
+}
+
+impl Sessions {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Session>>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every session now.
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.lock().values().cloned().collect()
+    }
+
+    pub fn contains(&self, client_id: &str) -> bool {
+        self.lock().contains_key(client_id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Attaches connection `conn_id` to `client_id` (semantics.md §5 and §6):
+    /// only the same authentication name may take a session over; Clean Start
+    /// ends the old session and publishes its pending will at once; resuming
+    /// discards a pending will.
+    pub fn claim(
+        &self,
+        shared: &Shared,
+        client_id: &str,
+        auth_name: &str,
+        clean_start: bool,
+        conn_id: u64,
+    ) -> Claim {
+        let mut fire_now = None;
+        let mut removed_subs = Vec::new();
+        let claim = {
+            let mut map = self.lock();
+            let existing = map.get(client_id).cloned();
+            let (session, present) = match existing {
+                Some(s) => {
+                    // Authentication names compare case-insensitively (semantics.md §1).
+                    if s.auth_name.to_lowercase() != auth_name.to_lowercase() {
+                        return Claim::WrongOwner;
+                    }
+                    let mut st = s.lock();
+                    if let Some(a) = &st.attached {
+                        let _ = a.kick.send(Kick::TakenOver);
+                        return Claim::Wait(a.done.clone());
+                    }
+                    if let Some(t) = st.timer.take() {
+                        t.abort();
+                    }
+                    let pending = st.pending_will.take();
+                    if clean_start {
+                        fire_now = pending;
+                        st.ended = true;
+                        removed_subs = st.subscriptions.drain().map(|(k, _)| k).collect();
+                        drop(st);
+                        let fresh = Session::new(client_id, auth_name);
+                        map.insert(client_id.to_string(), fresh.clone());
+                        (fresh, false)
+                    } else {
+                        if pending.is_some() {
+                            debug!(
+                                client_id,
+                                "session resumed before the will delay: will discarded"
+                            );
+                        }
+                        drop(st);
+                        (s, true)
+                    }
+                }
+                None => {
+                    let fresh = Session::new(client_id, auth_name);
+                    map.insert(client_id.to_string(), fresh.clone());
+                    (fresh, false)
+                }
+            };
+            let (tx, rx) = mpsc::channel(shared.config.max_queued_messages.max(1));
+            let (kick_tx, kick_rx) = watch::channel(Kick::None);
+            let (done_tx, done_rx) = watch::channel(false);
+            {
+                let mut st = session.lock();
+                st.attached = Some(Attached {
+                    conn_id,
+                    tx,
+                    kick: kick_tx,
+                    done: done_rx,
+                });
+                session.online.store(true, Ordering::Relaxed);
+            }
+            Claim::Attached {
+                session,
+                present,
+                rx,
+                kick: kick_rx,
+                done: done_tx,
+            }
+        };
+        unsubscribe_all(shared, client_id, removed_subs);
+        if let Some(w) = fire_now {
+            will::fire(shared, w);
+        }
+        claim
+    }
+
+    /// Detaches connection `conn_id` when it ends. `will` is the connection's will
+    /// if it must be published (not after a normal DISCONNECT). A session with
+    /// expiry 0 ends now; otherwise a timer publishes the will after
+    /// min(will delay, session expiry) and ends the session at expiry.
+    pub fn release(
+        &self,
+        shared: &Arc<Shared>,
+        session: &Arc<Session>,
+        conn_id: u64,
+        will: Option<Will>,
+        inflight: Option<Inflight>,
+    ) {
+        let mut fire_now = None;
+        let mut removed_subs = Vec::new();
+        {
+            let mut map = self.lock();
+            let mut st = session.lock();
+            if st.attached.as_ref().map(|a| a.conn_id) != Some(conn_id) {
+                // Not ours any more (cannot happen: takeover waits for us); still honour the will.
+                drop(st);
+                drop(map);
+                if let Some(w) = will {
+                    will::fire(shared, w);
+                }
+                return;
+            }
+            st.attached = None;
+            session.online.store(false, Ordering::Relaxed);
+            let expiry = st.expiry;
+            if expiry == 0 {
+                st.ended = true;
+                removed_subs = st.subscriptions.drain().map(|(k, _)| k).collect();
+                st.offline.clear();
+                if map
+                    .get(&session.client_id)
+                    .is_some_and(|s| Arc::ptr_eq(s, session))
+                {
+                    map.remove(&session.client_id);
+                }
+                fire_now = will;
+            } else {
+                st.inflight = inflight;
+                let will_delay = will.as_ref().map(|w| w.delay.min(expiry));
+                match (will, will_delay) {
+                    (Some(w), Some(0)) => fire_now = Some(w),
+                    (Some(w), _) => st.pending_will = Some(w),
+                    (None, _) => {}
+                }
+                if expiry != u32::MAX || st.pending_will.is_some() {
+                    let task = tokio::spawn(expire(
+                        shared.clone(),
+                        session.clone(),
+                        will_delay.filter(|d| *d > 0),
+                        expiry,
+                    ));
+                    st.timer = Some(task.abort_handle());
+                }
+            }
+        }
+        unsubscribe_all(shared, &session.client_id, removed_subs);
+        if let Some(w) = fire_now {
+            will::fire(shared, w);
+        }
+    }
+}
+
+/// Publishes a delayed will when its time comes, then ends the session at expiry.
+async fn expire(shared: Arc<Shared>, session: Arc<Session>, will_delay: Option<u32>, expiry: u32) {
+    let mut waited = 0u32;
+    if let Some(d) = will_delay {
+        tokio::time::sleep(Duration::from_secs(u64::from(d))).await;
+        waited = d;
+        let w = session.lock().pending_will.take();
+        if let Some(w) = w {
+            will::fire(&shared, w);
+        }
+    }
+    if expiry == u32::MAX {
+        return;
+    }
+    tokio::time::sleep(Duration::from_secs(u64::from(expiry - waited))).await;
+    let removed = {
+        let mut map = shared.sessions.lock();
+        let mut st = session.lock();
+        if st.attached.is_some() || st.ended {
+            return;
+        }
+        st.ended = true;
+        st.offline.clear();
+        st.timer = None;
+        if map
+            .get(&session.client_id)
+            .is_some_and(|s| Arc::ptr_eq(s, &session))
+        {
+            map.remove(&session.client_id);
+        }
+        debug!(client_id = %session.client_id, "session expired");
+        let pending = st.pending_will.take();
+        (
+            st.subscriptions.drain().map(|(k, _)| k).collect::<Vec<_>>(),
+            pending,
+        )
+    };
+    unsubscribe_all(&shared, &session.client_id, removed.0);
+    if let Some(w) = removed.1 {
+        will::fire(&shared, w);
+    }
+}
+
+fn unsubscribe_all(shared: &Shared, client_id: &str, raws: Vec<String>) {
+    for raw in raws {
+        if let Ok(sub) = topic::parse_subscription(&raw) {
+            shared.router.unsubscribe(client_id, &sub);
+        }
+    }
+}
+
+impl Session {
+    /// Puts a QoS 1/2 copy back into the offline queue (its connection ended first).
+    pub fn deliver_offline(&self, d: Delivery, max_queue: usize) {
+        let mut st = self.lock();
+        if st.ended || d.qos == Qos::AtMostOnce || st.offline.len() >= max_queue {
+            return;
+        }
+        st.offline.push_back(d);
+    }
+}

@@ -1,0 +1,46 @@
+//! State shared by every connection: policy, sessions, subscriptions, retained messages.
+
+use super::config::{BrokerConfig, IdentityMode};
+use super::message::Message;
+use super::policy::PolicyHandle;
+use super::retained::Retained;
+use super::router::Router;
+use super::session::{Delivery, Sessions};
+use super::stats::Stats;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Everything connections share. Each part has its own lock; none is held while
+/// another part's lock is taken on the publish path.
+pub struct Shared {
+    pub config: BrokerConfig,
+    pub identity: IdentityMode,
+    pub policy: PolicyHandle,
+    pub sessions: Sessions,
+    pub router: Router,
+    pub retained: Retained,
+    pub stats: Stats,
+    /// Flips to true when the broker shuts down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Shared {
+    /// Routes an authorized message: stores it if retained, then gives every
+    /// matching session one copy.
+    pub fn publish(&self, msg: Arc<Message>) {
+        if msg.retain && self.config.retain_available {
+            self.retained.set(msg.clone());
+        }
+        for t in self.router.route(&msg.topic, &msg.origin, msg.qos) {
+            let d = Delivery {
+                msg: msg.clone(),
+                qos: t.qos,
+                retain: msg.retain && t.retain_as_published,
+                subscription_ids: t.subscription_ids,
+            };
+            if !t.session.deliver(d, self.config.max_queued_messages) {
+                self.stats.messages_dropped.inc();
+            }
+        }
+    }
+}

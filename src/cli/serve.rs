@@ -1,0 +1,298 @@
+//! `topicgate serve POLICY|ARTIFACT [--mqtt ADDR]... [--mqtts ADDR]... [--ws ADDR]...
+//! [--wss ADDR]... [--cert FILE --key FILE] [--dev] [--anonymous NAME] [--config FILE]`
+//!
+//! Boots the enforcing broker from a policy (compiled on the spot, refusing to
+//! start on errors) or a compiled artifact. Listeners open only where a flag asks
+//! for one; `--dev` with no listener flag opens 127.0.0.1:1883.
+
+use super::{exit, output};
+use crate::broker::listeners::{self, Transport};
+use crate::broker::tls::{self, ServerCertificate, TlsListener};
+use crate::broker::{Broker, BrokerConfig, IdentityMode};
+use crate::compiler::load;
+use crate::decisions::access::AccessPolicy;
+use crate::diag::render;
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tracing::info;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The policy file (YAML) or a compiled artifact.
+    pub policy: PathBuf,
+    /// Plaintext MQTT listener, `HOST:PORT` (repeatable; port 0 picks one).
+    /// With --dev and no listener flag: 127.0.0.1:1883.
+    #[arg(long = "mqtt", value_name = "ADDR")]
+    pub mqtt: Vec<String>,
+    /// MQTT over TLS listener (repeatable); clients authenticate with certificates.
+    #[arg(long = "mqtts", value_name = "ADDR", requires_all = ["cert", "key"])]
+    pub mqtts: Vec<String>,
+    /// MQTT over WebSocket listener, subprotocol `mqtt` (repeatable).
+    #[arg(long = "ws", value_name = "ADDR")]
+    pub ws: Vec<String>,
+    /// MQTT over WebSocket over TLS listener (repeatable); certificate identity.
+    #[arg(long = "wss", value_name = "ADDR", requires_all = ["cert", "key"])]
+    pub wss: Vec<String>,
+    /// The server certificate chain (PEM) of the TLS listeners.
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// The private key (PEM) of --cert.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Development mode: trust the username alone (no password). Loopback only.
+    #[arg(long)]
+    pub dev: bool,
+    /// With --dev: clients that send no username act as the policy's client NAME.
+    #[arg(long, value_name = "NAME", requires = "dev")]
+    pub anonymous: Option<String>,
+    /// Broker limits (YAML or JSON; keys as in `BrokerConfig`, e.g. `maxConnections`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+pub fn run(args: ServeArgs) -> u8 {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "topicgate=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+
+    let loaded = match load::load(&args.policy) {
+        Ok(l) => l,
+        Err(e) => return output::report_load_error(&e),
+    };
+    if let Some(file) = &loaded.file {
+        if !loaded.diagnostics.is_empty() {
+            eprint!(
+                "{}",
+                render::human_all(&loaded.diagnostics, file, output::color())
+            );
+        }
+    }
+    let policy: Arc<dyn AccessPolicy> = Arc::new(loaded.policy);
+
+    let config = match &args.config {
+        Some(path) => match read_config(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::ERROR;
+            }
+        },
+        None => BrokerConfig::default(),
+    };
+
+    let no_listener =
+        args.mqtt.is_empty() && args.mqtts.is_empty() && args.ws.is_empty() && args.wss.is_empty();
+    let mqtt_specs = if no_listener && args.dev {
+        vec!["127.0.0.1:1883".to_string()]
+    } else {
+        args.mqtt.clone()
+    };
+    if no_listener && !args.dev {
+        eprintln!(
+            "error: no listener: give --mqtts ADDR (with --cert and --key), --wss ADDR, --mqtt ADDR or --ws ADDR, \
+             or --dev for a development listener on 127.0.0.1:1883"
+        );
+        return exit::ERROR;
+    }
+    if (args.cert.is_some() || args.key.is_some()) && args.mqtts.is_empty() && args.wss.is_empty() {
+        eprintln!("error: --cert and --key are for TLS listeners: add --mqtts ADDR or --wss ADDR");
+        return exit::ERROR;
+    }
+    // (flag, specs, plaintext?) for every listener flag.
+    let groups: [(&str, &[String], bool); 4] = [
+        ("--mqtt", &mqtt_specs, true),
+        ("--ws", &args.ws, true),
+        ("--mqtts", &args.mqtts, false),
+        ("--wss", &args.wss, false),
+    ];
+    let mut plans: Vec<(&str, SocketAddr)> = Vec::new();
+    for (flag, specs, _) in groups {
+        for s in specs {
+            match resolve(s) {
+                Ok(a) => plans.extend(a.into_iter().map(|a| (flag, a))),
+                Err(e) => {
+                    eprintln!("error: {flag} `{s}`: {e}");
+                    return exit::ERROR;
+                }
+            }
+        }
+    }
+    // Identity on plaintext listeners comes from the identity mode; TLS listeners
+    // take it from the client certificate.
+    let addrs: Vec<SocketAddr> = plans
+        .iter()
+        .filter(|(flag, _)| *flag == "--mqtt" || *flag == "--ws")
+        .map(|(_, a)| *a)
+        .collect();
+
+    let tls = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => match tls_listener(cert, key, &config) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::ERROR;
+            }
+        },
+        _ => None,
+    };
+
+    let identity = if addrs.is_empty() {
+        // Only TLS listeners: no plaintext identity is ever used.
+        IdentityMode::Password
+    } else if args.dev {
+        if let Some(a) = addrs.iter().find(|a| !a.ip().is_loopback()) {
+            eprintln!(
+                "error: --dev trusts the username alone, so it only binds loopback addresses; `{a}` is not one"
+            );
+            return exit::ERROR;
+        }
+        if let Some(name) = &args.anonymous {
+            if policy.lookup_client(name).is_none() {
+                eprintln!("error: --anonymous `{name}` is not a client of the policy");
+                return exit::ERROR;
+            }
+        }
+        eprintln!("================================================================");
+        eprintln!(" DEVELOPMENT MODE: clients are trusted by username alone.");
+        if let Some(name) = &args.anonymous {
+            eprintln!(" Clients without a username act as policy client `{name}`.");
+        }
+        eprintln!(" Loopback only. Do not use in production.");
+        eprintln!("================================================================");
+        IdentityMode::Dev {
+            anonymous: args.anonymous.clone(),
+        }
+    } else {
+        if !policy.has_password_clients() {
+            eprintln!(
+                "error: refusing to serve plaintext MQTT: no client of the policy has a `passwordHash`, \
+                 so nobody could authenticate.\n  help: add `authentication: {{ passwordHash: ... }}` \
+                 (argon2) to the clients, or use `--dev` on loopback to trust usernames while developing"
+            );
+            return exit::ERROR;
+        }
+        IdentityMode::Password
+    };
+
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return exit::ERROR;
+        }
+    };
+    let mut listeners = Vec::new();
+    for (flag, addr) in plans {
+        let transport = match (flag, &tls) {
+            ("--mqtt", _) => Transport::Mqtt,
+            ("--ws", _) => Transport::Ws,
+            ("--mqtts", Some(t)) => Transport::Mqtts(t.clone()),
+            ("--wss", Some(t)) => Transport::Wss(t.clone()),
+            _ => {
+                eprintln!("error: {flag} needs --cert FILE and --key FILE");
+                return exit::ERROR;
+            }
+        };
+        listeners.push((addr, transport));
+    }
+    rt.block_on(serve(policy, config, identity, listeners))
+}
+
+/// The TLS handshake settings of `--mqtts` and `--wss`, from the server's files.
+fn tls_listener(cert: &Path, key: &Path, config: &BrokerConfig) -> Result<TlsListener, String> {
+    let server_cert = Arc::new(ServerCertificate::from_files(cert, key)?);
+    let server_config = tls::server_config(server_cert)?;
+    Ok(TlsListener::new(server_config, config.connect_timeout))
+}
+
+async fn serve(
+    policy: Arc<dyn AccessPolicy>,
+    config: BrokerConfig,
+    identity: IdentityMode,
+    listeners: Vec<(SocketAddr, Transport)>,
+) -> u8 {
+    let signals = StopSignals::install();
+    let hash = policy.policy_hash();
+    let broker = Broker::new(policy, config, identity);
+    info!(policy_sha256 = %hash, "policy loaded");
+    for (addr, transport) in listeners {
+        let scheme = transport.scheme();
+        match listeners::listen(&broker, addr, transport).await {
+            Ok((local, _task)) => {
+                info!(listener = %format!("{scheme}://{local}"), "listening");
+                // Scripts read this line to learn an ephemeral port.
+                println!("listening on {scheme}://{local}");
+            }
+            Err(e) => {
+                eprintln!("error: cannot listen on {addr}: {e}");
+                broker.shutdown().await;
+                return exit::ERROR;
+            }
+        }
+    }
+    signals.wait().await;
+    info!("shutting down");
+    broker.shutdown().await;
+    exit::OK
+}
+
+/// SIGINT/SIGTERM, registered before any listener is announced so that a signal
+/// sent right after the "listening" line is never the default (fatal) action.
+struct StopSignals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            StopSignals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        StopSignals {}
+    }
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let (Some(mut term), Some(mut int)) = (self.term, self.int) {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn resolve(spec: &str) -> Result<Vec<SocketAddr>, String> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<SocketAddr> = spec.to_socket_addrs().map_err(|e| e.to_string())?.collect();
+    if addrs.is_empty() {
+        return Err("resolves to no address".into());
+    }
+    Ok(addrs)
+}
+
+fn read_config(path: &Path) -> Result<BrokerConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    serde_saphyr::from_str(&text).map_err(|e| format!("`{}`: {e}", path.display()))
+}

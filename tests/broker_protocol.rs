@@ -1,0 +1,541 @@
+//! MQTT protocol features beyond authorization: sessions, offline queue, topic
+//! aliases, subscription options, shared subscriptions, expiry, shutdown.
+
+mod broker_support;
+
+use broker_support::packets::*;
+use broker_support::*;
+use mqtt_protocol_core::mqtt::packet::{
+    v5_0, MessageExpiryInterval, Packet, Property, Qos, RetainHandling, SessionExpiryInterval,
+    SubEntry, SubOpts, TopicAlias, TopicAliasMaximum,
+};
+use mqtt_protocol_core::mqtt::Version;
+use std::net::SocketAddr;
+use std::time::Duration;
+use topicgate::broker::BrokerConfig;
+
+async fn v5(addr: SocketAddr, id: &str, user: &str, o: Opts) -> (Raw, v5_0::Connack) {
+    let mut raw = Raw::open(addr, Version::V5_0).await;
+    raw.send(v5_connect_with(id, Some(user), None, o).into())
+        .await;
+    match raw.recv(T).await.expect("connack") {
+        Packet::V5_0Connack(c) => {
+            assert_eq!(c.reason_code() as u8, 0);
+            (raw, c)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn sub_with(pid: u16, filter: &str, opts: SubOpts) -> Packet {
+    v5_0::Subscribe::builder()
+        .packet_id(pid)
+        .entries(vec![SubEntry::new(filter, opts).unwrap()])
+        .build()
+        .unwrap()
+        .into()
+}
+
+fn retained_pub(topic: &str, payload: &[u8]) -> Packet {
+    v5_0::Publish::builder()
+        .topic_name(topic)
+        .unwrap()
+        .retain(true)
+        .payload(payload)
+        .build()
+        .unwrap()
+        .into()
+}
+
+#[tokio::test]
+async fn persistent_session_queues_qos1_while_offline_and_resumes() {
+    let b = lwt_broker().await;
+    let o = || Opts {
+        props: vec![SessionExpiryInterval::new(60).unwrap().into()],
+        ..Default::default()
+    };
+    let (mut s, c) = v5(b.addr, "persist", "admin", o()).await;
+    assert!(!c.session_present());
+    s.send(v5_sub(1, &[("q/#", Qos::AtLeastOnce)]).into()).await;
+    s.recv(T).await.expect("suback");
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (mut p, _) = v5(b.addr, "pub", "admin2", Opts::default()).await;
+    p.send(v5_pub("q/1", b"one", Qos::AtLeastOnce, Some(1)).into())
+        .await;
+    p.recv(T).await.expect("puback");
+    p.send(v5_pub("q/0", b"zero", Qos::AtMostOnce, None).into())
+        .await;
+    let (mut s, c) = v5(
+        b.addr,
+        "persist",
+        "admin",
+        Opts {
+            resume: true,
+            ..o()
+        },
+    )
+    .await;
+    assert!(c.session_present());
+    let (t, payload, q, _) = publish_parts(&s.recv(T).await.expect("queued"));
+    assert_eq!(
+        (t.as_str(), payload.as_slice(), q),
+        ("q/1", &b"one"[..], Qos::AtLeastOnce)
+    );
+    s.expect_nothing(Duration::from_millis(200)).await; // QoS 0 is not queued
+                                                        // Subscriptions survived too.
+    p.send(v5_pub("q/2", b"two", Qos::AtMostOnce, None).into())
+        .await;
+    assert_eq!(publish_parts(&s.recv(T).await.expect("live")).0, "q/2");
+}
+
+#[tokio::test]
+async fn clean_start_discards_the_session() {
+    let b = lwt_broker().await;
+    let o = Opts {
+        props: vec![SessionExpiryInterval::new(60).unwrap().into()],
+        ..Default::default()
+    };
+    let (mut s, _) = v5(b.addr, "c", "admin", o).await;
+    s.send(v5_sub(1, &[("q/#", Qos::AtLeastOnce)]).into()).await;
+    s.recv(T).await.expect("suback");
+    drop(s);
+    let (mut s, c) = v5(b.addr, "c", "admin", Opts::default()).await;
+    assert!(!c.session_present());
+    let (mut p, _) = v5(b.addr, "pub", "admin2", Opts::default()).await;
+    p.send(v5_pub("q/1", b"x", Qos::AtMostOnce, None).into())
+        .await;
+    s.expect_nothing(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn topic_alias_from_the_client_is_resolved() {
+    let b = lwt_broker().await;
+    let (mut sub, _) = v5(b.addr, "s", "admin", Opts::default()).await;
+    sub.send(v5_sub(1, &[("t/#", Qos::AtMostOnce)]).into())
+        .await;
+    sub.recv(T).await.expect("suback");
+    let (mut p, c) = v5(b.addr, "p", "admin2", Opts::default()).await;
+    assert!(c
+        .props()
+        .iter()
+        .any(|x| matches!(x, Property::TopicAliasMaximum(m) if m.val() == 10)));
+    let first = v5_0::Publish::builder()
+        .topic_name("t/long/topic")
+        .unwrap()
+        .props(vec![TopicAlias::new(3).unwrap().into()])
+        .payload(b"1")
+        .build()
+        .unwrap();
+    p.send(first.into()).await;
+    let second = v5_0::Publish::builder()
+        .topic_name("")
+        .unwrap()
+        .props(vec![TopicAlias::new(3).unwrap().into()])
+        .payload(b"2")
+        .build()
+        .unwrap();
+    p.send(second.into()).await;
+    assert_eq!(publish_parts(&sub.recv(T).await.unwrap()).0, "t/long/topic");
+    assert_eq!(publish_parts(&sub.recv(T).await.unwrap()).0, "t/long/topic");
+}
+
+#[tokio::test]
+async fn topic_aliases_towards_the_client_when_it_allows_them() {
+    let b = lwt_broker().await;
+    let o = Opts {
+        props: vec![TopicAliasMaximum::new(5).unwrap().into()],
+        ..Default::default()
+    };
+    let (mut sub, _) = v5(b.addr, "s", "admin", o).await;
+    sub.send(v5_sub(1, &[("t/#", Qos::AtMostOnce)]).into())
+        .await;
+    sub.recv(T).await.expect("suback");
+    let (mut p, _) = v5(b.addr, "p", "admin2", Opts::default()).await;
+    for _ in 0..2 {
+        p.send(v5_pub("t/x", b"v", Qos::AtMostOnce, None).into())
+            .await;
+        // The client's state machine restores the topic from the alias.
+        assert_eq!(publish_parts(&sub.recv(T).await.unwrap()).0, "t/x");
+    }
+}
+
+#[tokio::test]
+async fn no_local_retain_as_published_and_retain_handling() {
+    let b = lwt_broker().await;
+    let (mut a, _) = v5(b.addr, "a", "admin", Opts::default()).await;
+    a.send(retained_pub("r/1", b"kept")).await;
+    // No Local: own messages are not echoed.
+    a.send(sub_with(1, "n/#", SubOpts::new().set_nl(true)))
+        .await;
+    a.recv(T).await.expect("suback");
+    a.send(v5_pub("n/1", b"self", Qos::AtMostOnce, None).into())
+        .await;
+    a.expect_nothing(Duration::from_millis(200)).await;
+    // Retain Handling 2: no retained message at subscribe.
+    a.send(sub_with(
+        2,
+        "r/#",
+        SubOpts::new().set_rh(RetainHandling::DoNotSendRetained),
+    ))
+    .await;
+    a.recv(T).await.expect("suback");
+    a.expect_nothing(Duration::from_millis(200)).await;
+    // Retain Handling 1: only for a new subscription.
+    let (mut c, _) = v5(b.addr, "c", "admin2", Opts::default()).await;
+    let rh1 = SubOpts::new().set_rh(RetainHandling::SendRetainedIfNotExists);
+    c.send(sub_with(1, "r/#", rh1)).await;
+    c.recv(T).await.expect("suback");
+    assert!(publish_parts(&c.recv(T).await.expect("retained")).3);
+    c.send(sub_with(2, "r/#", rh1)).await;
+    c.recv(T).await.expect("suback");
+    c.expect_nothing(Duration::from_millis(200)).await;
+    // Retain As Published keeps the flag on live delivery; without it the flag is cleared.
+    c.send(sub_with(
+        3,
+        "r/#",
+        SubOpts::new()
+            .set_rap(true)
+            .set_rh(RetainHandling::DoNotSendRetained),
+    ))
+    .await;
+    c.recv(T).await.expect("suback");
+    // a's subscription to r/# (above) has Retain As Published 0.
+    let (mut p, _) = v5(b.addr, "p", "admin", Opts::default()).await;
+    p.send(retained_pub("r/2", b"new")).await;
+    assert!(publish_parts(&c.recv(T).await.expect("rap copy")).3);
+    let mut got_a = None;
+    while let Ok(pk) = a.recv(Duration::from_millis(500)).await {
+        if let Packet::V5_0Publish(_) = pk {
+            got_a = Some(publish_parts(&pk));
+            break;
+        }
+    }
+    assert!(!got_a.expect("a's copy").3);
+}
+
+#[tokio::test]
+async fn shared_subscriptions_deliver_each_message_to_one_member() {
+    let b = lwt_broker().await;
+    let (mut m1, _) = v5(b.addr, "m1", "admin", Opts::default()).await;
+    let (mut m2, _) = v5(b.addr, "m2", "admin2", Opts::default()).await;
+    for m in [&mut m1, &mut m2] {
+        m.send(v5_sub(1, &[("$share/g/jobs/#", Qos::AtMostOnce)]).into())
+            .await;
+        m.recv(T).await.expect("suback");
+    }
+    let (mut p, _) = v5(b.addr, "p", "admin", Opts::default()).await;
+    for i in 0..10u8 {
+        p.send(v5_pub("jobs/x", &[i], Qos::AtMostOnce, None).into())
+            .await;
+    }
+    let mut n = 0;
+    for m in [&mut m1, &mut m2] {
+        while let Ok(Packet::V5_0Publish(_)) = m.recv(Duration::from_millis(300)).await {
+            n += 1;
+        }
+    }
+    assert_eq!(n, 10);
+}
+
+#[tokio::test]
+async fn message_expiry_drops_stale_queued_messages() {
+    let b = lwt_broker().await;
+    let o = || Opts {
+        props: vec![SessionExpiryInterval::new(60).unwrap().into()],
+        ..Default::default()
+    };
+    let (mut s, _) = v5(b.addr, "exp", "admin", o()).await;
+    s.send(v5_sub(1, &[("e/#", Qos::AtLeastOnce)]).into()).await;
+    s.recv(T).await.expect("suback");
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (mut p, _) = v5(b.addr, "p", "admin2", Opts::default()).await;
+    let short = v5_0::Publish::builder()
+        .topic_name("e/short")
+        .unwrap()
+        .qos(Qos::AtLeastOnce)
+        .packet_id(1)
+        .props(vec![MessageExpiryInterval::new(1).unwrap().into()])
+        .payload(b"x")
+        .build()
+        .unwrap();
+    p.send(short.into()).await;
+    p.recv(T).await.expect("puback");
+    p.send(v5_pub("e/long", b"y", Qos::AtLeastOnce, Some(2)).into())
+        .await;
+    p.recv(T).await.expect("puback");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (mut s, _) = v5(
+        b.addr,
+        "exp",
+        "admin",
+        Opts {
+            resume: true,
+            ..o()
+        },
+    )
+    .await;
+    assert_eq!(publish_parts(&s.recv(T).await.expect("long")).0, "e/long");
+    s.expect_nothing(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn unsubscribe_stops_delivery() {
+    let b = lwt_broker().await;
+    let (mut s, _) = v5(b.addr, "s", "admin", Opts::default()).await;
+    s.send(v5_sub(1, &[("u/#", Qos::AtMostOnce)]).into()).await;
+    s.recv(T).await.expect("suback");
+    let un = v5_0::Unsubscribe::builder()
+        .packet_id(2)
+        .entries(vec!["u/#", "nope"])
+        .unwrap()
+        .build()
+        .unwrap();
+    s.send(un.into()).await;
+    match s.recv(T).await.expect("unsuback") {
+        Packet::V5_0Unsuback(u) => {
+            let codes: Vec<u8> = u.reason_codes().iter().map(|c| *c as u8).collect();
+            assert_eq!(codes, vec![0x00, 0x11]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let (mut p, _) = v5(b.addr, "p", "admin2", Opts::default()).await;
+    p.send(v5_pub("u/1", b"x", Qos::AtMostOnce, None).into())
+        .await;
+    s.expect_nothing(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn server_keep_alive_is_announced_and_enforced() {
+    let cfg = BrokerConfig {
+        max_keep_alive: 1,
+        ..Default::default()
+    };
+    let b = start(broker_support::policy::lwt(), cfg).await;
+    let (mut s, c) = v5(
+        b.addr,
+        "s",
+        "admin",
+        Opts {
+            keep_alive: 60,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(c
+        .props()
+        .iter()
+        .any(|x| matches!(x, Property::ServerKeepAlive(k) if k.val() == 1)));
+    let seen = s.until_closed(T).await.expect("closed");
+    assert_eq!(
+        seen.iter().map(disconnect_code).collect::<Vec<_>>(),
+        vec![0x8D]
+    );
+}
+
+#[tokio::test]
+async fn shutdown_sends_v5_clients_0x8b() {
+    let b = lwt_broker().await;
+    let (mut s, _) = v5(b.addr, "s", "admin", Opts::default()).await;
+    let mut s3 = Raw::open(b.addr, Version::V3_1_1).await;
+    s3.send(v3_connect("s3", Some("admin2"), None).into()).await;
+    s3.recv(T).await.expect("connack");
+    b.broker.shutdown().await;
+    let seen = s.until_closed(T).await.expect("closed");
+    assert_eq!(
+        seen.iter().map(disconnect_code).collect::<Vec<_>>(),
+        vec![0x8B]
+    );
+    assert!(s3.until_closed(T).await.expect("closed").is_empty());
+}
+
+#[tokio::test]
+async fn outgoing_packets_respect_the_clients_maximum_packet_size() {
+    use mqtt_protocol_core::mqtt::packet::MaximumPacketSize;
+    let b = lwt_broker().await;
+    let o = Opts {
+        props: vec![MaximumPacketSize::new(64).unwrap().into()],
+        ..Default::default()
+    };
+    let (mut s, _) = v5(b.addr, "s", "admin", o).await;
+    s.send(v5_sub(1, &[("m/#", Qos::AtLeastOnce)]).into()).await;
+    s.recv(T).await.expect("suback");
+    let (mut p, _) = v5(b.addr, "p", "admin2", Opts::default()).await;
+    p.send(v5_pub("m/big", &[7u8; 200], Qos::AtLeastOnce, Some(1)).into())
+        .await;
+    p.send(v5_pub("m/small", b"ok", Qos::AtLeastOnce, Some(2)).into())
+        .await;
+    assert_eq!(publish_parts(&s.recv(T).await.expect("small")).0, "m/small");
+}
+
+#[tokio::test]
+async fn unacknowledged_qos1_is_resent_with_dup_after_resume() {
+    let b = lwt_broker().await;
+    let o = || Opts {
+        props: vec![SessionExpiryInterval::new(60).unwrap().into()],
+        ..Default::default()
+    };
+    let mut s = Raw::open(b.addr, Version::V5_0).await;
+    s.mqtt.set_auto_pub_response(false);
+    s.send(v5_connect_with("inflight", Some("admin"), None, o()).into())
+        .await;
+    s.recv(T).await.expect("connack");
+    s.send(v5_sub(1, &[("i/#", Qos::AtLeastOnce)]).into()).await;
+    s.recv(T).await.expect("suback");
+    let (mut p, _) = v5(b.addr, "p", "admin2", Opts::default()).await;
+    p.send(v5_pub("i/1", b"once", Qos::AtLeastOnce, Some(1)).into())
+        .await;
+    match s.recv(T).await.expect("first delivery") {
+        Packet::V5_0Publish(m) => assert!(!m.dup()),
+        other => panic!("{other:?}"),
+    }
+    drop(s); // never acknowledged
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (mut s, c) = v5(
+        b.addr,
+        "inflight",
+        "admin",
+        Opts {
+            resume: true,
+            ..o()
+        },
+    )
+    .await;
+    assert!(c.session_present());
+    match s.recv(T).await.expect("redelivery") {
+        Packet::V5_0Publish(m) => {
+            assert!(m.dup());
+            assert_eq!(m.payload().as_slice(), b"once");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn v311_persistent_session_resumes_with_queued_messages() {
+    let b = lwt_broker().await;
+    let persist = || Opts {
+        resume: true,
+        ..Default::default()
+    };
+    let mut s = Raw::open(b.addr, Version::V3_1_1).await;
+    s.send(v3_connect_with("p3", Some("admin"), None, persist()).into())
+        .await;
+    match s.recv(T).await.expect("connack") {
+        Packet::V3_1_1Connack(c) => assert!(!c.session_present()),
+        other => panic!("{other:?}"),
+    }
+    s.send(v3_sub(1, &[("q/#", Qos::AtLeastOnce)]).into()).await;
+    s.recv(T).await.expect("suback");
+    s.send_raw(&[0xe0, 0x00]).await; // normal DISCONNECT: the session stays
+    assert!(s.until_closed(T).await.is_ok());
+    let (mut p, _) = v5(b.addr, "pub", "admin2", Opts::default()).await;
+    p.send(v5_pub("q/1", b"queued", Qos::AtLeastOnce, Some(1)).into())
+        .await;
+    p.recv(T).await.expect("puback");
+    let mut s = Raw::open(b.addr, Version::V3_1_1).await;
+    s.send(v3_connect_with("p3", Some("admin"), None, persist()).into())
+        .await;
+    match s.recv(T).await.expect("connack") {
+        Packet::V3_1_1Connack(c) => assert!(c.session_present()),
+        other => panic!("{other:?}"),
+    }
+    let (t, payload, _, _) = publish_parts(&s.recv(T).await.expect("queued"));
+    assert_eq!((t.as_str(), payload.as_slice()), ("q/1", &b"queued"[..]));
+}
+
+#[tokio::test]
+async fn publishing_beyond_broker_capabilities_is_refused() {
+    let cfg = BrokerConfig {
+        max_qos: 1,
+        retain_available: false,
+        ..Default::default()
+    };
+    let b = start(broker_support::policy::lwt(), cfg).await;
+    let (mut s, c) = v5(b.addr, "s", "admin", Opts::default()).await;
+    assert!(c
+        .props()
+        .iter()
+        .any(|x| matches!(x, Property::MaximumQos(q) if q.val() == 1)));
+    assert!(c
+        .props()
+        .iter()
+        .any(|x| matches!(x, Property::RetainAvailable(r) if r.val() == 0)));
+    s.send(retained_pub("r/1", b"x")).await;
+    let seen = s.until_closed(T).await.expect("closed");
+    assert_eq!(
+        seen.iter().map(disconnect_code).collect::<Vec<_>>(),
+        vec![0x9A]
+    );
+    let (mut s, _) = v5(b.addr, "s2", "admin", Opts::default()).await;
+    s.send_raw(
+        &mqtt_protocol_core::mqtt::packet::GenericPacketTrait::to_continuous_buffer(&v5_pub(
+            "q/2",
+            b"x",
+            Qos::ExactlyOnce,
+            Some(1),
+        )),
+    )
+    .await;
+    let seen = s.until_closed(T).await.expect("closed");
+    assert_eq!(
+        seen.iter().map(disconnect_code).collect::<Vec<_>>(),
+        vec![0x9B]
+    );
+}
+
+#[tokio::test]
+async fn the_clients_receive_maximum_limits_what_we_send_unacknowledged() {
+    use mqtt_protocol_core::mqtt::packet::ReceiveMaximum;
+    let b = lwt_broker().await;
+    let mut s = Raw::open(b.addr, Version::V5_0).await;
+    s.mqtt.set_auto_pub_response(false);
+    let o = Opts {
+        props: vec![ReceiveMaximum::new(1).unwrap().into()],
+        ..Default::default()
+    };
+    s.send(v5_connect_with("rm", Some("admin"), None, o).into())
+        .await;
+    s.recv(T).await.expect("connack");
+    s.send(v5_sub(1, &[("w/#", Qos::AtLeastOnce)]).into()).await;
+    s.recv(T).await.expect("suback");
+    let (mut p, _) = v5(b.addr, "p", "admin2", Opts::default()).await;
+    for i in 1..=3u16 {
+        p.send(v5_pub("w/x", &[i as u8], Qos::AtLeastOnce, Some(i)).into())
+            .await;
+        p.recv(T).await.expect("puback");
+    }
+    let first = s.recv(T).await.expect("first");
+    s.expect_nothing(Duration::from_millis(300)).await;
+    // Acknowledging it opens the window for the next one.
+    let Packet::V5_0Publish(first) = first else {
+        panic!("{first:?}")
+    };
+    let ack = v5_0::Puback::builder()
+        .packet_id(first.packet_id().unwrap())
+        .build()
+        .unwrap();
+    s.send(ack.into()).await;
+    assert_eq!(publish_parts(&s.recv(T).await.expect("second")).1, vec![2]);
+}
+
+#[tokio::test]
+async fn session_expiry_on_disconnect_after_zero_is_a_protocol_error() {
+    let b = lwt_broker().await;
+    let (mut s, _) = v5(b.addr, "z", "admin", Opts::default()).await;
+    let d = v5_0::Disconnect::builder()
+        .reason_code(
+            mqtt_protocol_core::mqtt::result_code::DisconnectReasonCode::NormalDisconnection,
+        )
+        .props(vec![SessionExpiryInterval::new(30).unwrap().into()])
+        .build()
+        .unwrap();
+    s.send_raw(&mqtt_protocol_core::mqtt::packet::GenericPacketTrait::to_continuous_buffer(&d))
+        .await;
+    let seen = s.until_closed(T).await.expect("closed");
+    assert_eq!(
+        seen.iter().map(disconnect_code).collect::<Vec<_>>(),
+        vec![0x82]
+    );
+}

@@ -1,0 +1,89 @@
+//! Real compiled policies for the broker tests: YAML text through the compiler.
+
+use std::sync::Arc;
+use topicgate::compiler::{compile_text, load::from_compilation};
+use topicgate::decisions::access::AccessPolicy;
+
+/// The seed scenario (policies/lwt.yaml) plus `admin`/`admin2` (publish and
+/// subscribe everything) and a Disabled client. `sensors_publish` false drops the
+/// sensors' publisher binding (a "reloaded" policy). `password_hash` goes to sensor1.
+pub fn lwt_yaml(sensors_publish: bool, password_hash: Option<&str>) -> String {
+    let auth = password_hash
+        .map(|h| format!("\n    authentication: {{ passwordHash: \"{h}\" }}"))
+        .unwrap_or_default();
+    let sensors_pub = if sensors_publish {
+        "  sensors-pub:\n    clientGroup: sensors\n    topicSpace: lwt-pub\n    permission: publisher\n"
+    } else {
+        ""
+    };
+    format!(
+        r##"namespace: broker-tests
+clients:
+  sensor1:
+    attributes: {{ type: sensor }}{auth}
+  sensor2:
+    attributes: {{ type: sensor }}
+  actuator1:
+    attributes: {{ type: actuator }}
+  actuator2:
+    attributes: {{ type: actuator }}
+  admin:
+    attributes: {{ type: admin }}
+  admin2:
+    attributes: {{ type: admin }}
+  disabled1:
+    state: Disabled
+    attributes: {{ type: admin }}
+clientGroups:
+  sensors:
+    query: attributes.type = 'sensor'
+  actuators:
+    query: attributes.type = 'actuator'
+  admins:
+    query: attributes.type = 'admin'
+topicSpaces:
+  lwt-pub:
+    topicTemplates: [ "clients/${{client.authenticationName}}/status" ]
+  lwt-sub:
+    topicTemplates: [ "clients/+/status" ]
+  everything:
+    topicTemplates: [ "#" ]
+permissionBindings:
+{sensors_pub}  actuators-sub:
+    clientGroup: actuators
+    topicSpace: lwt-sub
+    permission: subscriber
+  admins-pub:
+    clientGroup: admins
+    topicSpace: everything
+    permission: publisher
+  admins-sub:
+    clientGroup: admins
+    topicSpace: everything
+    permission: subscriber
+"##
+    )
+}
+
+/// Compiles YAML text; panics with the diagnostics when it has errors.
+pub fn compile(yaml: &str) -> Arc<dyn AccessPolicy> {
+    let c = compile_text("test.yaml", yaml, None);
+    match from_compilation(c) {
+        Ok(loaded) => Arc::new(loaded.policy),
+        Err(e) => panic!("test policy does not compile: {e:?}"),
+    }
+}
+
+pub fn lwt() -> Arc<dyn AccessPolicy> {
+    compile(&lwt_yaml(true, None))
+}
+
+/// An argon2 hash of `password` for a policy's `passwordHash`.
+pub fn hash(password: &str) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::encode_b64(b"topicgate-test-salt").expect("salt");
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("hash")
+        .to_string()
+}
