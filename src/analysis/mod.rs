@@ -5,10 +5,19 @@
 //!
 //! One rule per file under [`rules`]; the file's doc comment is the rule's user
 //! documentation (`docs/rules.md` is generated from it).
+//!
+//! Beside it, the exact analyses behind `policy query`, `policy diff` and `policy graph`,
+//! built on the filter algebra of [`algebra`].
 
+pub mod access;
+pub mod algebra;
 pub mod candidates;
 pub mod context;
+pub mod diff;
 pub mod docs;
+pub mod flow;
+pub mod graph;
+pub mod query;
 pub mod reach;
 pub mod rules;
 

@@ -56,9 +56,9 @@ pub fn run(args: ExplainArgs) -> u8 {
     };
     let e = explain(&loaded.policy, &args.client, &question);
     match args.format {
-        Format::Human => print!("{}", render_human(&e)),
+        Format::Human => super::load::emit(&render_human(&e)),
         Format::Json => match serde_json::to_string_pretty(&e) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => super::load::emit(&format!("{s}\n")),
             Err(err) => {
                 eprintln!("error: {err}");
                 return exit::ERROR;

@@ -4,12 +4,17 @@ pub mod bench;
 pub mod certs;
 pub mod check;
 pub mod compile;
+pub mod diff;
 pub mod explain;
 pub mod export;
 pub mod fmt;
 pub mod generate;
+pub mod graph;
+pub mod load;
 pub mod output;
+pub mod query;
 pub mod serve;
+pub mod test;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
@@ -53,6 +58,14 @@ pub enum PolicyCommand {
     Explain(explain::ExplainArgs),
     /// Write the policy in another broker's access-control format (Mosquitto).
     Export(export::ExportArgs),
+    /// Ask who may publish, subscribe or receive; what a client may do; whether data can flow.
+    Query(query::QueryArgs),
+    /// Compare the access two policies grant, client by client.
+    Diff(diff::DiffArgs),
+    /// Run the policy's scenario tests and those of test files; report coverage.
+    Test(test::TestArgs),
+    /// Draw the policy as a Mermaid or DOT graph, or print its access matrix.
+    Graph(graph::GraphArgs),
     /// Write a synthetic policy of any size, for benchmarks and load tests.
     Generate(generate::GenerateArgs),
 }
@@ -90,6 +103,10 @@ pub fn run(cli: Cli) -> u8 {
         Command::Policy(PolicyCommand::Explain(args)) => explain::run(args),
         Command::Policy(PolicyCommand::Export(args)) => export::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Policy(PolicyCommand::Query(args)) => query::run(args),
+        Command::Policy(PolicyCommand::Diff(args)) => diff::run(args),
+        Command::Policy(PolicyCommand::Test(args)) => test::run_command(args),
+        Command::Policy(PolicyCommand::Graph(args)) => graph::run(args),
         Command::Policy(PolicyCommand::Generate(args)) => generate::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Certs(cmd) => certs::run(cmd),

@@ -472,7 +472,7 @@ fn resolve_cas(
     }
 }
 
-fn resolve_test(t: &crate::source::model::TestDoc) -> PolicyTest {
+pub fn resolve_test(t: &crate::source::model::TestDoc) -> PolicyTest {
     PolicyTest {
         span: t.span,
         client: t.client.clone(),

@@ -2,10 +2,12 @@
 //! fast index ([`decide`]) and on a deliberately naive model ([`reference`]) that the
 //! index is tested against.
 pub mod access;
+pub mod chain;
 pub mod decide;
 pub mod explain;
 pub mod identity;
 pub mod reference;
+pub mod test_runner;
 
 use crate::compiler::model::{BindingId, SpaceId};
 use serde::Serialize;

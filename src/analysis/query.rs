@@ -1,0 +1,149 @@
+//! `policy query`: who may do something, and what one client may do.
+//!
+//! "Who may publish T / subscribe F / receive T" asks every client's decision on the
+//! compiled index (exact: the same decision the broker makes). "What may C do" lists
+//! C's substituted templates, merged with the filter algebra so that a filter
+//! contained in another is not listed twice.
+
+use super::access::{client_access, merged, GrantedFilter};
+use crate::compiler::compiled::CompiledPolicy;
+use crate::decisions::access::ClientId;
+use crate::decisions::{Decision, Grant};
+use crate::source::model::Permission;
+use serde::Serialize;
+
+/// The three "who may" questions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ask {
+    Publish(String),
+    Subscribe(String),
+    /// Receive a message published on this topic: subscribe to some filter matching it,
+    /// which is allowed exactly when subscribing to the topic itself is.
+    Receive(String),
+}
+
+impl Ask {
+    pub fn action(&self) -> &'static str {
+        match self {
+            Ask::Publish(_) => "publish",
+            Ask::Subscribe(_) => "subscribe",
+            Ask::Receive(_) => "receive",
+        }
+    }
+    pub fn subject(&self) -> &str {
+        match self {
+            Ask::Publish(t) | Ask::Subscribe(t) | Ask::Receive(t) => t,
+        }
+    }
+    fn decide(&self, policy: &CompiledPolicy, id: ClientId) -> Decision {
+        match self {
+            Ask::Publish(t) => policy.decide_publish(id, t),
+            Ask::Subscribe(f) | Ask::Receive(f) => policy.decide_subscribe(id, f),
+        }
+    }
+}
+
+/// A client that may, and what grants it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Allowed {
+    pub client: String,
+    pub binding: String,
+    pub topic_space: String,
+    pub template: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WhoMay {
+    pub action: &'static str,
+    pub topic: String,
+    pub clients: Vec<Allowed>,
+}
+
+/// Every client that may do `ask`, in policy order.
+pub fn who_may(policy: &CompiledPolicy, ask: &Ask) -> WhoMay {
+    let clients = (0..policy.client_count() as ClientId)
+        .filter_map(|id| {
+            let d = ask.decide(policy, id);
+            let g = d.grant.filter(|_| d.allowed)?;
+            Some(describe_grant(policy, id, g))
+        })
+        .collect();
+    WhoMay {
+        action: ask.action(),
+        topic: ask.subject().to_string(),
+        clients,
+    }
+}
+
+fn describe_grant(policy: &CompiledPolicy, id: ClientId, g: Grant) -> Allowed {
+    let space = &policy.policy.topic_spaces[g.topic_space as usize];
+    Allowed {
+        client: policy.client(id).authentication_name.value.clone(),
+        binding: policy.policy.bindings[g.binding as usize]
+            .name
+            .value
+            .clone(),
+        topic_space: space.name.value.clone(),
+        template: space.templates[g.template as usize].value.to_string(),
+    }
+}
+
+/// One filter a client may use, with where it comes from.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FilterGrant {
+    pub filter: String,
+    pub binding: String,
+    pub topic_space: String,
+    pub template: String,
+}
+
+impl FilterGrant {
+    pub fn new(policy: &CompiledPolicy, g: &GrantedFilter) -> Self {
+        let space = &policy.policy.topic_spaces[g.space as usize];
+        FilterGrant {
+            filter: g.filter.to_string(),
+            binding: policy.policy.bindings[g.binding as usize]
+                .name
+                .value
+                .clone(),
+            topic_space: space.name.value.clone(),
+            template: space.templates[g.template as usize].value.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientSummary {
+    pub client: String,
+    pub enabled: bool,
+    pub groups: Vec<String>,
+    pub publish: Vec<FilterGrant>,
+    pub subscribe: Vec<FilterGrant>,
+}
+
+/// What client `id` may publish and subscribe: its substituted filters, merged.
+pub fn client_summary(policy: &CompiledPolicy, id: ClientId) -> ClientSummary {
+    let access = client_access(policy, id);
+    let list = |p: Permission| {
+        merged(access.of(p))
+            .iter()
+            .map(|g| FilterGrant::new(policy, g))
+            .collect()
+    };
+    let client = policy.client(id);
+    ClientSummary {
+        client: client.authentication_name.value.clone(),
+        enabled: client.is_enabled(),
+        groups: policy
+            .groups_of(id)
+            .iter()
+            .map(|g| policy.policy.groups[*g as usize].name.value.clone())
+            .collect(),
+        publish: list(Permission::Publisher),
+        subscribe: list(Permission::Subscriber),
+    }
+}
