@@ -299,15 +299,22 @@ fn compile_refuses_a_policy_whose_check_finds_errors_but_not_warnings() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("TG401"), "{stderr}");
     assert!(!out.exists());
-    let (code, _, stderr) = topicgate(&[
+    // `explain` still answers on a policy the verifier rejects: that is when one asks.
+    let (code, stdout, stderr) = topicgate(&[
         "policy",
         "explain",
         bad.to_str().unwrap(),
         "--client",
-        "sensor1",
+        "sensor2",
         "--connect",
+        "--will-topic",
+        "clients/sensor1/status",
     ]);
-    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stdout.contains("DENY") && stdout.contains("nearest miss"),
+        "{stdout}"
+    );
     let warned = "tests/fixtures/rules/TG404-will-forgeable.yaml";
     let (code, _, stderr) = topicgate(&["policy", "compile", warned, "-o", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");

@@ -1,7 +1,6 @@
 //! `topicgate policy explain POLICY|ARTIFACT --client NAME (--publish T | --subscribe F | --connect [--will-topic T])`
 
-use super::{exit, output};
-use crate::compiler::load;
+use super::exit;
 use crate::decisions::explain::{explain, render_human, Question};
 use clap::{ArgGroup, Args, ValueEnum};
 use std::path::PathBuf;
@@ -37,13 +36,11 @@ pub struct ExplainArgs {
 }
 
 pub fn run(args: ExplainArgs) -> u8 {
-    let loaded = match load(&args.policy) {
+    // A policy the verifier finds errors in can still be explained (that is often why
+    // one asks); one that does not parse or resolve cannot answer: an error, not a denial.
+    let loaded = match super::load::policy(&args.policy) {
         Ok(l) => l,
-        Err(e) => {
-            let code = output::report_load_error(&e);
-            // A policy that does not compile cannot answer: that is an error, not a denial.
-            return code.max(exit::ERROR);
-        }
+        Err(code) => return code,
     };
     let question = if let Some(t) = args.publish {
         Question::Publish(t)

@@ -1,13 +1,17 @@
 //! Loading the policy a command works on, with the exit code for a failure.
 
 use super::output;
-use crate::compiler::{load, Loaded};
+use crate::compiler::load::{load_with, Strictness};
+use crate::compiler::Loaded;
 use std::path::Path;
 
-/// Loads a policy file or artifact; on failure prints why and returns the exit code
-/// (always at least 2: a policy that does not compile cannot answer questions).
+/// Loads a policy file or artifact for a question about it (explain, query, test,
+/// diff, graph): the verifier's findings do not stop it, a policy that does not parse
+/// or resolve does. On failure prints why and returns the exit code (always at least
+/// 2: such a policy cannot answer questions).
 pub fn policy(path: &Path) -> Result<Loaded, u8> {
-    load(path).map_err(|e| output::report_load_error(&e).max(super::exit::ERROR))
+    load_with(path, Strictness::Diagnose)
+        .map_err(|e| output::report_load_error(&e).max(super::exit::ERROR))
 }
 
 /// Prints `value` as pretty JSON; returns the exit code for a failure.

@@ -24,6 +24,8 @@ pub struct Compilation {
     pub resolved: Option<ResolvedPolicy>,
     pub diagnostics: Diagnostics,
     pub source_hash: [u8; 32],
+    /// The front end or resolution found an error (as opposed to only the verifier).
+    pub front_end_errors: bool,
 }
 
 impl Compilation {
@@ -63,9 +65,10 @@ pub fn compile_text_with(
         diagnostics.extend(diags);
         resolved
     });
+    let front_end_errors = has_errors(&diagnostics);
     let resolved = resolved.map(|resolved| {
         let options = analysis::Options {
-            front_end_errors: has_errors(&diagnostics),
+            front_end_errors,
             ..options
         };
         let (found, resolved) = analysis::analyze_owned(&file, resolved, options);
@@ -78,6 +81,7 @@ pub fn compile_text_with(
         resolved,
         diagnostics,
         source_hash,
+        front_end_errors,
     }
 }
 
@@ -184,6 +188,22 @@ pub fn compile_file_with(path: &Path, options: analysis::Options) -> Result<Comp
 
 /// Loads a policy file or an artifact into a compiled policy.
 pub fn load(path: &Path) -> Result<Loaded, LoadError> {
+    load_with(path, Strictness::Deploy)
+}
+
+/// How much of a policy must be right for it to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strictness {
+    /// For `compile` and `serve`: any error, the verifier's included, refuses the policy.
+    Deploy,
+    /// For `explain`, `query`, `test`, `diff`, `graph`: the policy must parse and resolve,
+    /// but the verifier's findings do not stop it. A will topic the client may not
+    /// publish is an error for `check`, and exactly what `explain` is asked about.
+    Diagnose,
+}
+
+/// [`load`] with a choice of [`Strictness`].
+pub fn load_with(path: &Path, strictness: Strictness) -> Result<Loaded, LoadError> {
     let bytes = read_limited(path).map_err(LoadError::Io)?;
     if artifact::is_artifact(&bytes) {
         let (resolved, hash) = artifact::decode(&bytes).map_err(LoadError::Artifact)?;
@@ -201,7 +221,19 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
         ))
     })?;
     let c = compile_text(&path.display().to_string(), &text, path.parent());
-    from_compilation(c)
+    match strictness {
+        Strictness::Deploy => from_compilation(c),
+        Strictness::Diagnose => from_compilation_for_diagnosis(c),
+    }
+}
+
+/// Builds the decision structure from a compilation whose front end found no error,
+/// whatever the verifier found.
+pub fn from_compilation_for_diagnosis(c: Compilation) -> Result<Loaded, LoadError> {
+    if c.front_end_errors || c.resolved.is_none() {
+        return Err(LoadError::Invalid(Box::new(c)));
+    }
+    build_loaded(c)
 }
 
 /// Builds the decision structure from a compilation without errors.
@@ -209,6 +241,10 @@ pub fn from_compilation(c: Compilation) -> Result<Loaded, LoadError> {
     if c.has_errors() || c.resolved.is_none() {
         return Err(LoadError::Invalid(Box::new(c)));
     }
+    build_loaded(c)
+}
+
+fn build_loaded(c: Compilation) -> Result<Loaded, LoadError> {
     let Compilation {
         file,
         resolved,
