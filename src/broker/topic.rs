@@ -75,23 +75,8 @@ pub fn parse_subscription(raw: &str) -> Result<SubFilter<'_>, TopicError> {
     })
 }
 
-/// Does `filter` match `topic`? A filter starting with a wildcard never matches a `$` topic.
-pub fn matches(filter: &str, topic: &str) -> bool {
-    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
-        return false;
-    }
-    let mut f = filter.split('/');
-    let mut t = topic.split('/');
-    loop {
-        match (f.next(), t.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(_)) => {}
-            (Some(a), Some(b)) if a == b => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
-}
+/// Does `filter` match `topic`? One definition for the whole project: the policy's.
+pub use crate::source::topic::matches;
 
 #[cfg(test)]
 mod tests {
