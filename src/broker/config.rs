@@ -47,6 +47,12 @@ pub struct BrokerConfig {
     pub retain_available: bool,
     /// Largest will delay honoured, in seconds (Event Grid caps it at 300).
     pub max_will_delay: u32,
+    /// How long a publisher waits, in seconds, when a subscriber's queue
+    /// (`maxQueuedMessages`) is full: the publisher's connection reads nothing
+    /// meanwhile (backpressure); after it the copy is dropped and the
+    /// subscriber is treated as stalled until it catches up.
+    #[serde(with = "secs")]
+    pub max_publisher_wait: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -64,6 +70,7 @@ impl Default for BrokerConfig {
             max_qos: 2,
             retain_available: true,
             max_will_delay: 300,
+            max_publisher_wait: Duration::from_millis(500),
         }
     }
 }

@@ -218,10 +218,9 @@ where
                 info.clean_start,
                 self.conn_id,
             ) {
-                Claim::Wait(mut done) => {
+                Claim::Wait(held) => {
                     attempts += 1;
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(5), done.wait_for(|d| *d)).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(5), held.detached()).await;
                     if attempts > 3 {
                         // The old connection did not let go (e.g. stuck writing).
                         let reason = "the session is still held by another connection".to_string();
@@ -231,14 +230,8 @@ where
                 other => break other,
             }
         };
-        let (session, present, channels) = match claim {
-            Claim::Attached {
-                session,
-                present,
-                rx,
-                kick,
-                done,
-            } => (session, present, (rx, kick, done)),
+        let (session, present) = match claim {
+            Claim::Attached { session, present } => (session, present),
             Claim::WrongOwner | Claim::Wait(_) => {
                 let reason = "the client ID is in use by another authentication name".to_string();
                 log_denial(&auth_name, &client_id, "connect", "", &reason);
@@ -350,7 +343,6 @@ where
             session,
             will,
             info.request_problem_info,
-            channels,
         );
     }
 

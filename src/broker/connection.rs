@@ -7,12 +7,14 @@
 //! from other connections arrive on a bounded channel. No lock is held across
 //! an await.
 
+use super::encode;
 use super::frame::FrameScan;
 use super::message::Message;
 use super::session::{Delivery, Inflight, Kick, Session};
 use super::state::Shared;
 use super::tls::PeerCertificates;
 use super::will::Will;
+use crate::decisions::access::ClientId;
 use mqtt_protocol_core::mqtt::common::Cursor;
 use mqtt_protocol_core::mqtt::connection::ConnectionOptions;
 use mqtt_protocol_core::mqtt::connection::{Event, TimerKind};
@@ -26,7 +28,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -49,10 +51,17 @@ pub struct Client {
     pub(super) session: Arc<Session>,
     pub(super) will: Option<Will>,
     pub(super) request_problem_info: bool,
-    pub(super) rx: mpsc::Receiver<Delivery>,
-    pub(super) kick: watch::Receiver<Kick>,
-    pub(super) done: watch::Sender<bool>,
+    /// The client's index in the policy of a generation (None: not in it),
+    /// looked up again only after the policy is replaced.
+    pub(super) policy_client: Option<(u64, Option<ClientId>)>,
 }
+
+/// The read buffer starts small, so an idle connection holds little, and
+/// doubles while reads fill it, so a busy publisher is read in large chunks.
+const READ_BUFFER_MIN: usize = 512;
+const READ_BUFFER_MAX: usize = 64 * 1024;
+/// Past this, the mail queue gives memory back once traffic is light again.
+const MAIL_KEEP: usize = 1024;
 
 /// The per-connection task state.
 pub struct Conn<S> {
@@ -80,6 +89,15 @@ pub struct Conn<S> {
     pub(super) frames: FrameScan,
     /// Set when the scan found a malformed header; acted on after the packets before it.
     pub(super) malformed: bool,
+    /// A packet arrived in the bytes just fed (restarts the keep-alive period).
+    pub(super) heard: bool,
+    /// Read buffer, sized by [`READ_BUFFER_MIN`]/[`READ_BUFFER_MAX`].
+    pub(super) rbuf: Vec<u8>,
+    /// Deliveries taken from the session's mailbox, being encoded.
+    pub(super) mail: VecDeque<Delivery>,
+    /// Copies of this client's PUBLISH that met a full mailbox: the connection
+    /// waits for room (and reads nothing meanwhile) before its next packet.
+    pub(super) blocked: Vec<(Arc<Session>, Delivery)>,
 }
 
 /// Serves one connection on `io` until it ends. Works on any byte stream
@@ -126,6 +144,10 @@ pub async fn run_with_certificate<S>(
         inflight_out: 0,
         frames: FrameScan::default(),
         malformed: false,
+        heard: false,
+        rbuf: vec![0u8; READ_BUFFER_MIN],
+        mail: VecDeque::new(),
+        blocked: Vec::new(),
         certificate,
     };
     conn.serve().await;
@@ -136,14 +158,13 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     async fn serve(&mut self) {
-        let mut buf = vec![0u8; 16 * 1024];
         let mut shutdown = self.shared.shutdown.clone();
 
         // Phase 1: a complete CONNECT within the connect timeout (slowloris guard).
         let deadline = Instant::now() + self.shared.config.connect_timeout;
         while self.client.is_none() && self.end.is_none() {
             let read = tokio::select! {
-                r = tokio::time::timeout_at(deadline, self.io.read(&mut buf)) => r,
+                r = tokio::time::timeout_at(deadline, self.io.read(&mut self.rbuf)) => r,
                 _ = shutdown.changed() => { self.end = Some(End::Shutdown); break; }
             };
             match read {
@@ -152,73 +173,148 @@ where
                     self.end = Some(End::Abnormal);
                 }
                 Ok(Ok(0)) | Ok(Err(_)) => self.end = Some(End::Abnormal),
-                Ok(Ok(n)) => {
-                    self.feed(&buf[..n]);
-                    self.process_inbox().await;
-                }
+                Ok(Ok(n)) => self.received(n).await,
             }
             self.flush().await;
         }
 
         // Phase 2: connected.
-        if self.client.is_some() && self.end.is_none() {
-            self.after_connack().await;
-            self.flush().await;
+        if let Some(session) = self.client.as_ref().map(|c| c.session.clone()) {
+            self.connected(&session, &mut shutdown).await;
         }
-        while self.client.is_some() && self.end.is_none() {
-            let ka = self.keepalive.map(|(t, _)| t);
-            let Some(client) = self.client.as_mut() else {
-                break;
-            };
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.io.shutdown()).await;
+        self.finish();
+    }
+
+    /// Serves an attached client until the connection ends. The wake-up, shutdown
+    /// and keep-alive futures live across turns: re-creating them every turn would
+    /// register and unregister a waiter (and a timer) for every message.
+    async fn connected(&mut self, session: &Session, shutdown: &mut watch::Receiver<bool>) {
+        if self.end.is_some() {
+            return;
+        }
+        self.after_connack();
+        self.flush().await;
+        let wake = session.woken();
+        tokio::pin!(wake);
+        let stop = shutdown.changed();
+        tokio::pin!(stop);
+        let idle_check = tokio::time::sleep_until(self.keepalive_deadline());
+        tokio::pin!(idle_check);
+        while self.end.is_none() {
             tokio::select! {
-                r = self.io.read(&mut buf) => match r {
+                r = self.io.read(&mut self.rbuf) => match r {
                     Ok(0) | Err(_) => self.end = Some(End::Abnormal),
-                    Ok(n) => {
-                        self.feed(&buf[..n]);
-                        self.process_inbox().await;
-                    }
+                    Ok(n) => self.received(n).await,
                 },
-                d = client.rx.recv() => match d {
-                    Some(d) => self.enqueue(d),
-                    // The session dropped our mailbox: we are no longer attached.
-                    None => { self.end.get_or_insert(End::Abnormal); }
-                },
-                k = client.kick.changed() => {
-                    let kick = if k.is_ok() { *client.kick.borrow() } else { Kick::TakenOver };
-                    match kick {
-                        Kick::TakenOver => {
-                            info!(client_id = %client.client_id, "session taken over by a new connection");
-                            self.server_disconnect(DisconnectReasonCode::SessionTakenOver, None);
-                        }
-                        Kick::NotAuthorized => {
-                            info!(client_id = %client.client_id, "the policy no longer allows this client");
-                            self.server_disconnect(
-                                DisconnectReasonCode::NotAuthorized,
-                                Some("the policy in force no longer allows this client"),
-                            );
-                        }
-                        Kick::None => {}
-                    }
+                () = &mut wake => {
+                    wake.set(session.woken());
+                    self.take_mail(session);
                 }
-                _ = shutdown.changed() => {
+                _ = &mut stop => {
                     self.server_disconnect(DisconnectReasonCode::ServerShuttingDown, None);
                     self.end = Some(End::Shutdown);
                 }
-                _ = sleep_until_opt(ka) => {
-                    if let Some(c) = &self.client {
-                        info!(client_id = %c.client_id, "keep-alive expired");
+                () = &mut idle_check => {
+                    // The timer runs from when it was armed; packets since then moved
+                    // the deadline, so re-arm unless it really passed.
+                    match self.keepalive {
+                        Some((t, _)) if t <= Instant::now() => self.keepalive_expired(),
+                        _ => idle_check.as_mut().reset(self.keepalive_deadline()),
                     }
-                    self.keepalive = None;
-                    let ev = self.mqtt.notify_timer_fired(TimerKind::PingreqRecv);
-                    self.handle_events(ev);
-                    self.end.get_or_insert(End::Abnormal);
                 }
             }
             self.drain_pending();
             self.flush().await;
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.io.shutdown()).await;
-        self.finish();
+    }
+
+    /// When the keep-alive period ends without a packet (far away when none is set).
+    fn keepalive_deadline(&self) -> Instant {
+        match self.keepalive {
+            Some((t, _)) => t,
+            None => Instant::now() + Duration::from_secs(3600),
+        }
+    }
+
+    fn keepalive_expired(&mut self) {
+        if let Some(c) = &self.client {
+            info!(client_id = %c.client_id, "keep-alive expired");
+        }
+        self.keepalive = None;
+        let ev = self.mqtt.notify_timer_fired(TimerKind::PingreqRecv);
+        self.handle_events(ev);
+        self.end.get_or_insert(End::Abnormal);
+    }
+
+    /// Handles `n` bytes just read into the read buffer.
+    async fn received(&mut self, n: usize) {
+        let buf = std::mem::take(&mut self.rbuf);
+        self.feed(&buf[..n]);
+        self.rbuf = buf;
+        let len = self.rbuf.len();
+        if n == len && len < READ_BUFFER_MAX {
+            self.rbuf.resize(len * 2, 0);
+        } else if n <= len / 16 && len > READ_BUFFER_MIN {
+            self.rbuf.truncate(READ_BUFFER_MIN);
+            self.rbuf.shrink_to_fit();
+        }
+        if self.heard {
+            self.heard = false;
+            // Any packet from the client restarts the keep-alive period.
+            if let Some((_, ms)) = self.keepalive {
+                self.keepalive = Some((Instant::now() + Duration::from_millis(ms), ms));
+            }
+        }
+        self.process_inbox().await;
+    }
+
+    /// Takes the session's mail and acts on a kick.
+    fn take_mail(&mut self, session: &Session) {
+        let mut mail = std::mem::take(&mut self.mail);
+        let max = self.shared.config.max_queued_messages;
+        let got = session.take_mail(self.conn_id, max, &mut mail);
+        for d in mail.drain(..) {
+            self.enqueue(d);
+        }
+        if mail.capacity() > MAIL_KEEP && got.taken < MAIL_KEEP / 4 {
+            mail.shrink_to(MAIL_KEEP / 4);
+        }
+        self.mail = mail;
+        if got.detached {
+            // The session no longer knows this connection.
+            self.end.get_or_insert(End::Abnormal);
+            return;
+        }
+        let Some(client) = &self.client else { return };
+        match got.kick {
+            Kick::TakenOver => {
+                info!(client_id = %client.client_id, "session taken over by a new connection");
+                self.server_disconnect(DisconnectReasonCode::SessionTakenOver, None);
+            }
+            Kick::NotAuthorized => {
+                info!(client_id = %client.client_id, "the policy no longer allows this client");
+                self.server_disconnect(
+                    DisconnectReasonCode::NotAuthorized,
+                    Some("the policy in force no longer allows this client"),
+                );
+            }
+            Kick::None => {}
+        }
+    }
+
+    /// Waits (bounded by `maxPublisherWait`) for room in the mailboxes this
+    /// client's last PUBLISH found full; what still finds no room is dropped.
+    async fn wait_for_room(&mut self) {
+        let deadline = Instant::now() + self.shared.config.max_publisher_wait;
+        let max = self.shared.config.max_queued_messages;
+        let mut blocked = std::mem::take(&mut self.blocked);
+        for (session, d) in blocked.drain(..) {
+            if !session.deliver_within(d, max, deadline).await {
+                self.shared.stats.messages_dropped.inc();
+            }
+        }
+        self.blocked = blocked;
     }
 
     /// Feeds received bytes to the codec, one packet per `recv` call.
@@ -269,10 +365,7 @@ where
                     self.inflight_out = self.inflight_out.saturating_sub(1);
                 }
                 Event::NotifyPacketReceived(p) => {
-                    // Any packet from the client restarts the keep-alive period.
-                    if let Some((_, ms)) = self.keepalive {
-                        self.keepalive = Some((Instant::now() + Duration::from_millis(ms), ms));
-                    }
+                    self.heard = true;
                     self.inbox.push_back(p);
                 }
             }
@@ -312,6 +405,11 @@ where
                 break;
             }
             self.on_packet(p).await;
+            // Backpressure: the next packet waits until this one's copies found room.
+            if !self.blocked.is_empty() {
+                self.flush().await;
+                self.wait_for_room().await;
+            }
         }
         if self.malformed && self.end.is_none() {
             self.shared.stats.protocol_errors.inc();
@@ -448,8 +546,12 @@ where
         if self.out.is_empty() {
             return;
         }
-        let out = std::mem::take(&mut self.out);
-        let w = tokio::time::timeout(Duration::from_secs(30), self.io.write_all(&out)).await;
+        let w = tokio::time::timeout(Duration::from_secs(30), self.io.write_all(&self.out)).await;
+        self.out.clear();
+        // Keep a buffer for the next turn, but not a burst's worth on an idle connection.
+        if self.out.capacity() > READ_BUFFER_MAX {
+            self.out.shrink_to(READ_BUFFER_MIN);
+        }
         if !matches!(w, Ok(Ok(()))) {
             self.end.get_or_insert(End::Abnormal);
         }
@@ -463,26 +565,18 @@ where
         session: Arc<Session>,
         will: Option<Will>,
         request_problem_info: bool,
-        channels: (
-            mpsc::Receiver<Delivery>,
-            watch::Receiver<Kick>,
-            watch::Sender<bool>,
-        ),
     ) {
-        let (rx, kick, done) = channels;
         self.client = Some(Client {
             client_id,
             auth_name,
             session,
             will,
             request_problem_info,
-            rx,
-            kick,
-            done,
+            policy_client: None,
         });
     }
 
-    async fn after_connack(&mut self) {
+    fn after_connack(&mut self) {
         if let Some(c) = &self.client {
             for d in c.session.take_offline() {
                 self.pending.push_back(d);
@@ -533,6 +627,12 @@ where
     /// Encodes one delivery for this client's protocol version and sends it.
     fn deliver(&mut self, d: Delivery) {
         if d.msg.expired() {
+            return;
+        }
+        // MQTT 3.1.1 QoS 0 carries no state in the codec: encode it straight into
+        // the output, without building a packet object (the hot path of fan-out).
+        if d.qos == Qos::AtMostOnce && self.mqtt.get_protocol_version() == Version::V3_1_1 {
+            encode::v3_qos0_publish(&mut self.out, &d.msg.topic, &d.msg.payload, d.retain);
             return;
         }
         let packet_id = if d.qos == Qos::AtMostOnce {
@@ -600,19 +700,17 @@ where
             qos2_handled: self.mqtt.get_qos2_publish_handled(),
         });
         let shared = self.shared.clone();
-        shared
-            .sessions
-            .release(&shared, &client.session, self.conn_id, will, inflight);
         // Undelivered QoS 1/2 messages go back to the (now offline) session.
-        while let Ok(d) = client.rx.try_recv() {
-            self.pending.push_back(d);
-        }
-        for d in self.pending.drain(..) {
-            client
-                .session
-                .deliver_offline(d, shared.config.max_queued_messages);
-        }
-        let _ = client.done.send(true);
+        let mut undelivered = std::mem::take(&mut self.pending);
+        undelivered.extend(self.mail.drain(..));
+        shared.sessions.release(
+            &shared,
+            &client.session,
+            self.conn_id,
+            will,
+            inflight,
+            undelivered,
+        );
         debug!(client_id = %client.client_id, auth = %client.auth_name, ?end, "connection closed");
     }
 }
@@ -646,13 +744,6 @@ fn build_v3_publish(d: &Delivery, id: Option<u16>) -> Result<Packet, MqttError> 
         b = b.packet_id(id);
     }
     Ok(b.build()?.into())
-}
-
-async fn sleep_until_opt(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Logs a denial the same way everywhere: client, action, topic, reason.

@@ -10,6 +10,7 @@
 pub mod config;
 mod connect;
 pub mod connection;
+pub mod encode;
 pub mod frame;
 pub mod fuzzing;
 pub mod listeners;

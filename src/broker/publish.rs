@@ -32,15 +32,25 @@ where
             return;
         }
         msg.origin = client.client_id.clone();
-        let auth_name = client.auth_name.clone();
-        let client_id = client.client_id.clone();
         let rpi = client.request_problem_info;
 
-        let policy = self.shared.policy.current();
         let verdict = if msg.topic.starts_with('$') {
             Verdict::deny("topics starting with `$` are reserved for the broker")
         } else {
-            match policy.lookup_client(&auth_name) {
+            let (policy, generation) = self.shared.policy.current_with_generation();
+            let Some(client) = self.client.as_mut() else {
+                return;
+            };
+            // The client's index is looked up once per policy, not per PUBLISH.
+            let known = match client.policy_client {
+                Some((g, known)) if g == generation => known,
+                _ => {
+                    let known = policy.lookup_client(&client.auth_name);
+                    client.policy_client = Some((generation, known));
+                    known
+                }
+            };
+            match known {
                 Some(c) if policy.is_enabled(c) => policy.may_publish(c, &msg.topic),
                 Some(_) => Verdict::deny("the client is disabled"),
                 None => Verdict::deny("the client is no longer in the policy"),
@@ -49,13 +59,15 @@ where
 
         if !verdict.allowed {
             self.shared.stats.publish_denied.inc();
-            log_denial(
-                &auth_name,
-                &client_id,
-                "publish",
-                &msg.topic,
-                &verdict.reason,
-            );
+            if let Some(c) = &self.client {
+                log_denial(
+                    &c.auth_name,
+                    &c.client_id,
+                    "publish",
+                    &msg.topic,
+                    &verdict.reason,
+                );
+            }
             if !v5 {
                 // 3.1.1 has no negative acknowledgement: close (as Event Grid does).
                 self.end.get_or_insert(End::Abnormal);
@@ -118,6 +130,6 @@ where
             }
             _ => {}
         }
-        self.shared.publish(Arc::new(msg));
+        self.shared.publish(Arc::new(msg), Some(&mut self.blocked));
     }
 }

@@ -7,7 +7,7 @@ use super::message::{min_qos, qos_u8};
 use super::session::Session;
 use super::topic::SubFilter;
 use mqtt_protocol_core::mqtt::packet::{Qos, RetainHandling};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -105,14 +105,22 @@ impl Router {
         collect(&root, &levels, 0, topic.starts_with('$'), &mut found);
 
         let mut targets: Vec<Target> = Vec::new();
-        let mut by_client: HashMap<&str, usize> = HashMap::new();
+        // One matching node (the common case) cannot hold a session twice: only
+        // several nodes need the per-client merge.
+        let merge = found.len() > 1;
+        let mut by_client: HashMap<&str, usize> = HashMap::default();
         for node in &found {
             for (client, s) in &node.subs {
                 if s.opts.no_local && client == origin {
                     continue;
                 }
                 let qos = min_qos(msg_qos, s.opts.qos);
-                if let Some(&i) = by_client.get(client.as_str()) {
+                let seen = if merge {
+                    by_client.get(client.as_str()).copied()
+                } else {
+                    None
+                };
+                if let Some(i) = seen {
                     let t = &mut targets[i];
                     if qos_u8(qos) > qos_u8(t.qos) {
                         t.qos = qos;
@@ -120,7 +128,9 @@ impl Router {
                     t.retain_as_published |= s.opts.retain_as_published;
                     t.subscription_ids.extend(s.opts.subscription_id);
                 } else {
-                    by_client.insert(client, targets.len());
+                    if merge {
+                        by_client.insert(client, targets.len());
+                    }
                     targets.push(Target {
                         session: s.session.clone(),
                         qos,

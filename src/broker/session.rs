@@ -13,8 +13,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 use tracing::debug;
 
 /// One copy of a message for one session.
@@ -36,12 +37,37 @@ pub enum Kick {
     NotAuthorized,
 }
 
-/// The connection a session is attached to.
+/// The connection a session is attached to, and the mail waiting for it.
+///
+/// The mailbox is a plain queue under the session's lock rather than a channel:
+/// an idle connection then holds no channel allocation, and the connection takes
+/// everything queued in one swap, so one write carries many messages.
 struct Attached {
     conn_id: u64,
-    tx: mpsc::Sender<Delivery>,
-    kick: watch::Sender<Kick>,
-    done: watch::Receiver<bool>,
+    /// Deliveries the connection has not taken yet (at most `max_queued_messages`).
+    mailbox: VecDeque<Delivery>,
+    kick: Kick,
+}
+
+/// What a publisher's delivery to one session came to.
+pub enum Deliver {
+    /// Queued for the connection or, offline, in the session.
+    Queued,
+    /// Dropped: QoS 0 to an offline session, a full offline queue, an ended session,
+    /// or a connection that stopped taking its mail.
+    Dropped,
+    /// The attached connection's mailbox is full: the caller may wait for room
+    /// ([`Session::deliver_within`]) or drop it.
+    Full(Delivery),
+}
+
+/// What the attached connection finds when it is woken.
+pub struct Mail {
+    /// Deliveries taken, oldest first.
+    pub taken: usize,
+    pub kick: Kick,
+    /// The session no longer knows this connection.
+    pub detached: bool,
 }
 
 /// QoS 1/2 state saved from a connection of a persistent session.
@@ -71,6 +97,15 @@ pub struct Session {
     pub auth_name: String,
     online: AtomicBool,
     state: Mutex<SessionState>,
+    /// Wakes the attached connection: mail arrived or it was kicked. It keeps a
+    /// permit when nobody waits, so a wake between two waits is not lost.
+    wake: Notify,
+    /// Wakes publishers waiting for room in the mailbox and connections waiting
+    /// for this session's connection to detach.
+    room: Notify,
+    /// A publisher waited for room in vain: until the connection takes its mail
+    /// again, deliveries that find the mailbox full are dropped without waiting.
+    stalled: AtomicBool,
 }
 
 impl Session {
@@ -80,6 +115,9 @@ impl Session {
             auth_name: auth_name.to_string(),
             online: AtomicBool::new(false),
             state: Mutex::new(SessionState::default()),
+            wake: Notify::new(),
+            room: Notify::new(),
+            stalled: AtomicBool::new(false),
         })
     }
 
@@ -92,28 +130,102 @@ impl Session {
         self.online.load(Ordering::Relaxed)
     }
 
-    /// Hands one copy to the attached connection or, when offline, to the
-    /// bounded queue (QoS 1/2 only). Returns false when it was dropped.
-    pub fn deliver(&self, d: Delivery, max_queue: usize) -> bool {
+    /// Hands one copy to the attached connection's mailbox or, when offline, to
+    /// the bounded queue (QoS 1/2 only).
+    pub fn deliver(&self, d: Delivery, max_queue: usize) -> Deliver {
         let mut st = self.lock();
         if st.ended {
-            return false;
+            return Deliver::Dropped;
         }
-        if let Some(a) = &st.attached {
-            return match a.tx.try_send(d) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    debug!(client_id = %self.client_id, "queue full, message dropped");
-                    false
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
-            };
+        if let Some(a) = &mut st.attached {
+            if a.mailbox.len() >= max_queue.max(1) {
+                return Deliver::Full(d);
+            }
+            let first = a.mailbox.is_empty();
+            a.mailbox.push_back(d);
+            drop(st);
+            // A non-empty mailbox has already woken the connection, which takes all of it.
+            if first {
+                self.wake.notify_one();
+            }
+            return Deliver::Queued;
         }
         if d.qos == Qos::AtMostOnce || st.offline.len() >= max_queue {
-            return false;
+            return Deliver::Dropped;
         }
         st.offline.push_back(d);
-        true
+        Deliver::Queued
+    }
+
+    /// Like [`deliver`](Self::deliver), but when the mailbox is full waits for
+    /// the connection to take its mail, until `deadline`. Returns false when the
+    /// copy was dropped. A connection that lets a deadline pass is marked stalled
+    /// and later copies that find its mailbox full are dropped at once, so one
+    /// stuck subscriber cannot hold its publishers back again and again.
+    pub async fn deliver_within(
+        &self,
+        mut d: Delivery,
+        max_queue: usize,
+        deadline: Instant,
+    ) -> bool {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.deliver(d, max_queue) {
+                Deliver::Queued => return true,
+                Deliver::Dropped => return false,
+                Deliver::Full(back) => d = back,
+            }
+            if self.stalled.load(Ordering::Relaxed) {
+                return false;
+            }
+            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                self.stalled.store(true, Ordering::Relaxed);
+                debug!(client_id = %self.client_id, "mailbox stayed full: connection marked stalled");
+                return false;
+            }
+        }
+    }
+
+    /// Waits until the attached connection wakes us (mail or kick).
+    pub async fn woken(&self) {
+        self.wake.notified().await
+    }
+
+    /// For the attached connection `conn_id`: appends its mail to `into` and
+    /// reports a kick, or that the session no longer knows it.
+    pub fn take_mail(&self, conn_id: u64, max_queue: usize, into: &mut VecDeque<Delivery>) -> Mail {
+        let mut st = self.lock();
+        let Some(a) = st.attached.as_mut().filter(|a| a.conn_id == conn_id) else {
+            return Mail {
+                taken: 0,
+                kick: Kick::None,
+                detached: true,
+            };
+        };
+        let taken = a.mailbox.len();
+        if into.is_empty() {
+            // Swap rather than copy: the two queues keep their capacity in turn.
+            std::mem::swap(&mut a.mailbox, into);
+        } else {
+            into.extend(a.mailbox.drain(..));
+        }
+        let kick = a.kick;
+        drop(st);
+        if taken > 0 {
+            self.stalled.store(false, Ordering::Relaxed);
+            // Publishers wait only on a full mailbox and this take emptied it; waking
+            // on every take would cost a lock per batch for nothing.
+            if taken >= max_queue.max(1) {
+                self.room.notify_waiters();
+            }
+        }
+        Mail {
+            taken,
+            kick,
+            detached: false,
+        }
     }
 
     /// Records a subscription; returns (existed before, count after) or None when
@@ -135,8 +247,24 @@ impl Session {
 
     /// Asks the attached connection, if any, to end.
     pub fn kick(&self, why: Kick) {
-        if let Some(a) = &self.lock().attached {
-            let _ = a.kick.send(why);
+        let mut st = self.lock();
+        if let Some(a) = &mut st.attached {
+            a.kick = why;
+            drop(st);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Waits until no connection is attached (after a takeover was asked for).
+    pub async fn detached(&self) {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if !self.is_online() {
+                return;
+            }
+            room.await;
         }
     }
 
@@ -168,14 +296,12 @@ pub enum Claim {
     Attached {
         session: Arc<Session>,
         present: bool,
-        rx: mpsc::Receiver<Delivery>,
-        kick: watch::Receiver<Kick>,
-        done: watch::Sender<bool>,
     },
     /// The client ID belongs to another authentication name.
     WrongOwner,
-    /// Another connection holds it: it was asked to leave; wait for `done`, then retry.
-    Wait(watch::Receiver<bool>),
+    /// Another connection holds it: it was asked to leave; wait for
+    /// [`Session::detached`], then retry.
+    Wait(Arc<Session>),
 }
 
 /// Every session, by client ID. Locked only at CONNECT and when a connection ends.
@@ -230,9 +356,11 @@ impl Sessions {
                         return Claim::WrongOwner;
                     }
                     let mut st = s.lock();
-                    if let Some(a) = &st.attached {
-                        let _ = a.kick.send(Kick::TakenOver);
-                        return Claim::Wait(a.done.clone());
+                    if let Some(a) = &mut st.attached {
+                        a.kick = Kick::TakenOver;
+                        drop(st);
+                        s.wake.notify_one();
+                        return Claim::Wait(s);
                     }
                     if let Some(t) = st.timer.take() {
                         t.abort();
@@ -263,26 +391,17 @@ impl Sessions {
                     (fresh, false)
                 }
             };
-            let (tx, rx) = mpsc::channel(shared.config.max_queued_messages.max(1));
-            let (kick_tx, kick_rx) = watch::channel(Kick::None);
-            let (done_tx, done_rx) = watch::channel(false);
             {
                 let mut st = session.lock();
                 st.attached = Some(Attached {
                     conn_id,
-                    tx,
-                    kick: kick_tx,
-                    done: done_rx,
+                    mailbox: VecDeque::new(),
+                    kick: Kick::None,
                 });
                 session.online.store(true, Ordering::Relaxed);
+                session.stalled.store(false, Ordering::Relaxed);
             }
-            Claim::Attached {
-                session,
-                present,
-                rx,
-                kick: kick_rx,
-                done: done_tx,
-            }
+            Claim::Attached { session, present }
         };
         unsubscribe_all(shared, client_id, removed_subs);
         if let Some(w) = fire_now {
@@ -292,8 +411,10 @@ impl Sessions {
     }
 
     /// Detaches connection `conn_id` when it ends. `will` is the connection's will
-    /// if it must be published (not after a normal DISCONNECT). A session with
-    /// expiry 0 ends now; otherwise a timer publishes the will after
+    /// if it must be published (not after a normal DISCONNECT). `undelivered` (the
+    /// connection's queue) and the mail it never took go back to the session's
+    /// offline queue (QoS 1/2) before the next connection can claim it. A session
+    /// with expiry 0 ends now; otherwise a timer publishes the will after
     /// min(will delay, session expiry) and ends the session at expiry.
     pub fn release(
         &self,
@@ -302,6 +423,7 @@ impl Sessions {
         conn_id: u64,
         will: Option<Will>,
         inflight: Option<Inflight>,
+        undelivered: VecDeque<Delivery>,
     ) {
         let mut fire_now = None;
         let mut removed_subs = Vec::new();
@@ -317,8 +439,14 @@ impl Sessions {
                 }
                 return;
             }
-            st.attached = None;
+            let mail = st.attached.take().map(|a| a.mailbox).unwrap_or_default();
             session.online.store(false, Ordering::Relaxed);
+            let max = shared.config.max_queued_messages;
+            for d in undelivered.into_iter().chain(mail) {
+                if d.qos != Qos::AtMostOnce && st.offline.len() < max {
+                    st.offline.push_back(d);
+                }
+            }
             let expiry = st.expiry;
             if expiry == 0 {
                 st.ended = true;
@@ -350,6 +478,8 @@ impl Sessions {
                 }
             }
         }
+        // Publishers waiting for room, and a connection waiting to take over.
+        session.room.notify_waiters();
         unsubscribe_all(shared, &session.client_id, removed_subs);
         if let Some(w) = fire_now {
             will::fire(shared, w);
@@ -405,16 +535,5 @@ fn unsubscribe_all(shared: &Shared, client_id: &str, raws: Vec<String>) {
         if let Ok(sub) = topic::parse_subscription(&raw) {
             shared.router.unsubscribe(client_id, &sub);
         }
-    }
-}
-
-impl Session {
-    /// Puts a QoS 1/2 copy back into the offline queue (its connection ended first).
-    pub fn deliver_offline(&self, d: Delivery, max_queue: usize) {
-        let mut st = self.lock();
-        if st.ended || d.qos == Qos::AtMostOnce || st.offline.len() >= max_queue {
-            return;
-        }
-        st.offline.push_back(d);
     }
 }

@@ -5,7 +5,7 @@ use super::message::Message;
 use super::policy::PolicyHandle;
 use super::retained::Retained;
 use super::router::Router;
-use super::session::{Delivery, Sessions};
+use super::session::{Deliver, Delivery, Session, Sessions};
 use super::stats::Stats;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -26,8 +26,13 @@ pub struct Shared {
 
 impl Shared {
     /// Routes an authorized message: stores it if retained, then gives every
-    /// matching session one copy.
-    pub fn publish(&self, msg: Arc<Message>) {
+    /// matching session one copy. Copies that find a connection's mailbox full
+    /// go to `blocked` for the publisher to wait on, or are dropped without one.
+    pub fn publish(
+        &self,
+        msg: Arc<Message>,
+        mut blocked: Option<&mut Vec<(Arc<Session>, Delivery)>>,
+    ) {
         if msg.retain && self.config.retain_available {
             self.retained.set(msg.clone());
         }
@@ -38,8 +43,13 @@ impl Shared {
                 retain: msg.retain && t.retain_as_published,
                 subscription_ids: t.subscription_ids,
             };
-            if !t.session.deliver(d, self.config.max_queued_messages) {
-                self.stats.messages_dropped.inc();
+            match t.session.deliver(d, self.config.max_queued_messages) {
+                Deliver::Queued => {}
+                Deliver::Dropped => self.stats.messages_dropped.inc(),
+                Deliver::Full(d) => match blocked.as_deref_mut() {
+                    Some(b) => b.push((t.session, d)),
+                    None => self.stats.messages_dropped.inc(),
+                },
             }
         }
     }

@@ -47,5 +47,6 @@ pub fn fire(shared: &Shared, will: Will) {
     if let Some(secs) = will.expiry {
         msg.expires_at = Some(Instant::now() + Duration::from_secs(u64::from(secs)));
     }
-    shared.publish(Arc::new(msg));
+    // Nobody to hold back: a will that finds a full mailbox is dropped.
+    shared.publish(Arc::new(msg), None);
 }
