@@ -27,7 +27,8 @@ pub struct BrokerConfig {
     /// Inflight window: QoS 1/2 PUBLISHes a client may have unacknowledged
     /// (our Receive Maximum), and the most we keep unacknowledged towards a client.
     pub receive_maximum: u16,
-    /// Messages queued for one session (offline, or waiting behind the inflight window).
+    /// Messages queued for one session: offline; and, online, both in the
+    /// session's mailbox and in the connection's queue behind the inflight window.
     pub max_queued_messages: usize,
     /// Subscriptions held by one session.
     pub max_subscriptions_per_session: usize,

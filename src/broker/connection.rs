@@ -24,10 +24,14 @@ use mqtt_protocol_core::mqtt::packet::{
 };
 use mqtt_protocol_core::mqtt::result_code::{DisconnectReasonCode, MqttError};
 use mqtt_protocol_core::mqtt::{role, Connection, Version};
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -49,17 +53,16 @@ pub struct Client {
     pub(super) client_id: String,
     pub(super) auth_name: String,
     pub(super) session: Arc<Session>,
-    pub(super) will: Option<Will>,
+    /// Boxed: most connections have none, and every connection holds this struct.
+    pub(super) will: Option<Box<Will>>,
     pub(super) request_problem_info: bool,
     /// The client's index in the policy of a generation (None: not in it),
     /// looked up again only after the policy is replaced.
     pub(super) policy_client: Option<(u64, Option<ClientId>)>,
 }
 
-/// The read buffer starts small, so an idle connection holds little, and
-/// doubles while reads fill it, so a busy publisher is read in large chunks.
-const READ_BUFFER_MIN: usize = 512;
-const READ_BUFFER_MAX: usize = 64 * 1024;
+/// Past this, the output buffer gives memory back after a write.
+const OUT_KEEP: usize = 64 * 1024;
 /// Past this, the mail queue gives memory back once traffic is light again.
 const MAIL_KEEP: usize = 1024;
 
@@ -91,34 +94,53 @@ pub struct Conn<S> {
     pub(super) malformed: bool,
     /// A packet arrived in the bytes just fed (restarts the keep-alive period).
     pub(super) heard: bool,
-    /// Read buffer, sized by [`READ_BUFFER_MIN`]/[`READ_BUFFER_MAX`].
-    pub(super) rbuf: Vec<u8>,
     /// Deliveries taken from the session's mailbox, being encoded.
     pub(super) mail: VecDeque<Delivery>,
+    /// The last take left mail in the session's mailbox for want of room.
+    pub(super) mail_left: bool,
     /// Copies of this client's PUBLISH that met a full mailbox: the connection
     /// waits for room (and reads nothing meanwhile) before its next packet.
     pub(super) blocked: Vec<(Arc<Session>, Delivery)>,
 }
 
 /// Serves one connection on `io` until it ends. Works on any byte stream
-/// (TCP now; TLS or WebSocket later).
-pub async fn run<S>(shared: Arc<Shared>, io: S, peer: String, conn_id: u64)
+/// (TCP, TLS, WebSocket).
+pub fn run<S>(shared: Arc<Shared>, io: S, peer: String, conn_id: u64) -> impl Future<Output = ()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    run_with_certificate(shared, io, peer, conn_id, None).await
+    run_with_certificate(shared, io, peer, conn_id, None)
 }
 
 /// Like [`run`], for a stream whose TLS handshake proved possession of a client
 /// certificate: the certificate, not the listener's identity mode, names the client.
-pub async fn run_with_certificate<S>(
+pub fn run_with_certificate<S>(
     shared: Arc<Shared>,
     io: S,
     peer: String,
     conn_id: u64,
     certificate: Option<PeerCertificates>,
-) where
+) -> impl Future<Output = ()>
+where
     S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    run_holding(shared, io, peer, conn_id, certificate, ())
+}
+
+/// Like [`run_with_certificate`], dropping `guard` (a connection permit) when the
+/// connection ends. The state is built before the future, which then holds it
+/// once: every idle connection keeps this future, so its size is its memory.
+pub fn run_holding<S, G>(
+    shared: Arc<Shared>,
+    io: S,
+    peer: String,
+    conn_id: u64,
+    certificate: Option<PeerCertificates>,
+    guard: G,
+) -> impl Future<Output = ()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    G: Send,
 {
     let options = ConnectionOptions::new()
         .maximum_packet_size_recv(shared.config.max_packet_size)
@@ -145,12 +167,15 @@ pub async fn run_with_certificate<S>(
         frames: FrameScan::default(),
         malformed: false,
         heard: false,
-        rbuf: vec![0u8; READ_BUFFER_MIN],
         mail: VecDeque::new(),
+        mail_left: false,
         blocked: Vec::new(),
         certificate,
     };
-    conn.serve().await;
+    async move {
+        conn.serve().await;
+        drop(guard);
+    }
 }
 
 impl<S> Conn<S>
@@ -159,12 +184,23 @@ where
 {
     async fn serve(&mut self) {
         let mut shutdown = self.shared.shutdown.clone();
+        // Boxed: its state is needed only until CONNACK, not by every idle connection.
+        Box::pin(self.handshake(&mut shutdown)).await;
+        // The CONNECT's queue slot would otherwise stay allocated on every idle connection.
+        self.inbox = VecDeque::new();
+        if let Some(session) = self.client.as_ref().map(|c| c.session.clone()) {
+            self.connected(&session, &mut shutdown).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.io.shutdown()).await;
+        self.finish();
+    }
 
-        // Phase 1: a complete CONNECT within the connect timeout (slowloris guard).
+    /// Phase 1: a complete CONNECT within the connect timeout (slowloris guard).
+    async fn handshake(&mut self, shutdown: &mut watch::Receiver<bool>) {
         let deadline = Instant::now() + self.shared.config.connect_timeout;
         while self.client.is_none() && self.end.is_none() {
             let read = tokio::select! {
-                r = tokio::time::timeout_at(deadline, self.io.read(&mut self.rbuf)) => r,
+                r = tokio::time::timeout_at(deadline, std::future::poll_fn(|cx| self.poll_read_feed(cx))) => r,
                 _ = shutdown.changed() => { self.end = Some(End::Shutdown); break; }
             };
             match read {
@@ -173,17 +209,10 @@ where
                     self.end = Some(End::Abnormal);
                 }
                 Ok(Ok(0)) | Ok(Err(_)) => self.end = Some(End::Abnormal),
-                Ok(Ok(n)) => self.received(n).await,
+                Ok(Ok(_)) => self.process_inbox().await,
             }
             self.flush().await;
         }
-
-        // Phase 2: connected.
-        if let Some(session) = self.client.as_ref().map(|c| c.session.clone()) {
-            self.connected(&session, &mut shutdown).await;
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.io.shutdown()).await;
-        self.finish();
     }
 
     /// Serves an attached client until the connection ends. The wake-up, shutdown
@@ -203,9 +232,9 @@ where
         tokio::pin!(idle_check);
         while self.end.is_none() {
             tokio::select! {
-                r = self.io.read(&mut self.rbuf) => match r {
+                r = std::future::poll_fn(|cx| self.poll_read_feed(cx)) => match r {
                     Ok(0) | Err(_) => self.end = Some(End::Abnormal),
-                    Ok(n) => self.received(n).await,
+                    Ok(_) => self.process_inbox().await,
                 },
                 () = &mut wake => {
                     wake.set(session.woken());
@@ -225,6 +254,10 @@ where
                 }
             }
             self.drain_pending();
+            if self.mail_left && self.pending.len() < self.shared.config.max_queued_messages {
+                self.take_mail(session);
+                self.drain_pending();
+            }
             self.flush().await;
         }
     }
@@ -247,33 +280,48 @@ where
         self.end.get_or_insert(End::Abnormal);
     }
 
-    /// Handles `n` bytes just read into the read buffer.
-    async fn received(&mut self, n: usize) {
-        let buf = std::mem::take(&mut self.rbuf);
-        self.feed(&buf[..n]);
-        self.rbuf = buf;
-        let len = self.rbuf.len();
-        if n == len && len < READ_BUFFER_MAX {
-            self.rbuf.resize(len * 2, 0);
-        } else if n <= len / 16 && len > READ_BUFFER_MIN {
-            self.rbuf.truncate(READ_BUFFER_MIN);
-            self.rbuf.shrink_to_fit();
-        }
-        if self.heard {
-            self.heard = false;
-            // Any packet from the client restarts the keep-alive period.
-            if let Some((_, ms)) = self.keepalive {
-                self.keepalive = Some((Instant::now() + Duration::from_millis(ms), ms));
+    /// Reads what the socket has into the worker thread's scratch buffer and
+    /// feeds it to the codec at once. The buffer is borrowed only inside this
+    /// poll, never across an await, so one buffer per thread serves every
+    /// connection and an idle connection holds none.
+    fn poll_read_feed(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        READ_SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            if scratch.len() < READ_SCRATCH_SIZE {
+                scratch.resize(READ_SCRATCH_SIZE, 0);
             }
-        }
-        self.process_inbox().await;
+            let mut buf = ReadBuf::new(&mut scratch[..]);
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) => {
+                    let n = buf.filled().len();
+                    if n > 0 {
+                        self.feed(buf.filled());
+                        if self.heard {
+                            self.heard = false;
+                            // Any packet from the client restarts the keep-alive period.
+                            if let Some((_, ms)) = self.keepalive {
+                                self.keepalive =
+                                    Some((Instant::now() + Duration::from_millis(ms), ms));
+                            }
+                        }
+                    }
+                    Poll::Ready(Ok(n))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
     }
 
-    /// Takes the session's mail and acts on a kick.
+    /// Takes the session's mail, as much as the queue behind the inflight window
+    /// has room for, and acts on a kick. Mail left in the mailbox keeps its
+    /// publishers waiting (backpressure) instead of being dropped here.
     fn take_mail(&mut self, session: &Session) {
         let mut mail = std::mem::take(&mut self.mail);
         let max = self.shared.config.max_queued_messages;
-        let got = session.take_mail(self.conn_id, max, &mut mail);
+        let room = max.saturating_sub(self.pending.len());
+        let got = session.take_mail(self.conn_id, max, room, &mut mail);
+        self.mail_left = got.left > 0;
         for d in mail.drain(..) {
             self.enqueue(d);
         }
@@ -399,16 +447,12 @@ where
 
     /// Acts on decoded packets in order; stops at the first that ends the connection.
     async fn process_inbox(&mut self) {
-        while let Some(p) = self.inbox.pop_front() {
-            if self.end.is_some() {
-                self.inbox.clear();
-                break;
-            }
-            self.on_packet(p).await;
-            // Backpressure: the next packet waits until this one's copies found room.
-            if !self.blocked.is_empty() {
-                self.flush().await;
-                self.wait_for_room().await;
+        // CONNECT and waiting for room are rare and their state is large: boxed,
+        // so that the state every idle connection keeps stays small.
+        while let Some(wait) = self.act_on_inbox() {
+            match wait {
+                Wait::Connect(info) => Box::pin(self.on_connect(*info)).await,
+                Wait::Room => Box::pin(self.relieve()).await,
             }
         }
         if self.malformed && self.end.is_none() {
@@ -418,14 +462,35 @@ where
         }
     }
 
-    async fn on_packet(&mut self, p: Packet) {
+    /// Acts on decoded packets until one needs waiting for.
+    fn act_on_inbox(&mut self) -> Option<Wait> {
+        while let Some(p) = self.inbox.pop_front() {
+            if self.end.is_some() {
+                self.inbox.clear();
+                break;
+            }
+            if let Some(info) = connect_info(&p) {
+                return Some(Wait::Connect(Box::new(info)));
+            }
+            self.on_packet(p);
+            // Backpressure: the next packet waits until this one's copies found room.
+            if !self.blocked.is_empty() {
+                return Some(Wait::Room);
+            }
+        }
+        None
+    }
+
+    /// Sends what is ready (acknowledgements), then waits for room for the blocked copies.
+    async fn relieve(&mut self) {
+        self.flush().await;
+        self.wait_for_room().await;
+    }
+
+    /// Every packet but CONNECT (see [`connect_info`]).
+    fn on_packet(&mut self, p: Packet) {
         match p {
-            GenericPacket::V3_1_1Connect(c) => {
-                self.on_connect(super::connect::ConnectInfo::v3(&c)).await
-            }
-            GenericPacket::V5_0Connect(c) => {
-                self.on_connect(super::connect::ConnectInfo::v5(&c)).await
-            }
+            GenericPacket::V3_1_1Connect(_) | GenericPacket::V5_0Connect(_) => {}
             GenericPacket::V3_1_1Publish(p) => {
                 let msg = Message {
                     topic: p.topic_name().to_string(),
@@ -549,8 +614,8 @@ where
         let w = tokio::time::timeout(Duration::from_secs(30), self.io.write_all(&self.out)).await;
         self.out.clear();
         // Keep a buffer for the next turn, but not a burst's worth on an idle connection.
-        if self.out.capacity() > READ_BUFFER_MAX {
-            self.out.shrink_to(READ_BUFFER_MIN);
+        if self.out.capacity() > OUT_KEEP {
+            self.out.shrink_to(OUT_KEEP / 8);
         }
         if !matches!(w, Ok(Ok(()))) {
             self.end.get_or_insert(End::Abnormal);
@@ -570,7 +635,7 @@ where
             client_id,
             auth_name,
             session,
-            will,
+            will: will.map(Box::new),
             request_problem_info,
             policy_client: None,
         });
@@ -688,7 +753,7 @@ where
         };
         let end = self.end.unwrap_or(End::Abnormal);
         let will = match end {
-            End::Abnormal => client.will.take(),
+            End::Abnormal => client.will.take().map(|w| *w),
             End::Normal | End::Shutdown => None,
         };
         if let Some(w) = &will {
@@ -712,6 +777,28 @@ where
             undelivered,
         );
         debug!(client_id = %client.client_id, auth = %client.auth_name, ?end, "connection closed");
+    }
+}
+
+/// What stops [`Conn::act_on_inbox`].
+enum Wait {
+    Connect(Box<super::connect::ConnectInfo>),
+    /// Copies of a PUBLISH wait for room in full mailboxes.
+    Room,
+}
+
+thread_local! {
+    /// Every connection served by a worker thread reads through this buffer.
+    static READ_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+const READ_SCRATCH_SIZE: usize = 64 * 1024;
+
+/// What a CONNECT asks for; None for any other packet.
+fn connect_info(p: &Packet) -> Option<super::connect::ConnectInfo> {
+    match p {
+        GenericPacket::V3_1_1Connect(c) => Some(super::connect::ConnectInfo::v3(c)),
+        GenericPacket::V5_0Connect(c) => Some(super::connect::ConnectInfo::v5(c)),
+        _ => None,
     }
 }
 

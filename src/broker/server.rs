@@ -164,11 +164,14 @@ impl Acceptor {
             Ok(permit) => {
                 self.shared.stats.connections_accepted.inc();
                 let shared = self.shared.clone();
-                tokio::spawn(async move {
-                    connection::run_with_certificate(shared, stream, peer, conn_id, certificate)
-                        .await;
-                    drop(permit);
-                });
+                tokio::spawn(connection::run_holding(
+                    shared,
+                    stream,
+                    peer,
+                    conn_id,
+                    certificate,
+                    permit,
+                ));
             }
             Err(_) => {
                 self.shared.stats.connections_refused.inc();

@@ -65,6 +65,8 @@ pub enum Deliver {
 pub struct Mail {
     /// Deliveries taken, oldest first.
     pub taken: usize,
+    /// Deliveries left in the mailbox (beyond the limit).
+    pub left: usize,
     pub kick: Kick,
     /// The session no longer knows this connection.
     pub detached: bool,
@@ -85,9 +87,9 @@ struct SessionState {
     subscriptions: HashMap<String, SubOptions>,
     /// Session expiry in seconds; `u32::MAX` never expires.
     expiry: u32,
-    pending_will: Option<Will>,
+    pending_will: Option<Box<Will>>,
     timer: Option<AbortHandle>,
-    inflight: Option<Inflight>,
+    inflight: Option<Box<Inflight>>,
     ended: bool,
 }
 
@@ -193,36 +195,46 @@ impl Session {
         self.wake.notified().await
     }
 
-    /// For the attached connection `conn_id`: appends its mail to `into` and
-    /// reports a kick, or that the session no longer knows it.
-    pub fn take_mail(&self, conn_id: u64, max_queue: usize, into: &mut VecDeque<Delivery>) -> Mail {
+    /// For the attached connection `conn_id`: moves up to `limit` deliveries of
+    /// its mail to `into` and reports a kick, or that the session no longer knows it.
+    pub fn take_mail(
+        &self,
+        conn_id: u64,
+        max_queue: usize,
+        limit: usize,
+        into: &mut VecDeque<Delivery>,
+    ) -> Mail {
         let mut st = self.lock();
         let Some(a) = st.attached.as_mut().filter(|a| a.conn_id == conn_id) else {
             return Mail {
                 taken: 0,
+                left: 0,
                 kick: Kick::None,
                 detached: true,
             };
         };
-        let taken = a.mailbox.len();
-        if into.is_empty() {
+        let before = a.mailbox.len();
+        if before <= limit && into.is_empty() {
             // Swap rather than copy: the two queues keep their capacity in turn.
             std::mem::swap(&mut a.mailbox, into);
         } else {
-            into.extend(a.mailbox.drain(..));
+            into.extend(a.mailbox.drain(..before.min(limit)));
         }
+        let left = a.mailbox.len();
+        let taken = before - left;
         let kick = a.kick;
         drop(st);
         if taken > 0 {
             self.stalled.store(false, Ordering::Relaxed);
-            // Publishers wait only on a full mailbox and this take emptied it; waking
-            // on every take would cost a lock per batch for nothing.
-            if taken >= max_queue.max(1) {
+            // Publishers wait only on a full mailbox; waking them on every take
+            // would cost a lock per batch for nothing.
+            if before >= max_queue.max(1) {
                 self.room.notify_waiters();
             }
         }
         Mail {
             taken,
+            left,
             kick,
             detached: false,
         }
@@ -279,7 +291,11 @@ impl Session {
 
     /// Saved QoS state of the previous connection, when the versions match.
     pub fn take_inflight(&self, version: Version) -> Option<Inflight> {
-        self.lock().inflight.take().filter(|i| i.version == version)
+        self.lock()
+            .inflight
+            .take()
+            .filter(|i| i.version == version)
+            .map(|i| *i)
     }
 
     pub fn set_expiry(&self, secs: u32) {
@@ -365,7 +381,7 @@ impl Sessions {
                     if let Some(t) = st.timer.take() {
                         t.abort();
                     }
-                    let pending = st.pending_will.take();
+                    let pending = st.pending_will.take().map(|w| *w);
                     if clean_start {
                         fire_now = pending;
                         st.ended = true;
@@ -460,11 +476,11 @@ impl Sessions {
                 }
                 fire_now = will;
             } else {
-                st.inflight = inflight;
+                st.inflight = inflight.map(Box::new);
                 let will_delay = will.as_ref().map(|w| w.delay.min(expiry));
                 match (will, will_delay) {
                     (Some(w), Some(0)) => fire_now = Some(w),
-                    (Some(w), _) => st.pending_will = Some(w),
+                    (Some(w), _) => st.pending_will = Some(Box::new(w)),
                     (None, _) => {}
                 }
                 if expiry != u32::MAX || st.pending_will.is_some() {
@@ -493,7 +509,7 @@ async fn expire(shared: Arc<Shared>, session: Arc<Session>, will_delay: Option<u
     if let Some(d) = will_delay {
         tokio::time::sleep(Duration::from_secs(u64::from(d))).await;
         waited = d;
-        let w = session.lock().pending_will.take();
+        let w = session.lock().pending_will.take().map(|w| *w);
         if let Some(w) = w {
             will::fire(&shared, w);
         }
@@ -518,7 +534,7 @@ async fn expire(shared: Arc<Shared>, session: Arc<Session>, will_delay: Option<u
             map.remove(&session.client_id);
         }
         debug!(client_id = %session.client_id, "session expired");
-        let pending = st.pending_will.take();
+        let pending = st.pending_will.take().map(|w| *w);
         (
             st.subscriptions.drain().map(|(k, _)| k).collect::<Vec<_>>(),
             pending,

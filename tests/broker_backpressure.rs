@@ -1,0 +1,127 @@
+//! Backpressure: a subscriber that falls behind slows its publishers down (their
+//! sockets are not read) instead of losing messages, for as long as
+//! `maxPublisherWait`; a subscriber that stops reading altogether is given up
+//! on, its copies dropped, and nobody else waits for it.
+
+mod broker_support;
+
+use broker_support::packets::*;
+use broker_support::*;
+use mqtt_protocol_core::mqtt::packet::{Packet, Qos};
+use mqtt_protocol_core::mqtt::Version;
+use std::net::SocketAddr;
+use std::time::Duration;
+use topicgate::broker::BrokerConfig;
+
+/// Enough bytes that they cannot all wait in loopback socket buffers: the broker
+/// must hold the publisher back for nothing to be lost.
+const MESSAGES: u32 = 6_000;
+const PAYLOAD: usize = 1024;
+
+async fn v3_client(addr: SocketAddr, id: &str, user: &str) -> Raw {
+    let mut raw = Raw::open(addr, Version::V3_1_1).await;
+    raw.send(v3_connect(id, Some(user), None).into()).await;
+    assert_eq!(v3_connack(&raw.recv(T).await.expect("connack")), 0);
+    raw
+}
+
+async fn subscribe(raw: &mut Raw, filter: &str, qos: Qos) {
+    raw.send(v3_sub(1, &[(filter, qos)]).into()).await;
+    assert!(matches!(raw.recv(T).await, Ok(Packet::V3_1_1Suback(_))));
+}
+
+fn payload(seq: u32) -> Vec<u8> {
+    let mut p = seq.to_be_bytes().to_vec();
+    p.resize(PAYLOAD, 0x5a);
+    p
+}
+
+/// Publishes MESSAGES numbered payloads to `topic` from a task of its own (its
+/// writes block while the broker holds it back).
+fn publish_all(mut publisher: Raw, topic: &'static str, qos: Qos) -> tokio::task::JoinHandle<Raw> {
+    tokio::spawn(async move {
+        for seq in 0..MESSAGES {
+            let id = (qos != Qos::AtMostOnce).then_some((seq % 60_000) as u16 + 1);
+            publisher
+                .send(v3_pub(topic, &payload(seq), qos, id).into())
+                .await;
+        }
+        publisher
+    })
+}
+
+/// Reads until `count` messages arrived; returns their sequence numbers.
+async fn receive(raw: &mut Raw, count: u32, within: Duration) -> Vec<u32> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut seqs = Vec::new();
+    while seqs.len() < count as usize {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match raw.recv(left).await {
+            Ok(p @ Packet::V3_1_1Publish(_)) => {
+                let (_, body, _, _) = publish_parts(&p);
+                seqs.push(u32::from_be_bytes([body[0], body[1], body[2], body[3]]));
+            }
+            Ok(_) => {}
+            Err(e) => panic!("after {} messages: {e:?}", seqs.len()),
+        }
+    }
+    seqs
+}
+
+async fn slow_subscriber_loses_nothing(qos: Qos) {
+    let cfg = BrokerConfig {
+        max_queued_messages: 16,
+        max_publisher_wait: Duration::from_secs(10),
+        ..Default::default()
+    };
+    let b = start(broker_support::policy::lwt(), cfg).await;
+    let mut sub = v3_client(b.addr, "slow", "admin").await;
+    subscribe(&mut sub, "bp/#", qos).await;
+    let publisher = v3_client(b.addr, "fast", "admin2").await;
+    let sending = publish_all(publisher, "bp/1", qos);
+    // The subscriber does not read for a while: its mailbox fills, then the publisher waits.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seqs = receive(&mut sub, MESSAGES, Duration::from_secs(30)).await;
+    assert_eq!(seqs, (0..MESSAGES).collect::<Vec<_>>(), "all, in order");
+    sending.await.expect("publisher");
+    assert_eq!(b.broker.stats().messages_dropped.get(), 0);
+}
+
+#[tokio::test]
+async fn a_slow_qos0_subscriber_slows_the_publisher_and_loses_nothing() {
+    slow_subscriber_loses_nothing(Qos::AtMostOnce).await;
+}
+
+#[tokio::test]
+async fn a_slow_qos1_subscriber_slows_the_publisher_and_loses_nothing() {
+    slow_subscriber_loses_nothing(Qos::AtLeastOnce).await;
+}
+
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_holds_nobody_back() {
+    let cfg = BrokerConfig {
+        max_queued_messages: 16,
+        max_publisher_wait: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let b = start(broker_support::policy::lwt(), cfg).await;
+    // Never reads after SUBACK.
+    let mut stuck = v3_client(b.addr, "stuck", "admin").await;
+    subscribe(&mut stuck, "bp/#", Qos::AtMostOnce).await;
+    let mut healthy = v3_client(b.addr, "healthy", "admin").await;
+    subscribe(&mut healthy, "bp/#", Qos::AtMostOnce).await;
+    let publisher = v3_client(b.addr, "fast", "admin2").await;
+    let sending = publish_all(publisher, "bp/1", Qos::AtMostOnce);
+    // The healthy subscriber gets everything, in order, although the publisher
+    // shares it with a subscriber that takes nothing.
+    let seqs = receive(&mut healthy, MESSAGES, Duration::from_secs(30)).await;
+    assert_eq!(seqs, (0..MESSAGES).collect::<Vec<_>>());
+    sending.await.expect("publisher");
+    // The stuck subscriber's copies beyond its buffers were dropped.
+    assert!(b.broker.stats().messages_dropped.get() > 0);
+    // And the broker still serves a newcomer.
+    let mut probe = v3_client(b.addr, "probe", "admin").await;
+    probe.send_raw(&[0xC0, 0x00]).await;
+    assert!(matches!(probe.recv(T).await, Ok(Packet::V3_1_1Pingresp(_))));
+    drop(stuck);
+}
