@@ -118,7 +118,7 @@ else
 fi
 # Each broker and the bench need one descriptor per connection plus a few.
 if [ "$FDS" -lt $((CONNS + 100)) ]; then
-    CONNS=$(( (FDS - 100) / 1000 * 1000 ))
+    CONNS=$(( FDS - 100 ))
     echo "warning: only $FDS file descriptors per process (hard limit): connect uses $CONNS connections" >&2
 fi
 # name | arguments

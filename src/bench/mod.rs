@@ -206,7 +206,8 @@ pub enum BenchError {
 
 /// Runs one scenario to completion.
 pub async fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
-    raise_open_file_limit();
+    // Many connections need many file descriptors.
+    crate::broker::limits::raise_open_file_limit();
     let broker = match cfg.broker_pid {
         Some(pid) => Some(procstat::Proc::open(pid).map_err(BenchError::Setup)?),
         None => None,
@@ -283,21 +284,6 @@ impl ErrorTally {
             lines.push(format!("... and {more} other errors"));
         }
         lines
-    }
-}
-
-/// Many connections need many file descriptors: raise the soft limit to the hard one.
-fn raise_open_file_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
     }
 }
 

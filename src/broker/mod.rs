@@ -13,6 +13,7 @@ pub mod connection;
 pub mod encode;
 pub mod frame;
 pub mod fuzzing;
+pub mod limits;
 pub mod listeners;
 pub mod message;
 pub mod policy;

@@ -6,6 +6,7 @@
 //! for one; `--dev` with no listener flag opens 127.0.0.1:1883.
 
 use super::{exit, output};
+use crate::broker::limits as fd_limits;
 use crate::broker::listeners::{self, Transport};
 use crate::broker::tls::{self, ServerCertificate, TlsListener};
 use crate::broker::{Broker, BrokerConfig, IdentityMode};
@@ -86,6 +87,20 @@ pub fn run(args: ServeArgs) -> u8 {
         },
         None => BrokerConfig::default(),
     };
+
+    if let Some(fds) = fd_limits::raise_open_file_limit() {
+        let wanted = config.max_connections as u64 + fd_limits::RESERVED_DESCRIPTORS;
+        if fds < wanted {
+            eprintln!(
+                "warning: the open-file limit is {fds}, below maxConnections ({}) plus {} for the broker \
+                 itself: connections past about {} will fail at accept\n  help: raise it (`ulimit -n`, \
+                 LimitNOFILE= in a systemd unit) or lower maxConnections",
+                config.max_connections,
+                fd_limits::RESERVED_DESCRIPTORS,
+                fds.saturating_sub(fd_limits::RESERVED_DESCRIPTORS)
+            );
+        }
+    }
 
     let no_listener =
         args.mqtt.is_empty() && args.mqtts.is_empty() && args.ws.is_empty() && args.wss.is_empty();
