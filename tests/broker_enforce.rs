@@ -103,6 +103,19 @@ async fn publishing_to_dollar_topics_is_denied() {
 }
 
 #[tokio::test]
+async fn a_will_on_a_dollar_topic_is_refused_even_when_the_bindings_cover_it() {
+    // admin may publish `#`, which never covers `$` topics.
+    let b = lwt_broker().await;
+    let mut r = Raw::open(b.addr, Version::V5_0).await;
+    let will = Some(("$SYS/gone", &b"x"[..], Qos::AtMostOnce, false, 0));
+    r.send(v5_connect_with("adm-will", Some("admin"), will, Opts::default()).into())
+        .await;
+    let (code, reason) = v5_connack(&r.recv(T).await.expect("connack"));
+    assert_eq!(code, 0x87);
+    assert!(reason.unwrap_or_default().contains("$SYS/gone"));
+}
+
+#[tokio::test]
 async fn subscribe_denies_per_filter_and_grants_the_others() {
     let b = lwt_broker().await;
     let mut a = v5_client(b.addr, "a1", "actuator1").await;

@@ -171,11 +171,8 @@ where
             if topic::validate_name(&w.topic).is_err() {
                 return self.refuse(&info, Refusal::TopicNameInvalid, None);
             }
-            let verdict = if w.topic.starts_with('$') {
-                crate::decisions::access::Verdict::deny("topics starting with `$` are reserved")
-            } else {
-                policy.may_publish(client, &w.topic)
-            };
+            // The policy also refuses `$` topics.
+            let verdict = policy.may_publish(client, &w.topic);
             if !verdict.allowed {
                 let reason = format!(
                     "will topic `{}` is not allowed: {}",

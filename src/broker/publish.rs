@@ -34,9 +34,7 @@ where
         msg.origin = client.client_id.clone();
         let rpi = client.request_problem_info;
 
-        let verdict = if msg.topic.starts_with('$') {
-            Verdict::deny("topics starting with `$` are reserved for the broker")
-        } else {
+        let verdict = {
             let (policy, generation) = self.shared.policy.current_with_generation();
             let Some(client) = self.client.as_mut() else {
                 return;
@@ -50,9 +48,9 @@ where
                     known
                 }
             };
+            // The policy also refuses disabled clients and `$` topics.
             match known {
-                Some(c) if policy.is_enabled(c) => policy.may_publish(c, &msg.topic),
-                Some(_) => Verdict::deny("the client is disabled"),
+                Some(c) => policy.may_publish(c, &msg.topic),
                 None => Verdict::deny("the client is no longer in the policy"),
             }
         };

@@ -1,48 +1,15 @@
 //! Topic names and filters: validation, `$share/NAME/F` parsing and matching
 //! (semantics.md §3).
 
-/// Why a topic name or filter is unusable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TopicError {
-    Empty,
-    Wildcard,
-    BadWildcard,
-    Nul,
-    BadShare,
-}
+use crate::source::topic::{split_shared, validate_filter, validate_topic_name, TemplateErrorKind};
+
+/// Why a topic name or filter is unusable: the policy's own error, so that the
+/// broker and `policy check` agree on what a valid topic is.
+pub use crate::source::topic::TemplateError as TopicError;
 
 /// A topic name: no wildcard, no U+0000, 1..65535 bytes (UTF-8 is checked by the codec).
 pub fn validate_name(topic: &str) -> Result<(), TopicError> {
-    if topic.is_empty() {
-        return Err(TopicError::Empty);
-    }
-    if topic.contains('\0') {
-        return Err(TopicError::Nul);
-    }
-    if topic.contains(['+', '#']) {
-        return Err(TopicError::Wildcard);
-    }
-    Ok(())
-}
-
-/// A topic filter: `+` is a whole level, `#` a whole last level.
-pub fn validate_filter(filter: &str) -> Result<(), TopicError> {
-    if filter.is_empty() {
-        return Err(TopicError::Empty);
-    }
-    if filter.contains('\0') {
-        return Err(TopicError::Nul);
-    }
-    let levels: Vec<&str> = filter.split('/').collect();
-    for (i, level) in levels.iter().enumerate() {
-        if level.contains(['+', '#']) && level.len() != 1 {
-            return Err(TopicError::BadWildcard);
-        }
-        if *level == "#" && i + 1 != levels.len() {
-            return Err(TopicError::BadWildcard);
-        }
-    }
-    Ok(())
+    validate_topic_name(topic)
 }
 
 /// A subscription filter split into its optional share group and the filter proper.
@@ -54,25 +21,30 @@ pub struct SubFilter<'a> {
 
 /// Parses `$share/NAME/F` (NAME non-empty, no wildcard, F a valid filter) or a plain filter.
 pub fn parse_subscription(raw: &str) -> Result<SubFilter<'_>, TopicError> {
-    if let Some(rest) = raw.strip_prefix("$share/") {
-        let (name, filter) = rest.split_once('/').ok_or(TopicError::BadShare)?;
-        if name.is_empty() || name.contains(['+', '#']) {
-            return Err(TopicError::BadShare);
+    match split_shared(raw) {
+        Some(Ok((name, filter))) => {
+            validate_filter(filter)?;
+            Ok(SubFilter {
+                share: Some(name),
+                filter,
+            })
         }
-        validate_filter(filter)?;
-        return Ok(SubFilter {
-            share: Some(name),
-            filter,
-        });
+        Some(Err(e)) => Err(e),
+        // `$share` alone names no group: refused rather than read as a topic filter.
+        None if raw == "$share" => Err(TopicError {
+            kind: TemplateErrorKind::Syntax,
+            message: "a shared subscription is `$share/NAME/FILTER`".into(),
+            at: (0, raw.len()),
+            help: None,
+        }),
+        None => {
+            validate_filter(raw)?;
+            Ok(SubFilter {
+                share: None,
+                filter: raw,
+            })
+        }
     }
-    if raw == "$share" || raw.starts_with("$share/") {
-        return Err(TopicError::BadShare);
-    }
-    validate_filter(raw)?;
-    Ok(SubFilter {
-        share: None,
-        filter: raw,
-    })
 }
 
 /// Does `filter` match `topic`? One definition for the whole project: the policy's.
@@ -108,6 +80,10 @@ mod tests {
             })
         );
         assert!(parse_subscription("$share/g").is_err());
+        assert!(parse_subscription("$share").is_err());
+        assert!(parse_subscription("$share/g/").is_err());
+        assert!(validate_name("a\0b").is_err());
+        assert!(validate_name("").is_err());
         assert!(parse_subscription("$share//a").is_err());
         assert!(validate_name("a/+").is_err());
     }

@@ -25,9 +25,9 @@ pub struct Will {
 pub fn fire(shared: &Shared, will: Will) {
     let policy = shared.policy.current();
     let topic = will.msg.topic.as_str();
+    // The policy also refuses disabled clients and `$` topics.
     let denied = match policy.lookup_client(&will.auth_name) {
         None => Some("the client is no longer in the policy".to_string()),
-        Some(c) if !policy.is_enabled(c) => Some("the client is disabled".to_string()),
         Some(c) => {
             let v = policy.may_publish(c, topic);
             (!v.allowed).then_some(v.reason)

@@ -58,8 +58,11 @@ pub trait AccessPolicy: Send + Sync + 'static {
     /// can authenticate someone without `--dev`.
     fn has_password_clients(&self) -> bool;
     /// May `client` publish to topic name `topic` (also asked for the will topic)?
+    /// Denied for a disabled client, an invalid topic name and any topic starting
+    /// with `$` (reserved for the broker), whatever the bindings say.
     fn may_publish(&self, client: ClientId, topic: &str) -> Verdict;
     /// May `client` subscribe to `filter` (`$share/NAME/F` is authorized as `F`)?
+    /// Denied for a disabled client and an invalid filter.
     fn may_subscribe(&self, client: ClientId, filter: &str) -> Verdict;
     /// Hex SHA-256 of the policy source, logged at boot.
     fn policy_hash(&self) -> String;
