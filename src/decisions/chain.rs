@@ -245,14 +245,14 @@ fn template_step(
         Permission::Publisher => {
             step.matches = crate::source::topic::matches(&filter.to_string(), &asked_text);
             if !step.matches {
-                step.first_difference = first_difference_publish(&filter, asked);
+                step.first_difference = first_difference(&filter, asked);
             }
         }
         Permission::Subscriber => {
             // The same subset rule the decision uses.
             step.matches = crate::source::topic::is_subset(&asked_text, &filter.to_string());
             if !step.matches {
-                step.first_difference = first_difference_subscribe(&filter, asked);
+                step.first_difference = first_difference(&filter, asked);
                 step.witness = algebra::witness(asked, &[&filter], &Vocabulary::new());
             }
         }
@@ -293,23 +293,9 @@ fn diff_at(i: usize, t: Option<&FLevel>, a: Option<&FLevel>) -> Option<LevelDiff
     })
 }
 
-/// The first level at which topic `topic` leaves `filter`.
-fn first_difference_publish(filter: &Filter, topic: &Filter) -> Option<LevelDiff> {
-    let n = filter.levels.len().max(topic.levels.len());
-    for i in 0..n {
-        let (f, t) = (filter.levels.get(i), topic.levels.get(i));
-        match (f, t) {
-            (Some(FLevel::Hash), _) => return None,
-            (Some(FLevel::Plus), Some(FLevel::Lit(v))) if !(i == 0 && v.starts_with('$')) => {}
-            (Some(FLevel::Lit(x)), Some(FLevel::Lit(y))) if x == y => {}
-            _ => return diff_at(i, f, t),
-        }
-    }
-    None
-}
-
-/// The first level at which filter `asked` is not inside `filter`.
-fn first_difference_subscribe(filter: &Filter, asked: &Filter) -> Option<LevelDiff> {
+/// The first level at which `asked` (a topic name, or a filter) is not inside
+/// `filter`. A topic name has no wildcard, so one definition serves both.
+fn first_difference(filter: &Filter, asked: &Filter) -> Option<LevelDiff> {
     let n = filter.levels.len().max(asked.levels.len());
     for i in 0..n {
         let (f, a) = (filter.levels.get(i), asked.levels.get(i));
@@ -570,7 +556,7 @@ mod tests {
 
     #[test]
     fn first_difference_points_at_the_level() {
-        let d = first_difference_publish(
+        let d = first_difference(
             &Filter::parse("clients/sensor2/status"),
             &Filter::parse("clients/sensor1/status"),
         );
@@ -582,7 +568,7 @@ mod tests {
                 topic: Some("sensor1".into())
             })
         );
-        let d = first_difference_publish(&Filter::parse("a/b"), &Filter::parse("a/b/c"));
+        let d = first_difference(&Filter::parse("a/b"), &Filter::parse("a/b/c"));
         assert_eq!(
             d,
             Some(LevelDiff {
@@ -591,7 +577,7 @@ mod tests {
                 topic: Some("c".into())
             })
         );
-        let d = first_difference_subscribe(
+        let d = first_difference(
             &Filter::parse("clients/+/status"),
             &Filter::parse("clients/#"),
         );
@@ -604,7 +590,7 @@ mod tests {
             })
         );
         assert_eq!(
-            first_difference_subscribe(&Filter::parse("a/#"), &Filter::parse("a/+/b")),
+            first_difference(&Filter::parse("a/#"), &Filter::parse("a/+/b")),
             None
         );
     }
