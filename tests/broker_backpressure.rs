@@ -125,3 +125,94 @@ async fn a_subscriber_that_stops_reading_holds_nobody_back() {
     assert!(matches!(probe.recv(T).await, Ok(Packet::V3_1_1Pingresp(_))));
     drop(stuck);
 }
+
+/// Reads QoS 0 PUBLISH packets (MQTT 3.1.1) straight off a socket half until
+/// `count` arrived; returns their sequence numbers.
+async fn read_publishes(
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    count: u32,
+    within: Duration,
+) -> Vec<u32> {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + within;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut seqs = Vec::new();
+    while seqs.len() < count as usize {
+        let n = tokio::time::timeout_at(deadline, r.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| panic!("timed out after {} messages", seqs.len()))
+            .expect("read");
+        assert!(n > 0, "closed after {} messages", seqs.len());
+        buf.extend_from_slice(&chunk[..n]);
+        // Whole packets: header, remaining length, then topic length + topic + payload.
+        loop {
+            let mut len = 0usize;
+            let mut i = 1;
+            let mut shift = 0;
+            let complete = loop {
+                let Some(&b) = buf.get(i) else { break false };
+                len |= usize::from(b & 0x7f) << shift;
+                shift += 7;
+                i += 1;
+                if b & 0x80 == 0 {
+                    break true;
+                }
+            };
+            if !complete || buf.len() < i + len {
+                break;
+            }
+            assert_eq!(buf[0] & 0xf0, 0x30, "a PUBLISH");
+            let topic_len = usize::from(u16::from_be_bytes([buf[i], buf[i + 1]]));
+            let body = i + 2 + topic_len;
+            seqs.push(u32::from_be_bytes([
+                buf[body],
+                buf[body + 1],
+                buf[body + 2],
+                buf[body + 3],
+            ]));
+            buf.drain(..i + len);
+        }
+    }
+    seqs
+}
+
+#[tokio::test]
+async fn two_clients_publishing_to_each_other_do_not_wait_on_each_other() {
+    let cfg = BrokerConfig {
+        max_queued_messages: 8,
+        // Longer than the test may take: a mutual wait would show as a hang and drops.
+        max_publisher_wait: Duration::from_secs(20),
+        ..Default::default()
+    };
+    let b = start(broker_support::policy::lwt(), cfg).await;
+    let mut a = v3_client(b.addr, "a", "admin").await;
+    subscribe(&mut a, "to/a", Qos::AtMostOnce).await;
+    let mut c = v3_client(b.addr, "c", "admin2").await;
+    subscribe(&mut c, "to/c", Qos::AtMostOnce).await;
+    let (a_read, a_write) = a.stream.into_split();
+    let (c_read, c_write) = c.stream.into_split();
+    let send = |topic: &'static str| {
+        move |mut w: tokio::net::tcp::OwnedWriteHalf| async move {
+            use tokio::io::AsyncWriteExt;
+            for seq in 0..MESSAGES {
+                let mut bytes = Vec::new();
+                topicgate::broker::encode::v3_qos0_publish(&mut bytes, topic, &payload(seq), false);
+                w.write_all(&bytes).await.expect("write");
+            }
+            w
+        }
+    };
+    let a_sending = tokio::spawn(send("to/c")(a_write));
+    let c_sending = tokio::spawn(send("to/a")(c_write));
+    // Neither reads for a while: both mailboxes fill while both publish.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let at_a = tokio::spawn(read_publishes(a_read, MESSAGES, Duration::from_secs(15)));
+    let at_c = tokio::spawn(read_publishes(c_read, MESSAGES, Duration::from_secs(15)));
+    let all: Vec<u32> = (0..MESSAGES).collect();
+    assert_eq!(at_a.await.expect("a reads"), all);
+    assert_eq!(at_c.await.expect("c reads"), all);
+    a_sending.await.expect("a sends");
+    c_sending.await.expect("c sends");
+    assert_eq!(b.broker.stats().messages_dropped.get(), 0);
+}

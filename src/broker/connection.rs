@@ -10,7 +10,7 @@
 use super::encode;
 use super::frame::FrameScan;
 use super::message::Message;
-use super::session::{Delivery, Inflight, Kick, Session};
+use super::session::{Deliver, Delivery, Inflight, Kick, Session};
 use super::state::Shared;
 use super::tls::PeerCertificates;
 use super::will::Will;
@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::futures::Notified;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -209,7 +210,7 @@ where
                     self.end = Some(End::Abnormal);
                 }
                 Ok(Ok(0)) | Ok(Err(_)) => self.end = Some(End::Abnormal),
-                Ok(Ok(_)) => self.process_inbox().await,
+                Ok(Ok(_)) => self.process_inbox(None).await,
             }
             self.flush().await;
         }
@@ -234,7 +235,7 @@ where
             tokio::select! {
                 r = std::future::poll_fn(|cx| self.poll_read_feed(cx)) => match r {
                     Ok(0) | Err(_) => self.end = Some(End::Abnormal),
-                    Ok(_) => self.process_inbox().await,
+                    Ok(_) => self.process_inbox(Some((session, wake.as_mut()))).await,
                 },
                 () = &mut wake => {
                     wake.set(session.woken());
@@ -353,16 +354,66 @@ where
 
     /// Waits (bounded by `maxPublisherWait`) for room in the mailboxes this
     /// client's last PUBLISH found full; what still finds no room is dropped.
-    async fn wait_for_room(&mut self) {
+    async fn wait_for_room(&mut self, own: &mut Option<Own<'_, '_>>) {
         let deadline = Instant::now() + self.shared.config.max_publisher_wait;
-        let max = self.shared.config.max_queued_messages;
         let mut blocked = std::mem::take(&mut self.blocked);
-        for (session, d) in blocked.drain(..) {
-            if !session.deliver_within(d, max, deadline).await {
+        for (target, d) in blocked.drain(..) {
+            if !self.deliver_waiting(&target, d, deadline, own).await {
                 self.shared.stats.messages_dropped.inc();
             }
         }
         self.blocked = blocked;
+    }
+
+    /// Delivers one blocked copy once `target`'s mailbox has room, until
+    /// `deadline`. Meanwhile this connection goes on taking and sending its own
+    /// mail: two clients publishing to each other must not wait on each other.
+    async fn deliver_waiting(
+        &mut self,
+        target: &Session,
+        mut d: Delivery,
+        deadline: Instant,
+        own: &mut Option<Own<'_, '_>>,
+    ) -> bool {
+        let max = self.shared.config.max_queued_messages;
+        loop {
+            let room = target.room();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match target.deliver(d, max) {
+                Deliver::Queued => return true,
+                Deliver::Dropped => return false,
+                Deliver::Full(back) => d = back,
+            }
+            if target.is_stalled() || self.end.is_some() {
+                return false;
+            }
+            let woke = match own.as_mut() {
+                Some((_, wake)) => tokio::select! {
+                    r = tokio::time::timeout_at(deadline, room.as_mut()) => r.map(|()| false),
+                    () = wake.as_mut() => Ok(true),
+                },
+                None => tokio::time::timeout_at(deadline, room)
+                    .await
+                    .map(|()| false),
+            };
+            match woke {
+                // Room, perhaps: try again.
+                Ok(false) => {}
+                Ok(true) => {
+                    if let Some((session, wake)) = own.as_mut() {
+                        wake.set(session.woken());
+                        self.take_mail(session);
+                        self.drain_pending();
+                        self.flush().await;
+                    }
+                }
+                Err(_) => {
+                    target.mark_stalled();
+                    return false;
+                }
+            }
+        }
     }
 
     /// Feeds received bytes to the codec, one packet per `recv` call.
@@ -446,13 +497,15 @@ where
     }
 
     /// Acts on decoded packets in order; stops at the first that ends the connection.
-    async fn process_inbox(&mut self) {
+    /// `own` is the attached session and the connection's wake-up, so that
+    /// waiting for room elsewhere does not stop this connection's own deliveries.
+    async fn process_inbox(&mut self, mut own: Option<Own<'_, '_>>) {
         // CONNECT and waiting for room are rare and their state is large: boxed,
         // so that the state every idle connection keeps stays small.
         while let Some(wait) = self.act_on_inbox() {
             match wait {
                 Wait::Connect(info) => Box::pin(self.on_connect(*info)).await,
-                Wait::Room => Box::pin(self.relieve()).await,
+                Wait::Room => Box::pin(self.relieve(&mut own)).await,
             }
         }
         if self.malformed && self.end.is_none() {
@@ -482,9 +535,9 @@ where
     }
 
     /// Sends what is ready (acknowledgements), then waits for room for the blocked copies.
-    async fn relieve(&mut self) {
+    async fn relieve(&mut self, own: &mut Option<Own<'_, '_>>) {
         self.flush().await;
-        self.wait_for_room().await;
+        self.wait_for_room(own).await;
     }
 
     /// Every packet but CONNECT (see [`connect_info`]).
@@ -779,6 +832,9 @@ where
         debug!(client_id = %client.client_id, auth = %client.auth_name, ?end, "connection closed");
     }
 }
+
+/// The attached session and the connection's pinned wake-up future.
+type Own<'s, 'w> = (&'s Session, Pin<&'w mut Notified<'s>>);
 
 /// What stops [`Conn::act_on_inbox`].
 enum Wait {

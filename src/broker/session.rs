@@ -13,9 +13,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
-use tokio::time::Instant;
 use tracing::debug;
 
 /// One copy of a message for one session.
@@ -57,7 +57,7 @@ pub enum Deliver {
     /// or a connection that stopped taking its mail.
     Dropped,
     /// The attached connection's mailbox is full: the caller may wait for room
-    /// ([`Session::deliver_within`]) or drop it.
+    /// ([`Session::room`]) and try again, or drop it.
     Full(Delivery),
 }
 
@@ -159,40 +159,28 @@ impl Session {
         Deliver::Queued
     }
 
-    /// Like [`deliver`](Self::deliver), but when the mailbox is full waits for
-    /// the connection to take its mail, until `deadline`. Returns false when the
-    /// copy was dropped. A connection that lets a deadline pass is marked stalled
-    /// and later copies that find its mailbox full are dropped at once, so one
-    /// stuck subscriber cannot hold its publishers back again and again.
-    pub async fn deliver_within(
-        &self,
-        mut d: Delivery,
-        max_queue: usize,
-        deadline: Instant,
-    ) -> bool {
-        loop {
-            let room = self.room.notified();
-            tokio::pin!(room);
-            room.as_mut().enable();
-            match self.deliver(d, max_queue) {
-                Deliver::Queued => return true,
-                Deliver::Dropped => return false,
-                Deliver::Full(back) => d = back,
-            }
-            if self.stalled.load(Ordering::Relaxed) {
-                return false;
-            }
-            if tokio::time::timeout_at(deadline, room).await.is_err() {
-                self.stalled.store(true, Ordering::Relaxed);
-                debug!(client_id = %self.client_id, "mailbox stayed full: connection marked stalled");
-                return false;
-            }
-        }
+    /// Resolves when the attached connection has taken mail from a full mailbox
+    /// or detached. Create and `enable` it before [`deliver`](Self::deliver)
+    /// returns `Full`, so that a take in between is not missed.
+    pub fn room(&self) -> Notified<'_> {
+        self.room.notified()
     }
 
-    /// Waits until the attached connection wakes us (mail or kick).
-    pub async fn woken(&self) {
-        self.wake.notified().await
+    /// A publisher waited for room in vain and the connection has not taken mail
+    /// since: copies that find the mailbox full are dropped at once, so one stuck
+    /// subscriber cannot hold its publishers back again and again.
+    pub fn is_stalled(&self) -> bool {
+        self.stalled.load(Ordering::Relaxed)
+    }
+
+    pub fn mark_stalled(&self) {
+        self.stalled.store(true, Ordering::Relaxed);
+        debug!(client_id = %self.client_id, "mailbox stayed full: connection marked stalled");
+    }
+
+    /// Resolves when the attached connection is woken (mail or kick).
+    pub fn woken(&self) -> Notified<'_> {
+        self.wake.notified()
     }
 
     /// For the attached connection `conn_id`: moves up to `limit` deliveries of
