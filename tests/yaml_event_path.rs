@@ -246,8 +246,77 @@ fn document() -> impl Strategy<Value = String> {
         })
 }
 
+/// Edits that turn a valid document into a near-valid one: YAML punctuation, the
+/// spellings the event path declines, broken quotes and indentation.
+fn edit() -> impl Strategy<Value = (prop::sample::Index, &'static str, usize)> {
+    (
+        any::<prop::sample::Index>(),
+        prop::sample::select(vec![
+            "",
+            ":",
+            ": ",
+            "- ",
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            "'",
+            "\"",
+            "#",
+            "&a ",
+            "*a",
+            "!!str ",
+            "<<: ",
+            "? ",
+            "\n",
+            "\n  ",
+            "\t",
+            "1.5",
+            "0x1F",
+            "+1",
+            "007",
+            ".inf",
+            "---\n",
+            "|\n  x",
+            "%YAML 1.1\n",
+            "\u{feff}",
+            "é",
+        ]),
+        0usize..3,
+    )
+}
+
+/// Applies an edit at a character boundary: inserts `text`, deleting `delete` chars.
+fn apply(doc: &str, (at, text, delete): &(prop::sample::Index, &str, usize)) -> String {
+    let bounds: Vec<usize> = doc
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain([doc.len()])
+        .collect();
+    let i = at.index(bounds.len());
+    let start = bounds[i];
+    let end = bounds[(i + delete).min(bounds.len() - 1)];
+    format!("{}{}{}", &doc[..start], text, &doc[end..])
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// On damaged documents the event path either declines or agrees with the serde
+    /// path: it never accepts what the serde path refuses, nor reads it differently.
+    #[test]
+    fn damaged_documents_are_declined_or_read_the_same(
+        text in document(),
+        edits in prop::collection::vec(edit(), 1..4),
+    ) {
+        let text = edits.iter().fold(text, |t, e| apply(&t, e));
+        if let Some(events) = event_tree(&text) {
+            let serde = serde_tree(&text);
+            prop_assert!(serde.is_ok(), "event path accepted what serde refused {:?}:\n{}", serde, text);
+            prop_assert_eq!(events, serde.unwrap(), "{}", text);
+        }
+    }
 
     #[test]
     fn generated_documents_read_the_same_on_both_paths(text in document()) {
