@@ -4,6 +4,10 @@
 //! report one mistake per run. We deserialize only the tree shape (which fails only
 //! on YAML syntax) and check the schema ourselves in [`super::yaml`], collecting
 //! every error at once, each at its exact position.
+//!
+//! The `Deserialize` impls below are the serde path. Ordinary policies take the
+//! faster event path ([`super::events`]), which builds the same tree; the serde
+//! path reads whatever the event path declines (decision 0013).
 
 use super::span::Span;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};

@@ -1,5 +1,7 @@
 //! The YAML front end: text -> spanned tree ([`super::node`]) -> [`PolicyDoc`],
-//! checking the schema by hand so that every mistake is reported at once.
+//! checking the schema by hand so that every mistake is reported at once. The tree
+//! comes from the parser's events ([`super::events`]) or, for anything that path
+//! declines, from serde-saphyr (decisions 0002 and 0013).
 
 use super::model::*;
 use super::node::{Key, Node, NodeKind};
