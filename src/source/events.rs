@@ -9,7 +9,7 @@
 //! anchor or alias, a tag, a float, a duplicate key, a limit reached), so that the
 //! caller re-reads the file through serde-saphyr, which then decides and reports as
 //! it always did. Within the subset both paths build the same tree
-//! (`tests/yaml_front_end.rs` compares them on generated policies).
+//! (`tests/yaml_event_path.rs` compares them on generated documents and policies).
 
 use super::node::{Key, Node, NodeKind};
 use super::span::Span;
