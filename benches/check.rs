@@ -9,6 +9,7 @@ use std::fmt::Write;
 use std::time::Duration;
 use topicgate::analysis::{analyze, Options};
 use topicgate::compiler::load::compile_text_with;
+use topicgate::source::yaml::{event_tree, serde_tree};
 
 /// `n` clients: nine in ten are sensors publishing their own status (their will
 /// topic) and telemetry under their line; one in ten are actuators subscribing to
@@ -64,6 +65,14 @@ fn check(c: &mut Criterion) {
     });
     g.bench_function("rules only (index build included)", |b| {
         b.iter(|| analyze(&compiled.file, &resolved, Options::default()))
+    });
+    // The YAML text to the spanned tree, both paths (decision 0013): the event path
+    // is what `parse_tree` takes on this file; the serde path is its fallback.
+    g.bench_function("YAML tree, event path", |b| {
+        b.iter(|| event_tree(&text).expect("plain policy"))
+    });
+    g.bench_function("YAML tree, serde path", |b| {
+        b.iter(|| serde_tree(&text).expect("valid YAML"))
     });
     g.finish();
 }

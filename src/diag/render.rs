@@ -2,7 +2,10 @@
 
 use super::{Diagnostic, Severity};
 use crate::source::span::SourceFile;
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents,
+    SourceCode, SourceSpan, SpanContents,
+};
 use serde::Serialize;
 use std::fmt;
 
@@ -12,7 +15,46 @@ const MAX_SNIPPET_LINE: usize = 400;
 /// A diagnostic bound to its source file, in the shape miette renders.
 struct Report<'a> {
     diag: &'a Diagnostic,
-    source: NamedSource<String>,
+    source: &'a dyn SourceCode,
+}
+
+/// The source file as miette reads it, a few lines at a time: miette's own
+/// `read_span` counts lines from the start of the text, which for a warning near the
+/// end of a 100,000-client policy meant scanning megabytes per snippet. This hands it
+/// only the lines around the span (found with the file's line index) and shifts the
+/// answer back to file coordinates.
+struct Lines<'a>(&'a SourceFile);
+
+impl SourceCode for Lines<'_> {
+    fn read_span<'b>(
+        &'b self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'b> + 'b>, MietteError> {
+        let file = self.0;
+        let (first, _) = file.line_col(span.offset());
+        let (last, _) = file.line_col(span.offset() + span.len());
+        // One spare line on each side, so that miette sees the same line ends it would
+        // in the whole text.
+        let first = first.saturating_sub(context_lines_before + 1).max(1);
+        let start = file.offset_of(first, 1);
+        let end = file.offset_of(last + context_lines_after + 2, 1);
+        let window = file.text.get(start..end).unwrap_or("");
+        let inner = SourceSpan::new((span.offset() - start).into(), span.len());
+        let contents = window.read_span(&inner, context_lines_before, context_lines_after)?;
+        Ok(Box::new(MietteSpanContents::new_named(
+            file.name.clone(),
+            contents.data(),
+            SourceSpan::new(
+                (contents.span().offset() + start).into(),
+                contents.span().len(),
+            ),
+            contents.line() + first - 1,
+            contents.column(),
+            contents.line_count(),
+        )))
+    }
 }
 
 impl fmt::Debug for Report<'_> {
@@ -45,9 +87,7 @@ impl miette::Diagnostic for Report<'_> {
             .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        self.diag
-            .span
-            .map(|_| &self.source as &dyn miette::SourceCode)
+        self.diag.span.map(|_| self.source)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let primary = self.diag.span.map(|s| {
@@ -74,16 +114,17 @@ pub fn human(diag: &Diagnostic, file: &SourceFile, color: bool) -> String {
             return human(&short, file, color);
         }
     }
+    render(diag, &Lines(file), color)
+}
+
+fn render(diag: &Diagnostic, source: &dyn SourceCode, color: bool) -> String {
     let theme = if color {
         GraphicalTheme::unicode()
     } else {
         GraphicalTheme::unicode_nocolor()
     };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
-    let report = Report {
-        diag,
-        source: NamedSource::new(file.name.clone(), file.text.to_string()),
-    };
+    let report = Report { diag, source };
     let mut out = String::new();
     if handler.render_report(&mut out, &report).is_err() {
         out = format!(
@@ -137,4 +178,55 @@ pub fn human_all(diags: &[Diagnostic], file: &SourceFile, color: bool) -> String
         .map(|d| human(d, file, color))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::Code;
+    use crate::source::span::Span;
+    use miette::NamedSource;
+
+    /// Rendering from the lines around a span gives exactly what miette renders from
+    /// the whole text, wherever the span is.
+    #[test]
+    fn snippets_from_a_window_match_snippets_from_the_whole_text() {
+        let mut text = String::new();
+        for i in 0..3000 {
+            text.push_str(&format!(
+                "  client-{i}: {{ attributes: {{ floor: {} }} }} # ü\n",
+                i % 7
+            ));
+        }
+        text.push_str("last: line without newline");
+        let file = SourceFile::new("big.yaml", text.clone());
+        let whole = NamedSource::new("big.yaml", text.clone());
+        let line = |n: usize| file.offset_of(n, 1);
+        let spans = [
+            Span::new(0, 0),
+            Span::new(2, 10),
+            Span::new(line(2) + 2, line(2) + 10),
+            Span::new(line(1500) + 4, line(1500) + 12),
+            Span::new(line(1500), line(1503) + 5),
+            Span::new(line(3000) + 2, line(3001)),
+            Span::new(line(3001), text.len()),
+            Span::new(text.len(), text.len()),
+        ];
+        for span in spans {
+            let mut diag = Diagnostic::new(Code::UnknownKey, "a finding")
+                .at(span)
+                .label("here");
+            diag.related.push((
+                Span::new(span.start as usize + 1, span.end as usize),
+                "and here".into(),
+            ));
+            for color in [false, true] {
+                assert_eq!(
+                    human(&diag, &file, color),
+                    render(&diag, &whole, color),
+                    "{span:?}"
+                );
+            }
+        }
+    }
 }

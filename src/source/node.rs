@@ -4,19 +4,23 @@
 //! report one mistake per run. We deserialize only the tree shape (which fails only
 //! on YAML syntax) and check the schema ourselves in [`super::yaml`], collecting
 //! every error at once, each at its exact position.
+//!
+//! The `Deserialize` impls below are the serde path. Ordinary policies take the
+//! faster event path ([`super::events`]), which builds the same tree; the serde
+//! path reads whatever the event path declines (decision 0013).
 
 use super::span::Span;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 use std::fmt;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Node {
     pub kind: NodeKind,
     pub span: Span,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum NodeKind {
     Null,
     Bool(bool),
@@ -30,7 +34,7 @@ pub enum NodeKind {
 }
 
 /// A mapping key: always a string in a policy file.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Key {
     pub name: String,
     pub span: Span,

@@ -1,5 +1,7 @@
 //! The YAML front end: text -> spanned tree ([`super::node`]) -> [`PolicyDoc`],
-//! checking the schema by hand so that every mistake is reported at once.
+//! checking the schema by hand so that every mistake is reported at once. The tree
+//! comes from the parser's events ([`super::events`]) or, for anything that path
+//! declines, from serde-saphyr (decisions 0002 and 0013).
 
 use super::model::*;
 use super::node::{Key, Node, NodeKind};
@@ -40,16 +42,56 @@ pub fn parse_tree(text: &str) -> Result<Node, Diagnostic> {
             span: Span::NONE,
         });
     }
+    event_tree(text).map_or_else(|| serde_tree(text), Ok)
+}
+
+/// The event path alone: the tree built straight from the parser's events, or
+/// `None` where it declines and [`serde_tree`] must read the text (see
+/// [`super::events`]). Public so that tests can hold both paths to the same tree.
+pub fn event_tree(text: &str) -> Option<Node> {
+    super::events::tree(text, LIMITS, parser_options())
+}
+
+/// serde-saphyr's budget, shared by both paths: the event path stops short of it
+/// and leaves the breach to the serde path, which reports it.
+const LIMITS: super::events::Limits = super::events::Limits {
+    max_depth: 64,
+    max_nodes: 10_000_000,
+    max_events: 20_000_000,
+};
+
+fn budget() -> Option<serde_saphyr::Budget> {
+    serde_saphyr::budget! {
+        max_events: LIMITS.max_events,
+        max_nodes: LIMITS.max_nodes,
+        max_depth: LIMITS.max_depth,
+        // Policies have little use for anchors; keep alias bombs cheap.
+        max_aliases: 10_000,
+        max_anchors: 10_000,
+        max_recorded_anchor_events: 100_000,
+    }
+}
+
+/// The parser options serde-saphyr derives from [`budget`], so that both paths
+/// accept the same syntax.
+fn parser_options() -> granit_parser::Options {
+    let mut options = granit_parser::Options::default();
+    if let Some(budget) = budget() {
+        options.simple_key_max_lookahead = budget.simple_key_max_lookahead;
+        options.flow_nesting_limit = budget.flow_nesting_limit;
+        options.block_nesting_limit = options
+            .block_nesting_limit
+            .max(budget.max_depth.saturating_add(1));
+    }
+    options.emit_comments = false;
+    options
+}
+
+/// The serde path: any YAML, with serde-saphyr's checks, limits and error messages.
+/// Used when the event path declines (see [`super::events`]).
+pub fn serde_tree(text: &str) -> Result<Node, Diagnostic> {
     let options = serde_saphyr::options! {
-        budget: serde_saphyr::budget! {
-            max_events: 20_000_000,
-            max_nodes: 10_000_000,
-            max_depth: 64,
-            // Policies have little use for anchors; keep alias bombs cheap.
-            max_aliases: 10_000,
-            max_anchors: 10_000,
-            max_recorded_anchor_events: 100_000,
-        },
+        budget: budget(),
         alias_limits: serde_saphyr::alias_limits! {
             max_total_replayed_events: 200_000,
         },
