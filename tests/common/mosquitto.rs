@@ -45,7 +45,21 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     /// Starts `bin` with a config of `listener PORT 127.0.0.1` plus `extra` lines.
+    ///
+    /// The port is picked free and released, so another process may take it
+    /// before Mosquitto binds it; then Mosquitto exits and something else answers
+    /// on the port. A start counts only when Mosquitto is still running after the
+    /// port answers, and is retried on a new port otherwise.
     pub fn start(bin: &Path, dir: &Path, extra: &str) -> Mosquitto {
+        for _ in 0..5 {
+            if let Some(m) = Self::try_start(bin, dir, extra) {
+                return m;
+            }
+        }
+        panic!("mosquitto did not start on a free port in 5 attempts");
+    }
+
+    fn try_start(bin: &Path, dir: &Path, extra: &str) -> Option<Mosquitto> {
         let port = free_port();
         let conf = dir.join("mosquitto-test.conf");
         std::fs::write(&conf, format!("listener {port} 127.0.0.1\n{extra}\n"))
@@ -59,16 +73,22 @@ impl Mosquitto {
             .spawn()
             .expect("start mosquitto");
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let m = Mosquitto { child, addr };
+        // Dropping `m` kills the child whatever happens below.
+        let mut m = Mosquitto { child, addr };
         let until = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(addr).is_err() {
+            if m.child.try_wait().ok().flatten().is_some() {
+                return None;
+            }
             assert!(
                 Instant::now() < until,
                 "mosquitto did not listen on {addr} within 10 s"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        m
+        // A Mosquitto that lost the port exits at once, at startup.
+        std::thread::sleep(Duration::from_millis(100));
+        m.child.try_wait().ok().flatten().is_none().then_some(m)
     }
 
     pub fn pid(&self) -> u32 {
