@@ -18,6 +18,16 @@ use topicgate::broker::BrokerConfig;
 const MESSAGES: u32 = 6_000;
 const PAYLOAD: usize = 1024;
 
+/// A broker with mailboxes of `max_queued` and publishers waiting up to `wait`.
+async fn broker(max_queued: usize, wait: Duration) -> TestBroker {
+    let cfg = BrokerConfig {
+        max_queued_messages: max_queued,
+        max_publisher_wait: wait,
+        ..Default::default()
+    };
+    start(broker_support::policy::lwt(), cfg).await
+}
+
 async fn v3_client(addr: SocketAddr, id: &str, user: &str) -> Raw {
     let mut raw = Raw::open(addr, Version::V3_1_1).await;
     raw.send(v3_connect(id, Some(user), None).into()).await;
@@ -69,12 +79,7 @@ async fn receive(raw: &mut Raw, count: u32, within: Duration) -> Vec<u32> {
 }
 
 async fn slow_subscriber_loses_nothing(qos: Qos) {
-    let cfg = BrokerConfig {
-        max_queued_messages: 16,
-        max_publisher_wait: Duration::from_secs(10),
-        ..Default::default()
-    };
-    let b = start(broker_support::policy::lwt(), cfg).await;
+    let b = broker(16, Duration::from_secs(10)).await;
     let mut sub = v3_client(b.addr, "slow", "admin").await;
     subscribe(&mut sub, "bp/#", qos).await;
     let publisher = v3_client(b.addr, "fast", "admin2").await;
@@ -99,12 +104,7 @@ async fn a_slow_qos1_subscriber_slows_the_publisher_and_loses_nothing() {
 
 #[tokio::test]
 async fn a_subscriber_that_stops_reading_holds_nobody_back() {
-    let cfg = BrokerConfig {
-        max_queued_messages: 16,
-        max_publisher_wait: Duration::from_millis(200),
-        ..Default::default()
-    };
-    let b = start(broker_support::policy::lwt(), cfg).await;
+    let b = broker(16, Duration::from_millis(200)).await;
     // Never reads after SUBACK.
     let mut stuck = v3_client(b.addr, "stuck", "admin").await;
     subscribe(&mut stuck, "bp/#", Qos::AtMostOnce).await;
@@ -179,13 +179,8 @@ async fn read_publishes(
 
 #[tokio::test]
 async fn two_clients_publishing_to_each_other_do_not_wait_on_each_other() {
-    let cfg = BrokerConfig {
-        max_queued_messages: 8,
-        // Longer than the test may take: a mutual wait would show as a hang and drops.
-        max_publisher_wait: Duration::from_secs(20),
-        ..Default::default()
-    };
-    let b = start(broker_support::policy::lwt(), cfg).await;
+    // Longer than the test may take: a mutual wait would show as a hang and drops.
+    let b = broker(8, Duration::from_secs(20)).await;
     let mut a = v3_client(b.addr, "a", "admin").await;
     subscribe(&mut a, "to/a", Qos::AtMostOnce).await;
     let mut c = v3_client(b.addr, "c", "admin2").await;

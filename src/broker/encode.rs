@@ -13,8 +13,14 @@ pub fn v3_qos0_publish(out: &mut Vec<u8>, topic: &str, payload: &[u8], retain: b
     let remaining = 2 + topic.len() + payload.len();
     out.reserve(1 + 4 + remaining);
     out.push(0x30 | u8::from(retain));
-    // Remaining Length: variable byte integer (§2.2.3), 7 bits per byte.
-    let mut len = remaining;
+    push_remaining_length(out, remaining);
+    out.extend_from_slice(&topic_len.to_be_bytes());
+    out.extend_from_slice(topic);
+    out.extend_from_slice(payload);
+}
+
+/// Appends a Remaining Length (MQTT §2.2.3: a variable byte integer, 7 bits per byte).
+pub fn push_remaining_length(out: &mut Vec<u8>, mut len: usize) {
     loop {
         let mut byte = (len % 128) as u8;
         len /= 128;
@@ -26,9 +32,6 @@ pub fn v3_qos0_publish(out: &mut Vec<u8>, topic: &str, payload: &[u8], retain: b
             break;
         }
     }
-    out.extend_from_slice(&topic_len.to_be_bytes());
-    out.extend_from_slice(topic);
-    out.extend_from_slice(payload);
 }
 
 #[cfg(test)]

@@ -231,18 +231,7 @@ pub fn connect_packet(v5: bool, client_id: &str, username: Option<&str>) -> Vec<
         body.extend(s.as_bytes());
     }
     let mut p = vec![0x10];
-    let mut len = body.len();
-    loop {
-        let mut b = (len % 128) as u8;
-        len /= 128;
-        if len > 0 {
-            b |= 0x80;
-        }
-        p.push(b);
-        if len == 0 {
-            break;
-        }
-    }
+    topicgate::broker::encode::push_remaining_length(&mut p, body.len());
     p.extend(body);
     p
 }
