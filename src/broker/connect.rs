@@ -260,7 +260,7 @@ where
                     retain: w.retain,
                     props,
                     expires_at: None,
-                    origin: client_id.clone(),
+                    origin: Arc::from(client_id.as_str()),
                 },
                 expiry,
                 delay: w.delay.min(self.shared.config.max_will_delay),

@@ -51,7 +51,8 @@ pub enum End {
 
 /// What an authenticated, attached connection knows about itself.
 pub struct Client {
-    pub(super) client_id: String,
+    /// Shared with every message it publishes (`Message::origin`).
+    pub(super) client_id: Arc<str>,
     pub(super) auth_name: String,
     pub(super) session: Arc<Session>,
     /// Boxed: most connections have none, and every connection holds this struct.
@@ -545,6 +546,9 @@ where
         match p {
             GenericPacket::V3_1_1Connect(_) | GenericPacket::V5_0Connect(_) => {}
             GenericPacket::V3_1_1Publish(p) => {
+                let Some(origin) = self.client.as_ref().map(|c| c.client_id.clone()) else {
+                    return;
+                };
                 let msg = Message {
                     topic: p.topic_name().to_string(),
                     payload: Arc::from(p.payload().as_slice()),
@@ -552,11 +556,14 @@ where
                     retain: p.retain(),
                     props: Vec::new(),
                     expires_at: None,
-                    origin: String::new(),
+                    origin,
                 };
                 self.on_publish(msg, p.packet_id());
             }
             GenericPacket::V5_0Publish(p) => {
+                let Some(origin) = self.client.as_ref().map(|c| c.client_id.clone()) else {
+                    return;
+                };
                 let (props, expires_at) = Message::from_props(p.props());
                 let msg = Message {
                     topic: p.topic_name().to_string(),
@@ -565,7 +572,7 @@ where
                     retain: p.retain(),
                     props,
                     expires_at,
-                    origin: String::new(),
+                    origin,
                 };
                 self.on_publish(msg, p.packet_id());
             }
@@ -685,7 +692,7 @@ where
         request_problem_info: bool,
     ) {
         self.client = Some(Client {
-            client_id,
+            client_id: Arc::from(client_id),
             auth_name,
             session,
             will: will.map(Box::new),

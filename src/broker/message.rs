@@ -16,8 +16,9 @@ pub struct Message {
     pub props: Vec<Property>,
     /// When the Message Expiry Interval runs out, if the publisher set one.
     pub expires_at: Option<Instant>,
-    /// Client ID of the publisher (for No Local); empty for none.
-    pub origin: String,
+    /// Client ID of the publisher (for No Local), shared with its connection so
+    /// that a PUBLISH does not copy it.
+    pub origin: Arc<str>,
 }
 
 impl Message {

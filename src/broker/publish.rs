@@ -16,7 +16,7 @@ impl<S> Conn<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    pub(super) fn on_publish(&mut self, mut msg: Message, packet_id: Option<u16>) {
+    pub(super) fn on_publish(&mut self, msg: Message, packet_id: Option<u16>) {
         let Some(client) = &self.client else { return };
         let v5 = self.mqtt.get_protocol_version() == Version::V5_0;
         if topic::validate_name(&msg.topic).is_err() {
@@ -31,7 +31,6 @@ where
             self.server_disconnect(DisconnectReasonCode::RetainNotSupported, None);
             return;
         }
-        msg.origin = client.client_id.clone();
         let rpi = client.request_problem_info;
 
         let verdict = {
