@@ -211,3 +211,21 @@ async fn two_clients_publishing_to_each_other_do_not_wait_on_each_other() {
     c_sending.await.expect("c sends");
     assert_eq!(b.broker.stats().messages_dropped.get(), 0);
 }
+
+#[tokio::test]
+async fn a_publisher_waiting_on_a_subscriber_that_disconnects_resumes_at_once() {
+    // Far longer than the test may take: only the subscriber leaving may end the wait.
+    let b = broker(16, Duration::from_secs(60)).await;
+    let mut leaving = v3_client(b.addr, "leaving", "admin").await;
+    subscribe(&mut leaving, "bp/#", Qos::AtMostOnce).await;
+    let mut healthy = v3_client(b.addr, "healthy", "admin").await;
+    subscribe(&mut healthy, "bp/#", Qos::AtMostOnce).await;
+    let publisher = v3_client(b.addr, "fast", "admin2").await;
+    let sending = publish_all(publisher, "bp/1", Qos::AtMostOnce);
+    // The leaving subscriber reads nothing, so its mailbox fills and the publisher waits on it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(leaving);
+    let seqs = receive(&mut healthy, MESSAGES, Duration::from_secs(20)).await;
+    assert_eq!(seqs, (0..MESSAGES).collect::<Vec<_>>());
+    sending.await.expect("publisher");
+}
