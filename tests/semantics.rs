@@ -375,3 +375,27 @@ fn wildcards_in_published_topic_names_are_refused() {
     assert!(!may_publish(&p, "m1", "a/#"));
     assert!(!may_publish(&p, "m1", ""));
 }
+
+#[test]
+fn authentication_names_in_queries_ignore_case_and_check_warns_when_a_policy_relies_on_it() {
+    assert_eq!(members("authenticationName = 'S1'"), ["s1"]);
+    assert_eq!(
+        members("authenticationName != 'S1'"),
+        ["h1", "s2"],
+        "!= ignores case too"
+    );
+    assert_eq!(members("authenticationName = 's'"), Vec::<String>::new());
+    let relies = diagnostics(&ATTRS.replace("QUERY", "authenticationName IN ['S1', 'h1']"));
+    let warned: Vec<_> = relies
+        .iter()
+        .filter(|d| d.code == Code::AuthenticationNameCase)
+        .collect();
+    assert_eq!(warned.len(), 1, "only `S1` differs in case: {relies:#?}");
+    assert!(warned[0].message.contains("`S1`"), "{warned:#?}");
+    let exact =
+        diagnostics(&ATTRS.replace("QUERY", "authenticationName IN ['s1', 'h1', 'nobody']"));
+    assert!(
+        !exact.iter().any(|d| d.code == Code::AuthenticationNameCase),
+        "{exact:#?}"
+    );
+}

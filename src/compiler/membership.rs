@@ -2,7 +2,7 @@
 
 use super::model::Client;
 use crate::source::model::AttrValue;
-use crate::source::query::{CmpOp, Literal, Operand, Query};
+use crate::source::query::{authentication_name_matches, CmpOp, Literal, Operand, Query};
 
 /// The value an operand takes for a client: `None` when the attribute is missing.
 fn operand_value<'a>(operand: &Operand, client: &'a Client) -> Option<OperandValue<'a>> {
@@ -50,8 +50,8 @@ pub fn eval(query: &Query, client: &Client) -> bool {
 fn compare(value: &OperandValue, op: CmpOp, literal: &Literal) -> bool {
     match (value, literal) {
         (OperandValue::AuthName(name), Literal::Str(s, _)) => match op {
-            CmpOp::Eq => name.to_lowercase() == s.to_lowercase(),
-            CmpOp::Ne => name.to_lowercase() != s.to_lowercase(),
+            CmpOp::Eq => authentication_name_matches(name, s),
+            CmpOp::Ne => !authentication_name_matches(name, s),
             _ => false,
         },
         (OperandValue::Attr(AttrValue::Str(v)), Literal::Str(s, _)) => match op {
