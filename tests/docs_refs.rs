@@ -36,10 +36,7 @@ fn numbers_from(text: &str, at: usize) -> Vec<u32> {
     let mut out = Vec::new();
     let mut rest = &text[at..];
     let mut range_from: Option<u32> = None;
-    loop {
-        let Some(r) = rest.strip_prefix('§') else {
-            break;
-        };
+    while let Some(r) = rest.strip_prefix('§') {
         let digits: String = r.chars().take_while(char::is_ascii_digit).collect();
         let Ok(n) = digits.parse::<u32>() else { break };
         match range_from.take() {
