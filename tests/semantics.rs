@@ -399,3 +399,54 @@ fn authentication_names_in_queries_ignore_case_and_check_warns_when_a_policy_rel
         "{exact:#?}"
     );
 }
+
+#[test]
+fn not_equal_on_an_array_holds_when_no_element_matches_even_against_an_integer() {
+    // `k` is an array on one client and an integer on another (issue 12).
+    let policy = |query: &str| {
+        compile(&format!(
+            r##"
+clients:
+  arr: {{ attributes: {{ k: [a, b] }} }}
+  int: {{ attributes: {{ k: 7 }} }}
+  str: {{ attributes: {{ k: "7" }} }}
+  none: {{}}
+clientGroups:
+  grp: {{ query: "{query}" }}
+topicSpaces:
+  tsp: {{ topicTemplates: [ "x" ] }}
+permissionBindings:
+  bpb: {{ clientGroup: grp, topicSpace: tsp, permission: publisher }}
+"##
+        ))
+    };
+    let members = |query: &str| {
+        let p = policy(query);
+        ["arr", "int", "str", "none"]
+            .into_iter()
+            .filter(|c| may_publish(&p, c, "x"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(members("attributes.k != 5"), ["arr", "int"]);
+    assert_eq!(members("attributes.k <> 7"), ["arr"]);
+    assert_eq!(members("attributes.k = 7"), ["int"]);
+    assert_eq!(
+        members("attributes.k != 'a'"),
+        ["str"],
+        "the array holds `a`"
+    );
+    assert_eq!(members("attributes.k != 'c'"), ["arr", "str"]);
+    assert_eq!(members("attributes.k IN [7, 'b']"), ["arr", "int"]);
+    assert_eq!(
+        members("attributes.k > 1"),
+        ["int"],
+        "ordering on an array is false"
+    );
+    // Where `k` is an array on every client, `!= 5` is a type error, which holds.
+    let d = diagnostics(&ATTRS.replace("QUERY", "attributes.tags != 5"));
+    let mismatch = d.iter().find(|d| d.code == Code::QueryType);
+    assert!(
+        mismatch.is_some_and(|d| d.label.as_deref().is_some_and(|l| l.starts_with("true"))),
+        "{d:#?}"
+    );
+}

@@ -67,12 +67,20 @@ fn compare(value: &OperandValue, op: CmpOp, literal: &Literal) -> bool {
             CmpOp::Le => v <= i,
             CmpOp::Ge => v >= i,
         },
-        // On an array, `=` and `IN` mean membership; `!=` means no element matches.
-        (OperandValue::Attr(AttrValue::Array(items)), Literal::Str(s, _)) => match op {
-            CmpOp::Eq => items.iter().any(|i| i == s),
-            CmpOp::Ne => !items.iter().any(|i| i == s),
-            _ => false,
-        },
+        // On an array, `=` and `IN` mean membership; `!=` means no element matches,
+        // whatever the literal's type: no string element equals an integer.
+        (OperandValue::Attr(AttrValue::Array(items)), literal) => {
+            let has = match literal {
+                Literal::Str(s, _) => items.iter().any(|i| i == s),
+                Literal::Int(..) => false,
+            };
+            match op {
+                CmpOp::Eq => has,
+                CmpOp::Ne => !has,
+                _ => false,
+            }
+        }
+        // A string compared with an integer, or the reverse, is false, `!=` included.
         _ => false,
     }
 }
