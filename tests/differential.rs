@@ -193,3 +193,51 @@ proptest! {
         }
     }
 }
+
+/// A name a user might type for a client: its authentication name (in its own or
+/// another case), its resource name, or nobody's.
+fn client_name(c: &mut Choices, p: &topicgate::compiler::CompiledPolicy) -> String {
+    let client = p.client(c.pick(p.client_count()) as u32);
+    match c.pick(4) {
+        0 => client.authentication_name.value.clone(),
+        1 => client.authentication_name.value.to_uppercase(),
+        2 => client.name.value.clone(),
+        _ => "nobody".into(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// `policy test` and `policy explain` read a client name the same way (semantics.md
+    /// §8), so they give the same answer to the same request (issue 12: a test resolved
+    /// `client:` by resource name where explain takes the authentication name).
+    #[test]
+    fn policy_test_and_explain_agree_on_who_a_name_is(data in proptest::collection::vec(any::<u32>(), 600)) {
+        use topicgate::compiler::model::{PolicyTest, TestAction};
+        use topicgate::decisions::explain::{explain, Question};
+        use topicgate::decisions::test_runner::{run, TestSource};
+        use topicgate::source::model::Expect;
+        use topicgate::source::span::{Sp, Span};
+        let mut c = Choices { data: &data, at: 0 };
+        let yaml = policy(&mut c);
+        let p = common::compile(&yaml);
+        for _ in 0..8 {
+            let name = client_name(&mut c, &p);
+            let t = topic(&mut c, false);
+            let test = PolicyTest {
+                span: Span::NONE,
+                client: Sp::unspanned(name.clone()),
+                action: TestAction::Publish(Sp::unspanned(t.clone())),
+                expect: Sp::unspanned(Expect::Allow),
+                granted_by: None,
+            };
+            let report = run(&p, &[TestSource { file: None, tests: vec![test] }]);
+            let case = &report.cases[0];
+            let e = explain(&p, &name, &Question::Publish(t.clone()));
+            prop_assert_eq!(case.actual, e.decision, "{} publish {}: test says {}, explain {}\n{}", name, t, case.message, e.reason, yaml);
+            let test_unknown = case.message.starts_with("unknown client");
+            prop_assert_eq!(test_unknown, e.chain.is_none(), "{} publish {}: {} / {}\n{}", name, t, case.message, e.reason, yaml);
+        }
+    }
+}

@@ -55,6 +55,16 @@ permissionBindings:
         p.client_by_authentication_name("dev-1").is_none(),
         "the client name is not the authentication name"
     );
+    // The tools name clients the same way (semantics.md §8), and say what went wrong
+    // when given the resource name.
+    use topicgate::decisions::naming::find_client;
+    assert_eq!(
+        find_client(&p, "SENSOR-a").ok(),
+        p.client_by_authentication_name("sensor-a")
+    );
+    let unknown = find_client(&p, "dev-1").unwrap_err();
+    assert_eq!(unknown.suggestions, ["Sensor-A"]);
+    assert!(unknown.to_string().contains("resource name"), "{unknown}");
     assert!(may_publish(&p, "sensor-a", "d/Sensor-A"));
     assert!(
         !may_publish(&p, "sensor-a", "d/sensor-a"),

@@ -6,6 +6,7 @@ use crate::analysis::flow::{flow, Flow};
 use crate::analysis::query::{client_summary, who_may, Ask, ClientSummary, FilterGrant, WhoMay};
 use crate::compiler::compiled::CompiledPolicy;
 use crate::decisions::access::ClientId;
+use crate::decisions::naming::find_client;
 use clap::{ArgGroup, Args};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -91,19 +92,12 @@ pub fn run(args: QueryArgs) -> u8 {
     }
 }
 
-/// The client with this authentication name, or an error naming the nearest ones.
+/// The client with this authentication name (semantics.md §8), or an error naming
+/// the ones the user may have meant.
 fn lookup(policy: &CompiledPolicy, name: &str) -> Option<ClientId> {
-    let id = policy.client_by_authentication_name(name);
-    if id.is_none() {
-        let names = policy
-            .policy
-            .clients
-            .iter()
-            .map(|c| c.authentication_name.value.as_str());
-        eprintln!("error: unknown client `{name}`: no client has this authentication name");
-        eprintln!("  help: {}", crate::diag::suggestion(name, names));
-    }
-    id
+    find_client(policy, name)
+        .map_err(|unknown| eprintln!("error: {unknown}"))
+        .ok()
 }
 
 fn grant_text(g: &FilterGrant) -> String {
