@@ -460,3 +460,19 @@ permissionBindings:
         "{d:#?}"
     );
 }
+
+#[test]
+fn nobody_receives_what_cannot_be_published() {
+    use topicgate::analysis::query::{who_may, Ask};
+    let p = with_template("#");
+    let receivers = |t: &str| who_may(&p, &Ask::Receive(t.into())).clients.len();
+    assert_eq!(receivers("a/b"), 2);
+    for t in ["+", "a/#", "#", "$share/g/a", "$SYS/x", ""] {
+        assert_eq!(receivers(t), 0, "`{t}` cannot be published");
+        let m1 = p.client_by_authentication_name("m1").unwrap();
+        assert!(!p.decide_receive(m1, t).allowed, "{t}");
+    }
+    // Subscribing to those filters is another question.
+    assert!(may_subscribe(&p, "m1", "+"));
+    assert!(may_subscribe(&p, "m1", "$share/g/a"));
+}

@@ -157,8 +157,8 @@ fn run_case(
     };
     let decision = match &test.action {
         TestAction::Publish(t) => policy.decide_publish(id, &t.value),
-        // Receiving topic T is allowed exactly when subscribing to T itself is.
-        TestAction::Subscribe(f) | TestAction::Receive(f) => policy.decide_subscribe(id, &f.value),
+        TestAction::Subscribe(f) => policy.decide_subscribe(id, &f.value),
+        TestAction::Receive(t) => policy.decide_receive(id, &t.value),
         TestAction::Connect { will } => {
             policy.decide_connect(id, will.as_ref().map(|w| w.value.as_str()))
         }
