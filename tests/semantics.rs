@@ -1,4 +1,4 @@
-//! Every rule of semantics.md §1-§3, each with its allowed and its denied side.
+//! Every rule of semantics.md §1-§3 and §8, each with its allowed and its denied side.
 
 mod common;
 use common::*;
