@@ -411,3 +411,60 @@ fn errors_exit_2() {
         assert!(run(args).starts_with("exit: 2\n"), "{args:?} should exit 2");
     }
 }
+
+/// Exit status and standard error of the binary.
+fn status_and_stderr(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_topicgate"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn query_about_what_cannot_be_published_is_an_error_or_nobody() {
+    // issue 12: `--receive '+'` listed receivers of a topic nobody can publish.
+    for (flag, subject) in [
+        ("--receive", "+"),
+        ("--receive", "clients/#"),
+        ("--publish", "clients/+/status"),
+        ("--subscribe", "clients/#/status"),
+        ("--subscribe", "$share//clients/+/status"),
+    ] {
+        let (code, err) = status_and_stderr(&["policy", "query", SEED, flag, subject]);
+        assert_eq!(code, 2, "{flag} {subject}: {err}");
+        assert!(err.contains("error: cannot ask who may"), "{err}");
+    }
+    // A `$` topic is a topic name, reserved: nobody, with a note saying why.
+    let (code, err) = status_and_stderr(&[
+        "policy",
+        "query",
+        SEED,
+        "--receive",
+        "$share/g/clients/sensor1/status",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("reserved for the broker"), "{err}");
+    // The well-formed questions still answer.
+    let (code, err) = status_and_stderr(&[
+        "policy",
+        "query",
+        SEED,
+        "--receive",
+        "clients/sensor1/status",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = status_and_stderr(&[
+        "policy",
+        "query",
+        SEED,
+        "--subscribe",
+        "$share/g/clients/+/status",
+    ]);
+    assert_eq!(code, 0, "{err}");
+}

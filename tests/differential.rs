@@ -29,6 +29,8 @@ impl Choices<'_> {
 const AUTH_NAMES: &[&str] = &["a", "b", "x1", "B2", "c", "3", "Ab"];
 const STRINGS: &[&str] = &["a", "b", "x1", "", "a/b", "+", "$x", "3"];
 const LITERALS: &[&str] = &["a", "b", "x1", "", "3", "xa", "x3"];
+/// Authentication names as a query may write them: exact, in another case, or nobody's.
+const AUTH_NAME_LITERALS: &[&str] = &["a", "A", "b2", "B2", "ab", "X1", "3", "zz"];
 
 fn query(c: &mut Choices, depth: u32) -> String {
     if depth > 0 && c.pick(3) == 0 {
@@ -40,7 +42,7 @@ fn query(c: &mut Choices, depth: u32) -> String {
             format!("{l}{op}{r}")
         };
     }
-    match c.pick(6) {
+    match c.pick(9) {
         0 => format!(
             "attributes.k1 {} '{}'",
             c.one(&["=", "!=", "<>"]),
@@ -58,7 +60,23 @@ fn query(c: &mut Choices, depth: u32) -> String {
             c.one(STRINGS),
             c.one(STRINGS)
         ),
-        4 => format!("authenticationName = '{}'", c.one(AUTH_NAMES)),
+        4 => format!(
+            "authenticationName {} '{}'",
+            c.one(&["=", "!=", "<>"]),
+            c.one(AUTH_NAME_LITERALS)
+        ),
+        // k4 is an array, an integer or a string depending on the client (issue 12).
+        5 => format!(
+            "attributes.k4 {} {}",
+            c.one(&["=", "!=", "<>", "<", ">="]),
+            c.one(&["1", "3", "'a'", "'3'", "'x1'"])
+        ),
+        6 => format!(
+            "attributes.k4 IN [{}, {}]",
+            c.one(&["1", "'a'"]),
+            c.one(&["3", "'x1'"])
+        ),
+        7 => format!("authenticationName IN ['{}']", c.one(AUTH_NAME_LITERALS)),
         _ => format!("attributes.k2 IN [{}, {}]", c.pick(5), c.pick(5)),
     }
 }
@@ -75,6 +93,7 @@ fn template(c: &mut Choices) -> String {
             4 => "${client.attributes.k1}".into(),
             5 => "$<client.attributes.k2>".into(),
             6 => format!("x$<client.attributes.k{}>", 1 + c.pick(3)),
+            7 if c.pick(2) == 0 => "$<client.attributes.k4>".into(),
             7 => "$<client.attributes.k3>".into(),
             _ => "#".into(),
         };
@@ -110,6 +129,18 @@ fn policy(c: &mut Choices) -> String {
                 )
             }
             1 => y += &format!("      k3: \"{}\"\n", c.one(STRINGS)),
+            _ => {}
+        }
+        match c.pick(4) {
+            0 => {
+                y += &format!(
+                    "      k4: [\"{}\", \"{}\"]\n",
+                    c.one(STRINGS),
+                    c.one(STRINGS)
+                )
+            }
+            1 => y += &format!("      k4: {}\n", c.pick(4)),
+            2 => y += &format!("      k4: \"{}\"\n", c.one(STRINGS)),
             _ => {}
         }
     }
@@ -175,6 +206,16 @@ proptest! {
         let mut c = Choices { data: &data, at: 0 };
         let yaml = policy(&mut c);
         let p = common::compile(&yaml);
+        // Membership: the compiler's evaluation against the reference's own.
+        for client in 0..p.client_count() {
+            for g in 0..p.policy.groups.len() {
+                prop_assert_eq!(
+                    p.is_member(client as u32, g as u32),
+                    reference::is_member(&p.policy, client, g),
+                    "client {} group {}\n{}", client, g, yaml
+                );
+            }
+        }
         for _ in 0..24 {
             let client = c.pick(p.client_count());
             let t = topic(&mut c, false);
@@ -185,11 +226,64 @@ proptest! {
             let d = p.decide_subscribe(client as u32, &f);
             let slow_grants = reference::grants(&p.policy, client, topicgate::source::model::Permission::Subscriber, &f);
             prop_assert_eq!(d.allowed, !slow_grants.is_empty(), "subscribe {} by client {}\n{}", f, client, yaml);
+            // Receive: only what can be published (issue 12: `+`, `$share/g/a` listed receivers).
+            let r = if c.pick(2) == 0 { topic(&mut c, true) } else { t.clone() };
+            let fast = p.decide_receive(client as u32, &r).allowed;
+            let slow = reference::may_receive(&p.policy, client, &r);
+            prop_assert_eq!(fast, slow, "receive {} by client {}\n{}", r, client, yaml);
             // What the index names as the grant is one the reference accepts too.
             if let Some(g) = d.grant {
                 prop_assert!(slow_grants.contains(&(g.binding as usize, g.template as usize)),
                     "grant {:?} for subscribe {} is not one of {:?}\n{}", g, f, slow_grants, yaml);
             }
+        }
+    }
+}
+
+/// A name a user might type for a client: its authentication name (in its own or
+/// another case), its resource name, or nobody's.
+fn client_name(c: &mut Choices, p: &topicgate::compiler::CompiledPolicy) -> String {
+    let client = p.client(c.pick(p.client_count()) as u32);
+    match c.pick(4) {
+        0 => client.authentication_name.value.clone(),
+        1 => client.authentication_name.value.to_uppercase(),
+        2 => client.name.value.clone(),
+        _ => "nobody".into(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// `policy test` and `policy explain` read a client name the same way (semantics.md
+    /// §8), so they give the same answer to the same request (issue 12: a test resolved
+    /// `client:` by resource name where explain takes the authentication name).
+    #[test]
+    fn policy_test_and_explain_agree_on_who_a_name_is(data in proptest::collection::vec(any::<u32>(), 600)) {
+        use topicgate::compiler::model::{PolicyTest, TestAction};
+        use topicgate::decisions::explain::{explain, Question};
+        use topicgate::decisions::test_runner::{run, TestSource};
+        use topicgate::source::model::Expect;
+        use topicgate::source::span::{Sp, Span};
+        let mut c = Choices { data: &data, at: 0 };
+        let yaml = policy(&mut c);
+        let p = common::compile(&yaml);
+        for _ in 0..8 {
+            let name = client_name(&mut c, &p);
+            let t = topic(&mut c, false);
+            let test = PolicyTest {
+                span: Span::NONE,
+                client: Sp::unspanned(name.clone()),
+                action: TestAction::Publish(Sp::unspanned(t.clone())),
+                expect: Sp::unspanned(Expect::Allow),
+                granted_by: None,
+            };
+            let report = run(&p, &[TestSource { file: None, tests: vec![test] }]);
+            let case = &report.cases[0];
+            let e = explain(&p, &name, &Question::Publish(t.clone()));
+            prop_assert_eq!(case.actual, e.decision, "{} publish {}: test says {}, explain {}\n{}", name, t, case.message, e.reason, yaml);
+            let test_unknown = case.message.starts_with("unknown client");
+            prop_assert_eq!(test_unknown, e.chain.is_none(), "{} publish {}: {} / {}\n{}", name, t, case.message, e.reason, yaml);
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Every rule of semantics.md §1-§3, each with its allowed and its denied side.
+//! Every rule of semantics.md §1-§3 and §8, each with its allowed and its denied side.
 
 mod common;
 use common::*;
@@ -55,6 +55,16 @@ permissionBindings:
         p.client_by_authentication_name("dev-1").is_none(),
         "the client name is not the authentication name"
     );
+    // The tools name clients the same way (semantics.md §8), and say what went wrong
+    // when given the resource name.
+    use topicgate::decisions::naming::find_client;
+    assert_eq!(
+        find_client(&p, "SENSOR-a").ok(),
+        p.client_by_authentication_name("sensor-a")
+    );
+    let unknown = find_client(&p, "dev-1").unwrap_err();
+    assert_eq!(unknown.suggestions, ["Sensor-A"]);
+    assert!(unknown.to_string().contains("resource name"), "{unknown}");
     assert!(may_publish(&p, "sensor-a", "d/Sensor-A"));
     assert!(
         !may_publish(&p, "sensor-a", "d/sensor-a"),
@@ -374,4 +384,95 @@ fn wildcards_in_published_topic_names_are_refused() {
     assert!(!may_publish(&p, "m1", "a/+"));
     assert!(!may_publish(&p, "m1", "a/#"));
     assert!(!may_publish(&p, "m1", ""));
+}
+
+#[test]
+fn authentication_names_in_queries_ignore_case_and_check_warns_when_a_policy_relies_on_it() {
+    assert_eq!(members("authenticationName = 'S1'"), ["s1"]);
+    assert_eq!(
+        members("authenticationName != 'S1'"),
+        ["h1", "s2"],
+        "!= ignores case too"
+    );
+    assert_eq!(members("authenticationName = 's'"), Vec::<String>::new());
+    let relies = diagnostics(&ATTRS.replace("QUERY", "authenticationName IN ['S1', 'h1']"));
+    let warned: Vec<_> = relies
+        .iter()
+        .filter(|d| d.code == Code::AuthenticationNameCase)
+        .collect();
+    assert_eq!(warned.len(), 1, "only `S1` differs in case: {relies:#?}");
+    assert!(warned[0].message.contains("`S1`"), "{warned:#?}");
+    let exact =
+        diagnostics(&ATTRS.replace("QUERY", "authenticationName IN ['s1', 'h1', 'nobody']"));
+    assert!(
+        !exact.iter().any(|d| d.code == Code::AuthenticationNameCase),
+        "{exact:#?}"
+    );
+}
+
+#[test]
+fn not_equal_on_an_array_holds_when_no_element_matches_even_against_an_integer() {
+    // `k` is an array on one client and an integer on another (issue 12).
+    let policy = |query: &str| {
+        compile(&format!(
+            r##"
+clients:
+  arr: {{ attributes: {{ k: [a, b] }} }}
+  int: {{ attributes: {{ k: 7 }} }}
+  str: {{ attributes: {{ k: "7" }} }}
+  none: {{}}
+clientGroups:
+  grp: {{ query: "{query}" }}
+topicSpaces:
+  tsp: {{ topicTemplates: [ "x" ] }}
+permissionBindings:
+  bpb: {{ clientGroup: grp, topicSpace: tsp, permission: publisher }}
+"##
+        ))
+    };
+    let members = |query: &str| {
+        let p = policy(query);
+        ["arr", "int", "str", "none"]
+            .into_iter()
+            .filter(|c| may_publish(&p, c, "x"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(members("attributes.k != 5"), ["arr", "int"]);
+    assert_eq!(members("attributes.k <> 7"), ["arr"]);
+    assert_eq!(members("attributes.k = 7"), ["int"]);
+    assert_eq!(
+        members("attributes.k != 'a'"),
+        ["str"],
+        "the array holds `a`"
+    );
+    assert_eq!(members("attributes.k != 'c'"), ["arr", "str"]);
+    assert_eq!(members("attributes.k IN [7, 'b']"), ["arr", "int"]);
+    assert_eq!(
+        members("attributes.k > 1"),
+        ["int"],
+        "ordering on an array is false"
+    );
+    // Where `k` is an array on every client, `!= 5` is a type error, which holds.
+    let d = diagnostics(&ATTRS.replace("QUERY", "attributes.tags != 5"));
+    let mismatch = d.iter().find(|d| d.code == Code::QueryType);
+    assert!(
+        mismatch.is_some_and(|d| d.label.as_deref().is_some_and(|l| l.starts_with("true"))),
+        "{d:#?}"
+    );
+}
+
+#[test]
+fn nobody_receives_what_cannot_be_published() {
+    use topicgate::analysis::query::{who_may, Ask};
+    let p = with_template("#");
+    let receivers = |t: &str| who_may(&p, &Ask::Receive(t.into())).clients.len();
+    assert_eq!(receivers("a/b"), 2);
+    for t in ["+", "a/#", "#", "$share/g/a", "$SYS/x", ""] {
+        assert_eq!(receivers(t), 0, "`{t}` cannot be published");
+        let m1 = p.client_by_authentication_name("m1").unwrap();
+        assert!(!p.decide_receive(m1, t).allowed, "{t}");
+    }
+    // Subscribing to those filters is another question.
+    assert!(may_subscribe(&p, "m1", "+"));
+    assert!(may_subscribe(&p, "m1", "$share/g/a"));
 }

@@ -10,7 +10,19 @@ use crate::compiler::compiled::CompiledPolicy;
 use crate::decisions::access::ClientId;
 use crate::decisions::{Decision, Grant};
 use crate::source::model::Permission;
+use crate::source::topic::{split_shared, validate_filter, validate_topic_name};
 use serde::Serialize;
+
+/// A question about something that is not a topic name or filter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot ask who may {action} `{subject}`: {message}")]
+pub struct InvalidQuestion {
+    pub action: &'static str,
+    pub subject: String,
+    pub message: String,
+    /// What to ask instead, or empty.
+    pub help: &'static str,
+}
 
 /// The three "who may" questions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +30,8 @@ pub enum Ask {
     Publish(String),
     Subscribe(String),
     /// Receive a message published on this topic: subscribe to some filter matching it,
-    /// which is allowed exactly when subscribing to the topic itself is.
+    /// which is allowed exactly when subscribing to the topic itself is. Nobody
+    /// receives what cannot be published (a filter, a `$` topic).
     Receive(String),
 }
 
@@ -35,10 +48,64 @@ impl Ask {
             Ask::Publish(t) | Ask::Subscribe(t) | Ask::Receive(t) => t,
         }
     }
+    /// Is the question well formed (semantics.md §8)? `--publish` and `--receive` take
+    /// a topic name, `--subscribe` a filter or `$share/NAME/FILTER`. A `$` topic is well
+    /// formed; the answer is that nobody may (see [`Ask::reserved_note`]).
+    pub fn validate(&self) -> Result<(), InvalidQuestion> {
+        let subject = self.subject();
+        let problem = match self {
+            Ask::Publish(t) | Ask::Receive(t) => validate_topic_name(t).err(),
+            Ask::Subscribe(f) => match split_shared(f) {
+                Some(Ok((_, inner))) => validate_filter(inner).err(),
+                Some(Err(e)) => Some(e),
+                None => validate_filter(f).err(),
+            },
+        };
+        match problem {
+            None => Ok(()),
+            Some(e) => Err(InvalidQuestion {
+                action: self.action(),
+                subject: subject.to_string(),
+                message: e.message,
+                help: match self {
+                    Ask::Publish(_) | Ask::Receive(_) if subject.contains(['+', '#']) => {
+                        "to ask who may subscribe to a filter, use --subscribe"
+                    }
+                    _ => "",
+                },
+            }),
+        }
+    }
+
+    /// Why nobody may, when the subject is a `$` topic reserved for the broker.
+    pub fn reserved_note(&self) -> Option<String> {
+        let subject = self.subject();
+        let inner = match self {
+            Ask::Subscribe(f) => match split_shared(f) {
+                Some(Ok((_, inner))) => inner,
+                _ => f,
+            },
+            _ => subject,
+        };
+        if !inner.starts_with('$') {
+            return None;
+        }
+        let shared = if subject.starts_with("$share/") && !matches!(self, Ask::Subscribe(_)) {
+            " (`$share/NAME/FILTER` is a shared subscription filter: ask with --subscribe)"
+        } else {
+            ""
+        };
+        Some(format!(
+            "topics starting with `$` are reserved for the broker: no client may {} `{subject}`{shared}",
+            self.action()
+        ))
+    }
+
     fn decide(&self, policy: &CompiledPolicy, id: ClientId) -> Decision {
         match self {
             Ask::Publish(t) => policy.decide_publish(id, t),
-            Ask::Subscribe(f) | Ask::Receive(f) => policy.decide_subscribe(id, f),
+            Ask::Subscribe(f) => policy.decide_subscribe(id, f),
+            Ask::Receive(t) => policy.decide_receive(id, t),
         }
     }
 }

@@ -41,16 +41,10 @@ pub fn run(args: GraphArgs) -> u8 {
     }
     let only = match &args.client {
         None => None,
-        Some(name) => match policy.client_by_authentication_name(name) {
-            Some(id) => Some(id),
-            None => {
-                let names = policy
-                    .policy
-                    .clients
-                    .iter()
-                    .map(|c| c.authentication_name.value.as_str());
-                eprintln!("error: unknown client `{name}`: no client has this authentication name");
-                eprintln!("  help: {}", crate::diag::suggestion(name, names));
+        Some(name) => match crate::decisions::naming::find_client(policy, name) {
+            Ok(id) => Some(id),
+            Err(unknown) => {
+                eprintln!("error: {unknown}");
                 return exit::ERROR;
             }
         },

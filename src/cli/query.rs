@@ -6,12 +6,14 @@ use crate::analysis::flow::{flow, Flow};
 use crate::analysis::query::{client_summary, who_may, Ask, ClientSummary, FilterGrant, WhoMay};
 use crate::compiler::compiled::CompiledPolicy;
 use crate::decisions::access::ClientId;
+use crate::decisions::naming::find_client;
 use clap::{ArgGroup, Args};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 /// Exit status: 0 when the answer is not empty (some client may, data can flow), 1
-/// when it is empty, 2 on errors (unreadable policy, unknown client).
+/// when it is empty, 2 on errors (unreadable policy, unknown client, a topic or filter
+/// that is not well formed, semantics.md §8).
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("question").required(true).args(["publish", "subscribe", "receive", "client", "from"])))]
 pub struct QueryArgs {
@@ -53,6 +55,17 @@ pub fn run(args: QueryArgs) -> u8 {
         args.receive.map(Ask::Receive)
     };
     let (text, json, found) = if let Some(ask) = ask {
+        // A question about what cannot be a topic is a usage error, not an empty answer.
+        if let Err(e) = ask.validate() {
+            eprintln!("error: {e}");
+            if !e.help.is_empty() {
+                eprintln!("  help: {}", e.help);
+            }
+            return exit::ERROR;
+        }
+        if let Some(note) = ask.reserved_note() {
+            eprintln!("note: {note}");
+        }
         let w = who_may(policy, &ask);
         (
             render_who_may(&w, policy.client_count()),
@@ -91,19 +104,12 @@ pub fn run(args: QueryArgs) -> u8 {
     }
 }
 
-/// The client with this authentication name, or an error naming the nearest ones.
+/// The client with this authentication name (semantics.md §8), or an error naming
+/// the ones the user may have meant.
 fn lookup(policy: &CompiledPolicy, name: &str) -> Option<ClientId> {
-    let id = policy.client_by_authentication_name(name);
-    if id.is_none() {
-        let names = policy
-            .policy
-            .clients
-            .iter()
-            .map(|c| c.authentication_name.value.as_str());
-        eprintln!("error: unknown client `{name}`: no client has this authentication name");
-        eprintln!("  help: {}", crate::diag::suggestion(name, names));
-    }
-    id
+    find_client(policy, name)
+        .map_err(|unknown| eprintln!("error: {unknown}"))
+        .ok()
 }
 
 fn grant_text(g: &FilterGrant) -> String {

@@ -2,7 +2,7 @@
 
 use super::model::Client;
 use crate::source::model::AttrValue;
-use crate::source::query::{CmpOp, Literal, Operand, Query};
+use crate::source::query::{authentication_name_matches, CmpOp, Literal, Operand, Query};
 
 /// The value an operand takes for a client: `None` when the attribute is missing.
 fn operand_value<'a>(operand: &Operand, client: &'a Client) -> Option<OperandValue<'a>> {
@@ -50,8 +50,8 @@ pub fn eval(query: &Query, client: &Client) -> bool {
 fn compare(value: &OperandValue, op: CmpOp, literal: &Literal) -> bool {
     match (value, literal) {
         (OperandValue::AuthName(name), Literal::Str(s, _)) => match op {
-            CmpOp::Eq => name.to_lowercase() == s.to_lowercase(),
-            CmpOp::Ne => name.to_lowercase() != s.to_lowercase(),
+            CmpOp::Eq => authentication_name_matches(name, s),
+            CmpOp::Ne => !authentication_name_matches(name, s),
             _ => false,
         },
         (OperandValue::Attr(AttrValue::Str(v)), Literal::Str(s, _)) => match op {
@@ -67,12 +67,20 @@ fn compare(value: &OperandValue, op: CmpOp, literal: &Literal) -> bool {
             CmpOp::Le => v <= i,
             CmpOp::Ge => v >= i,
         },
-        // On an array, `=` and `IN` mean membership; `!=` means no element matches.
-        (OperandValue::Attr(AttrValue::Array(items)), Literal::Str(s, _)) => match op {
-            CmpOp::Eq => items.iter().any(|i| i == s),
-            CmpOp::Ne => !items.iter().any(|i| i == s),
-            _ => false,
-        },
+        // On an array, `=` and `IN` mean membership; `!=` means no element matches,
+        // whatever the literal's type: no string element equals an integer.
+        (OperandValue::Attr(AttrValue::Array(items)), literal) => {
+            let has = match literal {
+                Literal::Str(s, _) => items.iter().any(|i| i == s),
+                Literal::Int(..) => false,
+            };
+            match op {
+                CmpOp::Eq => has,
+                CmpOp::Ne => !has,
+                _ => false,
+            }
+        }
+        // A string compared with an integer, or the reverse, is false, `!=` included.
         _ => false,
     }
 }

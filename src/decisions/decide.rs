@@ -86,6 +86,28 @@ impl CompiledPolicy {
         }
     }
 
+    /// May `client` receive a message published on `topic`? Only a topic name a client
+    /// may publish can be received (semantics.md §3): not a filter, not a `$` topic
+    /// (`$share/...` included). Then it is exactly subscribing to `topic` itself.
+    pub fn decide_receive(&self, client: ClientId, topic: &str) -> Decision {
+        if let Some(d) = self.precheck(client) {
+            return d;
+        }
+        if let Err(e) = validate_topic_name(topic) {
+            return Decision::deny(
+                DenyKind::InvalidTopic,
+                format!("invalid topic name: {}", e.message),
+            );
+        }
+        if topic.starts_with('$') {
+            return Decision::deny(
+                DenyKind::ReservedTopic,
+                "topics starting with `$` are reserved for the broker: nobody publishes them",
+            );
+        }
+        self.decide_subscribe(client, topic)
+    }
+
     /// May `client` connect, with a will on `will_topic` if given?
     pub fn decide_connect(&self, client: ClientId, will_topic: Option<&str>) -> Decision {
         if let Some(d) = self.precheck(client) {

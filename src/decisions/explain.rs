@@ -2,6 +2,7 @@
 //! prints (human or JSON).
 
 use super::chain::{self, Chain};
+use super::naming::find_client;
 use super::Decision;
 use crate::compiler::compiled::CompiledPolicy;
 use crate::source::model::Permission;
@@ -64,31 +65,20 @@ impl Explanation {
 
 /// Decides `question` for the client with authentication name `client` and says why.
 pub fn explain(policy: &CompiledPolicy, client: &str, question: &Question) -> Explanation {
-    let Some(id) = policy.client_by_authentication_name(client) else {
-        let suggestions = nearest_names(policy, client);
-        let hint = match suggestions.as_slice() {
-            [] => String::new(),
-            names => format!(
-                "; did you mean {}?",
-                names
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            ),
-        };
-        return Explanation {
-            decision: "deny",
-            client: client.to_string(),
-            action: question.action(),
-            topic: question.topic().map(str::to_string),
-            granted_by: None,
-            reason: format!(
-                "unknown client `{client}`: no client has this authentication name{hint}"
-            ),
-            suggestions,
-            chain: None,
-        };
+    let id = match find_client(policy, client) {
+        Ok(id) => id,
+        Err(unknown) => {
+            return Explanation {
+                decision: "deny",
+                client: client.to_string(),
+                action: question.action(),
+                topic: question.topic().map(str::to_string),
+                granted_by: None,
+                reason: unknown.to_string(),
+                suggestions: unknown.suggestions,
+                chain: None,
+            }
+        }
     };
     let decision: Decision = match question {
         Question::Connect { will_topic } => policy.decide_connect(id, will_topic.as_deref()),
@@ -137,25 +127,6 @@ pub fn explain(policy: &CompiledPolicy, client: &str, question: &Question) -> Ex
         suggestions: Vec::new(),
         chain: Some(chain),
     }
-}
-
-/// Up to three known authentication names closest to `name`, best first.
-fn nearest_names(policy: &CompiledPolicy, name: &str) -> Vec<String> {
-    let lower = name.to_lowercase();
-    let mut scored: Vec<(f64, &str)> = policy
-        .policy
-        .clients
-        .iter()
-        .map(|c| c.authentication_name.value.as_str())
-        .map(|c| (strsim::jaro_winkler(&lower, &c.to_lowercase()), c))
-        .filter(|(score, _)| *score >= 0.7)
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-    scored
-        .into_iter()
-        .take(3)
-        .map(|(_, c)| c.to_string())
-        .collect()
 }
 
 /// The human form: the verdict, then the chain from client to templates.

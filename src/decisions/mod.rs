@@ -6,6 +6,7 @@ pub mod chain;
 pub mod decide;
 pub mod explain;
 pub mod identity;
+pub mod naming;
 pub mod reference;
 pub mod test_runner;
 

@@ -2,11 +2,11 @@
 //! holding a `tests:` list) against the compiled policy, and reports which bindings and
 //! templates no passing `allow` case exercised.
 
+use super::naming::find_client;
 use super::reference;
 use crate::compiler::compiled::CompiledPolicy;
 use crate::compiler::model::{PolicyTest, TestAction};
 use crate::compiler::resolve::resolve_test;
-use crate::decisions::access::ClientId;
 use crate::diag::Diagnostics;
 use crate::source::model::{Expect, Permission, PolicyDoc};
 use crate::source::span::SourceFile;
@@ -118,17 +118,6 @@ pub fn run(policy: &CompiledPolicy, sources: &[TestSource]) -> TestReport {
     }
 }
 
-fn find_client(policy: &CompiledPolicy, name: &str) -> Option<ClientId> {
-    policy.client_by_authentication_name(name).or_else(|| {
-        policy
-            .policy
-            .clients
-            .iter()
-            .position(|c| c.name.value == name)
-            .map(|i| i as ClientId)
-    })
-}
-
 fn run_case(
     policy: &CompiledPolicy,
     test: &PolicyTest,
@@ -159,23 +148,17 @@ fn run_case(
     };
     // A test naming no known client fails whatever it expects: it is most likely a typo
     // that would otherwise make an `expect: deny` pass for the wrong reason.
-    let Some(id) = find_client(policy, &test.client.value) else {
-        let names = policy
-            .policy
-            .clients
-            .iter()
-            .map(|c| c.authentication_name.value.as_str());
-        result.message = format!(
-            "unknown client `{}`; {}",
-            test.client.value,
-            crate::diag::suggestion(&test.client.value, names)
-        );
-        return result;
+    let id = match find_client(policy, &test.client.value) {
+        Ok(id) => id,
+        Err(unknown) => {
+            result.message = unknown.to_string();
+            return result;
+        }
     };
     let decision = match &test.action {
         TestAction::Publish(t) => policy.decide_publish(id, &t.value),
-        // Receiving topic T is allowed exactly when subscribing to T itself is.
-        TestAction::Subscribe(f) | TestAction::Receive(f) => policy.decide_subscribe(id, &f.value),
+        TestAction::Subscribe(f) => policy.decide_subscribe(id, &f.value),
+        TestAction::Receive(t) => policy.decide_receive(id, &t.value),
         TestAction::Connect { will } => {
             policy.decide_connect(id, will.as_ref().map(|w| w.value.as_str()))
         }

@@ -87,6 +87,8 @@ codes! {
     QueryType = "TG202", Error, "query compares values of different types";
     /// See `src/analysis/rules/unknown_attribute.rs`.
     UnknownAttribute = "TG203", Warning, "query names an attribute no client has";
+    /// See `src/analysis/rules/authentication_name_case.rs`.
+    AuthenticationNameCase = "TG204", Warning, "authentication name matched only ignoring case";
     /// See `src/analysis/rules/duplicate_template.rs`.
     DuplicateTemplate = "TG304", Warning, "duplicate topic template";
     /// See `src/analysis/rules/variable_without_value.rs`.

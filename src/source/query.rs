@@ -357,6 +357,13 @@ impl fmt::Display for Query {
     }
 }
 
+/// Does `authenticationName` equal `literal` in a query? Authentication names compare
+/// ignoring case (Unicode lowercase on both sides), as the broker compares them at
+/// CONNECT and as their uniqueness is checked (semantics.md §1, §2).
+pub fn authentication_name_matches(authentication_name: &str, literal: &str) -> bool {
+    authentication_name == literal || authentication_name.to_lowercase() == literal.to_lowercase()
+}
+
 /// Calls `f` on every comparison of the query, in source order.
 pub fn for_each_leaf<'a>(q: &'a Query, f: &mut impl FnMut(&'a Query)) {
     match q {

@@ -43,6 +43,7 @@ macro_rules! rules {
 rules! {
     query_type => QueryType,
     unknown_attribute => UnknownAttribute,
+    authentication_name_case => AuthenticationNameCase,
     duplicate_template => DuplicateTemplate,
     variable_without_value => VariableWithoutValue,
     unsafe_value => UnsafeValue,

@@ -6,7 +6,9 @@
 //!
 //! ## Why is this bad?
 //! A comparison of mismatched types is false for every client, so the group silently
-//! loses members (semantics.md §2) and its bindings grant nothing to them.
+//! loses members (semantics.md §2) and its bindings grant nothing to them. (On an
+//! array attribute, `!=` with an integer holds instead for every client that has it:
+//! no string element equals an integer.)
 //!
 //! ## Example
 //! ```yaml
@@ -44,7 +46,7 @@ pub fn check(cx: &Context, out: &mut Diagnostics) {
                     out.push(
                         Diagnostic::new(Code::QueryType, format!("in the query of group `{}`: {message}", g.name.value))
                             .at(cx.inner(text.span, &text.value, at))
-                            .label("always false")
+                            .label(label(operand, op, lit, &types))
                             .help(help),
                     );
                 }
@@ -96,6 +98,17 @@ fn mismatch(
                 (format!("attribute `{key}` is {held} on every client that has it, compared with {} {lit}", article(lit.type_name())), help)
             })
         }
+    }
+}
+
+/// What the mismatched comparison evaluates to: false, except `!=` on an array,
+/// which holds because no element has the literal's type.
+fn label(operand: &Operand, op: CmpOp, lit: &Literal, types: &HashMap<&str, BTreeSet<&'static str>>) -> &'static str {
+    let Operand::Attribute { key, .. } = operand else { return "always false" };
+    let arrays = types.get(key.as_str()).is_some_and(|t| t.contains("array of strings"));
+    match (op, lit) {
+        (CmpOp::Ne, Literal::Int(..)) if arrays => "true for arrays: no element is an integer",
+        _ => "always false",
     }
 }
 
