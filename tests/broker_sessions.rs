@@ -208,3 +208,93 @@ async fn a_session_that_ends_with_its_connection_frees_its_slot_at_once() {
     let (_r, rc, _) = v5(b.addr, "z2", "admin").await;
     assert_eq!(rc, 0);
 }
+
+#[tokio::test]
+async fn every_message_for_a_session_is_delivered_or_counted_as_dropped() {
+    // Small window and queues, and a publisher that waits little for room.
+    let cfg = BrokerConfig {
+        receive_maximum: 5,
+        max_queued_messages: 5,
+        max_publisher_wait: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let b = start(policy::lwt(), cfg).await;
+    let persistent = v3_connect_with(
+        "keeper",
+        Some("admin2"),
+        None,
+        Opts {
+            resume: true,
+            ..Default::default()
+        },
+    );
+    // A subscriber that acknowledges nothing, then vanishes.
+    let mut sub = Raw::open(b.addr, Version::V3_1_1).await;
+    sub.mqtt.set_auto_pub_response(false);
+    sub.send(persistent.clone().into()).await;
+    assert_eq!(v3_connack(&sub.recv(T).await.expect("connack")), 0);
+    sub.send(
+        v3_sub(
+            1,
+            &[("d/#", mqtt_protocol_core::mqtt::packet::Qos::AtLeastOnce)],
+        )
+        .into(),
+    )
+    .await;
+    assert!(matches!(
+        sub.recv(T).await.expect("suback"),
+        Packet::V3_1_1Suback(_)
+    ));
+
+    const N: usize = 30;
+    let mut o = rumqttc::MqttOptions::new("pub", "127.0.0.1", b.addr.port());
+    o.set_credentials("admin", "");
+    o.set_inflight(5);
+    let (client, mut el) = rumqttc::AsyncClient::new(o, 64);
+    for i in 0..N {
+        client
+            .publish(format!("d/{i:02}"), rumqttc::QoS::AtLeastOnce, false, "x")
+            .await
+            .expect("queue");
+    }
+    let mut acked = 0;
+    while acked < N {
+        match tokio::time::timeout(T, el.poll()).await {
+            Ok(Ok(rumqttc::Event::Incoming(rumqttc::Incoming::PubAck(_)))) => acked += 1,
+            Ok(Ok(_)) => {}
+            other => panic!("publisher stopped after {acked}: {other:?}"),
+        }
+    }
+    drop(sub);
+    eventually(|| {
+        b.broker
+            .shared()
+            .sessions
+            .all()
+            .iter()
+            .any(|s| s.client_id == "keeper" && !s.is_online())
+    })
+    .await;
+
+    // Resumed: what was kept arrives; the rest must have been counted.
+    let mut sub = Raw::open(b.addr, Version::V3_1_1).await;
+    sub.send(persistent.into()).await;
+    assert_eq!(v3_connack(&sub.recv(T).await.expect("connack")), 0);
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..N * 2 {
+        match sub.recv(Duration::from_millis(500)).await {
+            Ok(p @ Packet::V3_1_1Publish(_)) => {
+                seen.insert(publish_parts(&p).0);
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    let dropped = b.broker.shared().stats.messages_dropped.get() as usize;
+    assert!(dropped > 0, "the queues are far smaller than {N}");
+    assert_eq!(
+        seen.len() + dropped,
+        N,
+        "delivered {seen:?}, dropped {dropped}"
+    );
+}

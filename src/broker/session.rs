@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
-use tracing::debug;
+use tracing::{debug, warn};
 
 /// One copy of a message for one session.
 #[derive(Debug, Clone)]
@@ -114,6 +114,8 @@ struct SessionState {
     /// Retained messages owed to subscriptions, oldest SUBSCRIBE first (at most
     /// one per filter, so bounded by `maxSubscriptionsPerSession`).
     retained: VecDeque<Backlog>,
+    /// The offline queue overflowed since the session was last online (logged once).
+    offline_overflowed: bool,
     ended: bool,
 }
 
@@ -176,7 +178,17 @@ impl Session {
             }
             return Deliver::Queued;
         }
-        if d.qos == Qos::AtMostOnce || st.offline.len() >= max_queue {
+        if d.qos == Qos::AtMostOnce {
+            // MQTT: QoS 0 is not queued for an offline session.
+            return Deliver::Dropped;
+        }
+        if st.offline.len() >= max_queue {
+            if !std::mem::replace(&mut st.offline_overflowed, true) {
+                warn!(
+                    client_id = %self.client_id, max_queued_messages = max_queue,
+                    "offline queue full: further QoS 1/2 messages for this session are dropped (counted) until it reconnects"
+                );
+            }
             return Deliver::Dropped;
         }
         st.offline.push_back(d);
@@ -371,7 +383,9 @@ impl Session {
 
     /// Messages queued while offline, to send after CONNACK.
     pub fn take_offline(&self) -> VecDeque<Delivery> {
-        std::mem::take(&mut self.lock().offline)
+        let mut st = self.lock();
+        st.offline_overflowed = false;
+        std::mem::take(&mut st.offline)
     }
 
     /// Saved QoS state of the previous connection, when the versions match.
@@ -648,10 +662,24 @@ impl Sessions {
             let mail = st.attached.take().map(|a| a.mailbox).unwrap_or_default();
             session.online.store(false, Ordering::Relaxed);
             let max = shared.config.max_queued_messages;
+            let mut dropped = 0u64;
             for d in undelivered.into_iter().chain(mail) {
-                if d.qos != Qos::AtMostOnce && st.offline.len() < max {
-                    st.offline.push_back(d);
+                if d.qos == Qos::AtMostOnce {
+                    continue;
                 }
+                if st.offline.len() < max {
+                    st.offline.push_back(d);
+                } else {
+                    dropped += 1;
+                }
+            }
+            if dropped > 0 {
+                st.offline_overflowed = true;
+                shared.stats.messages_dropped.add(dropped);
+                warn!(
+                    client_id = %session.client_id, dropped, max_queued_messages = max,
+                    "undelivered QoS 1/2 messages beyond the offline queue dropped at disconnect"
+                );
             }
             let expiry = st.expiry;
             if expiry == 0 {
