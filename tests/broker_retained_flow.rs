@@ -275,3 +275,38 @@ async fn a_new_subscribe_to_the_same_filter_sends_the_retained_messages_again() 
         assert_eq!(topics.len(), 30, "SUBSCRIBE {pid}");
     }
 }
+
+#[tokio::test]
+async fn unsubscribing_forgets_the_retained_messages_still_owed() {
+    let b = start(policy::lwt(), BrokerConfig::default()).await;
+    retain_many(b.addr, 50).await;
+    let mut raw = Raw::open(b.addr, Version::V5_0).await;
+    raw.mqtt.set_auto_pub_response(false);
+    raw.send(v5_connect_rm("quits", false).into()).await;
+    assert_eq!(v5_connack(&raw.recv(T).await.expect("connack")).0, 0);
+    raw.send(v5_sub(1, &[("r/#", Qos::AtLeastOnce)]).into())
+        .await;
+    let first = publishes_until_quiet(&mut raw, Duration::from_millis(500)).await;
+    assert_eq!(first.len(), 10);
+    raw.send(
+        v5_0::Unsubscribe::builder()
+            .packet_id(2)
+            .entries(vec!["r/#"])
+            .unwrap()
+            .build()
+            .unwrap()
+            .into(),
+    )
+    .await;
+    for (id, _) in &first {
+        raw.send(
+            v5_0::Puback::builder()
+                .packet_id(*id)
+                .build()
+                .unwrap()
+                .into(),
+        )
+        .await;
+    }
+    raw.expect_nothing(Duration::from_millis(500)).await;
+}

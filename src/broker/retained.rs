@@ -230,6 +230,19 @@ mod tests {
     }
 
     #[test]
+    fn expired_messages_are_skipped_and_removed_from_the_store() {
+        let r = Retained::default();
+        let mut expired = (*msg("a/1", "x")).clone();
+        // Its Message Expiry Interval ends now.
+        expired.expires_at = Some(tokio::time::Instant::now());
+        r.set(Arc::new(expired));
+        r.set(msg("a/2", "x"));
+        let mut c = r.cursor("a/#");
+        assert_eq!(drain(&r, &mut c, 10), vec!["a/2"]);
+        assert_eq!(r.len(), 1);
+    }
+
+    #[test]
     fn messages_retained_after_the_cursor_opened_are_not_repeated() {
         let r = Retained::default();
         r.set(msg("a/1", "old"));
