@@ -210,8 +210,13 @@ impl Session {
     }
 
     pub fn mark_stalled(&self) {
-        self.stalled.store(true, Ordering::Relaxed);
-        debug!(client_id = %self.client_id, "mailbox stayed full: connection marked stalled");
+        // Logged once per stall (the flag clears when the connection takes mail).
+        if !self.stalled.swap(true, Ordering::Relaxed) {
+            warn!(
+                client_id = %self.client_id,
+                "mailbox stayed full: copies for this subscriber are dropped (counted) until it takes mail again"
+            );
+        }
     }
 
     /// Resolves when the attached connection is woken (mail or kick).
