@@ -61,6 +61,8 @@ say "policy: 1,000 device clients + 8 bench clients; Mosquitto ACL from the same
 "$BIN" policy export --to mosquitto "$WORK/policy.yaml" -o "$WORK/mosquitto" 2>/dev/null
 chmod -R a+rX "$WORK/mosquitto"
 
+# The bench's idle and will clients share one identity each (Mosquitto has no
+# per-identity session limit): topicgate's maxSessionsPerAuthenticationName is raised.
 # Equal limits where the two brokers have the same knob: 10,000 queued messages
 # per session (so that 5,000 wills reach one subscriber), 256 in flight, TCP_NODELAY
 # on accepted sockets (topicgate always sets it; Mosquitto only with set_tcp_nodelay).
@@ -82,6 +84,7 @@ cat > "$WORK/topicgate.yaml" <<CONF
 maxConnections: 30000
 maxQueuedMessages: 10000
 receiveMaximum: 256
+maxSessionsPerAuthenticationName: 30000
 CONF
 
 wait_port() {

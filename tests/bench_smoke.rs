@@ -44,11 +44,12 @@ async fn start_broker() -> (Broker, SocketAddr) {
             Ok(l) => Arc::new(l.policy),
             Err(e) => panic!("smoke policy does not compile: {e}"),
         };
-    let broker = Broker::new(
-        policy,
-        BrokerConfig::default(),
-        IdentityMode::Dev { anonymous: None },
-    );
+    // The bench's will and idle clients share one identity each (`Names`).
+    let config = BrokerConfig {
+        max_sessions_per_authentication_name: 1_000,
+        ..Default::default()
+    };
+    let broker = Broker::new(policy, config, IdentityMode::Dev { anonymous: None });
     let (addr, _task) = broker
         .listen("127.0.0.1:0".parse().expect("loopback"))
         .await

@@ -54,6 +54,14 @@ pub struct BrokerConfig {
     /// subscriber is treated as stalled until it catches up.
     #[serde(with = "secs")]
     pub max_publisher_wait: Duration,
+
+    // Sessions (decision 0016).
+    /// Sessions, online and offline, one authentication name may hold at once
+    /// (Event Grid: `maximumClientSessionsPerAuthenticationName`). A CONNECT
+    /// that would start one more is refused with Quota exceeded (0x97; 3.1.1:
+    /// Not authorized, 0x05); resuming or taking over one of its sessions is not.
+    #[serde(deserialize_with = "at_least_one")]
+    pub max_sessions_per_authentication_name: usize,
 }
 
 impl Default for BrokerConfig {
@@ -72,7 +80,16 @@ impl Default for BrokerConfig {
             retain_available: true,
             max_will_delay: 300,
             max_publisher_wait: Duration::from_millis(500),
+            max_sessions_per_authentication_name: 100,
         }
+    }
+}
+
+/// A count that 0 would make meaningless (every CONNECT refused).
+fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    match usize::deserialize(d)? {
+        0 => Err(serde::de::Error::custom("must be at least 1")),
+        n => Ok(n),
     }
 }
 

@@ -14,7 +14,6 @@ use mqtt_protocol_core::mqtt::packet::{
 };
 use mqtt_protocol_core::mqtt::result_code::{ConnectReasonCode, ConnectReturnCode};
 use mqtt_protocol_core::mqtt::Version;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -118,9 +117,9 @@ enum Refusal {
     RetainNotSupported,
     TopicNameInvalid,
     Busy,
+    /// `maxSessionsPerAuthenticationName` reached.
+    QuotaExceeded,
 }
-
-static NEXT_ASSIGNED: AtomicU64 = AtomicU64::new(1);
 
 impl<S> Conn<S>
 where
@@ -189,28 +188,18 @@ where
             }
         }
 
-        // 3. Client ID, possibly assigned.
-        let mut assigned = None;
-        let client_id = if info.client_id.is_empty() {
-            if info.version == Version::V3_1_1 && !info.clean_start {
-                return self.refuse(&info, Refusal::IdentifierRejected, None);
-            }
-            let id = format!(
-                "topicgate-{}",
-                NEXT_ASSIGNED.fetch_add(1, Ordering::Relaxed)
-            );
-            assigned = Some(id.clone());
-            id
-        } else {
-            info.client_id.clone()
-        };
+        // 3. Client ID: an empty one is assigned with the session (step 4).
+        if info.client_id.is_empty() && info.version == Version::V3_1_1 && !info.clean_start {
+            return self.refuse(&info, Refusal::IdentifierRejected, None);
+        }
+        let requested = (!info.client_id.is_empty()).then_some(info.client_id.as_str());
 
         // 4. The session: only the same authentication name may take it over.
         let mut attempts = 0;
         let claim = loop {
             match self.shared.sessions.claim(
                 &self.shared,
-                &client_id,
+                requested,
                 &auth_name,
                 info.clean_start,
                 self.conn_id,
@@ -231,10 +220,23 @@ where
             Claim::Attached { session, present } => (session, present),
             Claim::WrongOwner | Claim::Wait(_) => {
                 let reason = "the client ID is in use by another authentication name".to_string();
-                log_denial(&auth_name, &client_id, "connect", "", &reason);
+                log_denial(&auth_name, &info.client_id, "connect", "", &reason);
                 return self.refuse(&info, Refusal::NotAuthorized, Some(reason));
             }
+            Claim::TooManySessions { limit } => {
+                let reason = format!(
+                    "the client already holds {limit} sessions (maxSessionsPerAuthenticationName)"
+                );
+                log_denial(&auth_name, &info.client_id, "connect", "", &reason);
+                return self.refuse(&info, Refusal::QuotaExceeded, Some(reason));
+            }
+            Claim::NoIdentifier => {
+                let reason = "no client identifier could be assigned".to_string();
+                return self.refuse(&info, Refusal::Busy, Some(reason));
+            }
         };
+        let client_id = session.client_id.clone();
+        let assigned = requested.is_none().then(|| client_id.clone());
         let granted_expiry = info
             .session_expiry
             .min(self.shared.config.max_session_expiry);
@@ -390,6 +392,7 @@ where
                     Refusal::RetainNotSupported => ConnectReasonCode::RetainNotSupported,
                     Refusal::TopicNameInvalid => ConnectReasonCode::TopicNameInvalid,
                     Refusal::Busy => ConnectReasonCode::ServerBusy,
+                    Refusal::QuotaExceeded => ConnectReasonCode::QuotaExceeded,
                 };
                 let mut b = v5_0::Connack::builder()
                     .session_present(false)
@@ -406,7 +409,10 @@ where
             _ => {
                 let code = match why {
                     Refusal::BadCredentials => Some(ConnectReturnCode::BadUserNameOrPassword),
-                    Refusal::NotAuthorized => Some(ConnectReturnCode::NotAuthorized),
+                    // 3.1.1 has no quota code: the identity may not have one more session.
+                    Refusal::NotAuthorized | Refusal::QuotaExceeded => {
+                        Some(ConnectReturnCode::NotAuthorized)
+                    }
                     Refusal::IdentifierRejected => Some(ConnectReturnCode::IdentifierRejected),
                     Refusal::Busy => Some(ConnectReturnCode::ServerUnavailable),
                     // 3.1.1 has no code for these: close the connection.

@@ -10,6 +10,7 @@
 use super::encode;
 use super::frame::FrameScan;
 use super::message::Message;
+use super::retained_delivery::RetainedDue;
 use super::session::{Deliver, Delivery, Inflight, Kick, Session};
 use super::state::Shared;
 use super::tls::PeerCertificates;
@@ -103,6 +104,10 @@ pub struct Conn<S> {
     /// Copies of this client's PUBLISH that met a full mailbox: the connection
     /// waits for room (and reads nothing meanwhile) before its next packet.
     pub(super) blocked: Vec<(Arc<Session>, Delivery)>,
+    /// Retained messages owed to the session, and what sending them waits for.
+    pub(super) retained_due: RetainedDue,
+    /// Deliveries at the front of `pending` that go before the owed retained messages.
+    pub(super) retained_ahead: usize,
 }
 
 /// Serves one connection on `io` until it ends. Works on any byte stream
@@ -172,6 +177,8 @@ where
         mail: VecDeque::new(),
         mail_left: false,
         blocked: Vec::new(),
+        retained_due: RetainedDue::None,
+        retained_ahead: 0,
         certificate,
     };
     async move {
@@ -246,6 +253,8 @@ where
                     self.server_disconnect(DisconnectReasonCode::ServerShuttingDown, None);
                     self.end = Some(End::Shutdown);
                 }
+                // Owed retained messages beyond one turn's share (nothing to wait for).
+                () = std::future::ready(()), if self.retained_turn() => {}
                 () = &mut idle_check => {
                     // The timer runs from when it was armed; packets since then moved
                     // the deadline, so re-arm unless it really passed.
@@ -706,13 +715,21 @@ where
             for d in c.session.take_offline() {
                 self.pending.push_back(d);
             }
+            // Retained messages still owed from before go first, as they would have.
+            if c.session.has_retained() {
+                self.retained_due = RetainedDue::Turn;
+                self.retained_ahead = 0;
+            }
         }
         self.drain_pending();
     }
 
     /// Queues a delivery behind the inflight window (bounded).
     pub(super) fn enqueue(&mut self, d: Delivery) {
-        if d.qos == Qos::AtMostOnce && self.pending.is_empty() {
+        if d.qos == Qos::AtMostOnce
+            && self.pending.is_empty()
+            && self.retained_due == RetainedDue::None
+        {
             self.deliver(d);
             return;
         }
@@ -724,9 +741,16 @@ where
         self.drain_pending();
     }
 
-    /// Sends queued deliveries while the client's inflight window has room.
-    fn drain_pending(&mut self) {
+    /// Sends queued deliveries while the client's inflight window has room,
+    /// and owed retained messages in their turn.
+    pub(super) fn drain_pending(&mut self) {
         while self.end.is_none() {
+            if self.retained_ahead == 0 && self.retained_due != RetainedDue::None {
+                if self.send_retained_batch() {
+                    continue;
+                }
+                break;
+            }
             let Some(front) = self.pending.front() else {
                 break;
             };
@@ -734,8 +758,19 @@ where
                 break;
             }
             if let Some(d) = self.pending.pop_front() {
+                self.retained_ahead = self.retained_ahead.saturating_sub(1);
                 self.deliver(d);
             }
+        }
+    }
+
+    /// QoS 1/2 PUBLISHes the inflight window has room for now.
+    pub(super) fn window_room(&self) -> usize {
+        let ours = usize::from(self.shared.config.receive_maximum.max(1));
+        let room = ours.saturating_sub(self.inflight_out);
+        match self.mqtt.get_receive_maximum_vacancy_for_send() {
+            Some(v) => room.min(usize::from(v)),
+            None => room,
         }
     }
 
@@ -750,7 +785,7 @@ where
     }
 
     /// Encodes one delivery for this client's protocol version and sends it.
-    fn deliver(&mut self, d: Delivery) {
+    pub(super) fn deliver(&mut self, d: Delivery) {
         if d.msg.expired() {
             return;
         }

@@ -5,7 +5,8 @@
 //! - `connect`, `publish`, `subscribe`: what each packet does, with authorization
 //! - `session`: sessions that outlive connections; takeover rules
 //! - `will`: Last Will and Testament
-//! - `router`: the subscription trie; `retained`: retained messages
+//! - `router`: the subscription trie; `retained`: retained messages;
+//!   `retained_delivery`: sending them as flow control allows
 //! - `policy`: the swappable policy handle; `config`: limits; `stats`: counters
 pub mod config;
 mod connect;
@@ -20,6 +21,7 @@ pub mod policy;
 mod publish;
 pub mod reload;
 pub mod retained;
+mod retained_delivery;
 pub mod router;
 pub mod server;
 pub mod session;

@@ -1,7 +1,8 @@
 //! Sessions: what outlives a network connection (subscriptions, queued messages,
 //! a delayed will) and the rules for claiming one at CONNECT.
 
-use super::message::Message;
+use super::message::{min_qos, Message};
+use super::retained::{Advance, Retained, RetainedCursor};
 use super::router::SubOptions;
 use super::state::Shared;
 use super::topic;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
-use tracing::debug;
+use tracing::{debug, warn};
 
 /// One copy of a message for one session.
 #[derive(Debug, Clone)]
@@ -72,6 +73,26 @@ pub struct Mail {
     pub detached: bool,
 }
 
+/// A subscription's retained messages not sent yet (MQTT 5 §3.3.1.3, §3.8.4):
+/// read from the store as the client's flow control allows, so that however
+/// many match, none is lost to the bounded queues.
+struct Backlog {
+    cursor: RetainedCursor,
+    granted: Qos,
+    subscription_id: Option<u32>,
+}
+
+/// What [`Session::next_retained`] came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetainedStep {
+    /// No retained message is left to send.
+    Done,
+    /// The next one waits for room in the inflight window.
+    Window,
+    /// The batch is full, or the store was scanned long enough: call again.
+    More,
+}
+
 /// QoS 1/2 state saved from a connection of a persistent session.
 pub struct Inflight {
     pub version: Version,
@@ -90,6 +111,11 @@ struct SessionState {
     pending_will: Option<Box<Will>>,
     timer: Option<AbortHandle>,
     inflight: Option<Box<Inflight>>,
+    /// Retained messages owed to subscriptions, oldest SUBSCRIBE first (at most
+    /// one per filter, so bounded by `maxSubscriptionsPerSession`).
+    retained: VecDeque<Backlog>,
+    /// The offline queue overflowed since the session was last online (logged once).
+    offline_overflowed: bool,
     ended: bool,
 }
 
@@ -152,7 +178,17 @@ impl Session {
             }
             return Deliver::Queued;
         }
-        if d.qos == Qos::AtMostOnce || st.offline.len() >= max_queue {
+        if d.qos == Qos::AtMostOnce {
+            // MQTT: QoS 0 is not queued for an offline session.
+            return Deliver::Dropped;
+        }
+        if st.offline.len() >= max_queue {
+            if !std::mem::replace(&mut st.offline_overflowed, true) {
+                warn!(
+                    client_id = %self.client_id, max_queued_messages = max_queue,
+                    "offline queue full: further QoS 1/2 messages for this session are dropped (counted) until it reconnects"
+                );
+            }
             return Deliver::Dropped;
         }
         st.offline.push_back(d);
@@ -174,8 +210,13 @@ impl Session {
     }
 
     pub fn mark_stalled(&self) {
-        self.stalled.store(true, Ordering::Relaxed);
-        debug!(client_id = %self.client_id, "mailbox stayed full: connection marked stalled");
+        // Logged once per stall (the flag clears when the connection takes mail).
+        if !self.stalled.swap(true, Ordering::Relaxed) {
+            warn!(
+                client_id = %self.client_id,
+                "mailbox stayed full: copies for this subscriber are dropped (counted) until it takes mail again"
+            );
+        }
     }
 
     /// Resolves when the attached connection is woken (mail or kick).
@@ -268,13 +309,88 @@ impl Session {
         }
     }
 
+    /// Forgets a subscription, and the retained messages it was still owed.
     pub fn remove_subscription(&self, raw: &str) -> bool {
-        self.lock().subscriptions.remove(raw).is_some()
+        let mut st = self.lock();
+        st.retained.retain(|b| b.cursor.filter() != raw);
+        st.subscriptions.remove(raw).is_some()
+    }
+
+    /// Owes the subscription to `cursor`'s filter its retained messages, sent
+    /// after those owed to earlier SUBSCRIBEs. A new SUBSCRIBE to the same
+    /// filter starts its messages over (MQTT 5 §3.8.4: they are sent again).
+    pub fn start_retained(
+        &self,
+        cursor: RetainedCursor,
+        granted: Qos,
+        subscription_id: Option<u32>,
+    ) {
+        let mut st = self.lock();
+        st.retained.retain(|b| b.cursor.filter() != cursor.filter());
+        st.retained.push_back(Backlog {
+            cursor,
+            granted,
+            subscription_id,
+        });
+    }
+
+    /// Whether retained messages are owed to a subscription.
+    pub fn has_retained(&self) -> bool {
+        !self.lock().retained.is_empty()
+    }
+
+    /// Moves the next retained messages owed into `into`, in order: at most
+    /// `window` at QoS 1/2 (the room in the client's inflight window) and at
+    /// most `batch` in all.
+    pub fn next_retained(
+        &self,
+        store: &Retained,
+        window: usize,
+        batch: usize,
+        into: &mut Vec<Delivery>,
+    ) -> RetainedStep {
+        let mut st = self.lock();
+        let mut window_left = window;
+        while let Some(b) = st.retained.front_mut() {
+            let mut window_full = false;
+            let granted = b.granted;
+            let sub_id = b.subscription_id;
+            let step = store.advance(&mut b.cursor, |msg| {
+                let qos = min_qos(msg.qos, granted);
+                if into.len() >= batch {
+                    return false;
+                }
+                if qos != Qos::AtMostOnce {
+                    if window_left == 0 {
+                        window_full = true;
+                        return false;
+                    }
+                    window_left -= 1;
+                }
+                into.push(Delivery {
+                    msg: msg.clone(),
+                    qos,
+                    retain: true,
+                    subscription_ids: sub_id.into_iter().collect(),
+                });
+                true
+            });
+            match step {
+                Advance::Done => {
+                    st.retained.pop_front();
+                }
+                Advance::Declined if window_full => return RetainedStep::Window,
+                Advance::Declined | Advance::More => return RetainedStep::More,
+            }
+        }
+        RetainedStep::Done
     }
 
     /// Messages queued while offline, to send after CONNACK.
     pub fn take_offline(&self) -> VecDeque<Delivery> {
-        std::mem::take(&mut self.lock().offline)
+        let mut st = self.lock();
+        st.offline_overflowed = false;
+        std::mem::take(&mut st.offline)
     }
 
     /// Saved QoS state of the previous connection, when the versions match.
@@ -306,44 +422,135 @@ pub enum Claim {
     /// Another connection holds it: it was asked to leave; wait for
     /// [`Session::detached`], then retry.
     Wait(Arc<Session>),
+    /// A new session would exceed `maxSessionsPerAuthenticationName`.
+    TooManySessions { limit: usize },
+    /// No client identifier could be assigned: the system's random source failed.
+    NoIdentifier,
 }
 
 /// Every session, by client ID. Locked only at CONNECT and when a connection ends.
 #[derive(Default)]
 pub struct Sessions {
-    map: Mutex<HashMap<String, Arc<Session>>>,
+    map: Mutex<Registry>,
+}
+
+/// The sessions and how many each authentication name holds, kept together
+/// under one lock so that the count is never out of step with the map.
+#[derive(Default)]
+struct Registry {
+    by_id: HashMap<String, Arc<Session>>,
+    /// Sessions (online and offline) per lower-cased authentication name.
+    per_auth: HashMap<String, usize>,
+}
+
+impl Registry {
+    fn get(&self, client_id: &str) -> Option<&Arc<Session>> {
+        self.by_id.get(client_id)
+    }
+
+    fn sessions_of(&self, auth_name: &str) -> usize {
+        self.per_auth
+            .get(&auth_name.to_lowercase())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Adds `session` under its client ID, replacing the one there (of the same
+    /// authentication name: only that one may take a session over).
+    fn insert(&mut self, session: Arc<Session>) {
+        let auth = session.auth_name.to_lowercase();
+        if let Some(old) = self.by_id.insert(session.client_id.clone(), session) {
+            self.forget_owner(&old.auth_name);
+        }
+        *self.per_auth.entry(auth).or_insert(0) += 1;
+    }
+
+    /// Removes `session` if it is still the one registered under its client ID.
+    fn remove(&mut self, session: &Arc<Session>) {
+        if self
+            .by_id
+            .get(&session.client_id)
+            .is_some_and(|s| Arc::ptr_eq(s, session))
+        {
+            self.by_id.remove(&session.client_id);
+            self.forget_owner(&session.auth_name);
+        }
+    }
+
+    fn forget_owner(&mut self, auth_name: &str) {
+        let auth = auth_name.to_lowercase();
+        if let Some(n) = self.per_auth.get_mut(&auth) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_auth.remove(&auth);
+            }
+        }
+    }
+}
+
+/// An assigned client identifier: 128 random bits, so that nobody can take
+/// the next one first (as with a counter), and never the ID of a session that
+/// exists. `random` fills 16 bytes; None when it fails every time.
+fn assign_client_id(
+    reg: &Registry,
+    mut random: impl FnMut(&mut [u8; 16]) -> bool,
+) -> Option<String> {
+    // A collision of 128 random bits does not happen; the bound is for a broken source.
+    for _ in 0..8 {
+        let mut bits = [0u8; 16];
+        if !random(&mut bits) {
+            continue;
+        }
+        let id = format!("tg-{}", hex::encode(bits));
+        if reg.get(&id).is_none() {
+            return Some(id);
+        }
+    }
+    None
+}
+
+/// The operating system's random source (getrandom(2) on Linux).
+fn system_random(bits: &mut [u8; 16]) -> bool {
+    getrandom::getrandom(bits).is_ok()
 }
 
 impl Sessions {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Session>>> {
+    fn lock(&self) -> MutexGuard<'_, Registry> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Every session now.
     pub fn all(&self) -> Vec<Arc<Session>> {
-        self.lock().values().cloned().collect()
+        self.lock().by_id.values().cloned().collect()
     }
 
     pub fn contains(&self, client_id: &str) -> bool {
-        self.lock().contains_key(client_id)
+        self.lock().by_id.contains_key(client_id)
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().by_id.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Attaches connection `conn_id` to `client_id` (semantics.md §5 and §6):
+    /// Sessions, online and offline, held by `auth_name`.
+    pub fn count_for(&self, auth_name: &str) -> usize {
+        self.lock().sessions_of(auth_name)
+    }
+
+    /// Attaches connection `conn_id` to `client_id`, or to a fresh session under
+    /// an assigned identifier when `client_id` is None (semantics.md §5 and §6):
     /// only the same authentication name may take a session over; Clean Start
     /// ends the old session and publishes its pending will at once; resuming
-    /// discards a pending will.
+    /// discards a pending will. A new session (not a takeover) is refused when
+    /// the authentication name already holds `maxSessionsPerAuthenticationName`.
     pub fn claim(
         &self,
         shared: &Shared,
-        client_id: &str,
+        client_id: Option<&str>,
         auth_name: &str,
         clean_start: bool,
         conn_id: u64,
@@ -352,7 +559,7 @@ impl Sessions {
         let mut removed_subs = Vec::new();
         let claim = {
             let mut map = self.lock();
-            let existing = map.get(client_id).cloned();
+            let existing = client_id.and_then(|id| map.get(id).cloned());
             let (session, present) = match existing {
                 Some(s) => {
                     // Authentication names compare case-insensitively (semantics.md §1).
@@ -374,14 +581,15 @@ impl Sessions {
                         fire_now = pending;
                         st.ended = true;
                         removed_subs = st.subscriptions.drain().map(|(k, _)| k).collect();
+                        st.retained.clear();
                         drop(st);
-                        let fresh = Session::new(client_id, auth_name);
-                        map.insert(client_id.to_string(), fresh.clone());
+                        let fresh = Session::new(&s.client_id, auth_name);
+                        map.insert(fresh.clone());
                         (fresh, false)
                     } else {
                         if pending.is_some() {
                             debug!(
-                                client_id,
+                                client_id = %s.client_id,
                                 "session resumed before the will delay: will discarded"
                             );
                         }
@@ -390,8 +598,19 @@ impl Sessions {
                     }
                 }
                 None => {
-                    let fresh = Session::new(client_id, auth_name);
-                    map.insert(client_id.to_string(), fresh.clone());
+                    let limit = shared.config.max_sessions_per_authentication_name;
+                    if map.sessions_of(auth_name) >= limit {
+                        return Claim::TooManySessions { limit };
+                    }
+                    let id = match client_id {
+                        Some(id) => id.to_string(),
+                        None => match assign_client_id(&map, system_random) {
+                            Some(id) => id,
+                            None => return Claim::NoIdentifier,
+                        },
+                    };
+                    let fresh = Session::new(&id, auth_name);
+                    map.insert(fresh.clone());
                     (fresh, false)
                 }
             };
@@ -407,7 +626,9 @@ impl Sessions {
             }
             Claim::Attached { session, present }
         };
-        unsubscribe_all(shared, client_id, removed_subs);
+        if let Claim::Attached { session, .. } = &claim {
+            unsubscribe_all(shared, &session.client_id, removed_subs);
+        }
         if let Some(w) = fire_now {
             will::fire(shared, w);
         }
@@ -446,22 +667,32 @@ impl Sessions {
             let mail = st.attached.take().map(|a| a.mailbox).unwrap_or_default();
             session.online.store(false, Ordering::Relaxed);
             let max = shared.config.max_queued_messages;
+            let mut dropped = 0u64;
             for d in undelivered.into_iter().chain(mail) {
-                if d.qos != Qos::AtMostOnce && st.offline.len() < max {
-                    st.offline.push_back(d);
+                if d.qos == Qos::AtMostOnce {
+                    continue;
                 }
+                if st.offline.len() < max {
+                    st.offline.push_back(d);
+                } else {
+                    dropped += 1;
+                }
+            }
+            if dropped > 0 {
+                st.offline_overflowed = true;
+                shared.stats.messages_dropped.add(dropped);
+                warn!(
+                    client_id = %session.client_id, dropped, max_queued_messages = max,
+                    "undelivered QoS 1/2 messages beyond the offline queue dropped at disconnect"
+                );
             }
             let expiry = st.expiry;
             if expiry == 0 {
                 st.ended = true;
                 removed_subs = st.subscriptions.drain().map(|(k, _)| k).collect();
                 st.offline.clear();
-                if map
-                    .get(&session.client_id)
-                    .is_some_and(|s| Arc::ptr_eq(s, session))
-                {
-                    map.remove(&session.client_id);
-                }
+                st.retained.clear();
+                map.remove(session);
                 fire_now = will;
             } else {
                 st.inflight = inflight.map(Box::new);
@@ -514,13 +745,9 @@ async fn expire(shared: Arc<Shared>, session: Arc<Session>, will_delay: Option<u
         }
         st.ended = true;
         st.offline.clear();
+        st.retained.clear();
         st.timer = None;
-        if map
-            .get(&session.client_id)
-            .is_some_and(|s| Arc::ptr_eq(s, &session))
-        {
-            map.remove(&session.client_id);
-        }
+        map.remove(&session);
         debug!(client_id = %session.client_id, "session expired");
         let pending = st.pending_will.take().map(|w| *w);
         (
@@ -539,5 +766,75 @@ fn unsubscribe_all(shared: &Shared, client_id: &str, raws: Vec<String>) {
         if let Ok(sub) = topic::parse_subscription(&raw) {
             shared.router.unsubscribe(client_id, &sub);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry_with(ids: &[&str]) -> Registry {
+        let mut reg = Registry::default();
+        for id in ids {
+            reg.insert(Session::new(id, "owner"));
+        }
+        reg
+    }
+
+    #[test]
+    fn an_assigned_identifier_skips_one_that_a_session_already_has() {
+        let taken = format!("tg-{}", hex::encode([7u8; 16]));
+        let reg = registry_with(&[taken.as_str()]);
+        // The source first repeats the taken ID's bits, then gives fresh ones.
+        let mut calls = 0u8;
+        let id = assign_client_id(&reg, |bits| {
+            calls += 1;
+            *bits = if calls == 1 { [7; 16] } else { [9; 16] };
+            true
+        });
+        assert_eq!(id, Some(format!("tg-{}", hex::encode([9u8; 16]))));
+        assert_eq!(calls, 2);
+    }
+
+    #[test]
+    fn a_source_that_only_fails_or_collides_assigns_nothing() {
+        let taken = format!("tg-{}", hex::encode([7u8; 16]));
+        let reg = registry_with(&[taken.as_str()]);
+        assert_eq!(assign_client_id(&reg, |_| false), None);
+        assert_eq!(
+            assign_client_id(&reg, |bits| {
+                *bits = [7; 16];
+                true
+            }),
+            None
+        );
+    }
+
+    #[test]
+    fn the_system_source_gives_distinct_identifiers() {
+        let reg = Registry::default();
+        let a = assign_client_id(&reg, system_random).expect("random source");
+        let b = assign_client_id(&reg, system_random).expect("random source");
+        assert_ne!(a, b);
+        assert_eq!(a.len(), "tg-".len() + 32);
+    }
+
+    #[test]
+    fn the_count_per_authentication_name_follows_inserts_replacements_and_removals() {
+        let mut reg = Registry::default();
+        let a = Session::new("a", "Alice");
+        reg.insert(a.clone());
+        reg.insert(Session::new("b", "alice"));
+        assert_eq!(reg.sessions_of("ALICE"), 2);
+        // Clean Start replaces a session under the same ID: the count stays.
+        let a2 = Session::new("a", "alice");
+        reg.insert(a2.clone());
+        assert_eq!(reg.sessions_of("alice"), 2);
+        // Removing the replaced session is a no-op; removing the current one counts.
+        reg.remove(&a);
+        assert_eq!(reg.sessions_of("alice"), 2);
+        reg.remove(&a2);
+        assert_eq!(reg.sessions_of("alice"), 1);
+        assert_eq!(reg.sessions_of("bob"), 0);
     }
 }

@@ -9,6 +9,7 @@ use super::session::{Deliver, Delivery, Session, Sessions};
 use super::stats::Stats;
 use std::sync::Arc;
 use tokio::sync::watch;
+use tracing::warn;
 
 /// Everything connections share. Each part has its own lock; none is held while
 /// another part's lock is taken on the publish path.
@@ -48,7 +49,14 @@ impl Shared {
                 Deliver::Dropped => self.stats.messages_dropped.inc(),
                 Deliver::Full(d) => match blocked.as_deref_mut() {
                     Some(b) => b.push((t.session, d)),
-                    None => self.stats.messages_dropped.inc(),
+                    None => {
+                        // A will: nobody to hold back (decision 0012).
+                        self.stats.messages_dropped.inc();
+                        warn!(
+                            client_id = %t.session.client_id, topic = %msg.topic,
+                            "will copy dropped: the subscriber's mailbox is full"
+                        );
+                    }
                 },
             }
         }

@@ -2,9 +2,8 @@
 //! subscription options and retained messages.
 
 use super::connection::{log_denial, Conn, End};
-use super::message::{min_qos, qos_from_u8, qos_u8};
+use super::message::{qos_from_u8, qos_u8};
 use super::router::SubOptions;
-use super::session::Delivery;
 use super::topic;
 use mqtt_protocol_core::mqtt::packet::{
     v3_1_1, v5_0, Property, Qos, ReasonString, RetainHandling, SubEntry,
@@ -152,8 +151,13 @@ where
         Some(outcomes)
     }
 
-    /// Retained messages for newly granted filters, per Retain Handling.
+    /// Owes newly granted filters their retained messages, per Retain Handling;
+    /// they are sent as flow control allows (see `retained_delivery`).
     fn send_retained(&mut self, entries: &[SubEntry], outcomes: &[Outcome], sub_id: Option<u32>) {
+        let Some(session) = self.client.as_ref().map(|c| c.session.clone()) else {
+            return;
+        };
+        let mut owed = false;
         let mut fresh = std::mem::take(&mut self.subscribed_new).into_iter();
         for (e, o) in entries.iter().zip(outcomes) {
             let Outcome::Granted(granted) = o else {
@@ -174,15 +178,13 @@ where
             if !send || !self.shared.config.retain_available {
                 continue;
             }
-            for msg in self.shared.retained.matching(sub.filter) {
-                let qos = min_qos(msg.qos, *granted);
-                self.enqueue(Delivery {
-                    msg,
-                    qos,
-                    retain: true,
-                    subscription_ids: sub_id.into_iter().collect(),
-                });
-            }
+            let cursor = self.shared.retained.cursor(sub.filter);
+            session.start_retained(cursor, *granted, sub_id);
+            owed = true;
+        }
+        if owed {
+            self.retained_owed();
+            self.drain_pending();
         }
     }
 
