@@ -41,18 +41,9 @@ pub fn run(args: GraphArgs) -> u8 {
     }
     let only = match &args.client {
         None => None,
-        Some(name) => match policy.client_by_authentication_name(name) {
-            Some(id) => Some(id),
-            None => {
-                let names = policy
-                    .policy
-                    .clients
-                    .iter()
-                    .map(|c| c.authentication_name.value.as_str());
-                eprintln!("error: unknown client `{name}`: no client has this authentication name");
-                eprintln!("  help: {}", crate::diag::suggestion(name, names));
-                return exit::ERROR;
-            }
+        Some(name) => match load::client(policy, name) {
+            Ok(id) => Some(id),
+            Err(code) => return code,
         },
     };
     let g = build(policy, only);

@@ -4,8 +4,6 @@ use super::explain::Format;
 use super::{exit, load};
 use crate::analysis::flow::{flow, Flow};
 use crate::analysis::query::{client_summary, who_may, Ask, ClientSummary, FilterGrant, WhoMay};
-use crate::compiler::compiled::CompiledPolicy;
-use crate::decisions::access::ClientId;
 use clap::{ArgGroup, Args};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -60,8 +58,9 @@ pub fn run(args: QueryArgs) -> u8 {
             !w.clients.is_empty(),
         )
     } else if let Some(name) = args.client {
-        let Some(id) = lookup(policy, &name) else {
-            return exit::ERROR;
+        let id = match load::client(policy, &name) {
+            Ok(id) => id,
+            Err(code) => return code,
         };
         let s = client_summary(policy, id);
         let found = !s.publish.is_empty() || !s.subscribe.is_empty();
@@ -70,8 +69,9 @@ pub fn run(args: QueryArgs) -> u8 {
         let (Some(from), Some(to)) = (args.from, args.to) else {
             return exit::ERROR;
         };
-        let (Some(a), Some(b)) = (lookup(policy, &from), lookup(policy, &to)) else {
-            return exit::ERROR;
+        let (a, b) = match (load::client(policy, &from), load::client(policy, &to)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(code), _) | (_, Err(code)) => return code,
         };
         let f = flow(policy, a, b);
         (render_flow(&f), serde_json::to_string_pretty(&f), f.flows)
@@ -89,21 +89,6 @@ pub fn run(args: QueryArgs) -> u8 {
     } else {
         exit::FINDING
     }
-}
-
-/// The client with this authentication name, or an error naming the nearest ones.
-fn lookup(policy: &CompiledPolicy, name: &str) -> Option<ClientId> {
-    let id = policy.client_by_authentication_name(name);
-    if id.is_none() {
-        let names = policy
-            .policy
-            .clients
-            .iter()
-            .map(|c| c.authentication_name.value.as_str());
-        eprintln!("error: unknown client `{name}`: no client has this authentication name");
-        eprintln!("  help: {}", crate::diag::suggestion(name, names));
-    }
-    id
 }
 
 fn grant_text(g: &FilterGrant) -> String {

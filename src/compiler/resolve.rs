@@ -173,7 +173,7 @@ fn resolve_clients(doc: &PolicyDoc, policy: &mut ResolvedPolicy, diags: &mut Dia
                     diags.push(
                         Diagnostic::new(Code::InvalidValue, "`passwordHash` is not a PHC password hash")
                             .at(h.span)
-                            .help("expected an argon2 hash such as `$argon2id$v=19$m=19456,t=2,p=1$...`; `topicgate hash-password` makes one"),
+                            .help("expected an argon2 hash such as `$argon2id$v=19$m=19456,t=2,p=1$...`; `topicgate passwd` makes one"),
                     );
                     None
                 }
@@ -292,16 +292,8 @@ fn resolve_spaces(
         if !valid_resource_name(&s.name.value) {
             diags.push(invalid_resource_name("topic space", &s.name));
         }
-        if s.topic_templates.is_empty() {
-            diags.push(
-                Diagnostic::new(
-                    Code::MissingField,
-                    format!("topic space `{}` has no topic templates", s.name.value),
-                )
-                .at(s.name.span)
-                .help("add at least one template under `topicTemplates`"),
-            );
-        }
+        // A topic space without templates is reported by the reader, which knows
+        // whether an earlier error (a body that is not a mapping) explains it.
         let mut templates = Vec::new();
         for t in &s.topic_templates {
             match Template::parse(&t.value) {
