@@ -108,3 +108,27 @@ fn schema_errors_are_printed_before_later_stages() {
     let reference = out.find("TG101").expect("unknown group");
     assert!(schema < reference, "{out}");
 }
+
+/// A client group whose body cannot be read stays declared: the binding naming it is
+/// not "unknown client group" with a suggestion of another group.
+#[test]
+fn an_unreadable_group_is_still_declared() {
+    let text = seed_with(
+        "  sensors:\n    query: attributes.type = 'sensor'",
+        "  sensors: [ attributes.type = 'sensor' ]",
+    );
+    let c = compile_text("lwt.yaml", &text, None);
+    let codes: Vec<Code> = c
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.code)
+        .collect();
+    assert_eq!(codes, [Code::WrongType], "{:#?}", c.diagnostics);
+    // A group without its query is the same cause, reported once.
+    let text = seed_with(
+        "  sensors:\n    query: attributes.type = 'sensor'",
+        "  sensors:\n    description: no query",
+    );
+    assert_eq!(errors(&text), [Code::MissingField]);
+}

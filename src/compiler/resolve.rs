@@ -237,9 +237,13 @@ fn resolve_groups(
         if !valid_resource_name(&g.name.value) {
             diags.push(invalid_resource_name("client group", &g.name));
         }
-        let query = match query::parse(&g.query.value) {
-            Ok(q) => Some(q),
-            Err(e) => {
+        // A query without a span was never written: the reader kept the group (it is
+        // declared) after reporting why its query is missing; it matches nobody.
+        let written = g.query.span != Span::NONE;
+        let query = match written.then(|| query::parse(&g.query.value)) {
+            None => None,
+            Some(Ok(q)) => Some(q),
+            Some(Err(e)) => {
                 let span = cx
                     .file
                     .inner_span(g.query.span, &g.query.value, e.at.0, e.at.1);
@@ -259,7 +263,7 @@ fn resolve_groups(
         };
         policy.groups.push(Group {
             name: g.name.clone(),
-            query_text: Some(g.query.clone()),
+            query_text: written.then(|| g.query.clone()),
             query,
             description: g.description.as_ref().map(|d| d.value.clone()),
         });

@@ -634,16 +634,30 @@ fn read_will(node: &Node, owner: &Sp<String>, diags: &mut Diagnostics) -> Option
 
 const GROUP: &[&str] = &["query", "description"];
 
+/// Like a topic space, a client group whose body or query cannot be read (reported
+/// here) stays declared, with an unwritten query (no span) that matches nobody: a
+/// binding naming it must not be reported as naming an unknown group.
 fn read_group(key: &Key, body: &Node, diags: &mut Diagnostics) -> Option<GroupDoc> {
     let name = key_sp(key);
-    let f = Fields::new(
+    let unwritten = |name: Sp<String>| GroupDoc {
+        name,
+        query: Sp::unspanned(String::new()),
+        description: None,
+    };
+    let Some(f) = Fields::new(
         body,
         &format!("client group `{}`", name.value),
         GROUP,
         diags,
-    )?;
-    required(&f, "query", &name, "client group", diags)?;
-    let query = opt_string(&f, "query", "`query`", diags)?;
+    ) else {
+        return Some(unwritten(name));
+    };
+    if required(&f, "query", &name, "client group", diags).is_none() {
+        return Some(unwritten(name));
+    }
+    let Some(query) = opt_string(&f, "query", "`query`", diags) else {
+        return Some(unwritten(name));
+    };
     Some(GroupDoc {
         description: opt_string(&f, "description", "`description`", diags),
         name,
