@@ -21,6 +21,21 @@ fn options(id: &str, port: u16) -> MqttOptions {
     o
 }
 
+/// A CONNACK reason code in the MQTT 5 specification's words (§3.2.2.2).
+fn reason(code: rumqttc::v5::mqttbytes::v5::ConnectReturnCode) -> String {
+    use rumqttc::v5::mqttbytes::v5::ConnectReturnCode as C;
+    let (words, value) = match code {
+        C::NotAuthorized => ("Not authorized", 0x87),
+        C::BadUserNamePassword => ("Bad User Name or Password", 0x86),
+        C::ClientIdentifierNotValid => ("Client Identifier not valid", 0x85),
+        C::ServerUnavailable => ("Server unavailable", 0x88),
+        C::ServerBusy => ("Server busy", 0x89),
+        C::Banned => ("Banned", 0x8A),
+        other => return format!("{other:?}"),
+    };
+    format!("{words} (0x{value:02X})")
+}
+
 fn sensor(id: &str, port: u16, will_topic: &str) -> (AsyncClient, rumqttc::v5::EventLoop) {
     let mut o = options(id, port);
     o.set_last_will(LastWill::new(
@@ -133,7 +148,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("\nsensor1 tries to connect with sensor2's status topic as its will:");
     let (_s1b, mut el1b) = sensor("sensor1", port, "clients/sensor2/status");
     match connected(&mut el1b).await {
-        Err(ConnectionError::ConnectionRefused(code)) => println!("  refused: {code:?}"),
+        Err(ConnectionError::ConnectionRefused(code)) => println!("  refused: {}", reason(code)),
         Err(e) => println!("  refused: {e}"),
         Ok(()) => println!("  unexpectedly accepted"),
     }

@@ -1,30 +1,24 @@
 //! Interop smoke test: Debian's mosquitto-clients and Python paho-mqtt against
 //! `topicgate serve --dev policies/lwt.yaml`, reproducing the seed scenario.
 //!
-//! Needs `mosquitto_sub`, `mosquitto_pub` and `python3 -c 'import paho.mqtt'`.
-//! When they are missing the test fails if `CI` is set, and otherwise skips
-//! with a loud message.
+//! Needs `mosquitto_sub`, `mosquitto_pub` and paho-mqtt 2 (in `.venv-peers/`, made
+//! by `scripts/test-peers.sh`, or the Python named by `TOPICGATE_PYTHON`).
+//! `harness = false`: when they are missing the summary shows the test as ignored
+//! with the reason, and with `CI` set it fails (see `common::peers`).
 
+mod common;
+
+use common::peers::{python, Interop, Peer};
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn have(cmd: &str, args: &[&str]) -> bool {
-    Command::new(cmd)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-fn tools_present() -> bool {
-    let mosquitto =
-        have("mosquitto_pub", &["--help"]) || have("sh", &["-c", "command -v mosquitto_pub"]);
-    let sub = have("sh", &["-c", "command -v mosquitto_sub"]);
-    let paho = have("python3", &["-c", "import paho.mqtt.client"]);
-    mosquitto && sub && paho
+fn main() -> std::process::ExitCode {
+    common::peers::main(&[Interop {
+        name: "mosquitto_and_paho_reproduce_the_seed_scenario",
+        needs: &[Peer::MosquittoClients, Peer::Paho],
+        run: mosquitto_and_paho_reproduce_the_seed_scenario,
+    }])
 }
 
 struct Killer(Vec<Child>);
@@ -99,16 +93,7 @@ fn read_all(mut c: Child) -> String {
     s
 }
 
-#[test]
 fn mosquitto_and_paho_reproduce_the_seed_scenario() {
-    if !tools_present() {
-        let msg = "interop tools missing: install mosquitto-clients (apt) and paho-mqtt (pip)";
-        if std::env::var_os("CI").is_some() {
-            panic!("{msg}");
-        }
-        eprintln!("\n!!!!! SKIPPED broker_interop: {msg} !!!!!\n");
-        return;
-    }
     let (broker, port) = serve();
     let mut guard = Killer(vec![broker]);
     let p = port.to_string();
@@ -132,7 +117,7 @@ fn mosquitto_and_paho_reproduce_the_seed_scenario() {
         .stderr(Stdio::null())
         .spawn()
         .expect("mosquitto_sub");
-    let psub = Command::new("python3")
+    let psub = Command::new(python())
         .args(["-c", PAHO_SUB, &p, "6"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -200,7 +185,7 @@ fn mosquitto_and_paho_reproduce_the_seed_scenario() {
         .spawn()
         .expect("mosquitto_pub -l");
     // A paho sensor2 (MQTT 5) with a will is killed too.
-    let mut psensor = Command::new("python3")
+    let mut psensor = Command::new(python())
         .args(["-c", PAHO_SENSOR, &p, "sensor2", "clients/sensor2/status"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -244,7 +229,7 @@ fn mosquitto_and_paho_reproduce_the_seed_scenario() {
         assert!(!o.status.success(), "{v}: refused expected");
         assert!(err.contains("not authori"), "{v}: {err}");
     }
-    let paho_bad = Command::new("python3")
+    let paho_bad = Command::new(python())
         .args([
             "-c",
             &PAHO_SENSOR.replace("time.sleep(30)", "time.sleep(1)"),

@@ -153,14 +153,14 @@ fn json_output_has_the_specified_shape_and_points_at_the_value() {
     assert_eq!(v["warnings"], 1);
     let will = &v["diagnostics"][0];
     assert_eq!(will["code"], "TG401");
-    // `clients/sensor1/status` on line 12 of the seed, from column 20 to 42.
+    // `clients/sensor1/status` on line 13 of the seed, from column 20 to 42.
     assert_eq!(
         (
             will["line"].as_u64(),
             will["column"].as_u64(),
             will["endColumn"].as_u64()
         ),
-        (Some(12), Some(20), Some(42))
+        (Some(13), Some(20), Some(42))
     );
 }
 

@@ -108,7 +108,7 @@ fn explain_json_has_the_documented_shape() {
 }
 
 #[test]
-fn unknown_client_is_denied_with_a_suggestion() {
+fn unknown_client_is_an_error_with_a_suggestion_not_a_denial() {
     let o = topicgate(&[
         "policy",
         "explain",
@@ -118,8 +118,8 @@ fn unknown_client_is_denied_with_a_suggestion() {
         "--publish",
         "x",
     ]);
-    assert_eq!(code(&o), 1);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("did you mean `sensor1`"));
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("did you mean `sensor1`"));
 }
 
 #[test]

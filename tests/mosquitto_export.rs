@@ -1,10 +1,14 @@
 //! `topicgate policy export --to mosquitto`, checked against a real Mosquitto: the
 //! exported ACL allows what the policy allows and denies what it denies on the
 //! publish side, and Mosquitto's documented differences (README.md) hold.
+//!
+//! Needs the mosquitto broker; `harness = false` so that the summary shows these
+//! tests as ignored when it is missing (see `common::peers`).
 
 mod common;
 
 use common::mosquitto::{self, Mosquitto};
+use common::peers::{Interop, Peer};
 use rumqttc::mqttbytes::v4::{LastWill, Packet, Publish};
 use rumqttc::mqttbytes::QoS;
 use std::net::SocketAddr;
@@ -92,11 +96,31 @@ fn export(dir: &Path) -> std::path::PathBuf {
     out
 }
 
-#[tokio::test]
+fn main() -> std::process::ExitCode {
+    common::peers::main(&[
+        Interop {
+            name: "exported_acl_enforces_the_publish_side_in_mosquitto",
+            needs: &[Peer::Mosquitto],
+            run: || block_on(exported_acl_enforces_the_publish_side_in_mosquitto()),
+        },
+        Interop {
+            name: "documented_differences_hold",
+            needs: &[Peer::Mosquitto],
+            run: || block_on(documented_differences_hold()),
+        },
+    ])
+}
+
+fn block_on(test: impl std::future::Future<Output = ()>) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(test)
+}
+
 async fn exported_acl_enforces_the_publish_side_in_mosquitto() {
-    let Some(bin) = mosquitto::binary("exported_acl_enforces_the_publish_side_in_mosquitto") else {
-        return;
-    };
+    let bin = mosquitto::binary();
     let dir = tempfile::tempdir().expect("tempdir");
     let out = export(dir.path());
     let acl = out.join("acl");
@@ -132,11 +156,8 @@ async fn exported_acl_enforces_the_publish_side_in_mosquitto() {
     assert_eq!(payloads, ["own status", "own floor", "marker"], "{got:?}");
 }
 
-#[tokio::test]
 async fn documented_differences_hold() {
-    let Some(bin) = mosquitto::binary("documented_differences_hold") else {
-        return;
-    };
+    let bin = mosquitto::binary();
     let dir = tempfile::tempdir().expect("tempdir");
     let out = export(dir.path());
     let readme = std::fs::read_to_string(out.join("README.md")).expect("README");

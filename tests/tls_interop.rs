@@ -4,9 +4,12 @@
 //! - MQTT.js (npm `mqtt`, installed by `npm ci` in `tests/interop/js`) on `--ws`
 //!   (usernames, `--dev`) and `--wss` (client certificates).
 //!
-//! When a tool is missing the test fails if `CI` is set, and otherwise skips
-//! with a loud message.
+//! `harness = false`: when a peer is missing the summary shows the test as ignored
+//! with the reason, and with `CI` set it fails (see `common::peers`).
 
+mod common;
+
+use common::peers::{js_dir, Interop, Peer};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -15,29 +18,19 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// True when the tools are there; panics in CI when they are not.
-fn tools(what: &str, present: bool, install: &str) -> bool {
-    if present {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{what} is missing in CI: {install}");
-    }
-    eprintln!("\n!!!!!!!! SKIPPED: {what} is missing ({install}) !!!!!!!!\n");
-    false
-}
-
-fn js_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/js")
+fn main() -> std::process::ExitCode {
+    common::peers::main(&[
+        Interop {
+            name: "mosquitto_clients_over_tls_seed_scenario",
+            needs: &[Peer::MosquittoClients],
+            run: mosquitto_clients_over_tls_seed_scenario,
+        },
+        Interop {
+            name: "mqtt_js_over_websockets_seed_scenario",
+            needs: &[Peer::MqttJs],
+            run: mqtt_js_over_websockets_seed_scenario,
+        },
+    ])
 }
 
 struct Killer(Vec<Child>);
@@ -158,15 +151,7 @@ fn mosquitto(tool: &str, port: u16, certs: &Path, client: &str) -> Command {
     c
 }
 
-#[test]
 fn mosquitto_clients_over_tls_seed_scenario() {
-    if !tools(
-        "mosquitto_sub/mosquitto_pub",
-        have("mosquitto_sub") && have("mosquitto_pub") && have("stdbuf"),
-        "apt-get install -y mosquitto-clients",
-    ) {
-        return;
-    }
     let dir = tempfile::tempdir().expect("tempdir");
     let (policy, certs) = setup(dir.path());
     let (mut procs, ports) = serve(&policy, &certs, &["--mqtts", "127.0.0.1:0"]);
@@ -302,16 +287,7 @@ fn mqtt_js(args: &[&str]) -> Vec<String> {
     lines
 }
 
-#[test]
 fn mqtt_js_over_websockets_seed_scenario() {
-    let present = have("node") && js_dir().join("node_modules/mqtt/package.json").exists();
-    if !tools(
-        "node with MQTT.js",
-        present,
-        "apt-get install -y nodejs npm; (cd tests/interop/js && npm ci)",
-    ) {
-        return;
-    }
     let dir = tempfile::tempdir().expect("tempdir");
     let (policy, certs) = setup(dir.path());
     let (_procs, ports) = serve(

@@ -28,7 +28,7 @@ fn values_keep_line_column_and_byte_span() {
 
 #[test]
 fn every_error_is_reported_at_once() {
-    let text = "clients:\n  a:\n    atributes: {}\n    will: { topic: x, qos: high }\n  b:\n    state: Maybe\npermissionBindings:\n  bnd-1: { clientGroup: g, topicSpace: t, permision: publisher }\nfoo: 1\n";
+    let text = "clients:\n  a:\n    atributes: {}\n    will: { topic: x, qos: high }\n  b:\n    state: Maybe\npermissionBindings:\n  bnd-1: { clientGroup: g, permision: publisher }\nfoo: 1\n";
     let c = compile_text("p.yaml", text, None);
     let codes: Vec<Code> = c.diagnostics.iter().map(|d| d.code).collect();
     for expected in [
@@ -43,6 +43,15 @@ fn every_error_is_reported_at_once() {
         );
     }
     assert!(c.diagnostics.len() >= 6, "{:#?}", c.diagnostics);
+    // `topicSpace` is missing; the misspelt `permision` is reported once, as TG002
+    // with its correction, and read as `permission` (no "missing field" after it).
+    let missing: Vec<&str> = c
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == Code::MissingField)
+        .map(|d| d.message.as_str())
+        .collect();
+    assert_eq!(missing, ["permission binding `bnd-1` has no `topicSpace`"]);
     let unknown_top = c
         .diagnostics
         .iter()
@@ -82,8 +91,10 @@ fn empty_and_comment_only_files_are_empty_policies() {
         let (doc, diags) = parse_policy(text);
         assert!(diags.is_empty() && doc.is_some(), "{text:?}");
     }
-    let (_, diags) = parse_policy("- a\n- b\n");
-    assert_eq!(diags[0].code, Code::WrongType);
+    // A list is YAML, but not a policy: the command cannot run (exit 2).
+    let (doc, diags) = parse_policy("- a\n- b\n");
+    assert!(doc.is_none());
+    assert_eq!(diags[0].code, Code::NotAPolicy);
 }
 
 #[test]

@@ -41,10 +41,15 @@ pub fn run(args: CheckArgs) -> u8 {
         ..Default::default()
     };
     let mut compilations: Vec<Compilation> = Vec::new();
+    // A file that cannot be read, or is not a policy at all (YAML syntax, another
+    // kind of file), means the check could not do its job: exit 2, not 1.
     let mut unreadable = false;
     for path in &args.files {
         match compile_file_with(path, options) {
-            Ok(c) => compilations.push(c),
+            Ok(c) => {
+                unreadable |= c.is_unreadable();
+                compilations.push(c);
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 unreadable = true;
@@ -64,13 +69,19 @@ pub fn run(args: CheckArgs) -> u8 {
         Format::Human => {
             let mut out = String::new();
             for r in &reports {
-                let sorted: Vec<_> = report::sorted(r.diagnostics).into_iter().cloned().collect();
-                if !sorted.is_empty() {
-                    out.push_str(&render::human_all(&sorted, r.file, output::color_stdout()));
+                if !r.diagnostics.is_empty() {
+                    out.push_str(&render::human_all(
+                        r.diagnostics,
+                        r.file,
+                        output::color_stdout(),
+                    ));
                     out.push('\n');
                 }
             }
-            out.push_str(&summary(reports.len(), errors, warnings));
+            // Only files that were read count; none read, no summary.
+            if !reports.is_empty() {
+                out.push_str(&summary(reports.len(), errors, warnings));
+            }
             Ok(out)
         }
         Format::Json => {

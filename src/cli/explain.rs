@@ -42,6 +42,10 @@ pub fn run(args: ExplainArgs) -> u8 {
         Ok(l) => l,
         Err(code) => return code,
     };
+    // An unknown client is a mistake in the question, not a denial (exit 2, not 1).
+    if let Err(code) = super::load::client(&loaded.policy, &args.client) {
+        return code;
+    }
     let question = if let Some(t) = args.publish {
         Question::Publish(t)
     } else if let Some(f) = args.subscribe {

@@ -33,18 +33,30 @@ pub struct FmtArgs {
 
 /// The canonical text of a policy source in `form`, or the diagnostics that keep it
 /// from being formatted (formatting a file with schema errors could drop content).
-pub fn format_source(file: &SourceFile, form: Form) -> Result<String, crate::diag::Diagnostics> {
-    let (doc, diags) = parse_source(file);
+pub fn format_source(file: &SourceFile, form: Form) -> Result<String, NotFormatted> {
+    let (doc, diagnostics) = parse_source(file);
     match doc {
-        Some(doc) if !has_errors(&diags) => {
+        Some(doc) if !has_errors(&diagnostics) => {
             let header = header_comment(&file.text);
             Ok(match form {
                 Form::Yaml => to_yaml(&doc, &header),
                 Form::Dsl => to_dsl(&doc, &header),
             })
         }
-        _ => Err(diags),
+        doc => Err(NotFormatted {
+            readable: doc.is_some(),
+            diagnostics,
+        }),
     }
+}
+
+/// Why a source was not formatted.
+#[derive(Debug)]
+pub struct NotFormatted {
+    /// The text is a policy (with errors); `false` when it is not one at all
+    /// (a syntax error, another kind of file).
+    pub readable: bool,
+    pub diagnostics: crate::diag::Diagnostics,
 }
 
 pub fn run(args: FmtArgs) -> u8 {
@@ -63,8 +75,15 @@ pub fn run(args: FmtArgs) -> u8 {
     let file = SourceFile::new(name.clone(), text.as_str());
     let formatted = match format_source(&file, form) {
         Ok(f) => f,
-        Err(diags) => {
-            eprint!("{}", render::human_all(&diags, &file, output::color()));
+        Err(e) => {
+            eprint!(
+                "{}",
+                render::human_all(&e.diagnostics, &file, output::color())
+            );
+            if !e.readable {
+                eprintln!("error: `{name}` is not a readable policy");
+                return exit::ERROR;
+            }
             eprintln!("error: `{name}` has errors; fix them before formatting");
             return exit::FINDING;
         }

@@ -41,12 +41,9 @@ pub fn run(args: GraphArgs) -> u8 {
     }
     let only = match &args.client {
         None => None,
-        Some(name) => match crate::decisions::naming::find_client(policy, name) {
+        Some(name) => match load::client(policy, name) {
             Ok(id) => Some(id),
-            Err(unknown) => {
-                eprintln!("error: {unknown}");
-                return exit::ERROR;
-            }
+            Err(code) => return code,
         },
     };
     let g = build(policy, only);

@@ -1,8 +1,10 @@
 //! Loading the policy a command works on, with the exit code for a failure.
 
 use super::output;
+use crate::compiler::compiled::CompiledPolicy;
 use crate::compiler::load::{load_with, Strictness};
 use crate::compiler::Loaded;
+use crate::decisions::access::ClientId;
 use std::path::Path;
 
 /// Loads a policy file or artifact for a question about it (explain, query, test,
@@ -12,6 +14,16 @@ use std::path::Path;
 pub fn policy(path: &Path) -> Result<Loaded, u8> {
     load_with(path, Strictness::Diagnose)
         .map_err(|e| output::report_load_error(&e).max(super::exit::ERROR))
+}
+
+/// The client with this authentication name (semantics.md §8). An unknown name is an
+/// error (exit 2), not a finding: a script must be able to tell a typo from a denial.
+/// Prints why, with the names the user may have meant.
+pub fn client(policy: &CompiledPolicy, name: &str) -> Result<ClientId, u8> {
+    crate::decisions::naming::find_client(policy, name).map_err(|unknown| {
+        eprintln!("error: {unknown}");
+        super::exit::ERROR
+    })
 }
 
 /// Prints `value` as pretty JSON; returns the exit code for a failure.

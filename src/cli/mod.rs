@@ -12,6 +12,7 @@ pub mod generate;
 pub mod graph;
 pub mod load;
 pub mod output;
+pub mod passwd;
 pub mod query;
 pub mod serve;
 pub mod test;
@@ -29,13 +30,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Work with policy files: compile, explain decisions.
+    /// Work with policy files: check, test, explain, query, diff, graph, format, compile, export.
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Load-test an MQTT broker (ours or any other): throughput, latency, wills, connections.
     Bench(bench::BenchArgs),
-    /// Serve a policy from an enforcing MQTT 3.1.1/5 broker.
+    /// Serve a policy (YAML, the DSL or a compiled artifact) from an enforcing MQTT 3.1.1/5 broker.
     Serve(serve::ServeArgs),
+    /// Hash a client's password (argon2) into the `passwordHash` line of the policy.
+    Passwd(passwd::PasswdArgs),
     /// Create development certificates and read thumbprints.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
@@ -48,7 +51,9 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Verify policies: span diagnostics for every mistake, in CI-friendly formats.
+    /// Verify policies: every mistake with its code, the exact place and a fix (schema,
+    /// references, queries, templates, and wills the broker would refuse, nobody hears
+    /// or anybody can forge); human, JSON, SARIF or GitHub output.
     Check(check::CheckArgs),
     /// Format a policy canonically, or convert it between YAML and the DSL.
     Fmt(fmt::FmtArgs),
@@ -60,9 +65,12 @@ pub enum PolicyCommand {
     Export(export::ExportArgs),
     /// Ask who may publish, subscribe or receive; what a client may do; whether data can flow.
     Query(query::QueryArgs),
-    /// Compare the access two policies grant, client by client.
+    /// Compare the access two policies grant: per client, what is gained and lost, with
+    /// witness topics; `--fail-on new-access` fails a pull request that widens access.
     Diff(diff::DiffArgs),
-    /// Run the policy's scenario tests and those of test files; report coverage.
+    /// Run the policy's `tests:` (allow/deny expectations for publish, subscribe,
+    /// receive and connect with a will) and those of test files; report each case and
+    /// which bindings and templates no test covers.
     Test(test::TestArgs),
     /// Draw the policy as a Mermaid or DOT graph, or print its access matrix.
     Graph(graph::GraphArgs),
@@ -110,6 +118,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Policy(PolicyCommand::Generate(args)) => generate::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Certs(cmd) => certs::run(cmd),
+        Command::Passwd(args) => passwd::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

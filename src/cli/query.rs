@@ -4,16 +4,12 @@ use super::explain::Format;
 use super::{exit, load};
 use crate::analysis::flow::{flow, Flow};
 use crate::analysis::query::{client_summary, who_may, Ask, ClientSummary, FilterGrant, WhoMay};
-use crate::compiler::compiled::CompiledPolicy;
-use crate::decisions::access::ClientId;
-use crate::decisions::naming::find_client;
 use clap::{ArgGroup, Args};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 /// Exit status: 0 when the answer is not empty (some client may, data can flow), 1
-/// when it is empty, 2 on errors (unreadable policy, unknown client, a topic or filter
-/// that is not well formed, semantics.md §8).
+/// when it is empty, 2 on errors (unreadable policy, unknown client).
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("question").required(true).args(["publish", "subscribe", "receive", "client", "from"])))]
 pub struct QueryArgs {
@@ -55,17 +51,6 @@ pub fn run(args: QueryArgs) -> u8 {
         args.receive.map(Ask::Receive)
     };
     let (text, json, found) = if let Some(ask) = ask {
-        // A question about what cannot be a topic is a usage error, not an empty answer.
-        if let Err(e) = ask.validate() {
-            eprintln!("error: {e}");
-            if !e.help.is_empty() {
-                eprintln!("  help: {}", e.help);
-            }
-            return exit::ERROR;
-        }
-        if let Some(note) = ask.reserved_note() {
-            eprintln!("note: {note}");
-        }
         let w = who_may(policy, &ask);
         (
             render_who_may(&w, policy.client_count()),
@@ -73,8 +58,9 @@ pub fn run(args: QueryArgs) -> u8 {
             !w.clients.is_empty(),
         )
     } else if let Some(name) = args.client {
-        let Some(id) = lookup(policy, &name) else {
-            return exit::ERROR;
+        let id = match load::client(policy, &name) {
+            Ok(id) => id,
+            Err(code) => return code,
         };
         let s = client_summary(policy, id);
         let found = !s.publish.is_empty() || !s.subscribe.is_empty();
@@ -83,8 +69,9 @@ pub fn run(args: QueryArgs) -> u8 {
         let (Some(from), Some(to)) = (args.from, args.to) else {
             return exit::ERROR;
         };
-        let (Some(a), Some(b)) = (lookup(policy, &from), lookup(policy, &to)) else {
-            return exit::ERROR;
+        let (a, b) = match (load::client(policy, &from), load::client(policy, &to)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(code), _) | (_, Err(code)) => return code,
         };
         let f = flow(policy, a, b);
         (render_flow(&f), serde_json::to_string_pretty(&f), f.flows)
@@ -102,14 +89,6 @@ pub fn run(args: QueryArgs) -> u8 {
     } else {
         exit::FINDING
     }
-}
-
-/// The client with this authentication name (semantics.md §8), or an error naming
-/// the ones the user may have meant.
-fn lookup(policy: &CompiledPolicy, name: &str) -> Option<ClientId> {
-    find_client(policy, name)
-        .map_err(|unknown| eprintln!("error: {unknown}"))
-        .ok()
 }
 
 fn grant_text(g: &FilterGrant) -> String {

@@ -20,8 +20,16 @@ use std::sync::Arc;
 use tracing::info;
 
 #[derive(Debug, Args)]
+#[command(after_help = "Identity:\n  \
+--mqtts/--wss: the client certificate names the client (`certs init` makes development\n  \
+certificates; pin them with `allowedThumbprints` or list a CA in `caCertificates`).\n  \
+--mqtt/--ws without --dev: username and password, checked against the client's argon2\n  \
+`passwordHash`. Make one with `topicgate passwd` (or `topicgate passwd --stdin` in\n  \
+scripts) and paste it under the client: `authentication: { passwordHash: \"...\" }`.\n  \
+--dev: the username alone names the client (loopback only).\n\n\
+More: docs/broker.md")]
 pub struct ServeArgs {
-    /// The policy file (YAML) or a compiled artifact.
+    /// The policy: YAML, the DSL (`*.policy`) or a compiled artifact (`policy compile`).
     pub policy: PathBuf,
     /// Plaintext MQTT listener, `HOST:PORT` (repeatable; port 0 picks one).
     /// With --dev and no listener flag: 127.0.0.1:1883.
@@ -188,8 +196,9 @@ pub fn run(args: ServeArgs) -> u8 {
         if !policy.has_password_clients() {
             eprintln!(
                 "error: refusing to serve plaintext MQTT: no client of the policy has a `passwordHash`, \
-                 so nobody could authenticate.\n  help: add `authentication: {{ passwordHash: ... }}` \
-                 (argon2) to the clients, or use `--dev` on loopback to trust usernames while developing"
+                 so nobody could authenticate.\n  help: `topicgate passwd` prints an argon2 \
+                 `passwordHash: ...` line; paste it under the client's `authentication:`, or use \
+                 `--dev` on loopback to trust usernames while developing"
             );
             return exit::ERROR;
         }

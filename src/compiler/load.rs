@@ -72,7 +72,18 @@ pub fn compile_text_with(
             ..options
         };
         let (found, resolved) = analysis::analyze_owned(&file, resolved, options);
-        diagnostics.extend(found);
+        // The first cause as printed: syntax and schema errors before the rest.
+        let cause = diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .min_by_key(|d| (!d.is_schema(), d.span.map_or(0, |s| s.start)))
+            .cloned();
+        diagnostics.extend(found.into_iter().map(|d| match &cause {
+            Some(cause) if analysis::rules::ABOUT_ACCESS.contains(&d.code) => {
+                d.as_consequence_of(cause)
+            }
+            _ => d,
+        }));
         resolved
     });
     Compilation {

@@ -173,7 +173,7 @@ fn resolve_clients(doc: &PolicyDoc, policy: &mut ResolvedPolicy, diags: &mut Dia
                     diags.push(
                         Diagnostic::new(Code::InvalidValue, "`passwordHash` is not a PHC password hash")
                             .at(h.span)
-                            .help("expected an argon2 hash such as `$argon2id$v=19$m=19456,t=2,p=1$...`; `topicgate hash-password` makes one"),
+                            .help("expected an argon2 hash such as `$argon2id$v=19$m=19456,t=2,p=1$...`; `topicgate passwd` makes one"),
                     );
                     None
                 }
@@ -237,9 +237,13 @@ fn resolve_groups(
         if !valid_resource_name(&g.name.value) {
             diags.push(invalid_resource_name("client group", &g.name));
         }
-        let query = match query::parse(&g.query.value) {
-            Ok(q) => Some(q),
-            Err(e) => {
+        // A query without a span was never written: the reader kept the group (it is
+        // declared) after reporting why its query is missing; it matches nobody.
+        let written = g.query.span != Span::NONE;
+        let query = match written.then(|| query::parse(&g.query.value)) {
+            None => None,
+            Some(Ok(q)) => Some(q),
+            Some(Err(e)) => {
                 let span = cx
                     .file
                     .inner_span(g.query.span, &g.query.value, e.at.0, e.at.1);
@@ -259,7 +263,7 @@ fn resolve_groups(
         };
         policy.groups.push(Group {
             name: g.name.clone(),
-            query_text: Some(g.query.clone()),
+            query_text: written.then(|| g.query.clone()),
             query,
             description: g.description.as_ref().map(|d| d.value.clone()),
         });
@@ -292,16 +296,8 @@ fn resolve_spaces(
         if !valid_resource_name(&s.name.value) {
             diags.push(invalid_resource_name("topic space", &s.name));
         }
-        if s.topic_templates.is_empty() {
-            diags.push(
-                Diagnostic::new(
-                    Code::MissingField,
-                    format!("topic space `{}` has no topic templates", s.name.value),
-                )
-                .at(s.name.span)
-                .help("add at least one template under `topicTemplates`"),
-            );
-        }
+        // A topic space without templates is reported by the reader, which knows
+        // whether an earlier error (a body that is not a mapping) explains it.
         let mut templates = Vec::new();
         for t in &s.topic_templates {
             match Template::parse(&t.value) {

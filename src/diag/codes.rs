@@ -69,6 +69,11 @@ codes! {
     RedefinedAll = "TG009", Error, "redefinition of `$all`";
     /// The file cannot be read or is too large.
     Io = "TG010", Error, "file cannot be read";
+    /// The file is valid YAML but not a policy: its top level is not a mapping, or none
+    /// of its keys is a policy's (`namespace`, `clients`, `clientGroups`, `topicSpaces`,
+    /// `permissionBindings`, `caCertificates`, `tests`) or a misspelling of one. Like a
+    /// syntax error, every command exits 2 on it: the command could not run.
+    NotAPolicy = "TG011", Error, "not a policy";
     /// A permission binding names a client group that does not exist.
     UnknownGroup = "TG101", Error, "unknown client group";
     /// A permission binding names a topic space that does not exist.

@@ -80,6 +80,24 @@ impl Diagnostic {
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
+    /// Marks a finding as a possible consequence of an earlier error (as rustc
+    /// does): a note, not an error, printed after the causes. The verifier's
+    /// findings about access are consequences when the front end left part of the
+    /// policy out.
+    pub fn as_consequence_of(mut self, cause: &Diagnostic) -> Self {
+        self.severity = Severity::Info;
+        self.message = format!(
+            "{} (may follow from the earlier error {}; check again once it is fixed)",
+            self.message,
+            cause.code.as_str()
+        );
+        self
+    }
+    /// True for syntax and schema findings (`TG0xx`): the causes everything after
+    /// them may follow from, printed first.
+    pub fn is_schema(&self) -> bool {
+        self.code.as_str() < "TG100"
+    }
 }
 
 /// Diagnostics collected by one stage, in the order they were found.

@@ -171,9 +171,7 @@ pub fn to_json(diag: &Diagnostic, file: &SourceFile) -> JsonDiagnostic {
 
 /// Renders all diagnostics of a file for a terminal, errors first in file order.
 pub fn human_all(diags: &[Diagnostic], file: &SourceFile, color: bool) -> String {
-    let mut sorted: Vec<&Diagnostic> = diags.iter().collect();
-    sorted.sort_by_key(|d| (d.span.map(|s| s.start).unwrap_or(0), d.severity));
-    sorted
+    super::report::sorted(diags)
         .into_iter()
         .map(|d| human(d, file, color))
         .collect::<Vec<_>>()

@@ -14,10 +14,26 @@ pub struct FileReport<'a> {
     pub diagnostics: &'a [Diagnostic],
 }
 
-/// Findings in the order they are printed: by position, errors first at a position.
+/// Findings in the order they are printed, causes first: syntax and schema errors,
+/// then the rest by position (errors first at a position), then the findings marked
+/// as consequences of an earlier error ([`Diagnostic::as_consequence_of`]).
 pub fn sorted(diags: &[Diagnostic]) -> Vec<&Diagnostic> {
     let mut out: Vec<&Diagnostic> = diags.iter().collect();
-    out.sort_by_key(|d| (d.span.map(|s| s.start).unwrap_or(0), d.severity, d.code));
+    out.sort_by_key(|d| {
+        let stage = if d.is_schema() {
+            0
+        } else if d.severity == Severity::Info {
+            2
+        } else {
+            1
+        };
+        (
+            stage,
+            d.span.map(|s| s.start).unwrap_or(0),
+            d.severity,
+            d.code,
+        )
+    });
     out
 }
 
@@ -126,20 +142,34 @@ pub fn sarif(reports: &[FileReport], rule_doc: impl Fn(Code) -> String) -> Value
             results.push(result);
         }
     }
+    let mut driver = json!({
+        "name": "topicgate",
+        "version": env!("CARGO_PKG_VERSION"),
+        "rules": rules,
+    });
+    if let Some(uri) = information_uri(env!("CARGO_PKG_REPOSITORY")) {
+        driver["informationUri"] = json!(uri);
+    }
     json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [{
-            "tool": { "driver": {
-                "name": "topicgate",
-                "version": env!("CARGO_PKG_VERSION"),
-                "informationUri": "https://github.com/topicgate/topicgate/blob/main/docs/rules.md",
-                "rules": rules,
-            }},
+            "tool": { "driver": driver },
             "columnKind": "unicodeCodePoints",
             "results": results,
         }],
     })
+}
+
+/// Where the rules are documented: `docs/rules.md` in the crate's `repository`
+/// (Cargo.toml). SARIF's `informationUri` is optional, and each rule's full text is
+/// in the report anyway, so without a repository there is none rather than a guess.
+pub fn information_uri(repository: &str) -> Option<String> {
+    let repository = repository.trim().trim_end_matches('/');
+    let repository = repository.strip_suffix(".git").unwrap_or(repository);
+    repository
+        .starts_with("https://")
+        .then(|| format!("{repository}/blob/HEAD/docs/rules.md"))
 }
 
 /// GitHub Actions workflow commands: `::error file=F,line=L,...::message`.
@@ -180,4 +210,19 @@ fn escape_data(s: &str) -> String {
 
 fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::information_uri;
+
+    #[test]
+    fn information_uri_is_the_rules_page_of_the_repository_or_none() {
+        assert_eq!(
+            information_uri("https://github.com/o/topicgate.git").as_deref(),
+            Some("https://github.com/o/topicgate/blob/HEAD/docs/rules.md")
+        );
+        assert_eq!(information_uri(""), None);
+        assert_eq!(information_uri("git@github.com:o/t.git"), None);
+    }
 }

@@ -105,7 +105,13 @@ fn template(t: &str) -> String {
 }
 
 pub fn to_dsl(doc: &PolicyDoc, header: &str) -> String {
-    let mut out = String::from(header);
+    // The `# yaml-language-server: $schema=...` line names the JSON Schema of the YAML
+    // form; it means nothing in the DSL.
+    let mut out: String = header
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("# yaml-language-server:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     let section = |out: &mut String| {
         if !out.is_empty() && !out.ends_with("\n\n") {
             out.push('\n');

@@ -6,7 +6,7 @@
 use super::model::*;
 use super::node::{Key, Node, NodeKind};
 use super::span::{Sp, Span};
-use crate::diag::{suggestion, Code, Diagnostic, Diagnostics};
+use crate::diag::{did_you_mean, suggestion, Code, Diagnostic, Diagnostics};
 
 /// The largest policy file we read. 100,000 clients take about 12 MB of YAML;
 /// beyond this a file is far more likely a mistake than a policy.
@@ -20,8 +20,57 @@ pub fn parse_policy(text: &str) -> (Option<PolicyDoc>, Diagnostics) {
         Ok(node) => node,
         Err(d) => return (None, vec![d]),
     };
+    if let Some(d) = not_a_policy(&root) {
+        return (None, vec![d]);
+    }
     let doc = read_policy(&root, &mut diags);
     (Some(doc), diags)
+}
+
+/// Why a YAML document is not a policy at all (another kind of file, such as a
+/// `package.json` or a compose file): its top level is not a mapping, or none of its
+/// keys is a policy key or a misspelling of one. `None` for anything that reads as a
+/// policy, with mistakes or without.
+fn not_a_policy(root: &Node) -> Option<Diagnostic> {
+    let help = "a policy is a mapping with `clients`, `clientGroups`, `topicSpaces` and `permissionBindings`";
+    match &root.kind {
+        NodeKind::Null => None,
+        NodeKind::Map(entries) => {
+            let policy_like = entries.is_empty()
+                || entries.iter().any(|(k, _)| TOP.contains(&k.name.as_str()))
+                || entries
+                    .iter()
+                    .all(|(k, _)| did_you_mean(&k.name, TOP.iter().copied()).is_some());
+            (!policy_like).then(|| {
+                let keys: Vec<String> = entries
+                    .iter()
+                    .take(3)
+                    .map(|(k, _)| format!("`{}`", k.name))
+                    .collect();
+                Diagnostic::new(
+                    Code::NotAPolicy,
+                    format!(
+                        "not a topicgate policy: no policy key at the top level (found {}{})",
+                        keys.join(", "),
+                        if entries.len() > 3 { ", ..." } else { "" }
+                    ),
+                )
+                .at(entries[0].0.span)
+                .help(help)
+            })
+        }
+        other => Some(
+            Diagnostic::new(
+                Code::NotAPolicy,
+                format!(
+                    "not a topicgate policy: the top level is {}, not a mapping",
+                    other.type_name()
+                ),
+            )
+            .at(root.span)
+            .help(help),
+        ),
+    }
 }
 
 /// YAML text to a spanned tree, with limits that keep hostile input cheap.
@@ -170,11 +219,26 @@ impl<'a> Fields<'a> {
             }
         }
     }
+    /// The value of `key`; when it is absent, the value of the one unknown key that is
+    /// a misspelling of it (already reported as TG002 with "did you mean `key`?").
+    /// Reading on as if corrected, as rustc does, keeps the typo from cascading into
+    /// a missing field, an unknown topic space and denied wills: the one real error
+    /// is reported alone. The policy still has that error, so it never deploys.
     fn get(&self, key: &str) -> Option<&'a Node> {
         debug_assert!(self.known.contains(&key));
         self.entries
             .iter()
             .find(|(k, _)| k.name == key)
+            .or_else(|| {
+                let mut misspelt = self.entries.iter().filter(|(k, _)| {
+                    !self.known.contains(&k.name.as_str())
+                        && did_you_mean(&k.name, self.known.iter().copied()) == Some(key)
+                });
+                match (misspelt.next(), misspelt.next()) {
+                    (Some(only), None) => Some(only),
+                    _ => None,
+                }
+            })
             .map(|(_, v)| v)
     }
 }
@@ -570,16 +634,30 @@ fn read_will(node: &Node, owner: &Sp<String>, diags: &mut Diagnostics) -> Option
 
 const GROUP: &[&str] = &["query", "description"];
 
+/// Like a topic space, a client group whose body or query cannot be read (reported
+/// here) stays declared, with an unwritten query (no span) that matches nobody: a
+/// binding naming it must not be reported as naming an unknown group.
 fn read_group(key: &Key, body: &Node, diags: &mut Diagnostics) -> Option<GroupDoc> {
     let name = key_sp(key);
-    let f = Fields::new(
+    let unwritten = |name: Sp<String>| GroupDoc {
+        name,
+        query: Sp::unspanned(String::new()),
+        description: None,
+    };
+    let Some(f) = Fields::new(
         body,
         &format!("client group `{}`", name.value),
         GROUP,
         diags,
-    )?;
-    required(&f, "query", &name, "client group", diags)?;
-    let query = opt_string(&f, "query", "`query`", diags)?;
+    ) else {
+        return Some(unwritten(name));
+    };
+    if required(&f, "query", &name, "client group", diags).is_none() {
+        return Some(unwritten(name));
+    }
+    let Some(query) = opt_string(&f, "query", "`query`", diags) else {
+        return Some(unwritten(name));
+    };
     Some(GroupDoc {
         description: opt_string(&f, "description", "`description`", diags),
         name,
@@ -589,14 +667,43 @@ fn read_group(key: &Key, body: &Node, diags: &mut Diagnostics) -> Option<GroupDo
 
 const SPACE: &[&str] = &["topicTemplates", "description"];
 
+/// A topic space is kept, without templates, even when its body cannot be read (the
+/// error is reported here): it is declared, so a binding naming it must not be
+/// reported as naming an unknown topic space, with a suggestion of another one.
 fn read_topic_space(key: &Key, body: &Node, diags: &mut Diagnostics) -> Option<TopicSpaceDoc> {
     let name = key_sp(key);
-    let f = Fields::new(body, &format!("topic space `{}`", name.value), SPACE, diags)?;
-    required(&f, "topicTemplates", &name, "topic space", diags)?;
-    let topic_templates = f
-        .get("topicTemplates")
-        .map(|n| string_list(n, "`topicTemplates`", diags))
-        .unwrap_or_default();
+    let Some(f) = Fields::new(body, &format!("topic space `{}`", name.value), SPACE, diags) else {
+        return Some(TopicSpaceDoc {
+            name,
+            topic_templates: Vec::new(),
+            description: None,
+        });
+    };
+    let topic_templates = match f.get("topicTemplates") {
+        None => {
+            required(&f, "topicTemplates", &name, "topic space", diags);
+            Vec::new()
+        }
+        Some(n) => {
+            let templates = string_list(n, "`topicTemplates`", diags);
+            let none_written = match &n.kind {
+                NodeKind::Seq(items) => items.is_empty(),
+                NodeKind::Null => true,
+                _ => false,
+            };
+            if none_written {
+                diags.push(
+                    Diagnostic::new(
+                        Code::MissingField,
+                        format!("topic space `{}` has no topic templates", name.value),
+                    )
+                    .at(name.span)
+                    .help("add at least one template under `topicTemplates`"),
+                );
+            }
+            templates
+        }
+    };
     Some(TopicSpaceDoc {
         description: opt_string(&f, "description", "`description`", diags),
         name,

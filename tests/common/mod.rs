@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod mosquitto;
+pub mod peers;
 
 use topicgate::analysis::rules::rule_for;
 use topicgate::compiler::{compile_text, CompiledPolicy};

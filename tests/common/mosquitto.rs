@@ -1,6 +1,6 @@
 //! Starting a real Mosquitto for integration tests. Mosquitto is a Debian package
-//! (`apt-get install mosquitto`); without it a test is skipped loudly, except under
-//! CI (env `CI` set), where a missing Mosquitto is a failure.
+//! (`apt-get install mosquitto`); the interop harness ([`super::peers`]) reports a
+//! test that needs it as ignored, or failed under CI, when it is missing.
 
 #![allow(dead_code)]
 
@@ -9,24 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The mosquitto binary, or `None` (after saying so) when the test should be skipped.
-pub fn binary(test: &str) -> Option<PathBuf> {
-    let found = [
-        "/usr/sbin/mosquitto",
-        "/usr/local/sbin/mosquitto",
-        "/usr/bin/mosquitto",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.exists());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "mosquitto is not installed but CI is set: install it (apt-get install mosquitto) so that {test} runs"
-        );
-        eprintln!("SKIPPED {test}: mosquitto is not installed (apt-get install mosquitto)");
-    }
-    found
+/// The mosquitto binary. Only called by tests whose harness checked that it exists.
+pub fn binary() -> PathBuf {
+    super::peers::mosquitto().expect("the harness checked that mosquitto is installed")
 }
 
 /// A free loopback port (bound and released; Mosquitto binds it right after).

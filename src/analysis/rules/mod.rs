@@ -19,6 +19,17 @@ impl Rule {
     }
 }
 
+/// Rules whose findings are about what the policy grants (who may publish or
+/// subscribe what). When the front end found errors, part of the policy is missing
+/// from what they see, so their findings may follow from those errors and are
+/// marked as consequences ([`crate::diag::Diagnostic::as_consequence_of`]).
+pub const ABOUT_ACCESS: &[Code] = &[
+    Code::WillNotPermitted,
+    Code::WillUnheard,
+    Code::WillForgeable,
+    Code::IntentNotGranted,
+];
+
 /// The leading `//!` lines of a source file, without the markers.
 pub fn doc_of(source: &str) -> String {
     let mut out = String::new();
