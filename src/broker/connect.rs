@@ -205,6 +205,29 @@ where
             info.client_id.clone()
         };
 
+        let will = info.will.as_ref().map(|w| {
+            // The will's Message Expiry Interval starts when it is published, not now.
+            let (props, _) = Message::from_props(&w.props);
+            let expiry = w.props.iter().find_map(|p| match p {
+                Property::MessageExpiryInterval(m) => Some(m.val()),
+                _ => None,
+            });
+            Will {
+                msg: Message {
+                    topic: w.topic.clone(),
+                    payload: Arc::from(w.payload.as_slice()),
+                    qos: w.qos,
+                    retain: w.retain,
+                    props,
+                    expires_at: None,
+                    origin: Arc::from(client_id.as_str()),
+                },
+                expiry,
+                delay: w.delay.min(self.shared.config.max_will_delay),
+                auth_name: auth_name.clone(),
+            }
+        });
+
         // 4. The session: only the same authentication name may take it over.
         let mut attempts = 0;
         let claim = loop {
@@ -244,29 +267,15 @@ where
             granted_expiry
         };
         session.set_expiry(expiry);
-
-        let will = info.will.as_ref().map(|w| {
-            // The will's Message Expiry Interval starts when it is published, not now.
-            let (props, _) = Message::from_props(&w.props);
-            let expiry = w.props.iter().find_map(|p| match p {
-                Property::MessageExpiryInterval(m) => Some(m.val()),
-                _ => None,
-            });
-            Will {
-                msg: Message {
-                    topic: w.topic.clone(),
-                    payload: Arc::from(w.payload.as_slice()),
-                    qos: w.qos,
-                    retain: w.retain,
-                    props,
-                    expires_at: None,
-                    origin: Arc::from(client_id.as_str()),
-                },
-                expiry,
-                delay: w.delay.min(self.shared.config.max_will_delay),
-                auth_name: auth_name.clone(),
-            }
-        });
+        // Attached at once, before anything that could fail or panic: from here
+        // the connection's end (even by a panic) releases the claim (`Conn::drop`).
+        self.attach(
+            client_id.clone(),
+            auth_name.clone(),
+            session.clone(),
+            will,
+            info.request_problem_info,
+        );
 
         // 5. Restore unacknowledged QoS 1/2 state of a resumed session.
         if present {
@@ -333,13 +342,6 @@ where
             client = %auth_name, client_id = %client_id, version = ?info.version,
             clean_start = info.clean_start, session_present = present, peer = %self.peer,
             "client connected"
-        );
-        self.attach(
-            client_id,
-            auth_name,
-            session,
-            will,
-            info.request_problem_info,
         );
     }
 

@@ -10,6 +10,7 @@
 use super::encode;
 use super::frame::FrameScan;
 use super::message::Message;
+use super::preauth::{self, ConnectReader, Early, Progress};
 use super::session::{Deliver, Delivery, Inflight, Kick, Session};
 use super::state::Shared;
 use super::tls::PeerCertificates;
@@ -81,6 +82,8 @@ pub struct Conn<S> {
     /// Set once the codec asked to close, or we decided to.
     pub(super) end: Option<End>,
     pub(super) keepalive: Option<(Instant, u64)>,
+    /// When the packet being received must be complete (`partialPacketTimeout`).
+    pub(super) partial_deadline: Option<Instant>,
     pub(super) client: Option<Client>,
     /// QoS 1/2 deliveries waiting for the client's inflight window.
     pub(super) pending: VecDeque<Delivery>,
@@ -161,6 +164,7 @@ where
         out: Vec::new(),
         end: None,
         keepalive: None,
+        partial_deadline: None,
         client: None,
         pending: VecDeque::new(),
         inbox: VecDeque::new(),
@@ -197,24 +201,49 @@ where
         self.finish();
     }
 
-    /// Phase 1: a complete CONNECT within the connect timeout (slowloris guard).
+    /// Phase 1: a complete CONNECT within the connect timeout (slowloris guard),
+    /// read within `maxConnectPacketSize` and the pre-authentication budget
+    /// (see `preauth`), checked, then handed to the codec.
     async fn handshake(&mut self, shutdown: &mut watch::Receiver<bool>) {
         let deadline = Instant::now() + self.shared.config.connect_timeout;
-        while self.client.is_none() && self.end.is_none() {
+        let mut reader = ConnectReader::new(
+            self.shared.config.max_connect_packet_size,
+            self.shared.pre_auth_budget.clone(),
+        );
+        let connect = loop {
             let read = tokio::select! {
-                r = tokio::time::timeout_at(deadline, std::future::poll_fn(|cx| self.poll_read_feed(cx))) => r,
-                _ = shutdown.changed() => { self.end = Some(End::Shutdown); break; }
+                r = tokio::time::timeout_at(deadline, std::future::poll_fn(|cx| self.poll_read_connect(cx, &mut reader))) => r,
+                _ = shutdown.changed() => { self.end = Some(End::Shutdown); break None; }
             };
             match read {
                 Err(_) => {
                     debug!(peer = %self.peer, "no CONNECT within the connect timeout");
-                    self.end = Some(End::Abnormal);
+                    break None;
                 }
-                Ok(Ok(0)) | Ok(Err(_)) => self.end = Some(End::Abnormal),
-                Ok(Ok(_)) => self.process_inbox(None).await,
+                Ok(Err(_)) | Ok(Ok(None)) => break None,
+                Ok(Ok(Some(Progress::More))) => {}
+                Ok(Ok(Some(Progress::Connect(bytes)))) => break Some(bytes),
+                Ok(Ok(Some(Progress::Refuse { why, level }))) => {
+                    self.refuse_early(why, level);
+                    break None;
+                }
             }
-            self.flush().await;
+        };
+        match connect.map(preauth::check) {
+            Some(Ok(bytes)) => {
+                self.feed(&bytes);
+                // The CONNECT now lives in the codec's packet: give its budget back.
+                drop(bytes);
+                drop(reader);
+                self.process_inbox(None).await;
+            }
+            Some(Err((why, level))) => self.refuse_early(why, level),
+            None => {}
         }
+        if self.client.is_none() {
+            self.end.get_or_insert(End::Abnormal);
+        }
+        self.flush().await;
     }
 
     /// Serves an attached client until the connection ends. The wake-up, shutdown
@@ -230,7 +259,7 @@ where
         tokio::pin!(wake);
         let stop = shutdown.changed();
         tokio::pin!(stop);
-        let idle_check = tokio::time::sleep_until(self.keepalive_deadline());
+        let idle_check = tokio::time::sleep_until(self.next_deadline());
         tokio::pin!(idle_check);
         while self.end.is_none() {
             tokio::select! {
@@ -249,11 +278,18 @@ where
                 () = &mut idle_check => {
                     // The timer runs from when it was armed; packets since then moved
                     // the deadline, so re-arm unless it really passed.
+                    let now = Instant::now();
                     match self.keepalive {
-                        Some((t, _)) if t <= Instant::now() => self.keepalive_expired(),
-                        _ => idle_check.as_mut().reset(self.keepalive_deadline()),
+                        _ if self.partial_deadline.is_some_and(|t| t <= now) => self.partial_expired(),
+                        Some((t, _)) if t <= now => self.keepalive_expired(),
+                        _ => idle_check.as_mut().reset(self.next_deadline()),
                     }
                 }
+            }
+            // A packet begun in this turn may need the timer sooner.
+            let next = self.next_deadline();
+            if next < idle_check.deadline() {
+                idle_check.as_mut().reset(next);
             }
             self.drain_pending();
             if self.mail_left && self.pending.len() < self.shared.config.max_queued_messages {
@@ -264,12 +300,25 @@ where
         }
     }
 
-    /// When the keep-alive period ends without a packet (far away when none is set).
-    fn keepalive_deadline(&self) -> Instant {
-        match self.keepalive {
+    /// When the keep-alive period ends without a packet, or the packet being
+    /// received must be complete, whichever is first (far away when neither is set).
+    fn next_deadline(&self) -> Instant {
+        let keepalive = match self.keepalive {
             Some((t, _)) => t,
             None => Instant::now() + Duration::from_secs(3600),
-        }
+        };
+        self.partial_deadline
+            .map_or(keepalive, |p| p.min(keepalive))
+    }
+
+    /// A packet stayed incomplete for `partialPacketTimeout`: whatever the
+    /// keep-alive, a client cannot make us hold a partial packet forever.
+    fn partial_expired(&mut self) {
+        let who = self.client.as_ref().map(|c| c.client_id.clone());
+        info!(peer = %self.peer, client_id = ?who, "packet not completed within partialPacketTimeout: closing");
+        self.shared.stats.protocol_errors.inc();
+        self.partial_deadline = None;
+        self.end.get_or_insert(End::Abnormal);
     }
 
     fn keepalive_expired(&mut self) {
@@ -298,14 +347,22 @@ where
                     let n = buf.filled().len();
                     if n > 0 {
                         self.feed(buf.filled());
-                        if self.heard {
-                            self.heard = false;
+                        let heard = std::mem::take(&mut self.heard);
+                        if heard {
                             // Any packet from the client restarts the keep-alive period.
                             if let Some((_, ms)) = self.keepalive {
                                 self.keepalive =
                                     Some((Instant::now() + Duration::from_millis(ms), ms));
                             }
                         }
+                        // A packet's deadline runs from its first byte: a new one
+                        // starts when the read ends inside a packet begun after the last
+                        // complete one.
+                        self.partial_deadline = match self.partial_deadline {
+                            _ if !self.frames.mid_packet() => None,
+                            Some(t) if !heard => Some(t),
+                            _ => Some(Instant::now() + self.shared.config.partial_packet_timeout),
+                        };
                     }
                     Poll::Ready(Ok(n))
                 }
@@ -313,6 +370,46 @@ where
                 Poll::Pending => Poll::Pending,
             }
         })
+    }
+
+    /// Reads at most what the CONNECT still lacks (see [`ConnectReader::want`]);
+    /// `None` when the stream ended.
+    fn poll_read_connect(
+        &mut self,
+        cx: &mut Context<'_>,
+        reader: &mut ConnectReader,
+    ) -> Poll<std::io::Result<Option<Progress>>> {
+        READ_SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            if scratch.len() < READ_SCRATCH_SIZE {
+                scratch.resize(READ_SCRATCH_SIZE, 0);
+            }
+            let want = reader.want().clamp(1, READ_SCRATCH_SIZE);
+            let mut buf = ReadBuf::new(&mut scratch[..want]);
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => Poll::Ready(Ok(None)),
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(Some(reader.push(buf.filled())))),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+    }
+
+    /// Refuses a connection whose CONNECT did not reach the codec: MQTT 5 gets
+    /// a CONNACK with the reason code, 3.1.1 (or an unknown version) a close.
+    fn refuse_early(&mut self, why: Early, level: Option<u8>) {
+        self.shared.stats.connections_refused.inc();
+        if matches!(
+            why,
+            Early::Malformed | Early::ProtocolError | Early::NotConnect
+        ) {
+            self.shared.stats.protocol_errors.inc();
+        }
+        info!(peer = %self.peer, reason = ?why, "CONNECT refused before authentication");
+        if let Some(bytes) = why.reply(level) {
+            self.out.extend_from_slice(&bytes);
+        }
+        self.end.get_or_insert(End::Abnormal);
     }
 
     /// Takes the session's mail, as much as the queue behind the inflight window
@@ -805,7 +902,21 @@ where
             }
         }
     }
+}
 
+/// Whatever ends the task releases what the connection holds: the normal end
+/// (via `serve`), a panic unwinding through it, or the future being dropped
+/// (cancelled). Otherwise the session would stay attached to a connection that
+/// no longer exists, and every later CONNECT with its client ID would wait for a
+/// takeover that never completes (issue 11). The connection permit is released
+/// by the future that holds it, the same way.
+impl<S> Drop for Conn<S> {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl<S> Conn<S> {
     /// Detaches from the session and decides the will (semantics.md §5).
     fn finish(&mut self) {
         let Some(mut client) = self.client.take() else {
@@ -819,7 +930,9 @@ where
         if let Some(w) = &will {
             debug!(client_id = %client.client_id, topic = %w.msg.topic, "connection ended abnormally: will armed");
         }
-        let inflight = Some(Inflight {
+        // While unwinding from a panic the codec's state is not trusted (and a
+        // second panic would abort the process): its unacknowledged packets are lost.
+        let inflight = (!std::thread::panicking()).then(|| Inflight {
             version: self.mqtt.get_protocol_version(),
             packets: self.mqtt.get_stored_packets(),
             qos2_handled: self.mqtt.get_qos2_publish_handled(),

@@ -39,6 +39,11 @@ fn required_flags(kind: u8) -> Option<u8> {
 }
 
 impl FrameScan {
+    /// Whether the bytes scanned so far end inside a packet.
+    pub fn mid_packet(&self) -> bool {
+        !matches!(self.state, State::Header)
+    }
+
     /// Scans `data`; returns the offset of the first byte of a packet whose
     /// fixed-header flags are wrong, or None when all of `data` is fine so far.
     pub fn scan(&mut self, data: &[u8]) -> Option<usize> {

@@ -47,7 +47,9 @@ impl Broker {
     ) -> Self {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let permits = Arc::new(Semaphore::new(config.max_connections));
+        let pre_auth_budget = Arc::new(Semaphore::new(config.max_pre_auth_bytes as usize));
         let shared = Arc::new(Shared {
+            pre_auth_budget,
             config,
             identity,
             policy: PolicyHandle::new(policy),
@@ -179,7 +181,8 @@ impl Acceptor {
                     return; // dropping the stream closes it
                 };
                 warn!(peer = %peer, "connection limit reached: answering server busy");
-                let max = self.shared.config.max_packet_size;
+                // Unauthenticated: only a small CONNECT is read (`maxConnectPacketSize`).
+                let max = self.shared.config.max_connect_packet_size;
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(Duration::from_secs(2), answer_busy(stream, max))
                         .await;

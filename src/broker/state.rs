@@ -8,7 +8,7 @@ use super::router::Router;
 use super::session::{Deliver, Delivery, Session, Sessions};
 use super::stats::Stats;
 use std::sync::Arc;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 /// Everything connections share. Each part has its own lock; none is held while
 /// another part's lock is taken on the publish path.
@@ -22,6 +22,8 @@ pub struct Shared {
     pub stats: Stats,
     /// Flips to true when the broker shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// Bytes of CONNECTs being read before authentication (`maxPreAuthBytes`).
+    pub pre_auth_budget: Arc<Semaphore>,
 }
 
 impl Shared {
