@@ -8,7 +8,7 @@
 //! an await.
 
 use super::encode;
-use super::frame::FrameScan;
+use super::frame::{Fault, FrameScan};
 use super::message::Message;
 use super::preauth::{self, ConnectReader, Early, Progress};
 use super::session::{Deliver, Delivery, Inflight, Kick, Session};
@@ -23,7 +23,7 @@ use mqtt_protocol_core::mqtt::packet::{v3_1_1, v5_0};
 use mqtt_protocol_core::mqtt::packet::{
     GenericPacket, GenericPacketTrait, Packet, Property, Qos, SubscriptionIdentifier,
 };
-use mqtt_protocol_core::mqtt::result_code::{DisconnectReasonCode, MqttError};
+use mqtt_protocol_core::mqtt::result_code::{DisconnectReasonCode, MqttError, PubcompReasonCode};
 use mqtt_protocol_core::mqtt::{role, Connection, Version};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -93,10 +93,14 @@ pub struct Conn<S> {
     pub(super) subscribed_new: Vec<bool>,
     /// Packet identifiers in use for our QoS 1/2 PUBLISHes to the client.
     pub(super) inflight_out: usize,
+    /// MQTT 5: identifiers of the client's QoS 2 PUBLISHes not yet released,
+    /// to answer a PUBREL for any other with PUBCOMP 0x92 (§3.7.2.1). The codec
+    /// keeps the same set but only lets it be copied; at most Receive Maximum long.
+    pub(super) qos2_open: Vec<u16>,
     /// Fixed-header flag check in front of the codec.
     pub(super) frames: FrameScan,
-    /// Set when the scan found a malformed header; acted on after the packets before it.
-    pub(super) malformed: bool,
+    /// What the scan found wrong; acted on after the packets before it.
+    pub(super) fault: Option<Fault>,
     /// A packet arrived in the bytes just fed (restarts the keep-alive period).
     pub(super) heard: bool,
     /// Deliveries taken from the session's mailbox, being encoded.
@@ -170,8 +174,9 @@ where
         inbox: VecDeque::new(),
         subscribed_new: Vec::new(),
         inflight_out: 0,
+        qos2_open: Vec::new(),
         frames: FrameScan::default(),
-        malformed: false,
+        fault: None,
         heard: false,
         mail: VecDeque::new(),
         mail_left: false,
@@ -516,12 +521,13 @@ where
 
     /// Feeds received bytes to the codec, one packet per `recv` call.
     fn feed(&mut self, data: &[u8]) {
-        let bad = self.frames.scan(data);
-        let data = &data[..bad.unwrap_or(data.len())];
-        self.feed_codec(data);
-        if bad.is_some() {
-            self.malformed = true;
+        if self.fault.is_some() {
+            return;
         }
+        let bad = self.frames.scan(data);
+        let data = &data[..bad.map_or(data.len(), |(at, _)| at)];
+        self.feed_codec(data);
+        self.fault = bad.map(|(_, fault)| fault);
     }
 
     fn feed_codec(&mut self, data: &[u8]) {
@@ -606,10 +612,17 @@ where
                 Wait::Room => Box::pin(self.relieve(&mut own)).await,
             }
         }
-        if self.malformed && self.end.is_none() {
+        if let (Some(fault), None) = (self.fault, self.end) {
             self.shared.stats.protocol_errors.inc();
-            info!(peer = %self.peer, "reserved fixed-header flags set: malformed packet");
-            self.server_disconnect(DisconnectReasonCode::MalformedPacket, None);
+            info!(peer = %self.peer, ?fault, "malformed packet or protocol error: closing");
+            let (code, reason) = match fault {
+                Fault::Flags => (
+                    DisconnectReasonCode::MalformedPacket,
+                    "reserved fixed-header flags set",
+                ),
+                Fault::ZeroPacketId => (DisconnectReasonCode::ProtocolError, "packet identifier 0"),
+            };
+            self.server_disconnect(code, Some(reason));
         }
     }
 
@@ -661,6 +674,24 @@ where
                 let Some(origin) = self.client.as_ref().map(|c| c.client_id.clone()) else {
                     return;
                 };
+                if p.props()
+                    .iter()
+                    .any(|p| matches!(p, Property::SubscriptionIdentifier(_)))
+                {
+                    // MQTT 5 §3.3.4 [MQTT-3.3.4-6]: only the server sends these.
+                    self.shared.stats.protocol_errors.inc();
+                    info!(client_id = %origin, "Subscription Identifier in a client's PUBLISH: protocol error");
+                    self.server_disconnect(
+                        DisconnectReasonCode::ProtocolError,
+                        Some("a PUBLISH from a client must not carry a Subscription Identifier"),
+                    );
+                    return;
+                }
+                if let (Qos::ExactlyOnce, Some(id)) = (p.qos(), p.packet_id()) {
+                    if !self.qos2_open.contains(&id) {
+                        self.qos2_open.push(id);
+                    }
+                }
                 let (props, expires_at) = Message::from_props(p.props());
                 let msg = Message {
                     topic: p.topic_name().to_string(),
@@ -674,27 +705,32 @@ where
                 self.on_publish(msg, p.packet_id());
             }
             GenericPacket::V3_1_1Pubrec(r) => {
-                if let Ok(rel) = v3_1_1::Pubrel::builder().packet_id(r.packet_id()).build() {
-                    self.send(rel.into());
-                }
+                let rel = v3_1_1::Pubrel::builder().packet_id(r.packet_id()).build();
+                self.send_built("PUBREL", rel);
             }
             GenericPacket::V5_0Pubrec(r) => {
                 let failed = r.reason_code().is_some_and(|c| c.is_failure());
                 if !failed {
-                    if let Ok(rel) = v5_0::Pubrel::builder().packet_id(r.packet_id()).build() {
-                        self.send(rel.into());
-                    }
+                    let rel = v5_0::Pubrel::builder().packet_id(r.packet_id()).build();
+                    self.send_built("PUBREL", rel);
                 }
             }
             GenericPacket::V3_1_1Pubrel(r) => {
-                if let Ok(comp) = v3_1_1::Pubcomp::builder().packet_id(r.packet_id()).build() {
-                    self.send(comp.into());
-                }
+                let comp = v3_1_1::Pubcomp::builder().packet_id(r.packet_id()).build();
+                self.send_built("PUBCOMP", comp);
             }
             GenericPacket::V5_0Pubrel(r) => {
-                if let Ok(comp) = v5_0::Pubcomp::builder().packet_id(r.packet_id()).build() {
-                    self.send(comp.into());
+                let id = r.packet_id();
+                let open = self.qos2_open.iter().position(|x| *x == id);
+                let mut comp = v5_0::Pubcomp::builder().packet_id(id);
+                match open {
+                    Some(i) => {
+                        self.qos2_open.swap_remove(i);
+                    }
+                    // MQTT 5 §3.7.2.1: no QoS 2 PUBLISH with this identifier is open.
+                    None => comp = comp.reason_code(PubcompReasonCode::PacketIdentifierNotFound),
                 }
+                self.send_built("PUBCOMP", comp.build());
             }
             GenericPacket::V3_1_1Subscribe(s) => self.on_subscribe_v3(&s),
             GenericPacket::V5_0Subscribe(s) => self.on_subscribe_v5(&s),
@@ -751,17 +787,49 @@ where
     /// MQTT 5: DISCONNECT with `code` (and a reason string) before closing; 3.1.1: just close.
     pub fn server_disconnect(&mut self, code: DisconnectReasonCode, reason: Option<&str>) {
         if self.mqtt.get_protocol_version() == Version::V5_0 && self.client.is_some() {
-            let mut b = v5_0::Disconnect::builder().reason_code(code);
-            if let Some(r) = reason {
-                if let Ok(rs) = mqtt_protocol_core::mqtt::packet::ReasonString::new(r) {
-                    b = b.props(vec![rs.into()]);
+            let with_reason = reason
+                .and_then(|r| mqtt_protocol_core::mqtt::packet::ReasonString::new(r).ok())
+                .map(|rs| {
+                    v5_0::Disconnect::builder()
+                        .reason_code(code)
+                        .props(vec![rs.into()])
+                        .build()
+                });
+            let mut sent = false;
+            if let Some(Ok(d)) = with_reason {
+                let ev = self.mqtt.send(d.into());
+                // MQTT 5 §3.14.2.2.3: the reason string is left out when the
+                // packet would exceed the client's Maximum Packet Size.
+                sent = !ev
+                    .iter()
+                    .any(|e| matches!(e, Event::NotifyError(MqttError::PacketTooLarge)));
+                if sent {
+                    self.handle_events(ev);
                 }
             }
-            if let Ok(d) = b.build() {
-                self.send(d.into());
+            if !sent {
+                let bare = v5_0::Disconnect::builder().reason_code(code).build();
+                self.send_built("DISCONNECT", bare);
             }
         }
         self.end.get_or_insert(End::Abnormal);
+    }
+
+    /// Sends a packet the broker built or, when building it failed (our bug,
+    /// not the client's), logs it and closes the connection: an acknowledgement
+    /// is never dropped silently, which would leave the client waiting.
+    pub(super) fn send_built<P: Into<Packet>>(
+        &mut self,
+        what: &'static str,
+        built: Result<P, MqttError>,
+    ) {
+        match built {
+            Ok(p) => self.send(p.into()),
+            Err(e) => {
+                warn!(peer = %self.peer, packet = what, error = %e, "cannot build a packet to send: closing the connection");
+                self.end.get_or_insert(End::Abnormal);
+            }
+        }
     }
 
     async fn flush(&mut self) {

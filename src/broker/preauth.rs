@@ -343,7 +343,7 @@ fn without(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mqtt_protocol_core::mqtt::packet::{v5_0, GenericPacketTrait, TopicAliasMaximum};
+    use mqtt_protocol_core::mqtt::packet::{v5_0, TopicAliasMaximum};
 
     fn reader(limit: u32, budget: usize) -> ConnectReader {
         ConnectReader::new(limit, Arc::new(Semaphore::new(budget)))
