@@ -336,3 +336,69 @@ async fn a_partial_packet_has_a_deadline_even_with_keep_alive_0() {
         assert!(matches!(k.recv(T).await, Ok(Packet::V5_0Pingresp(_))));
     }
 }
+
+/// mqtt-protocol-core 0.7.9 does not count packets restored from a resumed
+/// session in its Receive Maximum window, so the client's PUBACK for a resent
+/// message made its counter underflow: a panic in debug builds, a window that
+/// never opens again in release. The Receive Maximum is enforced by the
+/// broker instead (decision record 0015).
+#[tokio::test]
+async fn acknowledging_a_message_resent_after_resume_keeps_the_connection() {
+    use mqtt_protocol_core::mqtt::packet::ReceiveMaximum;
+    let b = lwt_broker().await;
+    let o = |resume: bool| Opts {
+        resume,
+        props: vec![
+            SessionExpiryInterval::new(60).unwrap().into(),
+            ReceiveMaximum::new(2).unwrap().into(),
+        ],
+        ..Default::default()
+    };
+    let mut s = Raw::open(b.addr, Version::V5_0).await;
+    s.mqtt.set_auto_pub_response(false);
+    s.send(v5_connect_with("resumed", Some("admin"), None, o(false)).into())
+        .await;
+    s.recv(T).await.expect("connack");
+    s.send(v5_sub(1, &[("r/#", Qos::AtLeastOnce)]).into()).await;
+    s.recv(T).await.expect("suback");
+    let mut p = v5_ok(b.addr, "p", "admin2", Opts::default()).await;
+    p.send(v5_pub("r/1", b"once", Qos::AtLeastOnce, Some(1)).into())
+        .await;
+    s.recv(T).await.expect("first delivery");
+    drop(s); // never acknowledged
+
+    let mut s = Raw::open(b.addr, Version::V5_0).await;
+    s.mqtt.set_auto_pub_response(false);
+    let mut resent = None;
+    for _ in 0..50 {
+        // The old connection may still be detaching: retry, bounded.
+        s.send(v5_connect_with("resumed", Some("admin"), None, o(true)).into())
+            .await;
+        if let Ok(Packet::V5_0Connack(c)) = s.recv(T).await {
+            assert!(c.session_present());
+            resent = s.recv(T).await.ok();
+            break;
+        }
+        s = Raw::open(b.addr, Version::V5_0).await;
+        s.mqtt.set_auto_pub_response(false);
+    }
+    let id = match resent.expect("resent") {
+        Packet::V5_0Publish(m) => m.packet_id().expect("id"),
+        other => panic!("{other:?}"),
+    };
+    let [hi, lo] = id.to_be_bytes();
+    s.send_raw(&[0x40, 0x02, hi, lo]).await; // PUBACK
+                                             // The window is open again: three more messages (Receive Maximum 2) arrive
+                                             // as the client acknowledges them.
+    for n in 0..3u16 {
+        p.send(v5_pub("r/more", b"m", Qos::AtLeastOnce, Some(2 + n)).into())
+            .await;
+        match s.recv(T).await.expect("delivery after the PUBACK") {
+            Packet::V5_0Publish(m) => {
+                let [hi, lo] = m.packet_id().expect("id").to_be_bytes();
+                s.send_raw(&[0x40, 0x02, hi, lo]).await;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

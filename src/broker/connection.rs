@@ -97,6 +97,9 @@ pub struct Conn<S> {
     /// to answer a PUBREL for any other with PUBCOMP 0x92 (§3.7.2.1). The codec
     /// keeps the same set but only lets it be copied; at most Receive Maximum long.
     pub(super) qos2_open: Vec<u16>,
+    /// MQTT 5: the client's Receive Maximum, enforced here rather than by the
+    /// codec (see `preauth::check`).
+    pub(super) client_receive_maximum: u16,
     /// Fixed-header flag check in front of the codec.
     pub(super) frames: FrameScan,
     /// What the scan found wrong; acted on after the packets before it.
@@ -175,6 +178,7 @@ where
         subscribed_new: Vec::new(),
         inflight_out: 0,
         qos2_open: Vec::new(),
+        client_receive_maximum: u16::MAX,
         frames: FrameScan::default(),
         fault: None,
         heard: false,
@@ -235,10 +239,11 @@ where
             }
         };
         match connect.map(preauth::check) {
-            Some(Ok(bytes)) => {
-                self.feed(&bytes);
+            Some(Ok(checked)) => {
+                self.client_receive_maximum = checked.receive_maximum;
+                self.feed(&checked.bytes);
                 // The CONNECT now lives in the codec's packet: give its budget back.
-                drop(bytes);
+                drop(checked);
                 drop(reader);
                 self.process_inbox(None).await;
             }
@@ -904,14 +909,14 @@ where
         }
     }
 
+    /// Room for one more QoS 1/2 PUBLISH: fewer unacknowledged than both our
+    /// inflight window and the client's Receive Maximum. `inflight_out` also
+    /// counts what a resumed session restored, which the codec's own window
+    /// does not.
     fn window_open(&self) -> bool {
-        let ours = usize::from(self.shared.config.receive_maximum.max(1));
-        let inflight = self.inflight_out;
-        let theirs = self
-            .mqtt
-            .get_receive_maximum_vacancy_for_send()
-            .is_none_or(|v| v > 0);
-        theirs && inflight < ours
+        let ours = self.shared.config.receive_maximum.max(1);
+        let window = usize::from(ours.min(self.client_receive_maximum));
+        self.inflight_out < window
     }
 
     /// Encodes one delivery for this client's protocol version and sends it.

@@ -208,23 +208,44 @@ impl ConnectReader {
     }
 }
 
+/// A CONNECT that passed [`check`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct Checked {
+    /// The bytes to hand to the codec.
+    pub bytes: Vec<u8>,
+    /// MQTT 5: the client's Receive Maximum, taken out of `bytes` (65,535
+    /// when absent, §3.1.2.11.3); the broker enforces it, not the codec.
+    pub receive_maximum: u16,
+}
+
 /// Validates a complete CONNECT (fixed header included) for what the codec
-/// misses, and returns the bytes to hand to the codec: the same bytes, or,
-/// when an MQTT 5 CONNECT carries Topic Alias Maximum 0, the CONNECT without
-/// that property (absent means 0, MQTT 5 §3.1.2.11.5; the codec panics on 0).
+/// misses, and returns the bytes to hand to the codec, without two MQTT 5
+/// properties the codec mishandles (decision record 0015):
+/// - Topic Alias Maximum 0 (absent means 0, §3.1.2.11.5): the codec panics on it;
+/// - Receive Maximum: the codec does not count messages restored from a
+///   resumed session in its window, and its counter underflows on their
+///   acknowledgement (a panic in debug builds, a window that stays shut in
+///   release); the broker counts them instead.
+///
 /// What does not parse here is left to the codec, which reports it.
-pub fn check(connect: Vec<u8>) -> Result<Vec<u8>, (Early, Option<u8>)> {
+pub fn check(connect: Vec<u8>) -> Result<Checked, (Early, Option<u8>)> {
+    let unchanged = |bytes| {
+        Ok(Checked {
+            bytes,
+            receive_maximum: u16::MAX,
+        })
+    };
     let Some(body_at) = body_start(&connect) else {
-        return Ok(connect);
+        return unchanged(connect);
     };
     let body = &connect[body_at..];
     // Protocol name (2 + 4), level, flags, keep alive (MQTT 5 §3.1.2).
     if body.len() < 10 || body[..6] != *b"\x00\x04MQTT" {
-        return Ok(connect);
+        return unchanged(connect);
     }
     let level = body[6];
     if level != 4 && level != 5 {
-        return Ok(connect);
+        return unchanged(connect);
     }
     let flags = body[7];
     let will = flags & 0b0000_0100 != 0;
@@ -237,23 +258,24 @@ pub fn check(connect: Vec<u8>) -> Result<Vec<u8>, (Early, Option<u8>)> {
         return Err((Early::Malformed, Some(level)));
     }
     if level != 5 {
-        return Ok(connect);
+        return unchanged(connect);
     }
     let props_at = body_at + 10;
     let Some((props_len, len_size)) = read_vbi(&connect[props_at..]) else {
-        return Ok(connect);
+        return unchanged(connect);
     };
     let list_at = props_at + len_size;
     let Some(list) = connect.get(list_at..list_at + props_len as usize) else {
-        return Ok(connect);
+        return unchanged(connect);
     };
-    let mut drop_range = None;
+    let mut drops = Vec::new();
+    let mut receive_maximum = u16::MAX;
     let mut at = 0;
     while at < list.len() {
         let id = list[at];
         let Some(size) = property_size(id, &list[at + 1..]) else {
             // Unknown or truncated: the codec's parse reports it.
-            return Ok(connect);
+            return unchanged(connect);
         };
         let value = &list[at + 1..at + 1 + size];
         let zero = value.iter().all(|b| *b == 0);
@@ -264,15 +286,24 @@ pub fn check(connect: Vec<u8>) -> Result<Vec<u8>, (Early, Option<u8>)> {
             // Authentication Method: enhanced authentication is not offered
             // (§3.1.2.11.9, §4.12: 0x8C Bad authentication method).
             0x15 => return Err((Early::BadAuthenticationMethod, Some(5))),
-            0x22 if zero => drop_range = Some((list_at + at, 1 + size)),
+            0x22 if zero => drops.push((list_at + at, 1 + size)),
+            0x21 => {
+                receive_maximum = u16::from_be_bytes([value[0], value[1]]);
+                drops.push((list_at + at, 1 + size));
+            }
             _ => {}
         }
         at += 1 + size;
     }
-    match drop_range {
-        None => Ok(connect),
-        Some((from, len)) => Ok(without(&connect, body_at, props_at, list_at, from, len)),
-    }
+    let bytes = if drops.is_empty() {
+        connect
+    } else {
+        without(&connect, body_at, props_at, list_at, &drops)
+    };
+    Ok(Checked {
+        bytes,
+        receive_maximum,
+    })
 }
 
 /// Where the body starts, after the fixed header and its Remaining Length.
@@ -315,35 +346,40 @@ fn property_size(id: u8, rest: &[u8]) -> Option<usize> {
     (rest.len() >= size).then_some(size)
 }
 
-/// `packet` without the `len` bytes at `from` (inside the property list),
-/// with the Property Length and Remaining Length re-encoded.
+/// `packet` without the `(from, len)` byte ranges (inside the property list,
+/// in order), with the Property Length and Remaining Length re-encoded.
 fn without(
     packet: &[u8],
     body_at: usize,
     props_at: usize,
     list_at: usize,
-    from: usize,
-    len: usize,
+    drops: &[(usize, usize)],
 ) -> Vec<u8> {
-    let props_len = list_at - props_at;
+    let dropped: usize = drops.iter().map(|(_, len)| len).sum();
     let old_list = read_vbi(&packet[props_at..]).map_or(0, |(v, _)| v as usize);
-    let mut props = Vec::with_capacity(4);
-    super::encode::push_remaining_length(&mut props, old_list - len);
-    let body_len = (packet.len() - body_at) - len - props_len + props.len();
+    let mut props_len = Vec::with_capacity(4);
+    super::encode::push_remaining_length(&mut props_len, old_list - dropped);
+    let body_len = (packet.len() - body_at) - dropped - (list_at - props_at) + props_len.len();
     let mut out = Vec::with_capacity(packet.len());
     out.push(packet[0]);
     super::encode::push_remaining_length(&mut out, body_len);
     out.extend_from_slice(&packet[body_at..props_at]);
-    out.extend_from_slice(&props);
-    out.extend_from_slice(&packet[list_at..from]);
-    out.extend_from_slice(&packet[from + len..]);
+    out.extend_from_slice(&props_len);
+    let mut at = list_at;
+    for (from, len) in drops {
+        out.extend_from_slice(&packet[at..*from]);
+        at = from + len;
+    }
+    out.extend_from_slice(&packet[at..]);
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mqtt_protocol_core::mqtt::packet::{v5_0, TopicAliasMaximum};
+    use mqtt_protocol_core::mqtt::packet::{
+        v5_0, ReceiveMaximum, SessionExpiryInterval, TopicAliasMaximum,
+    };
 
     fn reader(limit: u32, budget: usize) -> ConnectReader {
         ConnectReader::new(limit, Arc::new(Semaphore::new(budget)))
@@ -427,12 +463,16 @@ mod tests {
     }
 
     #[test]
-    fn topic_alias_maximum_0_is_removed_and_the_rest_kept() {
-        let with = v5_connect(vec![TopicAliasMaximum::new(0).expect("tam").into()]);
-        let plain = v5_connect(Vec::new());
-        assert_eq!(check(with).expect("ok"), plain);
-        let five = v5_connect(vec![TopicAliasMaximum::new(5).expect("tam").into()]);
-        assert_eq!(check(five.clone()).expect("ok"), five);
+    fn topic_alias_maximum_0_and_receive_maximum_are_taken_out() {
+        let tam = |n| TopicAliasMaximum::new(n).expect("tam").into();
+        let rm = ReceiveMaximum::new(7).expect("rm").into();
+        let expiry = || SessionExpiryInterval::new(9).expect("expiry").into();
+        let checked = check(v5_connect(vec![tam(0), expiry(), rm])).expect("ok");
+        assert_eq!(checked.bytes, v5_connect(vec![expiry()]));
+        assert_eq!(checked.receive_maximum, 7);
+        let five = v5_connect(vec![tam(5)]);
+        let checked = check(five.clone()).expect("ok");
+        assert_eq!((checked.bytes, checked.receive_maximum), (five, u16::MAX));
     }
 
     #[test]
