@@ -400,6 +400,9 @@ where
                 Poll::Ready(Ok(())) if buf.filled().is_empty() => Poll::Ready(Ok(None)),
                 Poll::Ready(Ok(())) => Poll::Ready(Ok(Some(reader.push(buf.filled())))),
                 Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                // A too large CONNECT is refused at once: its version only if it came
+                // with the header.
+                Poll::Pending if reader.probing() => Poll::Ready(Ok(Some(reader.give_up()))),
                 Poll::Pending => Poll::Pending,
             }
         })

@@ -85,7 +85,8 @@ enum State {
         left: usize,
     },
     /// Too large: read the 7 bytes up to the protocol level, only to answer in
-    /// the client's version.
+    /// the client's version, and only if they have already arrived (see
+    /// [`ConnectReader::give_up`]): the refusal does not wait for the client.
     Probe {
         head: Vec<u8>,
     },
@@ -125,6 +126,17 @@ impl ConnectReader {
             State::Probe { head } => PROBE - head.len(),
             State::Done => 0,
         }
+    }
+
+    /// Whether the CONNECT is too large and only its protocol level is sought.
+    pub fn probing(&self) -> bool {
+        matches!(self.state, State::Probe { .. })
+    }
+
+    /// Gives up seeking the protocol level of a too large CONNECT: it is
+    /// refused without knowing the version (closed without a CONNACK).
+    pub fn give_up(&mut self) -> Progress {
+        self.refuse(Early::TooLarge, None)
     }
 
     /// Takes bytes read (at most [`want`](Self::want) of them).
