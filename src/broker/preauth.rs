@@ -497,4 +497,35 @@ mod tests {
         c[flags_at] |= 0b0001_1000; // will QoS 3 without a will
         assert_eq!(check(c), Err((Early::Malformed, Some(5))));
     }
+
+    proptest::proptest! {
+        /// Any bytes: the reader and the check answer, never panic, and the
+        /// reader never asks for more than the limit.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let mut r = reader(256, 1024);
+            let mut at = 0;
+            while at < bytes.len() && r.want() > 0 {
+                proptest::prop_assert!(r.want() <= 256);
+                let n = r.want().min(bytes.len() - at);
+                if let Progress::Connect(c) = r.push(&bytes[at..at + n]) {
+                    let _ = check(c);
+                }
+                at += n;
+            }
+            let _ = check(bytes);
+        }
+
+        /// A valid CONNECT with one byte changed: the check answers, never panics.
+        #[test]
+        fn mutated_connects_never_panic(at in 0usize..64, byte in proptest::num::u8::ANY) {
+            let mut c = v5_connect(vec![
+                TopicAliasMaximum::new(0).expect("tam").into(),
+                ReceiveMaximum::new(3).expect("rm").into(),
+            ]);
+            let at = at % c.len();
+            c[at] = byte;
+            let _ = check(c);
+        }
+    }
 }
