@@ -988,7 +988,12 @@ where
 /// by the future that holds it, the same way.
 impl<S> Drop for Conn<S> {
     fn drop(&mut self) {
-        self.finish();
+        // Releasing may start the session's expiry timer, which needs a runtime;
+        // a connection dropped outside one (never a spawned task) has nobody
+        // left to release to, and a panic here could abort the process.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.finish();
+        }
     }
 }
 
