@@ -539,3 +539,211 @@ async fn session_expiry_on_disconnect_after_zero_is_a_protocol_error() {
         vec![0x82]
     );
 }
+
+// ---- Issue 11 item 8: conformance of CONNECT and PUBLISH edge cases ----
+
+/// Writes `bytes` on a fresh socket and reads until the broker closes it
+/// (or `T` passes); returns what the broker sent and whether it closed.
+async fn exchange(addr: SocketAddr, bytes: &[u8]) -> (Vec<u8>, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(bytes).await.expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return (got, false),
+            Ok(Ok(0)) | Ok(Err(_)) => return (got, true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Reads raw bytes from the socket until `n` arrived.
+async fn read_bytes(raw: &mut Raw, n: usize) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = vec![0u8; n];
+    tokio::time::timeout(T, raw.stream.read_exact(&mut got))
+        .await
+        .expect("in time")
+        .expect("read");
+    got
+}
+
+fn v5_connect_bytes(o: Opts) -> Vec<u8> {
+    v5_connect_with("c", Some("admin"), None, o).to_continuous_buffer()
+}
+
+/// The byte of the CONNECT flags (fixed header of 2 bytes, then 7).
+const FLAGS_AT: usize = 9;
+
+#[tokio::test]
+async fn an_authentication_method_gets_0x8c() {
+    let b = lwt_broker().await;
+    let o = Opts {
+        props: vec![
+            mqtt_protocol_core::mqtt::packet::AuthenticationMethod::new("SCRAM-SHA-1")
+                .unwrap()
+                .into(),
+        ],
+        ..Default::default()
+    };
+    let (reply, closed) = exchange(b.addr, &v5_connect_bytes(o)).await;
+    assert!(closed);
+    assert_eq!(
+        reply.get(..4),
+        Some(&[0x20, 0x03, 0x00, 0x8C][..]),
+        "{reply:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_connect_flags_are_malformed_in_both_versions() {
+    let b = lwt_broker().await;
+    let v3 = v3_connect("c", Some("admin"), None).to_continuous_buffer();
+    let v5 = v5_connect_bytes(Opts::default());
+    // Reserved bit; will QoS 3 with a will; will QoS 1 or will retain without one.
+    let cases: [(u8, bool); 4] = [(0x01, false), (0x18, true), (0x08, false), (0x20, false)];
+    for (bits, will_flag) in cases {
+        for (connect, v5_reply) in [(&v3, None), (&v5, Some([0x20, 0x03, 0x00, 0x81]))] {
+            let mut c = connect.clone();
+            c[FLAGS_AT] |= bits;
+            if will_flag {
+                // A will flag needs a will topic and payload, which these CONNECTs
+                // lack: the flags must be refused before the payload is parsed.
+                c[FLAGS_AT] |= 0x04;
+            }
+            let (reply, closed) = exchange(b.addr, &c).await;
+            assert!(closed, "flags {bits:#x}");
+            match v5_reply {
+                Some(r) => assert_eq!(reply.get(..4), Some(&r[..]), "flags {bits:#x}"),
+                None => assert!(reply.is_empty(), "3.1.1 flags {bits:#x}: {reply:?}"),
+            }
+        }
+    }
+    // The same CONNECTs with valid flags are accepted.
+    let (reply, _) = exchange(b.addr, &v5).await;
+    assert_eq!(reply.get(3), Some(&0x00));
+}
+
+#[tokio::test]
+async fn receive_maximum_0_and_maximum_packet_size_0_are_protocol_errors() {
+    let b = lwt_broker().await;
+    use mqtt_protocol_core::mqtt::packet::{MaximumPacketSize, ReceiveMaximum};
+    let cases: [(Property, &[u8]); 2] = [
+        (ReceiveMaximum::new(5).unwrap().into(), &[0x21, 0x00, 0x05]),
+        (
+            MaximumPacketSize::new(5).unwrap().into(),
+            &[0x27, 0x00, 0x00, 0x00, 0x05],
+        ),
+    ];
+    for (prop, encoded) in cases {
+        let mut c = v5_connect_bytes(Opts {
+            props: vec![prop],
+            ..Default::default()
+        });
+        // The codec's builder refuses 0: patch the value in the encoded CONNECT.
+        let at = c
+            .windows(encoded.len())
+            .position(|w| w == encoded)
+            .expect("property");
+        c[at + encoded.len() - 1] = 0;
+        let (reply, closed) = exchange(b.addr, &c).await;
+        assert!(closed);
+        assert_eq!(
+            reply.get(..4),
+            Some(&[0x20, 0x03, 0x00, 0x82][..]),
+            "{reply:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn packet_identifier_0_is_a_protocol_error_and_not_delivered() {
+    let b = lwt_broker().await;
+    let (mut sub, _) = v5(b.addr, "sub", "admin2", Opts::default()).await;
+    sub.send(v5_sub(1, &[("t", Qos::AtLeastOnce)]).into()).await;
+    sub.recv(T).await.expect("suback");
+    // QoS 1 id 0; QoS 2 id 0 sent twice (the codec once answered that with
+    // a PUBREC it could not build, and panicked).
+    let publishes: [&[u8]; 2] = [
+        &[0x32, 0x07, 0x00, 0x01, b't', 0x00, 0x00, 0x00, b'x'],
+        &[
+            0x34, 0x07, 0x00, 0x01, b't', 0x00, 0x00, 0x00, b'x', 0x34, 0x07, 0x00, 0x01, b't',
+            0x00, 0x00, 0x00, b'x',
+        ],
+    ];
+    for bytes in publishes {
+        let (mut p, _) = v5(b.addr, "p0", "admin", Opts::default()).await;
+        p.send_raw(bytes).await;
+        let seen = p.until_closed(T).await.expect("closed");
+        assert_eq!(
+            seen.iter().map(disconnect_code).collect::<Vec<_>>(),
+            vec![0x82]
+        );
+    }
+    sub.expect_nothing(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn a_subscription_identifier_from_a_client_is_a_protocol_error() {
+    let b = lwt_broker().await;
+    let (mut sub, _) = v5(b.addr, "sub", "admin2", Opts::default()).await;
+    sub.send(v5_sub(1, &[("t", Qos::AtMostOnce)]).into()).await;
+    sub.recv(T).await.expect("suback");
+    let (mut p, _) = v5(b.addr, "p", "admin", Opts::default()).await;
+    // PUBLISH QoS 0 "t", properties: Subscription Identifier 5.
+    p.send_raw(&[0x30, 0x07, 0x00, 0x01, b't', 0x02, 0x0B, 0x05, b'x'])
+        .await;
+    let seen = p.until_closed(T).await.expect("closed");
+    assert_eq!(
+        seen.iter().map(disconnect_code).collect::<Vec<_>>(),
+        vec![0x82]
+    );
+    sub.expect_nothing(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn pubrel_for_an_unknown_identifier_gets_pubcomp_0x92() {
+    let b = lwt_broker().await;
+    let (mut c, _) = v5(b.addr, "q2", "admin", Opts::default()).await;
+    // A QoS 2 exchange the broker knows: PUBCOMP success.
+    c.send(v5_pub("t", b"x", Qos::ExactlyOnce, Some(5)).into())
+        .await;
+    assert!(matches!(c.recv(T).await, Ok(Packet::V5_0Pubrec(_))));
+    match c.recv(T).await.expect("pubcomp") {
+        Packet::V5_0Pubcomp(p) => {
+            assert_eq!(p.packet_id(), 5);
+            assert!(p.reason_code().is_none_or(|r| r as u8 == 0));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Released already, and one never used: 0x92 Packet Identifier not found.
+    for id in [5u8, 9] {
+        c.send_raw(&[0x62, 0x02, 0x00, id]).await;
+        assert_eq!(read_bytes(&mut c, 5).await, [0x70, 0x03, 0x00, id, 0x92]);
+    }
+}
+
+#[tokio::test]
+async fn a_small_maximum_packet_size_still_gets_a_connack() {
+    use mqtt_protocol_core::mqtt::packet::MaximumPacketSize;
+    let b = lwt_broker().await;
+    let small = |n: u32| Opts {
+        props: vec![MaximumPacketSize::new(n).unwrap().into()],
+        ..Default::default()
+    };
+    // Success: the optional properties are left out until the CONNACK fits.
+    for limit in [13u32, 16, 20] {
+        let (mut c, connack) = v5(b.addr, "small", "admin", small(limit)).await;
+        assert!(connack.size() <= limit as usize, "{connack:?}");
+        c.send_raw(&[0xC0, 0x00]).await;
+        assert!(matches!(c.recv(T).await, Ok(Packet::V5_0Pingresp(_))));
+    }
+    // A refusal loses its reason string rather than the CONNACK.
+    let mut r = Raw::open(b.addr, Version::V5_0).await;
+    r.send(v5_connect_with("x", Some("nobody"), None, small(8)).into())
+        .await;
+    assert_eq!(v5_connack(&r.recv(T).await.expect("connack")), (0x86, None));
+}

@@ -4,6 +4,7 @@ mod broker_support;
 
 use broker_support::packets::*;
 use broker_support::*;
+use mqtt_protocol_core::mqtt::packet::Qos;
 use mqtt_protocol_core::mqtt::Version;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -166,4 +167,67 @@ async fn serves_an_artifact_with_a_config_and_stops_on_sigterm_with_0x8b() {
         vec![0x8B]
     );
     assert_eq!(wait_exit(&mut child), 0);
+}
+
+/// Issue 11 item 7: SIGHUP's default action killed the broker and dropped every
+/// client. Until reload exists, it is logged and ignored.
+#[tokio::test]
+async fn sighup_is_ignored_and_the_broker_keeps_serving() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let log = dir.path().join("stderr.log");
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--dev",
+            "--mqtt",
+            "127.0.0.1:0",
+            &policy("lwt.yaml"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("line");
+    let port: u16 = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected: {line:?}"));
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut sub = Raw::open(addr, Version::V5_0).await;
+    sub.send(v5_connect("sub", Some("actuator1")).into()).await;
+    assert_eq!(v5_connack(&sub.recv(T).await.expect("connack")).0, 0);
+    sub.send(v5_sub(1, &[("clients/+/status", Qos::AtLeastOnce)]).into())
+        .await;
+    sub.recv(T).await.expect("suback");
+
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(hup.success());
+
+    // The connected client is still served, and new clients are accepted.
+    let mut publisher = Raw::open(addr, Version::V5_0).await;
+    publisher
+        .send(v5_connect("pub", Some("sensor1")).into())
+        .await;
+    assert_eq!(v5_connack(&publisher.recv(T).await.expect("connack")).0, 0);
+    publisher
+        .send(v5_pub("clients/sensor1/status", b"up", Qos::AtMostOnce, None).into())
+        .await;
+    let got = sub.recv(T).await.expect("the subscriber is still served");
+    assert_eq!(publish_parts(&got).1, b"up");
+    assert!(child.try_wait().expect("wait").is_none(), "serve exited");
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert_eq!(wait_exit(&mut child), 0);
+    let logged = std::fs::read_to_string(&log).expect("log");
+    assert!(logged.contains("SIGHUP"), "{logged}");
 }

@@ -305,7 +305,6 @@ async fn every_message_for_a_session_is_delivered_or_counted_as_dropped() {
 /// debug builds, a send window closed for good in release). Run with
 /// `--ignored` once the codec is patched.
 #[tokio::test]
-#[ignore = "mqtt-protocol-core 0.7.9 publish_send_count underflow on resume (decision 0016)"]
 async fn a_resumed_v5_session_acknowledges_its_resent_messages_and_goes_on() {
     use mqtt_protocol_core::mqtt::packet::{Qos, ReceiveMaximum};
     let b = lwt_broker().await;

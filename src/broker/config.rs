@@ -62,6 +62,19 @@ pub struct BrokerConfig {
     /// Not authorized, 0x05); resuming or taking over one of its sessions is not.
     #[serde(deserialize_with = "at_least_one")]
     pub max_sessions_per_authentication_name: usize,
+
+    // Before authentication and partial packets (issue 11, decision 0015).
+    /// Largest CONNECT accepted, in bytes. It is read before the client is
+    /// authenticated, so it is kept small; a larger one is refused as soon as
+    /// its Remaining Length is read (MQTT 5: CONNACK 0x95 Packet too large).
+    pub max_connect_packet_size: u32,
+    /// Bytes that all connections still reading their CONNECT may hold
+    /// together; a connection whose CONNECT finds this spent is closed at once.
+    pub max_pre_auth_bytes: u32,
+    /// Time a packet has, from its first byte, to arrive complete, whatever
+    /// the keep-alive (0 included). Seconds; the connection is closed after it.
+    #[serde(with = "secs")]
+    pub partial_packet_timeout: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -81,6 +94,9 @@ impl Default for BrokerConfig {
             max_will_delay: 300,
             max_publisher_wait: Duration::from_millis(500),
             max_sessions_per_authentication_name: 100,
+            max_connect_packet_size: 64 * 1024,
+            max_pre_auth_bytes: 32 * 1024 * 1024,
+            partial_packet_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -8,11 +8,12 @@ use super::topic;
 use super::will::Will;
 use crate::decisions::access::{AccessPolicy, ClientId, PasswordCheck, RefusalKind};
 use mqtt_protocol_core::mqtt::packet::{
-    v3_1_1, v5_0, AssignedClientIdentifier, MaximumQos, Property, Qos, ReasonString,
-    RetainAvailable, ServerKeepAlive, SessionExpiryInterval, SharedSubscriptionAvailable,
-    SubscriptionIdentifierAvailable, TopicAliasMaximum, WildcardSubscriptionAvailable,
+    v3_1_1, v5_0, AssignedClientIdentifier, MaximumPacketSize, MaximumQos, Property, Qos,
+    ReasonString, ReceiveMaximum, RetainAvailable, ServerKeepAlive, SessionExpiryInterval,
+    SharedSubscriptionAvailable, SubscriptionIdentifierAvailable, TopicAliasMaximum,
+    WildcardSubscriptionAvailable,
 };
-use mqtt_protocol_core::mqtt::result_code::{ConnectReasonCode, ConnectReturnCode};
+use mqtt_protocol_core::mqtt::result_code::{ConnectReasonCode, ConnectReturnCode, MqttError};
 use mqtt_protocol_core::mqtt::Version;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,8 @@ pub struct ConnectInfo {
     pub will: Option<WillSpec>,
     pub session_expiry: u32,
     pub request_problem_info: bool,
+    /// MQTT 5: the client's Maximum Packet Size (`u32::MAX` when absent).
+    pub maximum_packet_size: u32,
 }
 
 /// The will as sent in CONNECT.
@@ -62,6 +65,7 @@ impl ConnectInfo {
             will,
             session_expiry: if c.clean_session() { 0 } else { u32::MAX },
             request_problem_info: true,
+            maximum_packet_size: u32::MAX,
         }
     }
 
@@ -86,10 +90,12 @@ impl ConnectInfo {
         });
         let mut session_expiry = 0;
         let mut request_problem_info = true;
+        let mut maximum_packet_size = u32::MAX;
         for p in c.props() {
             match p {
                 Property::SessionExpiryInterval(v) => session_expiry = v.val(),
                 Property::RequestProblemInformation(v) => request_problem_info = v.val() != 0,
+                Property::MaximumPacketSize(v) => maximum_packet_size = v.val(),
                 _ => {}
             }
         }
@@ -103,6 +109,7 @@ impl ConnectInfo {
             will,
             session_expiry,
             request_problem_info,
+            maximum_packet_size,
         }
     }
 }
@@ -194,6 +201,29 @@ where
         }
         let requested = (!info.client_id.is_empty()).then_some(info.client_id.as_str());
 
+        let will = info.will.as_ref().map(|w| {
+            // The will's Message Expiry Interval starts when it is published, not now.
+            let (props, _) = Message::from_props(&w.props);
+            let expiry = w.props.iter().find_map(|p| match p {
+                Property::MessageExpiryInterval(m) => Some(m.val()),
+                _ => None,
+            });
+            Will {
+                msg: Message {
+                    topic: w.topic.clone(),
+                    payload: Arc::from(w.payload.as_slice()),
+                    qos: w.qos,
+                    retain: w.retain,
+                    props,
+                    expires_at: None,
+                    origin: Arc::from(client_id.as_str()),
+                },
+                expiry,
+                delay: w.delay.min(self.shared.config.max_will_delay),
+                auth_name: auth_name.clone(),
+            }
+        });
+
         // 4. The session: only the same authentication name may take it over.
         let mut attempts = 0;
         let claim = loop {
@@ -246,34 +276,21 @@ where
             granted_expiry
         };
         session.set_expiry(expiry);
-
-        let will = info.will.as_ref().map(|w| {
-            // The will's Message Expiry Interval starts when it is published, not now.
-            let (props, _) = Message::from_props(&w.props);
-            let expiry = w.props.iter().find_map(|p| match p {
-                Property::MessageExpiryInterval(m) => Some(m.val()),
-                _ => None,
-            });
-            Will {
-                msg: Message {
-                    topic: w.topic.clone(),
-                    payload: Arc::from(w.payload.as_slice()),
-                    qos: w.qos,
-                    retain: w.retain,
-                    props,
-                    expires_at: None,
-                    origin: Arc::from(client_id.as_str()),
-                },
-                expiry,
-                delay: w.delay.min(self.shared.config.max_will_delay),
-                auth_name: auth_name.clone(),
-            }
-        });
+        // Attached at once, before anything that could fail or panic: from here
+        // the connection's end (even by a panic) releases the claim (`Conn::drop`).
+        self.attach(
+            client_id.clone(),
+            auth_name.clone(),
+            session.clone(),
+            will,
+            info.request_problem_info,
+        );
 
         // 5. Restore unacknowledged QoS 1/2 state of a resumed session.
         if present {
             if let Some(inflight) = session.take_inflight(info.version) {
                 self.inflight_out = inflight.packets.len();
+                self.qos2_open = inflight.qos2_handled.iter().copied().collect();
                 self.mqtt.restore_packets(inflight.packets);
                 self.mqtt
                     .restore_qos2_publish_handled(inflight.qos2_handled);
@@ -284,64 +301,89 @@ where
         match info.version {
             Version::V5_0 => {
                 let cfg = &self.shared.config;
-                let mut props: Vec<Property> = Vec::new();
-                let mut push =
-                    |p: Result<Property, mqtt_protocol_core::mqtt::result_code::MqttError>| {
-                        if let Ok(p) = p {
-                            props.push(p);
-                        }
-                    };
-                push(TopicAliasMaximum::new(cfg.topic_alias_maximum).map(Into::into));
+                // What the client must know: our limits (explicit, so that the size
+                // below is the size sent), its assigned ID, what we changed.
+                let mut required: Vec<Property> = Vec::new();
+                let push = |to: &mut Vec<Property>, p: Result<Property, MqttError>| {
+                    if let Ok(p) = p {
+                        to.push(p);
+                    }
+                };
+                push(
+                    &mut required,
+                    MaximumPacketSize::new(cfg.max_packet_size).map(Into::into),
+                );
+                push(
+                    &mut required,
+                    ReceiveMaximum::new(cfg.receive_maximum).map(Into::into),
+                );
                 if let Some(id) = &assigned {
-                    push(AssignedClientIdentifier::new(id.as_str()).map(Into::into));
+                    push(
+                        &mut required,
+                        AssignedClientIdentifier::new(id.as_str()).map(Into::into),
+                    );
                 }
                 if cfg.max_keep_alive > 0
                     && (info.keep_alive == 0 || info.keep_alive > cfg.max_keep_alive)
                 {
-                    push(ServerKeepAlive::new(cfg.max_keep_alive).map(Into::into));
+                    push(
+                        &mut required,
+                        ServerKeepAlive::new(cfg.max_keep_alive).map(Into::into),
+                    );
                 }
                 if cfg.max_qos < 2 {
-                    push(MaximumQos::new(cfg.max_qos).map(Into::into));
+                    push(&mut required, MaximumQos::new(cfg.max_qos).map(Into::into));
                 }
                 if !cfg.retain_available {
-                    push(RetainAvailable::new(0).map(Into::into));
+                    push(&mut required, RetainAvailable::new(0).map(Into::into));
                 }
                 if granted_expiry != info.session_expiry {
-                    push(SessionExpiryInterval::new(granted_expiry).map(Into::into));
+                    push(
+                        &mut required,
+                        SessionExpiryInterval::new(granted_expiry).map(Into::into),
+                    );
                 }
-                push(WildcardSubscriptionAvailable::new(1).map(Into::into));
-                push(SharedSubscriptionAvailable::new(1).map(Into::into));
-                push(SubscriptionIdentifierAvailable::new(1).map(Into::into));
-                let connack = v5_0::Connack::builder()
-                    .session_present(present)
-                    .reason_code(ConnectReasonCode::Success)
-                    .props(props)
-                    .build();
-                if let Ok(c) = connack {
-                    self.send(c.into());
-                }
+                // What may be left out, last first: the three "available" flags say
+                // what their absence says; without Topic Alias Maximum the client
+                // sends no aliases (MQTT 5 §3.2.2.3.8).
+                let mut optional: Vec<Property> = Vec::new();
+                push(
+                    &mut optional,
+                    TopicAliasMaximum::new(cfg.topic_alias_maximum).map(Into::into),
+                );
+                push(
+                    &mut optional,
+                    WildcardSubscriptionAvailable::new(1).map(Into::into),
+                );
+                push(
+                    &mut optional,
+                    SharedSubscriptionAvailable::new(1).map(Into::into),
+                );
+                push(
+                    &mut optional,
+                    SubscriptionIdentifierAvailable::new(1).map(Into::into),
+                );
+                let connack = fitting_connack(
+                    ConnectReasonCode::Success,
+                    present,
+                    required,
+                    optional,
+                    info.maximum_packet_size,
+                );
+                self.send_connack(connack);
             }
             _ => {
                 let connack = v3_1_1::Connack::builder()
                     .session_present(present)
                     .return_code(ConnectReturnCode::Accepted)
                     .build();
-                if let Ok(c) = connack {
-                    self.send(c.into());
-                }
+                self.send_built("CONNACK", connack);
             }
         }
         info!(
             client = %auth_name, client_id = %client_id, version = ?info.version,
             clean_start = info.clean_start, session_present = present, peer = %self.peer,
             "client connected"
-        );
-        self.attach(
-            client_id,
-            auth_name,
-            session,
-            will,
-            info.request_problem_info,
         );
     }
 
@@ -394,17 +436,15 @@ where
                     Refusal::Busy => ConnectReasonCode::ServerBusy,
                     Refusal::QuotaExceeded => ConnectReasonCode::QuotaExceeded,
                 };
-                let mut b = v5_0::Connack::builder()
-                    .session_present(false)
-                    .reason_code(code);
-                if let Some(r) = reason {
-                    if let Ok(rs) = ReasonString::new(r) {
-                        b = b.props(vec![rs.into()]);
-                    }
-                }
-                if let Ok(c) = b.build() {
-                    self.send(c.into());
-                }
+                // The reason string is left out if it does not fit (§3.2.2.3.9).
+                let optional = reason
+                    .and_then(|r| ReasonString::new(r).ok())
+                    .map(Into::into)
+                    .into_iter()
+                    .collect();
+                let connack =
+                    fitting_connack(code, false, Vec::new(), optional, info.maximum_packet_size);
+                self.send_connack(connack);
             }
             _ => {
                 let code = match why {
@@ -423,12 +463,51 @@ where
                         .session_present(false)
                         .return_code(code)
                         .build();
-                    if let Ok(c) = c {
-                        self.send(c.into());
-                    }
+                    self.send_built("CONNACK", c);
                 }
             }
         }
         self.end.get_or_insert(End::Abnormal);
+    }
+
+    /// Sends a CONNACK from [`fitting_connack`], or closes when even its
+    /// required properties exceed the client's Maximum Packet Size (nothing
+    /// else could tell the client what it must know).
+    fn send_connack(&mut self, connack: Result<v5_0::Connack, MqttError>) {
+        if let Err(MqttError::PacketTooLarge) = connack {
+            info!(peer = %self.peer, "the client's Maximum Packet Size is too small for our CONNACK: closing");
+            self.end.get_or_insert(End::Abnormal);
+            return;
+        }
+        self.send_built("CONNACK", connack);
+    }
+}
+
+/// An MQTT 5 CONNACK within the client's Maximum Packet Size `limit`: the
+/// `optional` properties are left out, last first, until it fits (MQTT 5
+/// §3.1.2.11.4 and §3.2.2.3: what would exceed it is not sent);
+/// `Err(PacketTooLarge)` when the `required` ones alone do not fit.
+fn fitting_connack(
+    code: ConnectReasonCode,
+    present: bool,
+    required: Vec<Property>,
+    mut optional: Vec<Property>,
+    limit: u32,
+) -> Result<v5_0::Connack, MqttError> {
+    loop {
+        let props: Vec<Property> = required.iter().chain(&optional).cloned().collect();
+        let mut b = v5_0::Connack::builder()
+            .session_present(present)
+            .reason_code(code);
+        if !props.is_empty() {
+            b = b.props(props);
+        }
+        let connack = b.build()?;
+        if connack.size() <= limit as usize {
+            return Ok(connack);
+        }
+        if optional.pop().is_none() {
+            return Err(MqttError::PacketTooLarge);
+        }
     }
 }

@@ -8,8 +8,9 @@
 //! an await.
 
 use super::encode;
-use super::frame::FrameScan;
+use super::frame::{Fault, FrameScan};
 use super::message::Message;
+use super::preauth::{self, ConnectReader, Early, Progress};
 use super::retained_delivery::RetainedDue;
 use super::session::{Deliver, Delivery, Inflight, Kick, Session};
 use super::state::Shared;
@@ -23,7 +24,7 @@ use mqtt_protocol_core::mqtt::packet::{v3_1_1, v5_0};
 use mqtt_protocol_core::mqtt::packet::{
     GenericPacket, GenericPacketTrait, Packet, Property, Qos, SubscriptionIdentifier,
 };
-use mqtt_protocol_core::mqtt::result_code::{DisconnectReasonCode, MqttError};
+use mqtt_protocol_core::mqtt::result_code::{DisconnectReasonCode, MqttError, PubcompReasonCode};
 use mqtt_protocol_core::mqtt::{role, Connection, Version};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -82,6 +83,8 @@ pub struct Conn<S> {
     /// Set once the codec asked to close, or we decided to.
     pub(super) end: Option<End>,
     pub(super) keepalive: Option<(Instant, u64)>,
+    /// When the packet being received must be complete (`partialPacketTimeout`).
+    pub(super) partial_deadline: Option<Instant>,
     pub(super) client: Option<Client>,
     /// QoS 1/2 deliveries waiting for the client's inflight window.
     pub(super) pending: VecDeque<Delivery>,
@@ -91,10 +94,17 @@ pub struct Conn<S> {
     pub(super) subscribed_new: Vec<bool>,
     /// Packet identifiers in use for our QoS 1/2 PUBLISHes to the client.
     pub(super) inflight_out: usize,
+    /// MQTT 5: identifiers of the client's QoS 2 PUBLISHes not yet released,
+    /// to answer a PUBREL for any other with PUBCOMP 0x92 (§3.7.2.1). The codec
+    /// keeps the same set but only lets it be copied; at most Receive Maximum long.
+    pub(super) qos2_open: Vec<u16>,
+    /// MQTT 5: the client's Receive Maximum, enforced here rather than by the
+    /// codec (see `preauth::check`).
+    pub(super) client_receive_maximum: u16,
     /// Fixed-header flag check in front of the codec.
     pub(super) frames: FrameScan,
-    /// Set when the scan found a malformed header; acted on after the packets before it.
-    pub(super) malformed: bool,
+    /// What the scan found wrong; acted on after the packets before it.
+    pub(super) fault: Option<Fault>,
     /// A packet arrived in the bytes just fed (restarts the keep-alive period).
     pub(super) heard: bool,
     /// Deliveries taken from the session's mailbox, being encoded.
@@ -166,13 +176,16 @@ where
         out: Vec::new(),
         end: None,
         keepalive: None,
+        partial_deadline: None,
         client: None,
         pending: VecDeque::new(),
         inbox: VecDeque::new(),
         subscribed_new: Vec::new(),
         inflight_out: 0,
+        qos2_open: Vec::new(),
+        client_receive_maximum: u16::MAX,
         frames: FrameScan::default(),
-        malformed: false,
+        fault: None,
         heard: false,
         mail: VecDeque::new(),
         mail_left: false,
@@ -204,24 +217,50 @@ where
         self.finish();
     }
 
-    /// Phase 1: a complete CONNECT within the connect timeout (slowloris guard).
+    /// Phase 1: a complete CONNECT within the connect timeout (slowloris guard),
+    /// read within `maxConnectPacketSize` and the pre-authentication budget
+    /// (see `preauth`), checked, then handed to the codec.
     async fn handshake(&mut self, shutdown: &mut watch::Receiver<bool>) {
         let deadline = Instant::now() + self.shared.config.connect_timeout;
-        while self.client.is_none() && self.end.is_none() {
+        let mut reader = ConnectReader::new(
+            self.shared.config.max_connect_packet_size,
+            self.shared.pre_auth_budget.clone(),
+        );
+        let connect = loop {
             let read = tokio::select! {
-                r = tokio::time::timeout_at(deadline, std::future::poll_fn(|cx| self.poll_read_feed(cx))) => r,
-                _ = shutdown.changed() => { self.end = Some(End::Shutdown); break; }
+                r = tokio::time::timeout_at(deadline, std::future::poll_fn(|cx| self.poll_read_connect(cx, &mut reader))) => r,
+                _ = shutdown.changed() => { self.end = Some(End::Shutdown); break None; }
             };
             match read {
                 Err(_) => {
                     debug!(peer = %self.peer, "no CONNECT within the connect timeout");
-                    self.end = Some(End::Abnormal);
+                    break None;
                 }
-                Ok(Ok(0)) | Ok(Err(_)) => self.end = Some(End::Abnormal),
-                Ok(Ok(_)) => self.process_inbox(None).await,
+                Ok(Err(_)) | Ok(Ok(None)) => break None,
+                Ok(Ok(Some(Progress::More))) => {}
+                Ok(Ok(Some(Progress::Connect(bytes)))) => break Some(bytes),
+                Ok(Ok(Some(Progress::Refuse { why, level }))) => {
+                    self.refuse_early(why, level);
+                    break None;
+                }
             }
-            self.flush().await;
+        };
+        match connect.map(preauth::check) {
+            Some(Ok(checked)) => {
+                self.client_receive_maximum = checked.receive_maximum;
+                self.feed(&checked.bytes);
+                // The CONNECT now lives in the codec's packet: give its budget back.
+                drop(checked);
+                drop(reader);
+                self.process_inbox(None).await;
+            }
+            Some(Err((why, level))) => self.refuse_early(why, level),
+            None => {}
         }
+        if self.client.is_none() {
+            self.end.get_or_insert(End::Abnormal);
+        }
+        self.flush().await;
     }
 
     /// Serves an attached client until the connection ends. The wake-up, shutdown
@@ -237,7 +276,7 @@ where
         tokio::pin!(wake);
         let stop = shutdown.changed();
         tokio::pin!(stop);
-        let idle_check = tokio::time::sleep_until(self.keepalive_deadline());
+        let idle_check = tokio::time::sleep_until(self.next_deadline());
         tokio::pin!(idle_check);
         while self.end.is_none() {
             tokio::select! {
@@ -258,11 +297,18 @@ where
                 () = &mut idle_check => {
                     // The timer runs from when it was armed; packets since then moved
                     // the deadline, so re-arm unless it really passed.
+                    let now = Instant::now();
                     match self.keepalive {
-                        Some((t, _)) if t <= Instant::now() => self.keepalive_expired(),
-                        _ => idle_check.as_mut().reset(self.keepalive_deadline()),
+                        _ if self.partial_deadline.is_some_and(|t| t <= now) => self.partial_expired(),
+                        Some((t, _)) if t <= now => self.keepalive_expired(),
+                        _ => idle_check.as_mut().reset(self.next_deadline()),
                     }
                 }
+            }
+            // A packet begun in this turn may need the timer sooner.
+            let next = self.next_deadline();
+            if next < idle_check.deadline() {
+                idle_check.as_mut().reset(next);
             }
             self.drain_pending();
             if self.mail_left && self.pending.len() < self.shared.config.max_queued_messages {
@@ -273,12 +319,25 @@ where
         }
     }
 
-    /// When the keep-alive period ends without a packet (far away when none is set).
-    fn keepalive_deadline(&self) -> Instant {
-        match self.keepalive {
+    /// When the keep-alive period ends without a packet, or the packet being
+    /// received must be complete, whichever is first (far away when neither is set).
+    fn next_deadline(&self) -> Instant {
+        let keepalive = match self.keepalive {
             Some((t, _)) => t,
             None => Instant::now() + Duration::from_secs(3600),
-        }
+        };
+        self.partial_deadline
+            .map_or(keepalive, |p| p.min(keepalive))
+    }
+
+    /// A packet stayed incomplete for `partialPacketTimeout`: whatever the
+    /// keep-alive, a client cannot make us hold a partial packet forever.
+    fn partial_expired(&mut self) {
+        let who = self.client.as_ref().map(|c| c.client_id.clone());
+        info!(peer = %self.peer, client_id = ?who, "packet not completed within partialPacketTimeout: closing");
+        self.shared.stats.protocol_errors.inc();
+        self.partial_deadline = None;
+        self.end.get_or_insert(End::Abnormal);
     }
 
     fn keepalive_expired(&mut self) {
@@ -307,14 +366,22 @@ where
                     let n = buf.filled().len();
                     if n > 0 {
                         self.feed(buf.filled());
-                        if self.heard {
-                            self.heard = false;
+                        let heard = std::mem::take(&mut self.heard);
+                        if heard {
                             // Any packet from the client restarts the keep-alive period.
                             if let Some((_, ms)) = self.keepalive {
                                 self.keepalive =
                                     Some((Instant::now() + Duration::from_millis(ms), ms));
                             }
                         }
+                        // A packet's deadline runs from its first byte: a new one
+                        // starts when the read ends inside a packet begun after the last
+                        // complete one.
+                        self.partial_deadline = match self.partial_deadline {
+                            _ if !self.frames.mid_packet() => None,
+                            Some(t) if !heard => Some(t),
+                            _ => Some(Instant::now() + self.shared.config.partial_packet_timeout),
+                        };
                     }
                     Poll::Ready(Ok(n))
                 }
@@ -322,6 +389,49 @@ where
                 Poll::Pending => Poll::Pending,
             }
         })
+    }
+
+    /// Reads at most what the CONNECT still lacks (see [`ConnectReader::want`]);
+    /// `None` when the stream ended.
+    fn poll_read_connect(
+        &mut self,
+        cx: &mut Context<'_>,
+        reader: &mut ConnectReader,
+    ) -> Poll<std::io::Result<Option<Progress>>> {
+        READ_SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            if scratch.len() < READ_SCRATCH_SIZE {
+                scratch.resize(READ_SCRATCH_SIZE, 0);
+            }
+            let want = reader.want().clamp(1, READ_SCRATCH_SIZE);
+            let mut buf = ReadBuf::new(&mut scratch[..want]);
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => Poll::Ready(Ok(None)),
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(Some(reader.push(buf.filled())))),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                // A too large CONNECT is refused at once: its version only if it came
+                // with the header.
+                Poll::Pending if reader.probing() => Poll::Ready(Ok(Some(reader.give_up()))),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+    }
+
+    /// Refuses a connection whose CONNECT did not reach the codec: MQTT 5 gets
+    /// a CONNACK with the reason code, 3.1.1 (or an unknown version) a close.
+    fn refuse_early(&mut self, why: Early, level: Option<u8>) {
+        self.shared.stats.connections_refused.inc();
+        if matches!(
+            why,
+            Early::Malformed | Early::ProtocolError | Early::NotConnect
+        ) {
+            self.shared.stats.protocol_errors.inc();
+        }
+        info!(peer = %self.peer, reason = ?why, "CONNECT refused before authentication");
+        if let Some(bytes) = why.reply(level) {
+            self.out.extend_from_slice(&bytes);
+        }
+        self.end.get_or_insert(End::Abnormal);
     }
 
     /// Takes the session's mail, as much as the queue behind the inflight window
@@ -428,12 +538,13 @@ where
 
     /// Feeds received bytes to the codec, one packet per `recv` call.
     fn feed(&mut self, data: &[u8]) {
-        let bad = self.frames.scan(data);
-        let data = &data[..bad.unwrap_or(data.len())];
-        self.feed_codec(data);
-        if bad.is_some() {
-            self.malformed = true;
+        if self.fault.is_some() {
+            return;
         }
+        let bad = self.frames.scan(data);
+        let data = &data[..bad.map_or(data.len(), |(at, _)| at)];
+        self.feed_codec(data);
+        self.fault = bad.map(|(_, fault)| fault);
     }
 
     fn feed_codec(&mut self, data: &[u8]) {
@@ -518,10 +629,17 @@ where
                 Wait::Room => Box::pin(self.relieve(&mut own)).await,
             }
         }
-        if self.malformed && self.end.is_none() {
+        if let (Some(fault), None) = (self.fault, self.end) {
             self.shared.stats.protocol_errors.inc();
-            info!(peer = %self.peer, "reserved fixed-header flags set: malformed packet");
-            self.server_disconnect(DisconnectReasonCode::MalformedPacket, None);
+            info!(peer = %self.peer, ?fault, "malformed packet or protocol error: closing");
+            let (code, reason) = match fault {
+                Fault::Flags => (
+                    DisconnectReasonCode::MalformedPacket,
+                    "reserved fixed-header flags set",
+                ),
+                Fault::ZeroPacketId => (DisconnectReasonCode::ProtocolError, "packet identifier 0"),
+            };
+            self.server_disconnect(code, Some(reason));
         }
     }
 
@@ -573,6 +691,24 @@ where
                 let Some(origin) = self.client.as_ref().map(|c| c.client_id.clone()) else {
                     return;
                 };
+                if p.props()
+                    .iter()
+                    .any(|p| matches!(p, Property::SubscriptionIdentifier(_)))
+                {
+                    // MQTT 5 §3.3.4 [MQTT-3.3.4-6]: only the server sends these.
+                    self.shared.stats.protocol_errors.inc();
+                    info!(client_id = %origin, "Subscription Identifier in a client's PUBLISH: protocol error");
+                    self.server_disconnect(
+                        DisconnectReasonCode::ProtocolError,
+                        Some("a PUBLISH from a client must not carry a Subscription Identifier"),
+                    );
+                    return;
+                }
+                if let (Qos::ExactlyOnce, Some(id)) = (p.qos(), p.packet_id()) {
+                    if !self.qos2_open.contains(&id) {
+                        self.qos2_open.push(id);
+                    }
+                }
                 let (props, expires_at) = Message::from_props(p.props());
                 let msg = Message {
                     topic: p.topic_name().to_string(),
@@ -586,27 +722,32 @@ where
                 self.on_publish(msg, p.packet_id());
             }
             GenericPacket::V3_1_1Pubrec(r) => {
-                if let Ok(rel) = v3_1_1::Pubrel::builder().packet_id(r.packet_id()).build() {
-                    self.send(rel.into());
-                }
+                let rel = v3_1_1::Pubrel::builder().packet_id(r.packet_id()).build();
+                self.send_built("PUBREL", rel);
             }
             GenericPacket::V5_0Pubrec(r) => {
                 let failed = r.reason_code().is_some_and(|c| c.is_failure());
                 if !failed {
-                    if let Ok(rel) = v5_0::Pubrel::builder().packet_id(r.packet_id()).build() {
-                        self.send(rel.into());
-                    }
+                    let rel = v5_0::Pubrel::builder().packet_id(r.packet_id()).build();
+                    self.send_built("PUBREL", rel);
                 }
             }
             GenericPacket::V3_1_1Pubrel(r) => {
-                if let Ok(comp) = v3_1_1::Pubcomp::builder().packet_id(r.packet_id()).build() {
-                    self.send(comp.into());
-                }
+                let comp = v3_1_1::Pubcomp::builder().packet_id(r.packet_id()).build();
+                self.send_built("PUBCOMP", comp);
             }
             GenericPacket::V5_0Pubrel(r) => {
-                if let Ok(comp) = v5_0::Pubcomp::builder().packet_id(r.packet_id()).build() {
-                    self.send(comp.into());
+                let id = r.packet_id();
+                let open = self.qos2_open.iter().position(|x| *x == id);
+                let mut comp = v5_0::Pubcomp::builder().packet_id(id);
+                match open {
+                    Some(i) => {
+                        self.qos2_open.swap_remove(i);
+                    }
+                    // MQTT 5 §3.7.2.1: no QoS 2 PUBLISH with this identifier is open.
+                    None => comp = comp.reason_code(PubcompReasonCode::PacketIdentifierNotFound),
                 }
+                self.send_built("PUBCOMP", comp.build());
             }
             GenericPacket::V3_1_1Subscribe(s) => self.on_subscribe_v3(&s),
             GenericPacket::V5_0Subscribe(s) => self.on_subscribe_v5(&s),
@@ -663,17 +804,49 @@ where
     /// MQTT 5: DISCONNECT with `code` (and a reason string) before closing; 3.1.1: just close.
     pub fn server_disconnect(&mut self, code: DisconnectReasonCode, reason: Option<&str>) {
         if self.mqtt.get_protocol_version() == Version::V5_0 && self.client.is_some() {
-            let mut b = v5_0::Disconnect::builder().reason_code(code);
-            if let Some(r) = reason {
-                if let Ok(rs) = mqtt_protocol_core::mqtt::packet::ReasonString::new(r) {
-                    b = b.props(vec![rs.into()]);
+            let with_reason = reason
+                .and_then(|r| mqtt_protocol_core::mqtt::packet::ReasonString::new(r).ok())
+                .map(|rs| {
+                    v5_0::Disconnect::builder()
+                        .reason_code(code)
+                        .props(vec![rs.into()])
+                        .build()
+                });
+            let mut sent = false;
+            if let Some(Ok(d)) = with_reason {
+                let ev = self.mqtt.send(d.into());
+                // MQTT 5 §3.14.2.2.3: the reason string is left out when the
+                // packet would exceed the client's Maximum Packet Size.
+                sent = !ev
+                    .iter()
+                    .any(|e| matches!(e, Event::NotifyError(MqttError::PacketTooLarge)));
+                if sent {
+                    self.handle_events(ev);
                 }
             }
-            if let Ok(d) = b.build() {
-                self.send(d.into());
+            if !sent {
+                let bare = v5_0::Disconnect::builder().reason_code(code).build();
+                self.send_built("DISCONNECT", bare);
             }
         }
         self.end.get_or_insert(End::Abnormal);
+    }
+
+    /// Sends a packet the broker built or, when building it failed (our bug,
+    /// not the client's), logs it and closes the connection: an acknowledgement
+    /// is never dropped silently, which would leave the client waiting.
+    pub(super) fn send_built<P: Into<Packet>>(
+        &mut self,
+        what: &'static str,
+        built: Result<P, MqttError>,
+    ) {
+        match built {
+            Ok(p) => self.send(p.into()),
+            Err(e) => {
+                warn!(peer = %self.peer, packet = what, error = %e, "cannot build a packet to send: closing the connection");
+                self.end.get_or_insert(End::Abnormal);
+            }
+        }
     }
 
     async fn flush(&mut self) {
@@ -764,24 +937,19 @@ where
         }
     }
 
-    /// QoS 1/2 PUBLISHes the inflight window has room for now.
+    /// QoS 1/2 PUBLISHes the inflight window has room for now: fewer
+    /// unacknowledged than both our inflight window and the client's Receive
+    /// Maximum. `inflight_out` also counts what a resumed session restored,
+    /// which the codec's own window does not.
     pub(super) fn window_room(&self) -> usize {
-        let ours = usize::from(self.shared.config.receive_maximum.max(1));
-        let room = ours.saturating_sub(self.inflight_out);
-        match self.mqtt.get_receive_maximum_vacancy_for_send() {
-            Some(v) => room.min(usize::from(v)),
-            None => room,
-        }
+        let ours = self.shared.config.receive_maximum.max(1);
+        let window = usize::from(ours.min(self.client_receive_maximum));
+        window.saturating_sub(self.inflight_out)
     }
 
+    /// Room for one more QoS 1/2 PUBLISH.
     fn window_open(&self) -> bool {
-        let ours = usize::from(self.shared.config.receive_maximum.max(1));
-        let inflight = self.inflight_out;
-        let theirs = self
-            .mqtt
-            .get_receive_maximum_vacancy_for_send()
-            .is_none_or(|v| v > 0);
-        theirs && inflight < ours
+        self.window_room() > 0
     }
 
     /// Encodes one delivery for this client's protocol version and sends it.
@@ -840,7 +1008,26 @@ where
             }
         }
     }
+}
 
+/// Whatever ends the task releases what the connection holds: the normal end
+/// (via `serve`), a panic unwinding through it, or the future being dropped
+/// (cancelled). Otherwise the session would stay attached to a connection that
+/// no longer exists, and every later CONNECT with its client ID would wait for a
+/// takeover that never completes (issue 11). The connection permit is released
+/// by the future that holds it, the same way.
+impl<S> Drop for Conn<S> {
+    fn drop(&mut self) {
+        // Releasing may start the session's expiry timer, which needs a runtime;
+        // a connection dropped outside one (never a spawned task) has nobody
+        // left to release to, and a panic here could abort the process.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.finish();
+        }
+    }
+}
+
+impl<S> Conn<S> {
     /// Detaches from the session and decides the will (semantics.md §5).
     fn finish(&mut self) {
         let Some(mut client) = self.client.take() else {
@@ -854,7 +1041,9 @@ where
         if let Some(w) = &will {
             debug!(client_id = %client.client_id, topic = %w.msg.topic, "connection ended abnormally: will armed");
         }
-        let inflight = Some(Inflight {
+        // While unwinding from a panic the codec's state is not trusted (and a
+        // second panic would abort the process): its unacknowledged packets are lost.
+        let inflight = (!std::thread::panicking()).then(|| Inflight {
             version: self.mqtt.get_protocol_version(),
             packets: self.mqtt.get_stored_packets(),
             qos2_handled: self.mqtt.get_qos2_publish_handled(),

@@ -2,6 +2,7 @@
 //!
 //! - `server`: accept loop, connection limit, graceful shutdown
 //! - `connection`: one connection's task and framing (mqtt-protocol-core)
+//! - `preauth`: the CONNECT read and checked before authentication
 //! - `connect`, `publish`, `subscribe`: what each packet does, with authorization
 //! - `session`: sessions that outlive connections; takeover rules
 //! - `will`: Last Will and Testament
@@ -18,6 +19,7 @@ pub mod limits;
 pub mod listeners;
 pub mod message;
 pub mod policy;
+pub mod preauth;
 mod publish;
 pub mod reload;
 pub mod retained;

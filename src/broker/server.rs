@@ -47,7 +47,9 @@ impl Broker {
     ) -> Self {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let permits = Arc::new(Semaphore::new(config.max_connections));
+        let pre_auth_budget = Arc::new(Semaphore::new(config.max_pre_auth_bytes as usize));
         let shared = Arc::new(Shared {
+            pre_auth_budget,
             config,
             identity,
             policy: PolicyHandle::new(policy),
@@ -179,7 +181,8 @@ impl Acceptor {
                     return; // dropping the stream closes it
                 };
                 warn!(peer = %peer, "connection limit reached: answering server busy");
-                let max = self.shared.config.max_packet_size;
+                // Unauthenticated: only a small CONNECT is read (`maxConnectPacketSize`).
+                let max = self.shared.config.max_connect_packet_size;
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(Duration::from_secs(2), answer_busy(stream, max))
                         .await;
@@ -206,24 +209,20 @@ async fn answer_busy<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, max: u32)
             for ev in mqtt.recv(&mut cursor) {
                 match ev {
                     Event::NotifyPacketReceived(GenericPacket::V5_0Connect(_)) => {
-                        if let Ok(c) = v5_0::Connack::builder()
+                        let c = v5_0::Connack::builder()
                             .session_present(false)
                             .reason_code(ConnectReasonCode::ServerBusy)
                             .build()
-                        {
-                            let _ = stream.write_all(&c.to_continuous_buffer()).await;
-                        }
-                        return;
+                            .map(|c| c.to_continuous_buffer());
+                        return write_built(&mut stream, c).await;
                     }
                     Event::NotifyPacketReceived(GenericPacket::V3_1_1Connect(_)) => {
-                        if let Ok(c) = v3_1_1::Connack::builder()
+                        let c = v3_1_1::Connack::builder()
                             .session_present(false)
                             .return_code(ConnectReturnCode::ServerUnavailable)
                             .build()
-                        {
-                            let _ = stream.write_all(&c.to_continuous_buffer()).await;
-                        }
-                        return;
+                            .map(|c| c.to_continuous_buffer());
+                        return write_built(&mut stream, c).await;
                     }
                     Event::RequestClose => return,
                     _ => {}
@@ -233,5 +232,19 @@ async fn answer_busy<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, max: u32)
                 break;
             }
         }
+    }
+}
+
+/// Writes a packet built for the "server busy" answer, or logs why it could not
+/// be built (the connection is closed either way).
+async fn write_built<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    built: Result<Vec<u8>, mqtt_protocol_core::mqtt::result_code::MqttError>,
+) {
+    match built {
+        Ok(bytes) => {
+            let _ = stream.write_all(&bytes).await;
+        }
+        Err(e) => warn!(error = %e, "cannot build the server-busy CONNACK: closing"),
     }
 }

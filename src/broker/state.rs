@@ -8,7 +8,7 @@ use super::router::Router;
 use super::session::{Deliver, Delivery, Session, Sessions};
 use super::stats::Stats;
 use std::sync::Arc;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tracing::warn;
 
 /// Everything connections share. Each part has its own lock; none is held while
@@ -23,6 +23,8 @@ pub struct Shared {
     pub stats: Stats,
     /// Flips to true when the broker shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// Bytes of CONNECTs being read before authentication (`maxPreAuthBytes`).
+    pub pre_auth_budget: Arc<Semaphore>,
 }
 
 impl Shared {

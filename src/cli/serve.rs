@@ -17,7 +17,7 @@ use clap::Args;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tracing::info;
+use tracing::{info, warn};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Identity:\n  \
@@ -272,11 +272,15 @@ async fn serve(
 
 /// SIGINT/SIGTERM, registered before any listener is announced so that a signal
 /// sent right after the "listening" line is never the default (fatal) action.
+/// SIGHUP is caught too: its default action would kill the broker (and every
+/// client with it); until reload on SIGHUP exists it is logged and ignored.
 struct StopSignals {
     #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
 }
 
 impl StopSignals {
@@ -287,6 +291,7 @@ impl StopSignals {
             StopSignals {
                 term: signal(SignalKind::terminate()).ok(),
                 int: signal(SignalKind::interrupt()).ok(),
+                hup: signal(SignalKind::hangup()).ok(),
             }
         }
         #[cfg(not(unix))]
@@ -296,11 +301,16 @@ impl StopSignals {
     async fn wait(self) {
         #[cfg(unix)]
         if let (Some(mut term), Some(mut int)) = (self.term, self.int) {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
+            let mut hup = self.hup;
+            loop {
+                tokio::select! {
+                    _ = int.recv() => return,
+                    _ = term.recv() => return,
+                    Some(()) = async { hup.as_mut()?.recv().await } => {
+                        warn!("SIGHUP received and ignored: reloading on SIGHUP is not supported yet");
+                    }
+                }
             }
-            return;
         }
         let _ = tokio::signal::ctrl_c().await;
     }
