@@ -299,11 +299,11 @@ async fn every_message_for_a_session_is_delivered_or_counted_as_dropped() {
     );
 }
 
-/// Known codec fault (decision 0016, "Found on the way"): mqtt-protocol-core
+/// Regression for a codec fault (decisions 0015 and 0016): mqtt-protocol-core
 /// 0.7.9 does not count packets it resends after `restore_packets` towards the
-/// client's Receive Maximum, so their PUBACK underflows its counter (a panic in
-/// debug builds, a send window closed for good in release). Run with
-/// `--ignored` once the codec is patched.
+/// client's Receive Maximum, so their PUBACK underflowed its counter (a panic in
+/// debug builds, a send window closed for good in release). The broker now keeps
+/// the client's Receive Maximum from the codec and enforces it itself.
 #[tokio::test]
 async fn a_resumed_v5_session_acknowledges_its_resent_messages_and_goes_on() {
     use mqtt_protocol_core::mqtt::packet::{Qos, ReceiveMaximum};
