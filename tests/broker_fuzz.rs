@@ -1,0 +1,62 @@
+//! Structure-aware fuzzing of the broker over real loopback TCP (docs/reliability.md).
+//!
+//! `cargo test --test broker_fuzz` runs a small fixed budget (150 cases, at most
+//! 25 s). A long run: `TOPICGATE_FUZZ_SECS=600 cargo test --release --test
+//! broker_fuzz -- --nocapture`. Replay a failure with the seeds it prints.
+
+mod broker_support;
+
+#[path = "broker_support/fuzz/mod.rs"]
+mod fuzz;
+
+use fuzz::{case, gen, wire, Budget};
+
+#[test]
+fn broker_survives_fuzzed_connections() {
+    let budget = Budget::from_env();
+    eprintln!("broker_fuzz: {budget:?}");
+    let rt = fuzz::runtime();
+    match rt.block_on(fuzz::fuzz(&budget)) {
+        Ok(figures) => eprintln!("broker_fuzz: {figures}"),
+        Err((failure, figures)) => {
+            panic!("broker_fuzz found a failure: {failure}\n  after: {figures}")
+        }
+    }
+}
+
+/// The same seed gives the same case (what makes a printed seed a replay).
+#[test]
+fn a_seed_determines_its_case() {
+    let a = case::generate(42, fuzz::KNOWN_CRASHES);
+    let b = case::generate(42, fuzz::KNOWN_CRASHES);
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    let c = case::generate(43, fuzz::KNOWN_CRASHES);
+    assert_ne!(format!("{a:?}"), format!("{c:?}"));
+}
+
+/// With the known-crash generators off, no topic or filter is deeper than
+/// SHALLOW_LEVELS (plus a prefix), and no unmutated CONNECT carries Topic Alias
+/// Maximum 0.
+#[test]
+fn known_crash_generators_stay_off_while_switched_off() {
+    for seed in 0..2_000 {
+        let mut rng = case::rng(seed);
+        let mut g = gen::Gen::new(&mut rng, fuzz::KNOWN_CRASHES);
+        for t in [g.topic(), g.filter()] {
+            let levels = t.split(|&b| b == b'/').count();
+            assert!(levels <= gen::SHALLOW_LEVELS + 20, "seed {seed}: {levels} levels");
+        }
+        for s in &case::generate(seed, fuzz::KNOWN_CRASHES).scripts {
+            for step in &s.steps {
+                if let case::Step::Send { bytes, mutated: false } = step {
+                    if bytes.first() == Some(&wire::kind::CONNECT) {
+                        assert!(
+                            !bytes.windows(3).any(|w| w == [0x22, 0, 0]),
+                            "seed {seed}: Topic Alias Maximum 0"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
