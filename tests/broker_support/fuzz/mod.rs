@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use topicgate::broker::{Broker, BrokerConfig, IdentityMode};
 
 /// Known-crash generators, off until the fixes are merged (see [`Knobs`]).
-/// `TOPICGATE_FUZZ_KNOWN_CRASHES=1` switches both on for one run.
+/// `TOPICGATE_FUZZ_KNOWN_CRASHES=1` (or `deep`, `alias0`) switches them on for one run.
 pub const KNOWN_CRASHES: Knobs = Knobs {
     deep_topics: false,
     topic_alias_maximum_zero: false,
@@ -78,15 +78,19 @@ pub struct Budget {
 impl Budget {
     /// From the environment: `TOPICGATE_FUZZ_SECS` (run that long; unset: the
     /// small CI budget), `TOPICGATE_FUZZ_CASES`, `TOPICGATE_FUZZ_SEED`,
-    /// `TOPICGATE_FUZZ_RSS_MIB`, `TOPICGATE_FUZZ_KNOWN_CRASHES=1`.
+    /// `TOPICGATE_FUZZ_RSS_MIB`, `TOPICGATE_FUZZ_KNOWN_CRASHES` (`1`, `deep`, `alias0`).
     pub fn from_env() -> Budget {
         let num = |k: &str| std::env::var(k).ok().and_then(|v| v.trim().parse::<u64>().ok());
         let secs = num("TOPICGATE_FUZZ_SECS");
         let (max_cases, max_time) = match secs {
             Some(s) => (u64::MAX, Duration::from_secs(s)),
-            None => (150, Duration::from_secs(25)),
+            None => (400, Duration::from_secs(25)),
         };
-        let known = std::env::var("TOPICGATE_FUZZ_KNOWN_CRASHES").is_ok_and(|v| v == "1");
+        // "1" or "all": both; else a comma-separated list of "deep", "alias0".
+        let known = std::env::var("TOPICGATE_FUZZ_KNOWN_CRASHES").unwrap_or_default();
+        let on = |name: &str| {
+            known == "1" || known == "all" || known.split(',').any(|k| k.trim() == name)
+        };
         Budget {
             // A fixed seed in CI keeps its cases the same from run to run; a long
             // run starts where the clock says, so each explores new cases.
@@ -102,13 +106,9 @@ impl Budget {
             max_time,
             rss_bound_mib: num("TOPICGATE_FUZZ_RSS_MIB").unwrap_or(512),
             cases_per_broker: 300,
-            knobs: if known {
-                Knobs {
-                    deep_topics: true,
-                    topic_alias_maximum_zero: true,
-                }
-            } else {
-                KNOWN_CRASHES
+            knobs: Knobs {
+                deep_topics: KNOWN_CRASHES.deep_topics || on("deep"),
+                topic_alias_maximum_zero: KNOWN_CRASHES.topic_alias_maximum_zero || on("alias0"),
             },
         }
     }
