@@ -12,8 +12,9 @@ pub const THREAD_NAME: &str = "topicgate-fuzz";
 
 static PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// The seed of the case running now, for the abort report.
-pub static CURRENT_SEED: AtomicU64 = AtomicU64::new(0);
+/// The run's base seed and the index of the case running now, for the abort report.
+pub static BASE_SEED: AtomicU64 = AtomicU64::new(0);
+pub static CASE_INDEX: AtomicU64 = AtomicU64::new(0);
 
 /// Records every panic on a [`THREAD_NAME`] thread (and still prints it).
 /// Installs, once, a SIGABRT handler that prints the running case's seed,
@@ -52,29 +53,38 @@ pub fn take_panics() -> Vec<String> {
 }
 
 fn install_abort_reporter() {
-    extern "C" fn on_abort(_: libc::c_int) {
-        // Only async-signal-safe calls: digits into a stack buffer, write(2).
-        let mut digits = [0u8; 20];
-        let mut v = CURRENT_SEED.load(Ordering::Relaxed);
-        let mut i = digits.len();
+    /// Decimal digits of `v` into the end of `buf`; returns where they start.
+    fn digits(mut v: u64, buf: &mut [u8; 20]) -> usize {
+        let mut i = buf.len();
         loop {
             i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
+            buf[i] = b'0' + (v % 10) as u8;
             v /= 10;
             if v == 0 {
-                break;
+                return i;
             }
         }
-        let head: &[u8] = b"\nbroker_fuzz: ABORTED in the case of seed ";
-        let tail: &[u8] =
-            b"; replay it with TOPICGATE_FUZZ_SEED=<that seed> TOPICGATE_FUZZ_CASES=1\n";
+    }
+    extern "C" fn on_abort(_: libc::c_int) {
+        // Only async-signal-safe calls: digits into stack buffers, write(2).
+        let (mut seed, mut cases) = ([0u8; 20], [0u8; 20]);
+        let index = CASE_INDEX.load(Ordering::Relaxed);
+        let s = digits(BASE_SEED.load(Ordering::Relaxed), &mut seed);
+        let c = digits(index + 1, &mut cases);
+        let parts: [&[u8]; 5] = [
+            b"\nbroker_fuzz: ABORTED. The state of earlier cases may be involved (sessions and wills expire seconds later): replay the run with TOPICGATE_FUZZ_SEED=",
+            &seed[s..],
+            b" TOPICGATE_FUZZ_CASES=",
+            &cases[c..],
+            b" and the same TOPICGATE_FUZZ_KNOWN_CRASHES\n",
+        ];
         // SAFETY: write(2), signal(2) and raise(3) are async-signal-safe; the
         // buffers live on this frame or in static memory. The default action
         // then aborts as it would have.
         unsafe {
-            libc::write(2, head.as_ptr().cast(), head.len());
-            libc::write(2, digits[i..].as_ptr().cast(), digits.len() - i);
-            libc::write(2, tail.as_ptr().cast(), tail.len());
+            for p in parts {
+                libc::write(2, p.as_ptr().cast(), p.len());
+            }
             libc::signal(libc::SIGABRT, libc::SIG_DFL);
             libc::raise(libc::SIGABRT);
         }

@@ -181,6 +181,7 @@ fn add_counters(f: &mut Figures, b: &Broker) {
 /// Runs cases until the budget is spent or a property fails.
 pub async fn fuzz(budget: &Budget) -> Result<Figures, (Failure, Figures)> {
     guard::install();
+    guard::BASE_SEED.store(budget.base_seed, std::sync::atomic::Ordering::Relaxed);
     let started = Instant::now();
     let mut fig = Figures::default();
     let (mut broker, mut addr) = start_broker().await;
@@ -195,7 +196,7 @@ pub async fn fuzz(budget: &Budget) -> Result<Figures, (Failure, Figures)> {
             case_seed: seed,
             what,
         };
-        guard::CURRENT_SEED.store(seed, std::sync::atomic::Ordering::Relaxed);
+        guard::CASE_INDEX.store(i, std::sync::atomic::Ordering::Relaxed);
         let case = case::generate(seed, budget.knobs);
         if tokio::time::timeout(run::CASE_LIMIT, run::play(addr, &case, &mut fig.tally))
             .await
