@@ -24,6 +24,17 @@ fn broker_survives_fuzzed_connections() {
     }
 }
 
+/// Every MQTT 5 property at 0, 1, its maximum and one past it, in every packet
+/// a client sends: no panic, and the broker still serves a healthy client.
+#[test]
+fn every_property_at_its_boundaries_in_every_packet() {
+    let knobs = Budget::from_env().knobs;
+    match fuzz::runtime().block_on(fuzz::sweep_properties(knobs)) {
+        Ok(n) => eprintln!("broker_fuzz: {n} property probes"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
 /// The same seed gives the same case (what makes a printed seed a replay).
 #[test]
 fn a_seed_determines_its_case() {
@@ -44,11 +55,18 @@ fn known_crash_generators_stay_off_while_switched_off() {
         let mut g = gen::Gen::new(&mut rng, fuzz::KNOWN_CRASHES);
         for t in [g.topic(), g.filter()] {
             let levels = t.split(|&b| b == b'/').count();
-            assert!(levels <= gen::SHALLOW_LEVELS + 20, "seed {seed}: {levels} levels");
+            assert!(
+                levels <= gen::SHALLOW_LEVELS + 20,
+                "seed {seed}: {levels} levels"
+            );
         }
         for s in &case::generate(seed, fuzz::KNOWN_CRASHES).scripts {
             for step in &s.steps {
-                if let case::Step::Send { bytes, mutated: false } = step {
+                if let case::Step::Send {
+                    bytes,
+                    mutated: false,
+                } = step
+                {
                     if bytes.first() == Some(&wire::kind::CONNECT) {
                         assert!(
                             !bytes.windows(3).any(|w| w == [0x22, 0, 0]),

@@ -15,11 +15,14 @@ async fn publish_then(bad: &[u8]) -> (Option<Packet>, Vec<Packet>) {
     let mut sub = Raw::open(b.addr, Version::V5_0).await;
     sub.send(v5_connect("sub", Some("admin2")).into()).await;
     sub.recv(T).await.expect("CONNACK");
-    sub.send(v5_sub(1, &[("a/b", Qos::AtMostOnce)]).into()).await;
+    sub.send(v5_sub(1, &[("a/b", Qos::AtMostOnce)]).into())
+        .await;
     sub.recv(T).await.expect("SUBACK");
 
     let mut publisher = Raw::open(b.addr, Version::V5_0).await;
-    publisher.send(v5_connect("pub", Some("admin")).into()).await;
+    publisher
+        .send(v5_connect("pub", Some("admin")).into())
+        .await;
     publisher.recv(T).await.expect("CONNACK");
     let mut burst = v5_pub("a/b", b"first", Qos::AtMostOnce, None).to_continuous_buffer();
     burst.extend_from_slice(bad);
@@ -45,13 +48,18 @@ async fn publish_then(bad: &[u8]) -> (Option<Packet>, Vec<Packet>) {
 async fn packets_before_a_protocol_error_in_the_same_read_are_acted_on() {
     let second_connect = v5_connect("pub", Some("admin")).to_continuous_buffer();
     let alias_zero = [0x30, 0x08, 0x00, 0x01, b'a', 0x03, 0x23, 0x00, 0x00, b'x'];
-    for (name, bad) in [("second CONNECT", &second_connect[..]), ("Topic Alias 0", &alias_zero[..])] {
+    for (name, bad) in [
+        ("second CONNECT", &second_connect[..]),
+        ("Topic Alias 0", &alias_zero[..]),
+    ] {
         let (delivered, replies) = publish_then(bad).await;
         let Some(p) = delivered else {
             panic!("{name}: the PUBLISH sent before it was never delivered");
         };
         assert_eq!(publish_parts(&p).1, b"first", "{name}");
-        let last = replies.last().unwrap_or_else(|| panic!("{name}: no DISCONNECT"));
+        let last = replies
+            .last()
+            .unwrap_or_else(|| panic!("{name}: no DISCONNECT"));
         assert_eq!(disconnect_code(last), 0x82, "{name}");
     }
 }

@@ -75,7 +75,14 @@ pub fn generate(seed: u64, knobs: Knobs) -> Case {
 fn script(g: &mut Gen) -> Script {
     let version = g.version();
     let client_id = g.client_id();
-    let users = [Some("admin"), Some("admin"), Some("admin2"), Some("limited"), Some("nobody"), None];
+    let users = [
+        Some("admin"),
+        Some("admin"),
+        Some("admin2"),
+        Some("limited"),
+        Some("nobody"),
+        None,
+    ];
     let user = users[g.below(users.len())];
     let mut steps = Vec::new();
     let connect = g.connect(version, &client_id, user);

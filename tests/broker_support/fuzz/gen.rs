@@ -152,8 +152,8 @@ impl<'r> Gen<'r> {
                 t.push(b'/');
             }
             match self.below(if wild { 12 } else { 8 }) {
-                0 => {}                                 // an empty level
-                1 if wild => t.push(b'+'),              // single-level wildcard
+                0 => {}                                  // an empty level
+                1 if wild => t.push(b'+'),               // single-level wildcard
                 2 if wild && i + 1 == n => t.push(b'#'), // multi-level, last
                 _ => t.push(b'a' + self.below(3) as u8),
             }
@@ -246,7 +246,11 @@ impl<'r> Gen<'r> {
             (0x21, _) => *self.pick(&[1, 2, 10, 65_535]),
             (0x22, _) => {
                 let zero = self.knobs.topic_alias_maximum_zero;
-                *self.pick(if zero { &[0, 1, 10, 65_535] } else { &[1, 10, 65_535] })
+                *self.pick(if zero {
+                    &[0, 1, 10, 65_535]
+                } else {
+                    &[1, 10, 65_535]
+                })
             }
             (0x23, _) => self.rng.random_range(1..=10),
             (0x27, _) => *self.pick(&[1, 5, 64, 1_024, 65_536, u32::MAX as u64]),
@@ -552,7 +556,16 @@ impl<'r> Gen<'r> {
                 _ => {
                     // Not allowed in MQTT strings: NUL, overlong, surrogate,
                     // U+FFFF, a lone continuation byte; or a wildcard.
-                    let bad: &[&[u8]] = &[b"\0", b"\xc0\x80", b"\xed\xa0\x80", b"\xef\xbf\xbf", b"\x80", b"#", b"+", b"\xff"];
+                    let bad: &[&[u8]] = &[
+                        b"\0",
+                        b"\xc0\x80",
+                        b"\xed\xa0\x80",
+                        b"\xef\xbf\xbf",
+                        b"\x80",
+                        b"#",
+                        b"+",
+                        b"\xff",
+                    ];
                     let at = self.below(bytes.len() + 1);
                     let b = *self.pick(bad);
                     bytes.splice(at..at, b.iter().copied());

@@ -49,7 +49,10 @@ pub fn install() {
 
 /// Panics recorded since the last call.
 pub fn take_panics() -> Vec<String> {
-    PANICS.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default()
+    PANICS
+        .lock()
+        .map(|mut p| std::mem::take(&mut *p))
+        .unwrap_or_default()
 }
 
 fn install_abort_reporter() {

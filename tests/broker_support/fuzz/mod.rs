@@ -12,6 +12,7 @@ pub mod case;
 pub mod gen;
 pub mod guard;
 pub mod run;
+pub mod sweep;
 pub mod wire;
 
 use crate::broker_support::policy;
@@ -80,7 +81,11 @@ impl Budget {
     /// small CI budget), `TOPICGATE_FUZZ_CASES`, `TOPICGATE_FUZZ_SEED`,
     /// `TOPICGATE_FUZZ_RSS_MIB`, `TOPICGATE_FUZZ_KNOWN_CRASHES` (`1`, `deep`, `alias0`).
     pub fn from_env() -> Budget {
-        let num = |k: &str| std::env::var(k).ok().and_then(|v| v.trim().parse::<u64>().ok());
+        let num = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
         let secs = num("TOPICGATE_FUZZ_SECS");
         let (max_cases, max_time) = match secs {
             Some(s) => (u64::MAX, Duration::from_secs(s)),
@@ -202,14 +207,24 @@ pub async fn fuzz(budget: &Budget) -> Result<Figures, (Failure, Figures)> {
             .await
             .is_err()
         {
-            return Err((fail(format!("the case did not end within {:?}", run::CASE_LIMIT)), fig));
+            return Err((
+                fail(format!("the case did not end within {:?}", run::CASE_LIMIT)),
+                fig,
+            ));
         }
-        let version = if i % 2 == 0 { Version::V5_0 } else { Version::V3_1_1 };
+        let version = if i % 2 == 0 {
+            Version::V5_0
+        } else {
+            Version::V3_1_1
+        };
         let health = run::health_check(addr, i, version).await;
         fig.health_checks += 1;
         let panics = guard::take_panics();
         if !panics.is_empty() {
-            return Err((fail(format!("broker panicked:\n    {}", panics.join("\n    "))), fig));
+            return Err((
+                fail(format!("broker panicked:\n    {}", panics.join("\n    "))),
+                fig,
+            ));
         }
         if let Err(e) = health {
             return Err((fail(e), fig));
@@ -298,4 +313,38 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
+}
+
+/// Sends every probe of [`sweep::probes`], 16 connections at a time; after each
+/// batch no panic, and at the end a healthy client is served. Returns the count.
+pub async fn sweep_properties(knobs: Knobs) -> Result<usize, String> {
+    guard::install();
+    let (broker, addr) = start_broker().await;
+    let probes = sweep::probes(knobs);
+    for batch in probes.chunks(16) {
+        let sends: Vec<_> = batch.iter().map(|p| sweep::send(addr, p)).collect();
+        futures_util::future::join_all(sends).await;
+        let panics = guard::take_panics();
+        if !panics.is_empty() {
+            // Replay the batch one probe at a time to name the culprit.
+            for p in batch {
+                sweep::send(addr, p).await;
+                let again = guard::take_panics();
+                if !again.is_empty() {
+                    return Err(format!(
+                        "broker panicked on {}:\n    {}",
+                        p.name,
+                        again.join("\n    ")
+                    ));
+                }
+            }
+            return Err(format!(
+                "broker panicked in a batch:\n    {}",
+                panics.join("\n    ")
+            ));
+        }
+    }
+    run::health_check(addr, 0, Version::V5_0).await?;
+    broker.shutdown().await;
+    Ok(probes.len())
 }

@@ -172,7 +172,10 @@ fn note_pending(buf: &mut Vec<u8>, pending: &Pending) {
             return;
         }
         let body = &buf[header..end];
-        let pid = |at: usize| body.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+        let pid = |at: usize| {
+            body.get(at..at + 2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        };
         let answer = match buf[0] & 0xF0 {
             0x30 => {
                 let topic_len = pid(0).unwrap_or(0) as usize;
@@ -235,9 +238,11 @@ async fn health(addr: SocketAddr, n: u64, version: Version) -> Result<(), String
         other => return Err(format!("healthy CONNECT not accepted: {other:?}")),
     }
     if v5 {
-        c.send(v5_sub(1, &[(&topic, Qos::AtLeastOnce)]).into()).await;
+        c.send(v5_sub(1, &[(&topic, Qos::AtLeastOnce)]).into())
+            .await;
     } else {
-        c.send(v3_sub(1, &[(&topic, Qos::AtLeastOnce)]).into()).await;
+        c.send(v3_sub(1, &[(&topic, Qos::AtLeastOnce)]).into())
+            .await;
     }
     match c.recv(HEALTH_LIMIT).await {
         Ok(CodecPacket::V5_0Suback(_) | CodecPacket::V3_1_1Suback(_)) => {}

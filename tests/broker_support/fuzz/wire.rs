@@ -17,9 +17,15 @@ pub enum Field {
     VarInt(u64),
     /// A UTF-8 string or binary data with its 2-byte length prefix.
     /// `len` overrides the prefix (a lying length).
-    Str { bytes: Vec<u8>, len: Option<u16> },
+    Str {
+        bytes: Vec<u8>,
+        len: Option<u16>,
+    },
     /// A property list with its length prefix; `len` overrides the prefix.
-    Props { props: Vec<Prop>, len: Option<u64> },
+    Props {
+        props: Vec<Prop>,
+        len: Option<u64>,
+    },
     /// Bytes written as they are (a payload, or a field's value gone wrong).
     Raw(Vec<u8>),
 }
@@ -130,33 +136,33 @@ pub enum PropType {
 /// Every MQTT 5 property: identifier, type, and the largest value the
 /// specification allows (the fuzzer tries 0, 1, that maximum and one more).
 pub const PROPERTIES: &[(u64, PropType, u64)] = &[
-    (0x01, PropType::Byte, 1),               // Payload Format Indicator
-    (0x02, PropType::U32, u32::MAX as u64),  // Message Expiry Interval
-    (0x03, PropType::Utf8, 65_535),          // Content Type
-    (0x08, PropType::Utf8, 65_535),          // Response Topic
-    (0x09, PropType::Binary, 65_535),        // Correlation Data
-    (0x0B, PropType::VarInt, 268_435_455),   // Subscription Identifier
-    (0x11, PropType::U32, u32::MAX as u64),  // Session Expiry Interval
-    (0x12, PropType::Utf8, 65_535),          // Assigned Client Identifier
-    (0x13, PropType::U16, u16::MAX as u64),  // Server Keep Alive
-    (0x15, PropType::Utf8, 65_535),          // Authentication Method
-    (0x16, PropType::Binary, 65_535),        // Authentication Data
-    (0x17, PropType::Byte, 1),               // Request Problem Information
-    (0x18, PropType::U32, u32::MAX as u64),  // Will Delay Interval
-    (0x19, PropType::Byte, 1),               // Request Response Information
-    (0x1A, PropType::Utf8, 65_535),          // Response Information
-    (0x1C, PropType::Utf8, 65_535),          // Server Reference
-    (0x1F, PropType::Utf8, 65_535),          // Reason String
-    (0x21, PropType::U16, u16::MAX as u64),  // Receive Maximum
-    (0x22, PropType::U16, u16::MAX as u64),  // Topic Alias Maximum
-    (0x23, PropType::U16, u16::MAX as u64),  // Topic Alias
-    (0x24, PropType::Byte, 1),               // Maximum QoS
-    (0x25, PropType::Byte, 1),               // Retain Available
-    (0x26, PropType::Pair, 65_535),          // User Property
-    (0x27, PropType::U32, u32::MAX as u64),  // Maximum Packet Size
-    (0x28, PropType::Byte, 1),               // Wildcard Subscription Available
-    (0x29, PropType::Byte, 1),               // Subscription Identifier Available
-    (0x2A, PropType::Byte, 1),               // Shared Subscription Available
+    (0x01, PropType::Byte, 1),              // Payload Format Indicator
+    (0x02, PropType::U32, u32::MAX as u64), // Message Expiry Interval
+    (0x03, PropType::Utf8, 65_535),         // Content Type
+    (0x08, PropType::Utf8, 65_535),         // Response Topic
+    (0x09, PropType::Binary, 65_535),       // Correlation Data
+    (0x0B, PropType::VarInt, 268_435_455),  // Subscription Identifier
+    (0x11, PropType::U32, u32::MAX as u64), // Session Expiry Interval
+    (0x12, PropType::Utf8, 65_535),         // Assigned Client Identifier
+    (0x13, PropType::U16, u16::MAX as u64), // Server Keep Alive
+    (0x15, PropType::Utf8, 65_535),         // Authentication Method
+    (0x16, PropType::Binary, 65_535),       // Authentication Data
+    (0x17, PropType::Byte, 1),              // Request Problem Information
+    (0x18, PropType::U32, u32::MAX as u64), // Will Delay Interval
+    (0x19, PropType::Byte, 1),              // Request Response Information
+    (0x1A, PropType::Utf8, 65_535),         // Response Information
+    (0x1C, PropType::Utf8, 65_535),         // Server Reference
+    (0x1F, PropType::Utf8, 65_535),         // Reason String
+    (0x21, PropType::U16, u16::MAX as u64), // Receive Maximum
+    (0x22, PropType::U16, u16::MAX as u64), // Topic Alias Maximum
+    (0x23, PropType::U16, u16::MAX as u64), // Topic Alias
+    (0x24, PropType::Byte, 1),              // Maximum QoS
+    (0x25, PropType::Byte, 1),              // Retain Available
+    (0x26, PropType::Pair, 65_535),         // User Property
+    (0x27, PropType::U32, u32::MAX as u64), // Maximum Packet Size
+    (0x28, PropType::Byte, 1),              // Wildcard Subscription Available
+    (0x29, PropType::Byte, 1),              // Subscription Identifier Available
+    (0x2A, PropType::Byte, 1),              // Shared Subscription Available
 ];
 
 pub fn prop_type(id: u64) -> Option<(PropType, u64)> {
