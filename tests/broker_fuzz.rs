@@ -1,7 +1,7 @@
 //! Structure-aware fuzzing of the broker over real loopback TCP (docs/reliability.md).
 //!
-//! `cargo test --test broker_fuzz` runs a small fixed budget (150 cases, at most
-//! 25 s). A long run: `TOPICGATE_FUZZ_SECS=600 cargo test --release --test
+//! `cargo test --test broker_fuzz` runs a small fixed budget (250 cases, at most
+//! 20 s). A long run: `TOPICGATE_FUZZ_SECS=600 cargo test --release --test
 //! broker_fuzz -- --nocapture`. Replay a failure with the seeds it prints.
 
 mod broker_support;
