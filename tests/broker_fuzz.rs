@@ -46,11 +46,12 @@ fn a_seed_determines_its_case() {
 }
 
 /// With the known-crash generators off, no topic or filter is deeper than
-/// SHALLOW_LEVELS (plus a prefix), and no unmutated CONNECT carries Topic Alias
-/// Maximum 0.
+/// SHALLOW_LEVELS (plus a prefix), and no CONNECT, mutated or not, carries
+/// Topic Alias Maximum 0 (seed 1883093862450211 of a 10-minute run made one by
+/// a mutation before mutations were checked too).
 #[test]
 fn known_crash_generators_stay_off_while_switched_off() {
-    for seed in 0..2_000 {
+    for seed in (0..1_500).chain([1_883_093_862_450_211]) {
         let mut rng = case::rng(seed);
         let mut g = gen::Gen::new(&mut rng, fuzz::KNOWN_CRASHES);
         for t in [g.topic(), g.filter()] {
@@ -62,14 +63,10 @@ fn known_crash_generators_stay_off_while_switched_off() {
         }
         for s in &case::generate(seed, fuzz::KNOWN_CRASHES).scripts {
             for step in &s.steps {
-                if let case::Step::Send {
-                    bytes,
-                    mutated: false,
-                } = step
-                {
-                    if bytes.first() == Some(&wire::kind::CONNECT) {
+                if let case::Step::Send { bytes, .. } = step {
+                    if bytes.first().map(|b| b & 0xF0) == Some(wire::kind::CONNECT) {
                         assert!(
-                            !bytes.windows(3).any(|w| w == [0x22, 0, 0]),
+                            !case::has_alias_maximum_zero(bytes),
                             "seed {seed}: Topic Alias Maximum 0"
                         );
                     }

@@ -143,15 +143,31 @@ fn script(g: &mut Gen) -> Script {
 }
 
 /// Encodes `p`, mutating it (a field, then maybe bytes) with probability `p_mut`.
-fn send(g: &mut Gen, mut p: Packet, p_mut: f64) -> Step {
+fn send(g: &mut Gen, p: Packet, p_mut: f64) -> Step {
     let mutated = g.chance(p_mut);
     let field = mutated && g.chance(0.7);
+    let mut m = p.clone();
     if field {
-        g.mutate_fields(&mut p);
+        g.mutate_fields(&mut m);
     }
-    let mut bytes = p.encode();
+    let mut bytes = m.encode();
     if mutated && (!field || g.chance(0.3)) {
         g.mutate_bytes(&mut bytes);
     }
+    // A mutation can also make Topic Alias Maximum 0 (a value set to 0, a flipped
+    // byte): while that generator is off, such a CONNECT is sent unmutated.
+    let is_connect = p.first & 0xF0 == kind::CONNECT;
+    if is_connect && !g.knobs.topic_alias_maximum_zero && has_alias_maximum_zero(&bytes) {
+        return Step::Send {
+            bytes: p.encode(),
+            mutated: false,
+        };
+    }
     Step::Send { bytes, mutated }
+}
+
+/// Whether `bytes` hold a Topic Alias Maximum property (0x22) of value 0
+/// anywhere (conservative: also where it would not be parsed as one).
+pub fn has_alias_maximum_zero(bytes: &[u8]) -> bool {
+    bytes.windows(3).any(|w| w == [0x22, 0, 0])
 }
