@@ -34,7 +34,7 @@ async fn publish_then(bad: &[u8]) -> (Option<Packet>, Vec<Packet>) {
 
 /// Packets that arrive before a protocol error are acted on, in order (MQTT 5
 /// §4.6): a PUBLISH in the same TCP segment as a second CONNECT, or as a PUBLISH
-/// with Topic Alias 0, is delivered before the broker disconnects with 0x82.
+/// with Topic Alias 0, is delivered before the broker disconnects (0x82).
 ///
 /// Fails today: `Connection::feed_codec` decodes a whole read before acting, the
 /// codec's error on the bad packet sets `end`, and `act_on_inbox` then clears the
@@ -57,6 +57,11 @@ async fn packets_before_a_protocol_error_in_the_same_read_are_acted_on() {
         let last = replies
             .last()
             .unwrap_or_else(|| panic!("{name}: no DISCONNECT"));
-        assert_eq!(disconnect_code(last), 0x82, "{name}");
+        // 0x82 Protocol Error; for the alias, 0x94 Topic Alias invalid would do too.
+        let code = disconnect_code(last);
+        assert!(
+            code == 0x82 || (code == 0x94 && name == "Topic Alias 0"),
+            "{name}: 0x{code:02x}"
+        );
     }
 }
