@@ -1,5 +1,7 @@
 //! Feeding arbitrary bytes to one connection, shared by the proptest (CI) and the
 //! cargo-fuzz target (`fuzz/`), so both exercise exactly the same path.
+//! The structure-aware fuzzer (valid sessions mutated, several TCP connections,
+//! health and memory checks) is `tests/broker_fuzz.rs`; see docs/reliability.md.
 
 use super::{connection, Broker, BrokerConfig, IdentityMode};
 use std::sync::{Arc, OnceLock};
