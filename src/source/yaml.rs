@@ -126,6 +126,21 @@ fn syntax_error(e: &serde_saphyr::Error, text: &str) -> Diagnostic {
     diag
 }
 
+/// Event Grid's ARM property names, accepted as aliases of ours so that a resource
+/// can be pasted from a template: `(alias, our key)`. `policy fmt` prints our key.
+pub const ARM_ALIASES: &[(&str, &str)] = &[
+    ("clientCertificateAuthentication", "authentication"),
+    ("clientGroupName", "clientGroup"),
+    ("topicSpaceName", "topicSpace"),
+];
+
+fn canonical(key: &str) -> &str {
+    ARM_ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == key)
+        .map_or(key, |(_, ours)| ours)
+}
+
 /// Reads a mapping's fields one by one and reports the keys nobody asked for.
 struct Fields<'a> {
     entries: &'a [(Key, Node)],
@@ -141,8 +156,9 @@ impl<'a> Fields<'a> {
     ) -> Option<Self> {
         match &node.kind {
             NodeKind::Map(entries) => {
-                for (key, _) in entries {
-                    if !known.contains(&key.name.as_str()) {
+                for (i, (key, _)) in entries.iter().enumerate() {
+                    let ours = canonical(&key.name);
+                    if !known.contains(&ours) {
                         diags.push(
                             Diagnostic::new(
                                 Code::UnknownKey,
@@ -151,6 +167,23 @@ impl<'a> Fields<'a> {
                             .at(key.span)
                             .label("not a field of this resource")
                             .help(suggestion(&key.name, known.iter().copied())),
+                        );
+                    } else if let Some((first, _)) = entries[..i]
+                        .iter()
+                        .find(|(k, _)| k.name != key.name && canonical(&k.name) == ours)
+                    {
+                        diags.push(
+                            Diagnostic::new(
+                                Code::InvalidValue,
+                                format!(
+                                    "`{}` and `{}` are the same field of {what}",
+                                    first.name, key.name
+                                ),
+                            )
+                            .at(key.span)
+                            .label("second spelling")
+                            .related(first.span, "first spelling")
+                            .help(format!("keep only `{ours}`")),
                         );
                     }
                 }
@@ -170,11 +203,13 @@ impl<'a> Fields<'a> {
             }
         }
     }
+    /// The field `key`, written as `key` or as its ARM alias (the first one wins
+    /// when both are written, which is reported).
     fn get(&self, key: &str) -> Option<&'a Node> {
         debug_assert!(self.known.contains(&key));
         self.entries
             .iter()
-            .find(|(k, _)| k.name == key)
+            .find(|(k, _)| canonical(&k.name) == key)
             .map(|(_, v)| v)
     }
 }
@@ -272,6 +307,7 @@ fn key_sp(key: &Key) -> Sp<String> {
 
 const TOP: &[&str] = &[
     "namespace",
+    "topicSpacesConfiguration",
     "clients",
     "clientGroups",
     "topicSpaces",
@@ -288,6 +324,9 @@ pub(crate) fn read_policy(root: &Node, diags: &mut Diagnostics) -> PolicyDoc {
         return doc;
     };
     doc.namespace = opt_string(&f, "namespace", "`namespace`", diags);
+    doc.settings = f
+        .get("topicSpacesConfiguration")
+        .and_then(|n| read_settings(n, diags));
     for (key, body) in named_entries(f.get("clients"), "clients", diags) {
         if let Some(c) = read_client(key, body, diags) {
             doc.clients.push(c);
@@ -327,6 +366,75 @@ pub(crate) fn read_policy(root: &Node, diags: &mut Diagnostics) -> PolicyDoc {
         }
     }
     doc
+}
+
+const SETTINGS: &[&str] = &[
+    "maximumSessionExpiryInHours",
+    "maximumClientSessionsPerAuthenticationName",
+    "alternativeAuthenticationNameSources",
+];
+
+/// `topicSpacesConfiguration:`; the ranges are Event Grid's, checked here because
+/// no broker accepts values outside them.
+fn read_settings(node: &Node, diags: &mut Diagnostics) -> Option<SettingsDoc> {
+    let f = Fields::new(node, "`topicSpacesConfiguration`", SETTINGS, diags)?;
+    let mut int_in = |key: &str, range: std::ops::RangeInclusive<i64>| {
+        let n = f.get(key)?;
+        match &n.kind {
+            NodeKind::Int(i) if range.contains(i) => Some(Sp::new(*i, n.span)),
+            NodeKind::Int(_) | NodeKind::BigInt(_) => {
+                diags.push(
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        format!(
+                            "`{key}` must be between {} and {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    )
+                    .at(n.span)
+                    .label("out of range"),
+                );
+                None
+            }
+            other => {
+                diags.push(wrong_type(
+                    n,
+                    &format!("`{key}` must be an integer"),
+                    other.type_name(),
+                ));
+                None
+            }
+        }
+    };
+    let maximum_session_expiry_in_hours = int_in("maximumSessionExpiryInHours", 1..=8);
+    let maximum_client_sessions_per_authentication_name =
+        int_in("maximumClientSessionsPerAuthenticationName", 1..=100);
+    let mut sources = Vec::new();
+    if let Some(n) = f.get("alternativeAuthenticationNameSources") {
+        for s in string_list(n, "`alternativeAuthenticationNameSources`", diags) {
+            match ALTERNATIVE_NAME_SOURCES
+                .iter()
+                .find(|k| k.eq_ignore_ascii_case(&s.value))
+            {
+                Some(k) => sources.push(Sp::new(k.to_string(), s.span)),
+                None => diags.push(
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        format!("unknown authentication name source `{}`", s.value),
+                    )
+                    .at(s.span)
+                    .help(suggestion(&s.value, ALTERNATIVE_NAME_SOURCES)),
+                ),
+            }
+        }
+    }
+    Some(SettingsDoc {
+        span: node.span,
+        maximum_session_expiry_in_hours,
+        maximum_client_sessions_per_authentication_name,
+        alternative_authentication_name_sources: sources,
+    })
 }
 
 const CLIENT: &[&str] = &[
@@ -402,6 +510,7 @@ fn read_attributes(node: &Node, diags: &mut Diagnostics) -> Vec<(Sp<String>, Sp<
         let v = match &value.kind {
             NodeKind::Str(s) => AttrValue::Str(s.clone()),
             NodeKind::Int(i) => AttrValue::Int(*i),
+            NodeKind::Bool(b) => AttrValue::Bool(*b),
             NodeKind::Seq(items) => {
                 let mut strings = Vec::new();
                 for item in items {
@@ -437,7 +546,7 @@ fn read_attributes(node: &Node, diags: &mut Diagnostics) -> Vec<(Sp<String>, Sp<
                     wrong_type(
                         value,
                         &format!(
-                            "attribute `{}` must be a string, an integer or a list of strings",
+                            "attribute `{}` must be a string, an integer, a boolean or a list of strings",
                             key.name
                         ),
                         other.type_name(),
@@ -670,6 +779,7 @@ fn read_ca(key: &Key, body: &Node, diags: &mut Diagnostics) -> Option<CaDoc> {
         );
     }
     Some(CaDoc {
+        description: opt_string(&f, "description", "`description`", diags),
         name,
         file,
         encoded_certificate,

@@ -58,6 +58,7 @@ pub fn check(cx: &Context, out: &mut Diagnostics) {
                     + match &v.value {
                         AttrValue::Str(s) => s.len(),
                         AttrValue::Int(i) => i.to_string().len(),
+                        AttrValue::Bool(b) => b.to_string().len(),
                         AttrValue::Array(items) => items.iter().map(String::len).sum(),
                     }
             })
