@@ -19,7 +19,7 @@ pub const ALL_GROUP_NAME: &str = "$all";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ResolvedPolicy {
-    pub namespace: Option<String>,
+    pub namespace: Option<Sp<String>>,
     /// Event Grid's `topicSpacesConfiguration` settings, as written.
     pub settings: NamespaceSettings,
     pub clients: Vec<Client>,

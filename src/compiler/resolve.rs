@@ -20,7 +20,7 @@ pub struct ResolveContext<'a> {
 pub fn resolve(doc: &PolicyDoc, cx: &ResolveContext) -> (ResolvedPolicy, Diagnostics) {
     let mut diags = Vec::new();
     let mut policy = ResolvedPolicy {
-        namespace: doc.namespace.as_ref().map(|n| n.value.clone()),
+        namespace: doc.namespace.clone(),
         settings: doc.settings.as_ref().map(settings).unwrap_or_default(),
         clients: Vec::new(),
         groups: vec![Group {
