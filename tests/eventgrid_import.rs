@@ -305,6 +305,38 @@ fn the_cli_imports_checks_and_traces_findings_to_the_original_file() {
         )),
         "{stderr}"
     );
+    // Findings at a resource's own key are traced too (TG601 and TG604 point there).
+    let rest_out = dir.path().join("rest.yaml");
+    let rest = topicgate(&[
+        "policy",
+        "import",
+        "--from",
+        "eventgrid",
+        fixture("rest/Clients_ListByNamespace.json")
+            .to_str()
+            .unwrap(),
+        fixture("rest/ClientGroups_CreateOrUpdate.json")
+            .to_str()
+            .unwrap(),
+        "-o",
+        rest_out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&rest.stderr);
+    assert!(rest.status.success(), "{stderr}");
+    for (code, origin) in [
+        ("TG601", "clientGroups `exampleClientGroupName1`"),
+        ("TG604", "clients `exampleClientName1`"),
+    ] {
+        let after = stderr
+            .split(code)
+            .nth(1)
+            .unwrap_or_else(|| panic!("{code} in {stderr}"));
+        let next = after.split("\nTG").next().unwrap_or_default();
+        assert!(
+            next.contains(&format!("= imported from {origin} at ")),
+            "{code}: {next}"
+        );
+    }
     // A file that cannot be imported writes nothing.
     let bad_out = dir.path().join("bad.yaml");
     let bad = topicgate(&[

@@ -261,3 +261,39 @@ fn boolean_attributes_compare_with_true_and_false_literals_only() {
     assert!(yaml1.contains("managed: true"), "{yaml1}");
     assert!(dsl1.contains("managed = false"), "{dsl1}");
 }
+
+/// `policy check --target eventgrid` refuses (exit 1) what the local target only
+/// warns about: a 9-level template, an invalid namespace name.
+#[test]
+fn check_for_event_grid_refuses_a_deep_template_and_a_bad_namespace_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clean = "namespace: plant-7\nclients:\n  c1: { authentication: { validationScheme: SubjectMatchesAuthenticationName } }\ntopicSpaces:\n  deep: { topicTemplates: [ a/b/c/d/e/f/g/h ] }\npermissionBindings:\n  all-pub: { clientGroup: $all, topicSpace: deep, permission: publisher }\n";
+    for (name, text, eventgrid_exit) in [
+        ("clean.yaml", clean.to_string(), 0),
+        ("deep.yaml", clean.replace("g/h", "g/h/i"), 1),
+        ("name.yaml", clean.replace("plant-7", "plant_7"), 1),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &text).unwrap();
+        let run = |target: &str| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_topicgate"))
+                .args([
+                    "policy",
+                    "check",
+                    "--target",
+                    target,
+                    path.to_str().unwrap(),
+                ])
+                .output()
+                .expect("run")
+        };
+        let eg = run("eventgrid");
+        assert_eq!(
+            eg.status.code(),
+            Some(eventgrid_exit),
+            "{name}: {}",
+            String::from_utf8_lossy(&eg.stdout)
+        );
+        assert_eq!(run("local").status.code(), Some(0), "{name}");
+    }
+}

@@ -156,15 +156,16 @@ pub fn run(args: ImportArgs) -> u8 {
             "{}",
             render::human_all(std::slice::from_ref(d), &c.file, output::color())
         );
-        if let Some(o) = d
+        match d
             .span
             .and_then(|s| origin_at(&yaml, s.start as usize, &imported.origins))
         {
-            eprintln!(
+            Some(o) => eprintln!(
                 "  = imported from {} at {}\n",
                 describe(o),
                 position(&inputs, &o.file, o.offset)
-            );
+            ),
+            None => eprintln!(),
         }
     }
     if errors {

@@ -840,7 +840,10 @@ pub fn to_policy(ns: &Namespace) -> PolicyDoc {
 /// The resource a position of the written policy belongs to: the `  NAME:` entry
 /// under its section, found by reading back from `offset`.
 pub fn origin_at<'a>(yaml: &str, offset: usize, origins: &'a [Origin]) -> Option<&'a Origin> {
-    let before = &yaml[..offset.min(yaml.len())];
+    // Up to the end of the line holding `offset`, which may be the entry's key.
+    let offset = offset.min(yaml.len());
+    let end = yaml[offset..].find('\n').map_or(yaml.len(), |i| offset + i);
+    let before = &yaml[..end];
     let mut name: Option<String> = None;
     for line in before.lines().rev() {
         if name.is_none() {
