@@ -71,54 +71,51 @@ pub fn run(args: ExportArgs) -> u8 {
         }
     }
     let format = match args.to {
-        Target::Mosquitto => None,
-        Target::EventgridArm => Some(eventgrid::Format::Arm),
-        Target::EventgridBicep => Some(eventgrid::Format::Bicep),
-        Target::EventgridAz => Some(eventgrid::Format::Az),
+        Target::Mosquitto => return write_mosquitto(&loaded.policy, &args),
+        Target::EventgridArm => eventgrid::Format::Arm,
+        Target::EventgridBicep => eventgrid::Format::Bicep,
+        Target::EventgridAz => eventgrid::Format::Az,
     };
-    if let Some(format) = format {
-        let file = loaded
-            .file
-            .clone()
-            .unwrap_or_else(|| SourceFile::new(args.policy.display().to_string(), ""));
-        return write_event_grid(
-            eventgrid::export(&loaded.policy.policy, &file, format),
-            &args,
-        );
-    }
+    // An artifact has no source text: the Event Grid checks then point nowhere.
+    let file = loaded
+        .file
+        .clone()
+        .unwrap_or_else(|| SourceFile::new(args.policy.display().to_string(), ""));
+    write_event_grid(
+        eventgrid::export(&loaded.policy.policy, &file, format),
+        &args,
+    )
+}
+
+fn write_mosquitto(policy: &crate::compiler::compiled::CompiledPolicy, args: &ExportArgs) -> u8 {
     if let Err(e) = std::fs::create_dir_all(&args.output) {
         eprintln!("error: cannot create `{}`: {e}", args.output.display());
         return exit::ERROR;
     }
     let dir = std::fs::canonicalize(&args.output).unwrap_or_else(|_| args.output.clone());
-    match args.to {
-        Target::EventgridArm | Target::EventgridBicep | Target::EventgridAz => {}
-        Target::Mosquitto => {
-            let acl_path = dir.join("acl");
-            let source = args.policy.display().to_string();
-            let e = mosquitto::export(&loaded.policy, &source, &acl_path.display().to_string());
-            for (name, text) in [
-                ("acl", &e.acl),
-                ("mosquitto.conf", &e.conf),
-                ("README.md", &e.readme),
-            ] {
-                if let Err(code) = write(&dir, name, text) {
-                    return code;
-                }
-            }
-            for (client, why) in &e.skipped {
-                eprintln!(
-                    "warning: client `{}` not exported: {why}",
-                    client.escape_debug()
-                );
-            }
-            eprintln!(
-                "exported {} users to {} (acl, mosquitto.conf, README.md)",
-                e.users,
-                dir.display()
-            );
+    let acl_path = dir.join("acl");
+    let source = args.policy.display().to_string();
+    let e = mosquitto::export(policy, &source, &acl_path.display().to_string());
+    for (name, text) in [
+        ("acl", &e.acl),
+        ("mosquitto.conf", &e.conf),
+        ("README.md", &e.readme),
+    ] {
+        if let Err(code) = write(&dir, name, text) {
+            return code;
         }
     }
+    for (client, why) in &e.skipped {
+        eprintln!(
+            "warning: client `{}` not exported: {why}",
+            client.escape_debug()
+        );
+    }
+    eprintln!(
+        "exported {} users to {} (acl, mosquitto.conf, README.md)",
+        e.users,
+        dir.display()
+    );
     exit::OK
 }
 

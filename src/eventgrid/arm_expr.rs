@@ -398,9 +398,11 @@ mod tests {
             Err(ExprError::Arguments { .. })
         ));
         assert!(matches!(
-            eval_string("[concat('a'", &s),
+            eval_string("[concat('a']", &s),
             Err(ExprError::Syntax { .. })
         ));
+        // Without the closing bracket it is no expression at all, but text.
+        assert_eq!(eval_string("[concat('a'", &s), Ok(json!("[concat('a'")));
         assert!(matches!(
             eval_string("[parameters('namespaceName').x]", &s),
             Err(ExprError::Syntax { .. })

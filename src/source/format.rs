@@ -151,16 +151,15 @@ pub fn to_dsl(doc: &PolicyDoc, header: &str) -> String {
         let _ = writeln!(out, "namespace {}", dsl_atom(&ns.value));
     }
     if let Some(settings) = &doc.settings {
-        let fields = settings_fields(settings);
-        let _ = writeln!(
-            out,
-            "settings {{ {} }}",
-            fields
-                .iter()
-                .map(|(k, v)| format!("{k} {}", v.dsl))
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
+        let fields: Vec<String> = settings_fields(settings)
+            .iter()
+            .map(|(k, v)| format!("{k} {}", v.dsl))
+            .collect();
+        if fields.is_empty() {
+            let _ = writeln!(out, "settings {{}}");
+        } else {
+            let _ = writeln!(out, "settings {{ {} }}", fields.join("; "));
+        }
     }
     for c in &doc.clients {
         section(&mut out);
