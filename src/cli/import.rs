@@ -53,7 +53,7 @@ pub struct ImportArgs {
 
 fn read(path: &Path) -> Result<Input, u8> {
     let bytes = read_limited(path).map_err(|e| {
-        eprintln!("error: cannot read `{}`: {e}", path.display());
+        eprintln!("error: {e}");
         exit::ERROR
     })?;
     let text = String::from_utf8(bytes).map_err(|_| {
