@@ -3,6 +3,7 @@
 //! Every limit is explicit and configurable (`--config FILE`, JSON or YAML);
 //! the defaults are safe for a laptop or a CI job.
 
+use crate::compiler::model::NamespaceSettings;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -76,6 +77,19 @@ impl Default for BrokerConfig {
     }
 }
 
+impl BrokerConfig {
+    /// The policy's `maximumSessionExpiryInHours` (Event Grid's namespace setting)
+    /// caps the session expiry granted: without `maxSessionExpiry` in the config it
+    /// is the broker's limit, and a configured limit stays where it is lower, so
+    /// both hold (decision 0019).
+    pub fn capped_by(mut self, settings: &NamespaceSettings) -> Self {
+        if let Some(hours) = settings.maximum_session_expiry_in_hours {
+            self.max_session_expiry = self.max_session_expiry.min(u32::from(hours) * 3600);
+        }
+        self
+    }
+}
+
 mod secs {
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
@@ -88,5 +102,39 @@ mod secs {
             ));
         }
         Ok(Duration::from_secs_f64(secs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hours(h: Option<u8>) -> NamespaceSettings {
+        NamespaceSettings {
+            maximum_session_expiry_in_hours: h,
+            ..NamespaceSettings::default()
+        }
+    }
+
+    #[test]
+    fn the_namespace_session_expiry_caps_the_brokers() {
+        let default = BrokerConfig::default();
+        assert_eq!(
+            default
+                .clone()
+                .capped_by(&hours(Some(2)))
+                .max_session_expiry,
+            7200
+        );
+        // A stricter configured limit stays; no setting changes nothing.
+        let strict = BrokerConfig {
+            max_session_expiry: 600,
+            ..BrokerConfig::default()
+        };
+        assert_eq!(strict.capped_by(&hours(Some(8))).max_session_expiry, 600);
+        assert_eq!(
+            default.clone().capped_by(&hours(None)).max_session_expiry,
+            default.max_session_expiry
+        );
     }
 }
