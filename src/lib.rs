@@ -14,5 +14,6 @@ pub mod cli;
 pub mod compiler;
 pub mod decisions;
 pub mod diag;
+pub mod eventgrid;
 pub mod export;
 pub mod source;

@@ -91,8 +91,12 @@ fn values_read_as_the_yaml_form_reads_them() {
         ),
         (1, true, 30)
     );
-    // `on = true` is a boolean, which attributes cannot hold: the same error as in YAML.
-    assert!(d.iter().any(|d| d.code == Code::WrongType), "{d:#?}");
+    // `on = true` is a boolean attribute, as in YAML (decision 0019).
+    assert!(d.is_empty(), "{d:#?}");
+    assert_eq!(
+        c.attributes[2].1.value,
+        topicgate::source::model::AttrValue::Bool(true)
+    );
 }
 
 #[test]

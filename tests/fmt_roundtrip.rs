@@ -46,7 +46,26 @@ fn attr() -> impl Strategy<Value = AttrValue> {
             0..3
         )
         .prop_map(AttrValue::Array),
+        any::<bool>().prop_map(AttrValue::Bool),
     ]
+}
+
+/// Namespace settings: each field set or left to Event Grid's default.
+fn settings() -> impl Strategy<Value = SettingsDoc> {
+    (
+        prop::option::of(1i64..=8),
+        prop::option::of(1i64..=100),
+        prop::sample::subsequence(ALTERNATIVE_NAME_SOURCES.to_vec(), 0..3),
+    )
+        .prop_map(|(hours, sessions, sources)| SettingsDoc {
+            span: Default::default(),
+            maximum_session_expiry_in_hours: hours.map(sp),
+            maximum_client_sessions_per_authentication_name: sessions.map(sp),
+            alternative_authentication_name_sources: sources
+                .into_iter()
+                .map(|s| sp(s.to_string()))
+                .collect(),
+        })
 }
 
 const QUERIES: &[&str] = &[
@@ -155,73 +174,76 @@ fn policy() -> impl Strategy<Value = PolicyDoc> {
                     (0..nc, prop::sample::select(TOPICS), 0u8..4, any::<bool>()),
                     0..3,
                 ),
-                prop::option::of(text()),
+                (prop::option::of(text()), prop::option::of(settings())),
             )
         })
-        .prop_map(|(clients, groups, spaces, bindings, tests, namespace)| {
-            let group_name = |g: usize| {
-                if g == 0 {
-                    "$all".to_string()
-                } else {
-                    format!("grp{g}")
-                }
-            };
-            PolicyDoc {
-                namespace: namespace.map(sp),
-                clients,
-                client_groups: groups
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (q, d))| GroupDoc {
-                        name: sp(group_name(i + 1)),
-                        query: sp(q.to_string()),
-                        description: d.clone().map(sp),
-                    })
-                    .collect(),
-                topic_spaces: spaces
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (ts, d))| TopicSpaceDoc {
-                        name: sp(format!("space{i}")),
-                        topic_templates: ts.iter().map(|t| sp(t.to_string())).collect(),
-                        description: d.clone().map(sp),
-                    })
-                    .collect(),
-                permission_bindings: bindings
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (g, s, p))| BindingDoc {
-                        name: sp(format!("bind{i}")),
-                        client_group: Some(sp(group_name(*g))),
-                        topic_space: Some(sp(format!("space{s}"))),
-                        permission: Some(sp(if *p {
-                            Permission::Publisher
-                        } else {
-                            Permission::Subscriber
-                        })),
-                        description: None,
-                    })
-                    .collect(),
-                ca_certificates: Vec::new(),
-                tests: tests
-                    .iter()
-                    .map(|(c, t, a, allow)| TestDoc {
-                        span: Default::default(),
-                        client: sp(format!("c{c}")),
-                        action: match a {
-                            0 => TestAction::Publish(sp(t.to_string())),
-                            1 => TestAction::Subscribe(sp(t.to_string())),
-                            2 => TestAction::Connect {
-                                will: Some(sp(t.to_string())),
+        .prop_map(
+            |(clients, groups, spaces, bindings, tests, (namespace, settings))| {
+                let group_name = |g: usize| {
+                    if g == 0 {
+                        "$all".to_string()
+                    } else {
+                        format!("grp{g}")
+                    }
+                };
+                PolicyDoc {
+                    namespace: namespace.map(sp),
+                    settings,
+                    clients,
+                    client_groups: groups
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (q, d))| GroupDoc {
+                            name: sp(group_name(i + 1)),
+                            query: sp(q.to_string()),
+                            description: d.clone().map(sp),
+                        })
+                        .collect(),
+                    topic_spaces: spaces
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (ts, d))| TopicSpaceDoc {
+                            name: sp(format!("space{i}")),
+                            topic_templates: ts.iter().map(|t| sp(t.to_string())).collect(),
+                            description: d.clone().map(sp),
+                        })
+                        .collect(),
+                    permission_bindings: bindings
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (g, s, p))| BindingDoc {
+                            name: sp(format!("bind{i}")),
+                            client_group: Some(sp(group_name(*g))),
+                            topic_space: Some(sp(format!("space{s}"))),
+                            permission: Some(sp(if *p {
+                                Permission::Publisher
+                            } else {
+                                Permission::Subscriber
+                            })),
+                            description: None,
+                        })
+                        .collect(),
+                    ca_certificates: Vec::new(),
+                    tests: tests
+                        .iter()
+                        .map(|(c, t, a, allow)| TestDoc {
+                            span: Default::default(),
+                            client: sp(format!("c{c}")),
+                            action: match a {
+                                0 => TestAction::Publish(sp(t.to_string())),
+                                1 => TestAction::Subscribe(sp(t.to_string())),
+                                2 => TestAction::Connect {
+                                    will: Some(sp(t.to_string())),
+                                },
+                                _ => TestAction::Connect { will: None },
                             },
-                            _ => TestAction::Connect { will: None },
-                        },
-                        expect: sp(if *allow { Expect::Allow } else { Expect::Deny }),
-                        granted_by: None,
-                    })
-                    .collect(),
-            }
-        })
+                            expect: sp(if *allow { Expect::Allow } else { Expect::Deny }),
+                            granted_by: None,
+                        })
+                        .collect(),
+                }
+            },
+        )
 }
 
 fn read_yaml(text: &str) -> PolicyDoc {

@@ -30,7 +30,7 @@ pub fn rules_markdown() -> String {
          (src/analysis/rules/*.rs). Do not edit: run\n\
          `UPDATE_RULES_DOC=1 cargo test --test rules_doc` to regenerate. -->\n\n\
          Every finding of `topicgate policy check` has one of these codes. Severities are the\n\
-         defaults; with `--target eventgrid` the Event Grid compatibility findings (TG405, TG701)\n\
+         defaults; with `--target eventgrid` the Event Grid compatibility findings (TG405, TG701-TG703)\n\
          are errors, and `--deny-warnings` makes any warning fail the check.\n\n\
          | code | name | severity | summary |\n|---|---|---|---|\n",
     );

@@ -3,6 +3,7 @@
 //! Every limit is explicit and configurable (`--config FILE`, JSON or YAML);
 //! the defaults are safe for a laptop or a CI job.
 
+use crate::compiler::model::NamespaceSettings;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -109,6 +110,26 @@ fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Erro
     }
 }
 
+impl BrokerConfig {
+    /// The policy's namespace settings (Event Grid's) cap the broker's own limits:
+    /// `maximumSessionExpiryInHours` the session expiry granted, and
+    /// `maximumClientSessionsPerAuthenticationName` the sessions one identity may
+    /// hold. A limit the config sets lower stays, so both hold (decisions 0016,
+    /// 0019). A setting the policy leaves out changes nothing: Event Grid's own
+    /// default of 1 session would refuse most local set-ups that never asked for it.
+    pub fn capped_by(mut self, settings: &NamespaceSettings) -> Self {
+        if let Some(hours) = settings.maximum_session_expiry_in_hours {
+            self.max_session_expiry = self.max_session_expiry.min(u32::from(hours) * 3600);
+        }
+        if let Some(n) = settings.maximum_client_sessions_per_authentication_name {
+            self.max_sessions_per_authentication_name = self
+                .max_sessions_per_authentication_name
+                .min(usize::from(n).max(1));
+        }
+        self
+    }
+}
+
 mod secs {
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
@@ -121,5 +142,67 @@ mod secs {
             ));
         }
         Ok(Duration::from_secs_f64(secs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hours(h: Option<u8>) -> NamespaceSettings {
+        NamespaceSettings {
+            maximum_session_expiry_in_hours: h,
+            ..NamespaceSettings::default()
+        }
+    }
+
+    #[test]
+    fn the_namespace_session_expiry_caps_the_brokers() {
+        let default = BrokerConfig::default();
+        assert_eq!(
+            default
+                .clone()
+                .capped_by(&hours(Some(2)))
+                .max_session_expiry,
+            7200
+        );
+        // A stricter configured limit stays; no setting changes nothing.
+        let strict = BrokerConfig {
+            max_session_expiry: 600,
+            ..BrokerConfig::default()
+        };
+        assert_eq!(strict.capped_by(&hours(Some(8))).max_session_expiry, 600);
+        assert_eq!(
+            default.clone().capped_by(&hours(None)).max_session_expiry,
+            default.max_session_expiry
+        );
+    }
+
+    #[test]
+    fn the_namespace_session_count_caps_the_brokers_and_its_absence_changes_nothing() {
+        let sessions = |n: Option<u8>| NamespaceSettings {
+            maximum_client_sessions_per_authentication_name: n,
+            ..NamespaceSettings::default()
+        };
+        let default = BrokerConfig::default();
+        let capped = default.clone().capped_by(&sessions(Some(3)));
+        assert_eq!(capped.max_sessions_per_authentication_name, 3);
+        let strict = BrokerConfig {
+            max_sessions_per_authentication_name: 2,
+            ..BrokerConfig::default()
+        };
+        assert_eq!(
+            strict
+                .capped_by(&sessions(Some(50)))
+                .max_sessions_per_authentication_name,
+            2
+        );
+        assert_eq!(
+            default
+                .clone()
+                .capped_by(&sessions(None))
+                .max_sessions_per_authentication_name,
+            default.max_sessions_per_authentication_name
+        );
     }
 }

@@ -201,29 +201,6 @@ where
         }
         let requested = (!info.client_id.is_empty()).then_some(info.client_id.as_str());
 
-        let will = info.will.as_ref().map(|w| {
-            // The will's Message Expiry Interval starts when it is published, not now.
-            let (props, _) = Message::from_props(&w.props);
-            let expiry = w.props.iter().find_map(|p| match p {
-                Property::MessageExpiryInterval(m) => Some(m.val()),
-                _ => None,
-            });
-            Will {
-                msg: Message {
-                    topic: w.topic.clone(),
-                    payload: Arc::from(w.payload.as_slice()),
-                    qos: w.qos,
-                    retain: w.retain,
-                    props,
-                    expires_at: None,
-                    origin: Arc::from(client_id.as_str()),
-                },
-                expiry,
-                delay: w.delay.min(self.shared.config.max_will_delay),
-                auth_name: auth_name.clone(),
-            }
-        });
-
         // 4. The session: only the same authentication name may take it over.
         let mut attempts = 0;
         let claim = loop {
@@ -267,6 +244,28 @@ where
         };
         let client_id = session.client_id.clone();
         let assigned = requested.is_none().then(|| client_id.clone());
+        let will = info.will.as_ref().map(|w| {
+            // The will's Message Expiry Interval starts when it is published, not now.
+            let (props, _) = Message::from_props(&w.props);
+            let expiry = w.props.iter().find_map(|p| match p {
+                Property::MessageExpiryInterval(m) => Some(m.val()),
+                _ => None,
+            });
+            Will {
+                msg: Message {
+                    topic: w.topic.clone(),
+                    payload: Arc::from(w.payload.as_slice()),
+                    qos: w.qos,
+                    retain: w.retain,
+                    props,
+                    expires_at: None,
+                    origin: Arc::from(client_id.as_str()),
+                },
+                expiry,
+                delay: w.delay.min(self.shared.config.max_will_delay),
+                auth_name: auth_name.clone(),
+            }
+        });
         let granted_expiry = info
             .session_expiry
             .min(self.shared.config.max_session_expiry);

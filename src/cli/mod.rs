@@ -10,6 +10,7 @@ pub mod export;
 pub mod fmt;
 pub mod generate;
 pub mod graph;
+pub mod import;
 pub mod load;
 pub mod output;
 pub mod passwd;
@@ -63,6 +64,8 @@ pub enum PolicyCommand {
     Explain(explain::ExplainArgs),
     /// Write the policy in another broker's access-control format (Mosquitto).
     Export(export::ExportArgs),
+    /// Read a policy from another system's configuration (Azure Event Grid).
+    Import(import::ImportArgs),
     /// Ask who may publish, subscribe or receive; what a client may do; whether data can flow.
     Query(query::QueryArgs),
     /// Compare the access two policies grant: per client, what is gained and lost, with
@@ -110,6 +113,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Policy(PolicyCommand::Fmt(args)) => fmt::run(args),
         Command::Policy(PolicyCommand::Explain(args)) => explain::run(args),
         Command::Policy(PolicyCommand::Export(args)) => export::run(args),
+        Command::Policy(PolicyCommand::Import(args)) => import::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Policy(PolicyCommand::Query(args)) => query::run(args),
         Command::Policy(PolicyCommand::Diff(args)) => diff::run(args),

@@ -9,7 +9,8 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 /// Exit status: 0 when the answer is not empty (some client may, data can flow), 1
-/// when it is empty, 2 on errors (unreadable policy, unknown client).
+/// when it is empty, 2 on errors (unreadable policy, unknown client, a topic or filter
+/// that is not well formed, semantics.md §8).
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("question").required(true).args(["publish", "subscribe", "receive", "client", "from"])))]
 pub struct QueryArgs {
@@ -51,6 +52,17 @@ pub fn run(args: QueryArgs) -> u8 {
         args.receive.map(Ask::Receive)
     };
     let (text, json, found) = if let Some(ask) = ask {
+        // A question about what cannot be a topic is a usage error, not an empty answer.
+        if let Err(e) = ask.validate() {
+            eprintln!("error: {e}");
+            if !e.help.is_empty() {
+                eprintln!("  help: {}", e.help);
+            }
+            return exit::ERROR;
+        }
+        if let Some(note) = ask.reserved_note() {
+            eprintln!("note: {note}");
+        }
         let w = who_may(policy, &ask);
         (
             render_who_may(&w, policy.client_count()),

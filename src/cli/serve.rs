@@ -83,6 +83,7 @@ pub fn run(args: ServeArgs) -> u8 {
             );
         }
     }
+    let settings = loaded.policy.policy.settings.clone();
     let policy: Arc<dyn AccessPolicy> = Arc::new(loaded.policy);
 
     let config = match &args.config {
@@ -94,7 +95,8 @@ pub fn run(args: ServeArgs) -> u8 {
             }
         },
         None => BrokerConfig::default(),
-    };
+    }
+    .capped_by(&settings);
 
     if let Some(fds) = fd_limits::raise_open_file_limit() {
         let wanted = config.max_connections as u64 + fd_limits::RESERVED_DESCRIPTORS;

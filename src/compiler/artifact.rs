@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 
 pub const MAGIC: [u8; 8] = *b"\x89TGC\r\n\x1a\n";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER_LEN: usize = 8 + 4 + 32 + 8 + 32;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -200,14 +200,15 @@ impl CompiledPolicy {
 }
 
 /// A client's own value of a template variable, as text; `None` when the attribute
-/// is missing or an array (semantics.md §3: such a template grants nothing).
+/// is missing, an array or a boolean (semantics.md §3: such a template grants
+/// nothing; decision 0019 for booleans).
 pub fn variable_value<'a>(client: &'a Client, var: &Var) -> Option<std::borrow::Cow<'a, str>> {
     match var {
         Var::AuthenticationName => Some(client.authentication_name.value.as_str().into()),
         Var::Attribute(k) => match client.attributes.get(k).map(|v| &v.value) {
             Some(AttrValue::Str(s)) => Some(s.as_str().into()),
             Some(AttrValue::Int(i)) => Some(i.to_string().into()),
-            Some(AttrValue::Array(_)) | None => None,
+            Some(AttrValue::Array(_) | AttrValue::Bool(_)) | None => None,
         },
     }
 }

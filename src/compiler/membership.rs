@@ -67,6 +67,17 @@ fn compare(value: &OperandValue, op: CmpOp, literal: &Literal) -> bool {
             CmpOp::Le => v <= i,
             CmpOp::Ge => v >= i,
         },
+        // A boolean equals the string literal `'true'` or `'false'` (any case): the
+        // query language has no boolean literal (decision 0019). Any other literal is
+        // a type mismatch, false for `!=` too.
+        (OperandValue::Attr(AttrValue::Bool(b)), Literal::Str(s, _)) => match bool_literal(s) {
+            Some(l) => match op {
+                CmpOp::Eq => *b == l,
+                CmpOp::Ne => *b != l,
+                _ => false,
+            },
+            None => false,
+        },
         // On an array, `=` and `IN` mean membership; `!=` means no element matches,
         // whatever the literal's type: no string element equals an integer.
         (OperandValue::Attr(AttrValue::Array(items)), literal) => {
@@ -82,5 +93,16 @@ fn compare(value: &OperandValue, op: CmpOp, literal: &Literal) -> bool {
         }
         // A string compared with an integer, or the reverse, is false, `!=` included.
         _ => false,
+    }
+}
+
+/// The boolean a query's string literal stands for: `'true'` or `'false'`, any case.
+pub fn bool_literal(s: &str) -> Option<bool> {
+    if s.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if s.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
     }
 }

@@ -19,7 +19,9 @@ pub const ALL_GROUP_NAME: &str = "$all";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ResolvedPolicy {
-    pub namespace: Option<String>,
+    pub namespace: Option<Sp<String>>,
+    /// Event Grid's `topicSpacesConfiguration` settings, as written.
+    pub settings: NamespaceSettings,
     pub clients: Vec<Client>,
     /// `groups[0]` is the built-in `$all`.
     pub groups: Vec<Group>,
@@ -27,6 +29,14 @@ pub struct ResolvedPolicy {
     pub bindings: Vec<Binding>,
     pub ca_certificates: Vec<CaCertificate>,
     pub tests: Vec<PolicyTest>,
+}
+
+/// The namespace settings; `None` where the policy leaves Event Grid's default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NamespaceSettings {
+    pub maximum_session_expiry_in_hours: Option<u8>,
+    pub maximum_client_sessions_per_authentication_name: Option<u8>,
+    pub alternative_authentication_name_sources: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -109,6 +119,7 @@ pub struct CaCertificate {
     pub source: Sp<String>,
     /// The PEM text, read when the policy was compiled.
     pub pem: String,
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

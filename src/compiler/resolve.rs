@@ -20,7 +20,8 @@ pub struct ResolveContext<'a> {
 pub fn resolve(doc: &PolicyDoc, cx: &ResolveContext) -> (ResolvedPolicy, Diagnostics) {
     let mut diags = Vec::new();
     let mut policy = ResolvedPolicy {
-        namespace: doc.namespace.as_ref().map(|n| n.value.clone()),
+        namespace: doc.namespace.clone(),
+        settings: doc.settings.as_ref().map(settings).unwrap_or_default(),
         clients: Vec::new(),
         groups: vec![Group {
             name: Sp::unspanned(ALL_GROUP_NAME.to_string()),
@@ -40,6 +41,23 @@ pub fn resolve(doc: &PolicyDoc, cx: &ResolveContext) -> (ResolvedPolicy, Diagnos
     resolve_cas(doc, cx, &mut policy, &mut diags);
     policy.tests = doc.tests.iter().map(resolve_test).collect();
     (policy, diags)
+}
+
+/// The settings as the broker and the exports read them (the front end checked
+/// the ranges, 1-8 and 1-100, so they fit a byte).
+fn settings(s: &crate::source::model::SettingsDoc) -> NamespaceSettings {
+    let small = |v: &Option<Sp<i64>>| v.as_ref().and_then(|v| u8::try_from(v.value).ok());
+    NamespaceSettings {
+        maximum_session_expiry_in_hours: small(&s.maximum_session_expiry_in_hours),
+        maximum_client_sessions_per_authentication_name: small(
+            &s.maximum_client_sessions_per_authentication_name,
+        ),
+        alternative_authentication_name_sources: s
+            .alternative_authentication_name_sources
+            .iter()
+            .map(|v| v.value.clone())
+            .collect(),
+    }
 }
 
 /// Event Grid's client names: 1-128 characters of `[A-Za-z0-9-:._]`.
@@ -464,6 +482,7 @@ fn resolve_cas(
             name: ca.name.clone(),
             source,
             pem,
+            description: ca.description.as_ref().map(|d| d.value.clone()),
         });
     }
 }

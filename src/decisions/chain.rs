@@ -188,6 +188,7 @@ fn attr_text(v: &AttrValue) -> String {
     match v {
         AttrValue::Str(s) => s.clone(),
         AttrValue::Int(i) => i.to_string(),
+        AttrValue::Bool(b) => b.to_string(),
         AttrValue::Array(items) => format!("[{}]", items.join(", ")),
     }
 }

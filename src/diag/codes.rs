@@ -124,4 +124,10 @@ codes! {
     RedundantBinding = "TG605", Warning, "binding made redundant by another";
     /// See `src/analysis/rules/event_grid_limit.rs`.
     EventGridLimit = "TG701", Warning, "beyond an Event Grid limit";
+    /// See `src/analysis/rules/event_grid_name.rs`.
+    EventGridName = "TG702", Warning, "name Event Grid does not accept";
+    /// See `src/analysis/rules/event_grid_template.rs`.
+    EventGridTemplate = "TG703", Warning, "topic template Event Grid does not accept";
+    /// See `src/analysis/rules/event_grid_default_scheme.rs`.
+    EventGridDefaultScheme = "TG704", Warning, "client Event Grid authenticates by certificate subject";
 }

@@ -290,6 +290,7 @@ fn unescape(raw: &str) -> String {
 /// Top-level keywords, and the YAML section each fills.
 const TOP: &[(&str, &str)] = &[
     ("namespace", "namespace"),
+    ("settings", "topicSpacesConfiguration"),
     ("client", "clients"),
     ("group", "clientGroups"),
     ("topicspace", "topicSpaces"),
@@ -311,6 +312,7 @@ type Section = (Key, Vec<(Key, Node)>, Vec<Node>);
 fn lower_top(stmts: Vec<Stmt>, diags: &mut Diagnostics) -> Node {
     let mut sections: Vec<Section> = Vec::new();
     let mut namespace: Option<(Key, Node)> = None;
+    let mut settings: Option<(Key, Node)> = None;
     for s in stmts {
         let Some((_, section)) = TOP.iter().find(|(kw, _)| *kw == s.key.name) else {
             diags.push(
@@ -337,6 +339,19 @@ fn lower_top(stmts: Vec<Stmt>, diags: &mut Diagnostics) -> Node {
                 }
                 None => continue,
             }
+            continue;
+        }
+        if *section == "topicSpacesConfiguration" {
+            // `settings { maximumSessionExpiryInHours 2 ... }`: one block, no name.
+            extra_values(&s, &s.values, diags);
+            let body = lower_block_of(&s, &[], diags);
+            settings = Some((
+                Key {
+                    name: section.to_string(),
+                    span: s.key.span,
+                },
+                body,
+            ));
             continue;
         }
         let idx = match sections.iter().position(|(k, _, _)| k.name == *section) {
@@ -373,6 +388,9 @@ fn lower_top(stmts: Vec<Stmt>, diags: &mut Diagnostics) -> Node {
     let mut entries = Vec::new();
     if let Some(ns) = namespace {
         entries.push(ns);
+    }
+    if let Some(settings) = settings {
+        entries.push(settings);
     }
     for (key, named, tests) in sections {
         let span = key.span;

@@ -29,6 +29,41 @@ pub fn header_comment(text: &str) -> String {
 
 // ---------------------------------------------------------------- DSL
 
+/// A value printed in each form.
+struct Printed {
+    dsl: String,
+    yaml: String,
+}
+
+/// The namespace settings that are set, by their (shared) key, in order.
+fn settings_fields(s: &SettingsDoc) -> Vec<(&'static str, Printed)> {
+    let mut out = Vec::new();
+    let int = |i: i64| Printed {
+        dsl: i.to_string(),
+        yaml: i.to_string(),
+    };
+    if let Some(h) = &s.maximum_session_expiry_in_hours {
+        out.push(("maximumSessionExpiryInHours", int(h.value)));
+    }
+    if let Some(n) = &s.maximum_client_sessions_per_authentication_name {
+        out.push(("maximumClientSessionsPerAuthenticationName", int(n.value)));
+    }
+    if !s.alternative_authentication_name_sources.is_empty() {
+        out.push((
+            "alternativeAuthenticationNameSources",
+            Printed {
+                dsl: dsl_list(&s.alternative_authentication_name_sources),
+                yaml: yaml_list(
+                    s.alternative_authentication_name_sources
+                        .iter()
+                        .map(|v| v.value.clone()),
+                ),
+            },
+        ));
+    }
+    out
+}
+
 /// A DSL word (a name or keyword written without quotes), else a quoted string.
 fn dsl_atom(s: &str) -> String {
     let word = !s.is_empty()
@@ -77,6 +112,7 @@ fn dsl_attr(v: &AttrValue) -> String {
     match v {
         AttrValue::Str(s) => dsl_atom(s),
         AttrValue::Int(i) => i.to_string(),
+        AttrValue::Bool(b) => b.to_string(),
         AttrValue::Array(items) => format!(
             "[{}]",
             items
@@ -119,6 +155,17 @@ pub fn to_dsl(doc: &PolicyDoc, header: &str) -> String {
     };
     if let Some(ns) = &doc.namespace {
         let _ = writeln!(out, "namespace {}", dsl_atom(&ns.value));
+    }
+    if let Some(settings) = &doc.settings {
+        let fields: Vec<String> = settings_fields(settings)
+            .iter()
+            .map(|(k, v)| format!("{k} {}", v.dsl))
+            .collect();
+        if fields.is_empty() {
+            let _ = writeln!(out, "settings {{}}");
+        } else {
+            let _ = writeln!(out, "settings {{ {} }}", fields.join("; "));
+        }
     }
     for c in &doc.clients {
         section(&mut out);
@@ -276,6 +323,9 @@ pub fn to_dsl(doc: &PolicyDoc, header: &str) -> String {
         if let Some(e) = &ca.encoded_certificate {
             fields.push(format!("encodedCertificate {}", dsl_string(&e.value)));
         }
+        if let Some(d) = &ca.description {
+            fields.push(format!("description {}", dsl_string(&d.value)));
+        }
         let _ = writeln!(
             out,
             "ca {} {{ {} }}",
@@ -352,6 +402,17 @@ pub fn to_yaml(doc: &PolicyDoc, header: &str) -> String {
     if let Some(ns) = &doc.namespace {
         let _ = writeln!(out, "namespace: {}", yaml_str(&ns.value));
     }
+    if let Some(settings) = &doc.settings {
+        let fields = settings_fields(settings);
+        if fields.is_empty() {
+            let _ = writeln!(out, "topicSpacesConfiguration: {{}}");
+        } else {
+            let _ = writeln!(out, "topicSpacesConfiguration:");
+            for (k, v) in fields {
+                let _ = writeln!(out, "  {k}: {}", v.yaml);
+            }
+        }
+    }
     if !doc.clients.is_empty() {
         section(&mut out, "clients");
     }
@@ -390,6 +451,7 @@ pub fn to_yaml(doc: &PolicyDoc, header: &str) -> String {
                 let value = match &v.value {
                     AttrValue::Str(s) => yaml_str(s),
                     AttrValue::Int(i) => i.to_string(),
+                    AttrValue::Bool(b) => b.to_string(),
                     AttrValue::Array(items) => yaml_list(items.iter().cloned()),
                 };
                 let _ = writeln!(out, "      {}: {value}", yaml_str(&k.value));
@@ -500,6 +562,9 @@ pub fn to_yaml(doc: &PolicyDoc, header: &str) -> String {
         }
         if let Some(e) = &ca.encoded_certificate {
             let _ = writeln!(out, "    encodedCertificate: {}", yaml_str(&e.value));
+        }
+        if let Some(d) = &ca.description {
+            let _ = writeln!(out, "    description: {}", yaml_str(&d.value));
         }
     }
     if !doc.tests.is_empty() {

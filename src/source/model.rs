@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PolicyDoc {
     pub namespace: Option<Sp<String>>,
+    /// Event Grid's `topicSpacesConfiguration` settings of the namespace.
+    pub settings: Option<SettingsDoc>,
     pub clients: Vec<ClientDoc>,
     pub client_groups: Vec<GroupDoc>,
     pub topic_spaces: Vec<TopicSpaceDoc>,
@@ -15,18 +17,42 @@ pub struct PolicyDoc {
     pub tests: Vec<TestDoc>,
 }
 
+/// The namespace settings Event Grid keeps in `topicSpacesConfiguration`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettingsDoc {
+    pub span: Span,
+    /// 1-8 hours (Event Grid's default: 1).
+    pub maximum_session_expiry_in_hours: Option<Sp<i64>>,
+    /// 1-100 sessions (Event Grid's default: 1).
+    pub maximum_client_sessions_per_authentication_name: Option<Sp<i64>>,
+    /// Where else Event Grid may read a client's authentication name from a
+    /// certificate (`ClientCertificateSubject`, `ClientCertificateDns`, ...).
+    pub alternative_authentication_name_sources: Vec<Sp<String>>,
+}
+
+/// The values `alternativeAuthenticationNameSources` accepts (Event Grid preview API).
+pub const ALTERNATIVE_NAME_SOURCES: [&str; 5] = [
+    "ClientCertificateSubject",
+    "ClientCertificateDns",
+    "ClientCertificateUri",
+    "ClientCertificateIp",
+    "ClientCertificateEmail",
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ClientState {
     Enabled,
     Disabled,
 }
 
-/// An attribute value: Event Grid allows strings, integers and arrays of strings.
+/// An attribute value: Event Grid allows strings, integers, booleans and arrays of
+/// strings. (`Bool` is last so that artifacts written before it still decode.)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 pub enum AttrValue {
     Str(String),
     Int(i64),
     Array(Vec<String>),
+    Bool(bool),
 }
 
 impl AttrValue {
@@ -35,6 +61,7 @@ impl AttrValue {
             AttrValue::Str(_) => "string",
             AttrValue::Int(_) => "integer",
             AttrValue::Array(_) => "array of strings",
+            AttrValue::Bool(_) => "boolean",
         }
     }
 }
@@ -157,6 +184,7 @@ pub struct CaDoc {
     pub name: Sp<String>,
     pub file: Option<Sp<String>>,
     pub encoded_certificate: Option<Sp<String>>,
+    pub description: Option<Sp<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

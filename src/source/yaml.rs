@@ -175,6 +175,21 @@ fn syntax_error(e: &serde_saphyr::Error, text: &str) -> Diagnostic {
     diag
 }
 
+/// Event Grid's ARM property names, accepted as aliases of ours so that a resource
+/// can be pasted from a template: `(alias, our key)`. `policy fmt` prints our key.
+pub const ARM_ALIASES: &[(&str, &str)] = &[
+    ("clientCertificateAuthentication", "authentication"),
+    ("clientGroupName", "clientGroup"),
+    ("topicSpaceName", "topicSpace"),
+];
+
+fn canonical(key: &str) -> &str {
+    ARM_ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == key)
+        .map_or(key, |(_, ours)| ours)
+}
+
 /// Reads a mapping's fields one by one and reports the keys nobody asked for.
 struct Fields<'a> {
     entries: &'a [(Key, Node)],
@@ -190,8 +205,9 @@ impl<'a> Fields<'a> {
     ) -> Option<Self> {
         match &node.kind {
             NodeKind::Map(entries) => {
-                for (key, _) in entries {
-                    if !known.contains(&key.name.as_str()) {
+                for (i, (key, _)) in entries.iter().enumerate() {
+                    let ours = canonical(&key.name);
+                    if !known.contains(&ours) {
                         diags.push(
                             Diagnostic::new(
                                 Code::UnknownKey,
@@ -200,6 +216,23 @@ impl<'a> Fields<'a> {
                             .at(key.span)
                             .label("not a field of this resource")
                             .help(suggestion(&key.name, known.iter().copied())),
+                        );
+                    } else if let Some((first, _)) = entries[..i]
+                        .iter()
+                        .find(|(k, _)| k.name != key.name && canonical(&k.name) == ours)
+                    {
+                        diags.push(
+                            Diagnostic::new(
+                                Code::InvalidValue,
+                                format!(
+                                    "`{}` and `{}` are the same field of {what}",
+                                    first.name, key.name
+                                ),
+                            )
+                            .at(key.span)
+                            .label("second spelling")
+                            .related(first.span, "first spelling")
+                            .help(format!("keep only `{ours}`")),
                         );
                     }
                 }
@@ -219,19 +252,21 @@ impl<'a> Fields<'a> {
             }
         }
     }
-    /// The value of `key`; when it is absent, the value of the one unknown key that is
-    /// a misspelling of it (already reported as TG002 with "did you mean `key`?").
-    /// Reading on as if corrected, as rustc does, keeps the typo from cascading into
-    /// a missing field, an unknown topic space and denied wills: the one real error
-    /// is reported alone. The policy still has that error, so it never deploys.
+    /// The field `key`, written as `key` or as its ARM alias (the first one wins
+    /// when both are written, which is reported); when it is absent, the value of the
+    /// one unknown key that is a misspelling of it (already reported as TG002 with
+    /// "did you mean `key`?"). Reading on as if corrected, as rustc does, keeps the
+    /// typo from cascading into a missing field, an unknown topic space and denied
+    /// wills: the one real error is reported alone. The policy still has that error,
+    /// so it never deploys.
     fn get(&self, key: &str) -> Option<&'a Node> {
         debug_assert!(self.known.contains(&key));
         self.entries
             .iter()
-            .find(|(k, _)| k.name == key)
+            .find(|(k, _)| canonical(&k.name) == key)
             .or_else(|| {
                 let mut misspelt = self.entries.iter().filter(|(k, _)| {
-                    !self.known.contains(&k.name.as_str())
+                    !self.known.contains(&canonical(&k.name))
                         && did_you_mean(&k.name, self.known.iter().copied()) == Some(key)
                 });
                 match (misspelt.next(), misspelt.next()) {
@@ -336,6 +371,7 @@ fn key_sp(key: &Key) -> Sp<String> {
 
 const TOP: &[&str] = &[
     "namespace",
+    "topicSpacesConfiguration",
     "clients",
     "clientGroups",
     "topicSpaces",
@@ -352,6 +388,9 @@ pub(crate) fn read_policy(root: &Node, diags: &mut Diagnostics) -> PolicyDoc {
         return doc;
     };
     doc.namespace = opt_string(&f, "namespace", "`namespace`", diags);
+    doc.settings = f
+        .get("topicSpacesConfiguration")
+        .and_then(|n| read_settings(n, diags));
     for (key, body) in named_entries(f.get("clients"), "clients", diags) {
         if let Some(c) = read_client(key, body, diags) {
             doc.clients.push(c);
@@ -391,6 +430,75 @@ pub(crate) fn read_policy(root: &Node, diags: &mut Diagnostics) -> PolicyDoc {
         }
     }
     doc
+}
+
+const SETTINGS: &[&str] = &[
+    "maximumSessionExpiryInHours",
+    "maximumClientSessionsPerAuthenticationName",
+    "alternativeAuthenticationNameSources",
+];
+
+/// `topicSpacesConfiguration:`; the ranges are Event Grid's, checked here because
+/// no broker accepts values outside them.
+fn read_settings(node: &Node, diags: &mut Diagnostics) -> Option<SettingsDoc> {
+    let f = Fields::new(node, "`topicSpacesConfiguration`", SETTINGS, diags)?;
+    let mut int_in = |key: &str, range: std::ops::RangeInclusive<i64>| {
+        let n = f.get(key)?;
+        match &n.kind {
+            NodeKind::Int(i) if range.contains(i) => Some(Sp::new(*i, n.span)),
+            NodeKind::Int(_) | NodeKind::BigInt(_) => {
+                diags.push(
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        format!(
+                            "`{key}` must be between {} and {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    )
+                    .at(n.span)
+                    .label("out of range"),
+                );
+                None
+            }
+            other => {
+                diags.push(wrong_type(
+                    n,
+                    &format!("`{key}` must be an integer"),
+                    other.type_name(),
+                ));
+                None
+            }
+        }
+    };
+    let maximum_session_expiry_in_hours = int_in("maximumSessionExpiryInHours", 1..=8);
+    let maximum_client_sessions_per_authentication_name =
+        int_in("maximumClientSessionsPerAuthenticationName", 1..=100);
+    let mut sources = Vec::new();
+    if let Some(n) = f.get("alternativeAuthenticationNameSources") {
+        for s in string_list(n, "`alternativeAuthenticationNameSources`", diags) {
+            match ALTERNATIVE_NAME_SOURCES
+                .iter()
+                .find(|k| k.eq_ignore_ascii_case(&s.value))
+            {
+                Some(k) => sources.push(Sp::new(k.to_string(), s.span)),
+                None => diags.push(
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        format!("unknown authentication name source `{}`", s.value),
+                    )
+                    .at(s.span)
+                    .help(suggestion(&s.value, ALTERNATIVE_NAME_SOURCES)),
+                ),
+            }
+        }
+    }
+    Some(SettingsDoc {
+        span: node.span,
+        maximum_session_expiry_in_hours,
+        maximum_client_sessions_per_authentication_name,
+        alternative_authentication_name_sources: sources,
+    })
 }
 
 const CLIENT: &[&str] = &[
@@ -466,6 +574,7 @@ fn read_attributes(node: &Node, diags: &mut Diagnostics) -> Vec<(Sp<String>, Sp<
         let v = match &value.kind {
             NodeKind::Str(s) => AttrValue::Str(s.clone()),
             NodeKind::Int(i) => AttrValue::Int(*i),
+            NodeKind::Bool(b) => AttrValue::Bool(*b),
             NodeKind::Seq(items) => {
                 let mut strings = Vec::new();
                 for item in items {
@@ -501,7 +610,7 @@ fn read_attributes(node: &Node, diags: &mut Diagnostics) -> Vec<(Sp<String>, Sp<
                     wrong_type(
                         value,
                         &format!(
-                            "attribute `{}` must be a string, an integer or a list of strings",
+                            "attribute `{}` must be a string, an integer, a boolean or a list of strings",
                             key.name
                         ),
                         other.type_name(),
@@ -777,6 +886,7 @@ fn read_ca(key: &Key, body: &Node, diags: &mut Diagnostics) -> Option<CaDoc> {
         );
     }
     Some(CaDoc {
+        description: opt_string(&f, "description", "`description`", diags),
         name,
         file,
         encoded_certificate,

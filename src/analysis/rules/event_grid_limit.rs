@@ -1,7 +1,7 @@
 //! ## What it does
 //! Reports what goes beyond Azure Event Grid's limits (semantics.md §1): more than 10
-//! client groups, 10 topic spaces, 10 templates in a topic space or 100 permission
-//! bindings in a namespace; client attributes of 4 KB or more; more than 2 allowed
+//! client groups, 10 topic spaces, 10 templates in a topic space, 100 permission
+//! bindings or 10 CA certificates in a namespace; client attributes of 4 KB or more; more than 2 allowed
 //! thumbprints; and password authentication, which Event Grid does not offer. These
 //! are warnings for the local broker and errors with `--target eventgrid`.
 //!
@@ -28,6 +28,7 @@ pub const MAX_TEMPLATES: usize = 10;
 pub const MAX_BINDINGS: usize = 100;
 pub const MAX_ATTRIBUTE_BYTES: usize = 4096;
 pub const MAX_THUMBPRINTS: usize = 2;
+pub const MAX_CA_CERTIFICATES: usize = 10;
 
 pub fn check(cx: &Context, out: &mut Diagnostics) {
     let policy = cx.resolved();
@@ -49,6 +50,9 @@ pub fn check(cx: &Context, out: &mut Diagnostics) {
     if let Some(b) = policy.bindings.get(MAX_BINDINGS) {
         limit(b.name.span, format!("{} permission bindings; Event Grid allows {MAX_BINDINGS} per namespace", policy.bindings.len()), "bind broader groups");
     }
+    if let Some(ca) = policy.ca_certificates.get(MAX_CA_CERTIFICATES) {
+        limit(ca.name.span, format!("{} CA certificates; Event Grid allows {MAX_CA_CERTIFICATES} per namespace", policy.ca_certificates.len()), "issue client certificates from fewer CAs");
+    }
     for c in &policy.clients {
         let size: usize = c
             .attributes
@@ -58,6 +62,7 @@ pub fn check(cx: &Context, out: &mut Diagnostics) {
                     + match &v.value {
                         AttrValue::Str(s) => s.len(),
                         AttrValue::Int(i) => i.to_string().len(),
+                        AttrValue::Bool(b) => b.to_string().len(),
                         AttrValue::Array(items) => items.iter().map(String::len).sum(),
                     }
             })

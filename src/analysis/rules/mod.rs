@@ -70,6 +70,9 @@ rules! {
     client_without_permission => ClientWithoutPermission,
     redundant_binding => RedundantBinding,
     event_grid_limit => EventGridLimit,
+    event_grid_name => EventGridName,
+    event_grid_template => EventGridTemplate,
+    event_grid_default_scheme => EventGridDefaultScheme,
 }
 
 /// The rule that reports `code`, if the verifier (rather than the front end) does.

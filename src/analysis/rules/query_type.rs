@@ -20,6 +20,7 @@
 //! Use instead: `attributes.floor > 2`.
 
 use super::super::Context;
+use crate::compiler::membership::bool_literal;
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::source::query::{for_each_leaf, CmpOp, Literal, Operand, Query};
 use std::collections::{BTreeSet, HashMap};
@@ -81,6 +82,10 @@ fn mismatch(
             let fits = match lit {
                 Literal::Int(..) => known.contains("integer"),
                 Literal::Str(..) => known.contains("string") || known.contains("array of strings"),
+            } || match lit {
+                // A boolean is compared with `'true'` or `'false'` (decision 0019).
+                Literal::Str(s, _) => known.contains("boolean") && bool_literal(s).is_some(),
+                Literal::Int(..) => false,
             };
             if op.is_ordering() && !known.contains("integer") {
                 let held = known.iter().map(|t| article(t)).collect::<Vec<_>>().join(" or ");
@@ -93,6 +98,7 @@ fn mismatch(
                 let held = known.iter().map(|t| article(t)).collect::<Vec<_>>().join(" or ");
                 let help = match lit {
                     Literal::Int(i, _) => format!("quote the value to compare strings: `'{i}'`"),
+                    Literal::Str(..) if known.contains("boolean") => "compare a boolean with `'true'` or `'false'`".to_string(),
                     Literal::Str(s, _) => format!("write the integer without quotes, e.g. `{s}`"),
                 };
                 (format!("attribute `{key}` is {held} on every client that has it, compared with {} {lit}", article(lit.type_name())), help)
@@ -115,6 +121,7 @@ fn label(operand: &Operand, op: CmpOp, lit: &Literal, types: &HashMap<&str, BTre
 fn article(type_name: &str) -> String {
     match type_name {
         "integer" | "array of strings" => format!("an {type_name}"),
+        "boolean" => "a boolean".to_string(),
         other => format!("a {other}"),
     }
 }
