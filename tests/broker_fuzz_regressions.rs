@@ -36,12 +36,11 @@ async fn publish_then(bad: &[u8]) -> (Option<Packet>, Vec<Packet>) {
 /// §4.6): a PUBLISH in the same TCP segment as a second CONNECT, or as a PUBLISH
 /// with Topic Alias 0, is delivered before the broker disconnects (0x82).
 ///
-/// Fails today: `Connection::feed_codec` decodes a whole read before acting, the
-/// codec's error on the bad packet sets `end`, and `act_on_inbox` then clears the
-/// packets decoded before it (src/broker/connection.rs, owned by the "conn"
-/// work of issue 11; reported to the lead). Remove the `ignore` with that fix.
+/// Found by the fuzzer: `Conn::feed_codec` decodes a whole read before acting,
+/// and the codec's error on the bad packet used to end the connection at once,
+/// so the packets decoded before it were dropped (now `decode_failed` waits for
+/// them).
 #[tokio::test]
-#[ignore = "bug in connection.rs: packets before a protocol error in the same read are dropped"]
 async fn packets_before_a_protocol_error_in_the_same_read_are_acted_on() {
     let second_connect = v5_connect("pub", Some("admin")).to_continuous_buffer();
     let alias_zero = [0x30, 0x08, 0x00, 0x01, b'a', 0x03, 0x23, 0x00, 0x00, b'x'];

@@ -105,6 +105,10 @@ pub struct Conn<S> {
     pub(super) frames: FrameScan,
     /// What the scan found wrong; acted on after the packets before it.
     pub(super) fault: Option<Fault>,
+    /// The codec failed to decode a packet of the bytes just fed: what it asked to
+    /// send (its DISCONNECT). Like `fault`, acted on after the packets decoded
+    /// before it, so that they are not lost and their answers go first.
+    pub(super) decode_failed: Option<Vec<u8>>,
     /// A packet arrived in the bytes just fed (restarts the keep-alive period).
     pub(super) heard: bool,
     /// Deliveries taken from the session's mailbox, being encoded.
@@ -186,6 +190,7 @@ where
         client_receive_maximum: u16::MAX,
         frames: FrameScan::default(),
         fault: None,
+        decode_failed: None,
         heard: false,
         mail: VecDeque::new(),
         mail_left: false,
@@ -549,19 +554,53 @@ where
 
     fn feed_codec(&mut self, data: &[u8]) {
         let mut cursor = Cursor::new(data);
-        while (cursor.position() as usize) < data.len() && self.end.is_none() {
+        while (cursor.position() as usize) < data.len()
+            && self.end.is_none()
+            && self.decode_failed.is_none()
+        {
             let before = cursor.position();
             let events = self.mqtt.recv(&mut cursor);
-            self.handle_events(events);
+            if events.iter().any(|e| matches!(e, Event::NotifyError(_))) {
+                self.defer_decode_failure(events);
+            } else {
+                self.handle_events(events);
+            }
             if cursor.position() == before {
                 break;
             }
         }
     }
 
+    /// A packet the codec could not decode ends the connection, but only after
+    /// the packets before it in the same read were acted on (`process_inbox`):
+    /// what it asked to send waits in `decode_failed` until then.
+    fn defer_decode_failure(&mut self, events: Vec<Event>) {
+        let mut out = Vec::new();
+        for ev in events {
+            match ev {
+                Event::RequestSendPacket { packet, .. } => {
+                    out.extend_from_slice(&packet.to_continuous_buffer());
+                }
+                Event::NotifyError(e) => {
+                    self.shared.stats.protocol_errors.inc();
+                    info!(peer = %self.peer, error = %e, "packet not decodable: closing after the packets before it");
+                }
+                Event::RequestClose => {}
+                other => self.handle_event(other),
+            }
+        }
+        self.decode_failed = Some(out);
+    }
+
     /// Acts on the codec's events: bytes to write, timers, errors, packets.
     pub fn handle_events(&mut self, events: Vec<Event>) {
         for ev in events {
+            self.handle_event(ev);
+        }
+    }
+
+    fn handle_event(&mut self, ev: Event) {
+        {
             match ev {
                 Event::RequestSendPacket { packet, .. } => {
                     self.out.extend_from_slice(&packet.to_continuous_buffer());
@@ -627,6 +666,12 @@ where
             match wait {
                 Wait::Connect(info) => Box::pin(self.on_connect(*info)).await,
                 Wait::Room => Box::pin(self.relieve(&mut own)).await,
+            }
+        }
+        if let Some(disconnect) = self.decode_failed.take() {
+            if self.end.is_none() {
+                self.out.extend_from_slice(&disconnect);
+                self.end = Some(End::Abnormal);
             }
         }
         if let (Some(fault), None) = (self.fault, self.end) {
