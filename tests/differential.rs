@@ -65,11 +65,12 @@ fn query(c: &mut Choices, depth: u32) -> String {
             c.one(&["=", "!=", "<>"]),
             c.one(AUTH_NAME_LITERALS)
         ),
-        // k4 is an array, an integer or a string depending on the client (issue 12).
+        // k4 is an array, an integer, a string or a boolean depending on the
+        // client (issues 12 and 13).
         5 => format!(
             "attributes.k4 {} {}",
             c.one(&["=", "!=", "<>", "<", ">="]),
-            c.one(&["1", "3", "'a'", "'3'", "'x1'"])
+            c.one(&["1", "3", "'a'", "'3'", "'x1'", "'true'", "'FALSE'"])
         ),
         6 => format!(
             "attributes.k4 IN [{}, {}]",
@@ -131,7 +132,7 @@ fn policy(c: &mut Choices) -> String {
             1 => y += &format!("      k3: \"{}\"\n", c.one(STRINGS)),
             _ => {}
         }
-        match c.pick(4) {
+        match c.pick(5) {
             0 => {
                 y += &format!(
                     "      k4: [\"{}\", \"{}\"]\n",
@@ -141,6 +142,7 @@ fn policy(c: &mut Choices) -> String {
             }
             1 => y += &format!("      k4: {}\n", c.pick(4)),
             2 => y += &format!("      k4: \"{}\"\n", c.one(STRINGS)),
+            3 => y += &format!("      k4: {}\n", c.one(&["true", "false"])),
             _ => {}
         }
     }

@@ -162,6 +162,8 @@ enum Value<'c> {
         ignore_case: bool,
     },
     Int(i64),
+    /// Equals the string literal `'true'` or `'false'`, in any case (decision 0019).
+    Bool(bool),
     List(&'c [String]),
 }
 
@@ -177,6 +179,7 @@ fn value_of<'c>(operand: &Operand, client: &'c Client) -> Option<Value<'c>> {
                 ignore_case: false,
             },
             AttrValue::Int(i) => Value::Int(*i),
+            AttrValue::Bool(b) => Value::Bool(*b),
             AttrValue::Array(items) => Value::List(items),
         }),
     }
@@ -229,6 +232,21 @@ fn compare(value: &Value, op: CmpOp, literal: &Literal) -> bool {
                 _ => false,
             }
         }
+        Value::Bool(b) => {
+            let Literal::Str(s, _) = literal else {
+                return false;
+            };
+            let l = match s.to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => return false,
+            };
+            match op {
+                CmpOp::Eq => *b == l,
+                CmpOp::Ne => *b != l,
+                _ => false,
+            }
+        }
         Value::Int(v) => {
             let Literal::Int(l, _) = literal else {
                 return false;
@@ -255,7 +273,8 @@ fn variable_text(client: &Client, var: &Var) -> Option<String> {
         Var::Attribute(key) => match &client.attributes.get(key)?.value {
             AttrValue::Str(s) => s.clone(),
             AttrValue::Int(i) => format!("{i}"),
-            AttrValue::Array(_) => return None,
+            // A boolean fills no template variable (decision 0019).
+            AttrValue::Bool(_) | AttrValue::Array(_) => return None,
         },
     };
     let changes_shape =
