@@ -4,6 +4,7 @@ use super::config::IdentityMode;
 use super::connection::{log_denial, Conn, End};
 use super::message::{qos_u8, Message};
 use super::session::Claim;
+use super::stats::{Action, DenialCode};
 use super::topic;
 use super::will::Will;
 use crate::decisions::access::{AccessPolicy, ClientId, PasswordCheck, RefusalKind};
@@ -120,6 +121,16 @@ enum Refusal {
     Busy,
 }
 
+impl Refusal {
+    /// The denial metric's reason code of an identity refusal.
+    fn denial_code(self) -> DenialCode {
+        match self {
+            Refusal::BadCredentials => DenialCode::BadCredentials,
+            _ => DenialCode::NotAuthorized,
+        }
+    }
+}
+
 static NEXT_ASSIGNED: AtomicU64 = AtomicU64::new(1);
 
 impl<S> Conn<S>
@@ -150,6 +161,7 @@ where
             Ok(c) => c,
             Err((why, logged, told)) => {
                 log_denial(&who, &info.client_id, "connect", "", &logged);
+                self.shared.stats.denied(Action::Connect, why.denial_code());
                 return self.refuse(&info, why, Some(told));
             }
         };
@@ -157,6 +169,9 @@ where
         if !policy.is_enabled(client) {
             let reason = "the client is disabled".to_string();
             log_denial(&auth_name, &info.client_id, "connect", "", &reason);
+            self.shared
+                .stats
+                .denied(Action::Connect, DenialCode::NotAuthorized);
             return self.refuse(&info, Refusal::NotAuthorized, Some(reason));
         }
 
@@ -185,6 +200,9 @@ where
                     &w.topic,
                     &verdict.reason,
                 );
+                self.shared
+                    .stats
+                    .denied(Action::Will, DenialCode::NotAuthorized);
                 return self.refuse(&info, Refusal::NotAuthorized, Some(reason));
             }
         }
@@ -232,6 +250,9 @@ where
             Claim::WrongOwner | Claim::Wait(_) => {
                 let reason = "the client ID is in use by another authentication name".to_string();
                 log_denial(&auth_name, &client_id, "connect", "", &reason);
+                self.shared
+                    .stats
+                    .denied(Action::Connect, DenialCode::NotAuthorized);
                 return self.refuse(&info, Refusal::NotAuthorized, Some(reason));
             }
         };

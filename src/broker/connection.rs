@@ -12,6 +12,7 @@ use super::frame::FrameScan;
 use super::message::Message;
 use super::session::{Deliver, Delivery, Inflight, Kick, Session};
 use super::state::Shared;
+use super::stats::DropReason;
 use super::tls::PeerCertificates;
 use super::will::Will;
 use crate::decisions::access::ClientId;
@@ -360,7 +361,9 @@ where
         let mut blocked = std::mem::take(&mut self.blocked);
         for (target, d) in blocked.drain(..) {
             if !self.deliver_waiting(&target, d, deadline, own).await {
-                self.shared.stats.messages_dropped.inc();
+                self.shared
+                    .stats
+                    .drop_message(DropReason::PublisherWaitExpired);
             }
         }
         self.blocked = blocked;
@@ -476,7 +479,7 @@ where
         match e {
             // Outgoing packets the client's limits forbid: drop them, keep the connection.
             MqttError::PacketTooLarge if self.end.is_none() => {
-                self.shared.stats.messages_dropped.inc();
+                self.shared.stats.drop_message(DropReason::PacketTooLarge);
                 debug!(peer = %self.peer, "packet larger than the client's maximum: dropped");
             }
             MqttError::PacketNotAllowedToSend | MqttError::ReceiveMaximumExceeded
@@ -717,7 +720,7 @@ where
             return;
         }
         if self.pending.len() >= self.shared.config.max_queued_messages {
-            self.shared.stats.messages_dropped.inc();
+            self.shared.stats.drop_message(DropReason::QueueFull);
             return;
         }
         self.pending.push_back(d);
@@ -752,8 +755,10 @@ where
     /// Encodes one delivery for this client's protocol version and sends it.
     fn deliver(&mut self, d: Delivery) {
         if d.msg.expired() {
+            self.shared.stats.drop_message(DropReason::Expired);
             return;
         }
+        self.shared.stats.delivered(d.qos);
         // MQTT 3.1.1 QoS 0 carries no state in the codec: encode it straight into
         // the output, without building a packet object (the hot path of fan-out).
         if d.qos == Qos::AtMostOnce && self.mqtt.get_protocol_version() == Version::V3_1_1 {
@@ -771,7 +776,7 @@ where
                 Err(_) => {
                     // No identifier left (the window check makes this unreachable in
                     // practice): drop rather than spin.
-                    self.shared.stats.messages_dropped.inc();
+                    self.shared.stats.drop_message(DropReason::NoPacketId);
                     return;
                 }
             }

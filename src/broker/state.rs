@@ -6,7 +6,7 @@ use super::policy::PolicyHandle;
 use super::retained::Retained;
 use super::router::Router;
 use super::session::{Deliver, Delivery, Session, Sessions};
-use super::stats::Stats;
+use super::stats::{DropReason, Stats};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -45,10 +45,10 @@ impl Shared {
             };
             match t.session.deliver(d, self.config.max_queued_messages) {
                 Deliver::Queued => {}
-                Deliver::Dropped => self.stats.messages_dropped.inc(),
+                Deliver::Dropped => self.stats.drop_message(DropReason::QueueFull),
                 Deliver::Full(d) => match blocked.as_deref_mut() {
                     Some(b) => b.push((t.session, d)),
-                    None => self.stats.messages_dropped.inc(),
+                    None => self.stats.drop_message(DropReason::QueueFull),
                 },
             }
         }

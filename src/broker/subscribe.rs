@@ -5,6 +5,7 @@ use super::connection::{log_denial, Conn, End};
 use super::message::{min_qos, qos_from_u8, qos_u8};
 use super::router::SubOptions;
 use super::session::Delivery;
+use super::stats::{Action, DenialCode};
 use super::topic;
 use mqtt_protocol_core::mqtt::packet::{
     v3_1_1, v5_0, Property, Qos, ReasonString, RetainHandling, SubEntry,
@@ -125,6 +126,9 @@ where
             };
             if !verdict.allowed {
                 self.shared.stats.subscribe_denied.inc();
+                self.shared
+                    .stats
+                    .denied(Action::Subscribe, DenialCode::NotAuthorized);
                 log_denial(&auth_name, &client_id, "subscribe", raw, &verdict.reason);
                 outcomes.push(Outcome::NotAuthorized(format!(
                     "subscribe to `{raw}` is not allowed: {}",
