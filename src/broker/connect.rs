@@ -355,6 +355,7 @@ where
             clean_start = info.clean_start, session_present = present, peer = %self.peer,
             "client connected"
         );
+        self.shared.events.connected(&auth_name, &client_id);
         self.attach(
             client_id,
             auth_name,

@@ -8,6 +8,7 @@
 //! an await.
 
 use super::encode;
+use super::events::DisconnectionReason;
 use super::frame::FrameScan;
 use super::message::Message;
 use super::session::{Deliver, Delivery, Inflight, Kick, Session};
@@ -104,6 +105,8 @@ pub struct Conn<S> {
     /// Copies of this client's PUBLISH that met a full mailbox: the connection
     /// waits for room (and reads nothing meanwhile) before its next packet.
     pub(super) blocked: Vec<(Arc<Session>, Delivery)>,
+    /// Why the connection is ending, when known before it ends (lifecycle events).
+    pub(super) disconnection: Option<DisconnectionReason>,
 }
 
 /// Serves one connection on `io` until it ends. Works on any byte stream
@@ -173,6 +176,7 @@ where
         mail: VecDeque::new(),
         mail_left: false,
         blocked: Vec::new(),
+        disconnection: None,
         certificate,
     };
     async move {
@@ -334,6 +338,8 @@ where
         self.mail = mail;
         if got.detached {
             // The session no longer knows this connection.
+            self.disconnection
+                .get_or_insert(DisconnectionReason::SessionTakenOver);
             self.end.get_or_insert(End::Abnormal);
             return;
         }
@@ -495,6 +501,8 @@ where
                     .map(|c| c.client_id.clone())
                     .unwrap_or_default();
                 info!(peer = %self.peer, client_id = %who, error = %e, "protocol error, closing");
+                self.disconnection
+                    .get_or_insert(DisconnectionReason::ClientError);
                 self.end.get_or_insert(End::Abnormal);
             }
         }
@@ -641,6 +649,8 @@ where
                 }
             }
         }
+        self.disconnection
+            .get_or_insert(DisconnectionReason::ClientInitiatedDisconnect);
         self.end = Some(if code == DisconnectReasonCode::NormalDisconnection {
             End::Normal
         } else {
@@ -656,6 +666,8 @@ where
 
     /// MQTT 5: DISCONNECT with `code` (and a reason string) before closing; 3.1.1: just close.
     pub fn server_disconnect(&mut self, code: DisconnectReasonCode, reason: Option<&str>) {
+        self.disconnection
+            .get_or_insert(DisconnectionReason::of_server_code(code));
         if self.mqtt.get_protocol_version() == Version::V5_0 && self.client.is_some() {
             let mut b = v5_0::Disconnect::builder().reason_code(code);
             if let Some(r) = reason {
@@ -829,6 +841,10 @@ where
             packets: self.mqtt.get_stored_packets(),
             qos2_handled: self.mqtt.get_qos2_publish_handled(),
         });
+        let why = DisconnectionReason::at_end(self.end, self.disconnection);
+        self.shared
+            .events
+            .disconnected(&client.auth_name, &client.client_id, why);
         let shared = self.shared.clone();
         // Undelivered QoS 1/2 messages go back to the (now offline) session.
         let mut undelivered = std::mem::take(&mut self.pending);

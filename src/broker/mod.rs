@@ -7,15 +7,18 @@
 //! - `will`: Last Will and Testament
 //! - `router`: the subscription trie; `retained`: retained messages
 //! - `policy`: the swappable policy handle; `config`: limits; `stats`: counters
+//! - `events`: lifecycle events (CloudEvents); `metrics`: the Prometheus endpoint
 pub mod config;
 mod connect;
 pub mod connection;
 pub mod encode;
+pub mod events;
 pub mod frame;
 pub mod fuzzing;
 pub mod limits;
 pub mod listeners;
 pub mod message;
+pub mod metrics;
 pub mod policy;
 mod publish;
 pub mod reload;

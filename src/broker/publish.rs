@@ -1,6 +1,7 @@
 //! PUBLISH from a client: validation, authorization (semantics.md §4) and routing.
 
 use super::connection::{log_denial, Conn, End};
+use super::events::DisconnectionReason;
 use super::message::{qos_u8, Message};
 use super::stats::{Action, DenialCode};
 use super::topic;
@@ -72,6 +73,8 @@ where
             }
             if !v5 {
                 // 3.1.1 has no negative acknowledgement: close (as Event Grid does).
+                self.disconnection
+                    .get_or_insert(DisconnectionReason::ClientAuthorizationError);
                 self.end.get_or_insert(End::Abnormal);
                 return;
             }

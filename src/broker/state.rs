@@ -1,6 +1,7 @@
 //! State shared by every connection: policy, sessions, subscriptions, retained messages.
 
 use super::config::{BrokerConfig, IdentityMode};
+use super::events::EventSink;
 use super::message::Message;
 use super::policy::PolicyHandle;
 use super::retained::Retained;
@@ -20,6 +21,7 @@ pub struct Shared {
     pub router: Router,
     pub retained: Retained,
     pub stats: Stats,
+    pub events: EventSink,
     /// Flips to true when the broker shuts down.
     pub shutdown: watch::Receiver<bool>,
 }

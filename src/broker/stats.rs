@@ -154,10 +154,6 @@ pub struct Stats {
     pub dropped: [Counter; DropReason::ALL.len()],
     /// Denials by [`Action`] and [`DenialCode`] (in their `ALL` order).
     pub denials: [[Counter; DenialCode::ALL.len()]; Action::ALL.len()],
-    /// Lifecycle events that found the sink's queue full and were dropped.
-    pub events_dropped: Counter,
-    /// Lifecycle events the sink could not write or send.
-    pub events_failed: Counter,
     /// Listeners' connection gauges; locked only when a listener opens and at scrape.
     listeners: Mutex<Vec<Arc<ListenerGauge>>>,
 }

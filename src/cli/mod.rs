@@ -14,6 +14,7 @@ pub mod load;
 pub mod output;
 pub mod query;
 pub mod serve;
+pub mod serve_ops;
 pub mod test;
 
 use clap::{CommandFactory, Parser, Subcommand};

@@ -5,7 +5,7 @@
 //! start on errors) or a compiled artifact. Listeners open only where a flag asks
 //! for one; `--dev` with no listener flag opens 127.0.0.1:1883.
 
-use super::{exit, output};
+use super::{exit, output, serve_ops};
 use crate::broker::limits as fd_limits;
 use crate::broker::listeners::{self, Transport};
 use crate::broker::tls::{self, ServerCertificate, TlsListener};
@@ -51,6 +51,8 @@ pub struct ServeArgs {
     /// Broker limits (YAML or JSON; keys as in `BrokerConfig`, e.g. `maxConnections`).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub ops: serve_ops::OpsArgs,
 }
 
 pub fn run(args: ServeArgs) -> u8 {
@@ -75,6 +77,7 @@ pub fn run(args: ServeArgs) -> u8 {
             );
         }
     }
+    let namespace = loaded.policy.policy.namespace.clone();
     let policy: Arc<dyn AccessPolicy> = Arc::new(loaded.policy);
 
     let config = match &args.config {
@@ -220,7 +223,8 @@ pub fn run(args: ServeArgs) -> u8 {
         };
         listeners.push((addr, transport));
     }
-    rt.block_on(serve(policy, config, identity, listeners))
+    let ops = (args.ops, namespace);
+    rt.block_on(serve(policy, config, identity, listeners, ops))
 }
 
 /// The TLS handshake settings of `--mqtts` and `--wss`, from the server's files.
@@ -235,11 +239,19 @@ async fn serve(
     config: BrokerConfig,
     identity: IdentityMode,
     listeners: Vec<(SocketAddr, Transport)>,
+    (ops, namespace): (serve_ops::OpsArgs, Option<String>),
 ) -> u8 {
     let signals = StopSignals::install();
     let hash = policy.policy_hash();
     let broker = Broker::new(policy, config, identity);
     info!(policy_sha256 = %hash, "policy loaded");
+    let ops = match serve_ops::start(&ops, &broker, namespace.as_deref()).await {
+        Ok(ops) => ops,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::ERROR;
+        }
+    };
     for (addr, transport) in listeners {
         let scheme = transport.scheme();
         match listeners::listen(&broker, addr, transport).await {
@@ -255,9 +267,12 @@ async fn serve(
             }
         }
     }
+    ops.listening();
     signals.wait().await;
     info!("shutting down");
+    ops.stopping();
     broker.shutdown().await;
+    ops.stopped(&broker).await;
     exit::OK
 }
 

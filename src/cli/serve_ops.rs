@@ -1,0 +1,85 @@
+//! The operations flags of `topicgate serve`: the metrics endpoint and the
+//! lifecycle events sink.
+
+use crate::broker::events::{self, EventsError};
+use crate::broker::metrics::{self, Readiness};
+use crate::broker::Broker;
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tracing::info;
+
+#[derive(Debug, Clone, Args)]
+pub struct OpsArgs {
+    /// Serve Prometheus metrics at http://ADDR/metrics, and /healthz and /readyz.
+    #[arg(long = "metrics", value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Append client session lifecycle events (Event Grid's
+    /// MQTTClientSessionConnected/Disconnected, CloudEvents JSON) to FILE, one per line.
+    #[arg(long = "events-file", value_name = "FILE")]
+    pub events_file: Option<PathBuf>,
+}
+
+/// What the operations side needs to hear from the serve loop.
+pub struct Ops {
+    pub ready: Readiness,
+    /// Where the metrics endpoint listens.
+    pub metrics: Option<SocketAddr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error(transparent)]
+    Events(#[from] EventsError),
+    #[error("cannot serve metrics on {0}: {1}")]
+    Metrics(SocketAddr, #[source] std::io::Error),
+}
+
+/// Starts the sinks and the endpoint `args` ask for, before any listener opens.
+/// `namespace` is the policy's, if it declares one.
+pub async fn start(
+    args: &OpsArgs,
+    broker: &Broker,
+    namespace: Option<&str>,
+) -> Result<Ops, OpsError> {
+    let ready = Readiness::default();
+    let mut metrics_addr = None;
+    if let Some(path) = &args.events_file {
+        let namespace = namespace.unwrap_or(events::DEFAULT_NAMESPACE);
+        broker.shared().events.start(namespace, path).await?;
+        info!(path = %path.display(), namespace, "writing lifecycle events");
+    }
+    if let Some(addr) = args.metrics {
+        let (local, _task) = metrics::serve(broker.shared().clone(), addr, ready.clone())
+            .await
+            .map_err(|e| OpsError::Metrics(addr, e))?;
+        metrics_addr = Some(local);
+    }
+    Ok(Ops {
+        ready,
+        metrics: metrics_addr,
+    })
+}
+
+impl Ops {
+    /// Every listener is open.
+    pub fn listening(&self) {
+        if let Some(local) = self.metrics {
+            info!(metrics = %format!("http://{local}/metrics"), "serving metrics");
+            // Scripts read this line to learn an ephemeral port (after the listeners').
+            println!("metrics on http://{local}/metrics");
+        }
+        self.ready.set(true);
+    }
+
+    /// The broker is stopping: not ready any more.
+    pub fn stopping(&self) {
+        self.ready.set(false);
+    }
+
+    /// The broker stopped: write the last events (bounded).
+    pub async fn stopped(&self, broker: &Broker) {
+        broker.shared().events.flush(Duration::from_secs(5)).await;
+    }
+}
