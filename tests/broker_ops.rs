@@ -34,6 +34,11 @@ impl Drop for Served {
 
 /// Starts `serve --dev` on the LWT policy with metrics and an events file.
 fn serve() -> Served {
+    serve_with(&[])
+}
+
+/// Like [`serve`], with more flags.
+fn serve_with(extra: &[&str]) -> Served {
     let dir = tempfile::tempdir().expect("tempdir");
     let events = dir.path().join("events.jsonl");
     let policy = format!("{}/policies/lwt.yaml", env!("CARGO_MANIFEST_DIR"));
@@ -48,6 +53,7 @@ fn serve() -> Served {
         ])
         .arg("--events-file")
         .arg(&events)
+        .args(extra)
         .arg(&policy)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -433,4 +439,151 @@ async fn lifecycle_events_name_the_disconnection_reason() {
         last[3]["data"]["disconnectionReason"],
         "ServerInitiatedDisconnect"
     );
+}
+
+/// One POST the test's HTTP server received.
+struct Post {
+    content_type: String,
+    events: Vec<Value>,
+}
+
+/// A real HTTP server on 127.0.0.1: answers the first `fail_first` POSTs 503
+/// and the rest 200, and reports each (with whether it was accepted).
+fn webhook_server(fail_first: usize) -> (SocketAddr, std::sync::mpsc::Receiver<(bool, Post)>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().take(50).enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(PATIENCE));
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut content_type = String::new();
+            let mut length = 0;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if let Some(v) = lower.strip_prefix("content-type:") {
+                    content_type = v.trim().to_string();
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            let accepted = n >= fail_first;
+            let status = if accepted {
+                "200 OK"
+            } else {
+                "503 Service Unavailable"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let events = serde_json::from_slice(&body).unwrap_or_else(|e| {
+                panic!("not a JSON array: {e}: {}", String::from_utf8_lossy(&body))
+            });
+            if tx
+                .send((
+                    accepted,
+                    Post {
+                        content_type,
+                        events,
+                    },
+                ))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn webhook_gets_batches_and_a_refused_batch_is_retried() {
+    let (hook, posts) = webhook_server(1);
+    let url = format!("http://{hook}/events?code=1");
+    let s = serve_with(&["--events-webhook", &url]);
+    let (c, mut el) = connect(opts("hooked", "sensor1", s.mqtt))
+        .await
+        .expect("connect");
+    c.disconnect().await.expect("disconnect");
+    let _ = until(&mut el, |_| false).await;
+
+    let mut refused = Vec::new();
+    let mut accepted = Vec::new();
+    for _ in 0..20 {
+        let Ok((ok, post)) = posts.recv_timeout(PATIENCE) else {
+            break;
+        };
+        assert_eq!(
+            post.content_type,
+            "application/cloudevents-batch+json; charset=utf-8"
+        );
+        let ids = post
+            .events
+            .iter()
+            .map(|e| e["id"].clone())
+            .collect::<Vec<_>>();
+        if ok {
+            accepted.extend(post.events);
+        } else {
+            refused.extend(ids);
+        }
+        if accepted.len() >= 2 {
+            break;
+        }
+    }
+    assert!(!refused.is_empty(), "the first POST was answered 503");
+    // What was refused came again, and was accepted.
+    for id in &refused {
+        assert!(
+            accepted.iter().any(|e| &e["id"] == id),
+            "{id} was not retried"
+        );
+    }
+    let kinds: Vec<_> = accepted
+        .iter()
+        .map(|e| (kind(e), e["subject"].clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (CONNECTED, Value::from("clients/sensor1/sessions/hooked")),
+            (DISCONNECTED, Value::from("clients/sensor1/sessions/hooked")),
+        ]
+    );
+    assert_eq!(
+        accepted[1]["data"]["disconnectionReason"],
+        "ClientInitiatedDisconnect"
+    );
+    // The file sink got the same events.
+    let file: Vec<_> = written(&s, 2)
+        .await
+        .iter()
+        .map(|e| e["id"].clone())
+        .collect();
+    let hooked: Vec<_> = accepted.iter().map(|e| e["id"].clone()).collect();
+    assert_eq!(file, hooked);
+    assert_eq!(scrape(&s, "topicgate_events_failed_total"), 0.0);
+}
+
+#[test]
+fn a_webhook_url_that_is_not_http_is_refused_at_start() {
+    let policy = format!("{}/policies/lwt.yaml", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(BIN)
+        .args(["serve", "--dev", "--mqtt", "127.0.0.1:0"])
+        .args(["--events-webhook", "https://example.invalid/hook", &policy])
+        .stdout(Stdio::null())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("only http:// URLs are supported"), "{err}");
 }

@@ -2,15 +2,17 @@
 //! 1.0 JSON of type `Microsoft.EventGrid.MQTTClientSessionConnected` and
 //! `...Disconnected`, with the same `subject` and `data` fields.
 //!
-//! Connections only enqueue a small record (`try_send` on a bounded channel);
-//! a task of its own builds the JSON and writes it, so a slow disk never slows
-//! the broker: what does not fit in the queue is counted and dropped.
+//! Sinks: a file of JSON lines, and a webhook (CloudEvents HTTP batched mode).
+//! Connections only enqueue a small record (`try_send` on a bounded channel
+//! per sink); a task per sink builds the JSON and writes or sends it, so a slow
+//! disk or a dead endpoint never slows the broker: what does not fit in the
+//! queue is counted and dropped.
 
 use super::connection::End;
 use super::stats::Counter;
 use mqtt_protocol_core::mqtt::result_code::DisconnectReasonCode;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -74,8 +76,8 @@ impl DisconnectionReason {
 }
 
 /// One lifecycle change, as a connection reports it (cheap to build).
-#[derive(Debug)]
-struct Change {
+#[derive(Debug, Clone)]
+pub(super) struct Change {
     disconnected: Option<DisconnectionReason>,
     auth_name: String,
     client_id: String,
@@ -83,16 +85,35 @@ struct Change {
     time: OffsetDateTime,
 }
 
-enum Msg {
+type BoxedTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// What a sink puts in every event besides the change.
+#[derive(Clone)]
+struct Shape {
+    namespace: String,
+    source: String,
+}
+
+pub(super) enum Msg {
     Change(Change),
     /// Write everything before this, then answer.
     Flush(oneshot::Sender<()>),
 }
 
+/// Where lifecycle events go.
+#[derive(Debug, Clone)]
+pub enum Sink {
+    /// Appended to a file, one JSON event per line.
+    File(PathBuf),
+    /// POSTed in batches to an `http://` URL (CloudEvents HTTP batched mode).
+    Webhook(hyper::Uri),
+}
+
 /// Where connections send lifecycle changes. Disabled until [`start`](Self::start).
 #[derive(Default)]
 pub struct EventSink {
-    tx: OnceLock<mpsc::Sender<Msg>>,
+    /// One queue per sink, so that a slow sink holds up no other.
+    tx: OnceLock<Vec<mpsc::Sender<Msg>>>,
     /// Increasing for every event of this broker, so also per session; seeded
     /// with the start time in microseconds so that it keeps increasing across
     /// restarts (Event Grid: the latest event has the highest number).
@@ -104,30 +125,54 @@ pub struct EventSink {
 }
 
 impl EventSink {
-    /// Starts writing events as JSON lines appended to `path`, for namespace
-    /// `namespace`. Call within a tokio runtime; the file is opened now.
-    pub async fn start(&self, namespace: &str, path: &Path) -> Result<(), EventsError> {
-        let file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .await
-            .map_err(|e| EventsError::Open(path.to_path_buf(), e))?;
-        let (tx, rx) = mpsc::channel(QUEUE);
-        if self.tx.set(tx).is_err() {
+    /// Starts sending events of namespace `namespace` to `sinks`. Call within
+    /// a tokio runtime; files are opened now.
+    pub async fn start(&self, namespace: &str, sinks: &[Sink]) -> Result<(), EventsError> {
+        let shape = Shape {
+            namespace: namespace.to_string(),
+            source: format!("/namespaces/{namespace}"),
+        };
+        let mut tasks = Vec::new();
+        let mut txs = Vec::new();
+        for sink in sinks {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            txs.push(tx);
+            match sink {
+                Sink::File(path) => {
+                    let file = tokio::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .await
+                        .map_err(|e| EventsError::Open(path.clone(), e))?;
+                    let writer = FileWriter {
+                        shape: shape.clone(),
+                        file: tokio::io::BufWriter::new(file),
+                        path: path.clone(),
+                        failed: self.failed.clone(),
+                    };
+                    tasks.push(Box::pin(writer.run(rx)) as BoxedTask);
+                }
+                Sink::Webhook(uri) => {
+                    let hook = super::webhook::Webhook::new(uri.clone(), self.failed.clone())?;
+                    let shape = shape.clone();
+                    let task = hook.run(rx, move |c: &Change| {
+                        serde_json::to_value(cloud_event(&shape.namespace, &shape.source, c))
+                            .unwrap_or_default()
+                    });
+                    tasks.push(Box::pin(task) as BoxedTask);
+                }
+            }
+        }
+        if self.tx.set(txs).is_err() {
             return Err(EventsError::AlreadyStarted);
         }
         let micros = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000;
         self.sequence
             .store(u64::try_from(micros).unwrap_or(0), Ordering::Relaxed);
-        let writer = FileWriter {
-            namespace: namespace.to_string(),
-            source: format!("/namespaces/{namespace}"),
-            file: tokio::io::BufWriter::new(file),
-            path: path.to_path_buf(),
-            failed: self.failed.clone(),
-        };
-        tokio::spawn(writer.run(rx));
+        for task in tasks {
+            tokio::spawn(task);
+        }
         Ok(())
     }
 
@@ -147,7 +192,7 @@ impl EventSink {
     }
 
     fn emit(&self, disconnected: Option<DisconnectionReason>, auth_name: &str, client_id: &str) {
-        let Some(tx) = self.tx.get() else { return };
+        let Some(txs) = self.tx.get() else { return };
         let change = Change {
             disconnected,
             auth_name: auth_name.to_string(),
@@ -155,18 +200,22 @@ impl EventSink {
             sequence: self.sequence.fetch_add(1, Ordering::Relaxed) + 1,
             time: OffsetDateTime::now_utc(),
         };
-        if tx.try_send(Msg::Change(change)).is_err() {
-            self.dropped.inc();
+        for tx in txs {
+            if tx.try_send(Msg::Change(change.clone())).is_err() {
+                self.dropped.inc();
+            }
         }
     }
 
-    /// Waits (at most `limit`) until every event sent so far is written.
+    /// Waits (at most `limit`) until every event sent so far is written or sent.
     pub async fn flush(&self, limit: Duration) {
-        let Some(tx) = self.tx.get() else { return };
-        let (done, wait) = oneshot::channel();
+        let Some(txs) = self.tx.get() else { return };
         let _ = tokio::time::timeout(limit, async {
-            if tx.send(Msg::Flush(done)).await.is_ok() {
-                let _ = wait.await;
+            for tx in txs {
+                let (done, wait) = oneshot::channel();
+                if tx.send(Msg::Flush(done)).await.is_ok() {
+                    let _ = wait.await;
+                }
             }
         })
         .await;
@@ -179,6 +228,8 @@ pub enum EventsError {
     Open(PathBuf, #[source] std::io::Error),
     #[error("the events sink is already started")]
     AlreadyStarted,
+    #[error("--events-webhook `{0}`: {1}")]
+    Webhook(String, String),
 }
 
 /// A CloudEvents 1.0 event in structured JSON mode.
@@ -232,8 +283,7 @@ fn cloud_event<'a>(namespace: &'a str, source: &'a str, c: &'a Change) -> CloudE
 
 /// Appends events to a file as JSON lines.
 struct FileWriter {
-    namespace: String,
-    source: String,
+    shape: Shape,
     file: tokio::io::BufWriter<tokio::fs::File>,
     path: PathBuf,
     failed: Arc<Counter>,
@@ -250,7 +300,7 @@ impl FileWriter {
                 match msg {
                     Msg::Change(c) => {
                         line.clear();
-                        let event = cloud_event(&self.namespace, &self.source, &c);
+                        let event = cloud_event(&self.shape.namespace, &self.shape.source, &c);
                         if serde_json::to_writer(&mut line, &event).is_err() {
                             self.failed.inc();
                         } else {

@@ -31,6 +31,7 @@ pub mod stats;
 mod subscribe;
 pub mod tls;
 pub mod topic;
+mod webhook;
 pub mod will;
 pub mod ws;
 

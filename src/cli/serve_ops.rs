@@ -1,7 +1,7 @@
 //! The operations flags of `topicgate serve`: the metrics endpoint and the
 //! lifecycle events sink.
 
-use crate::broker::events::{self, EventsError};
+use crate::broker::events::{self, EventsError, Sink};
 use crate::broker::metrics::{self, Readiness};
 use crate::broker::Broker;
 use clap::Args;
@@ -19,6 +19,10 @@ pub struct OpsArgs {
     /// MQTTClientSessionConnected/Disconnected, CloudEvents JSON) to FILE, one per line.
     #[arg(long = "events-file", value_name = "FILE")]
     pub events_file: Option<PathBuf>,
+    /// POST the same events to an http:// URL, in batches (CloudEvents HTTP
+    /// batched mode), retrying with backoff; events beyond the queue are dropped.
+    #[arg(long = "events-webhook", value_name = "URL")]
+    pub events_webhook: Option<hyper::Uri>,
 }
 
 /// What the operations side needs to hear from the serve loop.
@@ -45,10 +49,17 @@ pub async fn start(
 ) -> Result<Ops, OpsError> {
     let ready = Readiness::default();
     let mut metrics_addr = None;
+    let mut sinks = Vec::new();
     if let Some(path) = &args.events_file {
+        sinks.push(Sink::File(path.clone()));
+    }
+    if let Some(url) = &args.events_webhook {
+        sinks.push(Sink::Webhook(url.clone()));
+    }
+    if !sinks.is_empty() {
         let namespace = namespace.unwrap_or(events::DEFAULT_NAMESPACE);
-        broker.shared().events.start(namespace, path).await?;
-        info!(path = %path.display(), namespace, "writing lifecycle events");
+        broker.shared().events.start(namespace, &sinks).await?;
+        info!(?sinks, namespace, "sending lifecycle events");
     }
     if let Some(addr) = args.metrics {
         let (local, _task) = metrics::serve(broker.shared().clone(), addr, ready.clone())
