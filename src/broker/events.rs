@@ -367,6 +367,25 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_dead_webhook_never_blocks_and_overflow_is_counted() {
+        // Accepts connections into its backlog and never answers.
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url: hyper::Uri = format!("http://{}/", dead.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let sink = EventSink::default();
+        sink.start("ns", &[Sink::Webhook(url)]).await.unwrap();
+        let sent = QUEUE + super::super::webhook::MAX_BATCH + 500;
+        // `connected` is synchronous: it cannot wait for the endpoint.
+        for i in 0..sent {
+            sink.connected("client1", &format!("s{i}"));
+        }
+        let dropped = sink.dropped.get() as usize;
+        assert!(dropped >= 500, "dropped {dropped}");
+        assert!(dropped <= sent - QUEUE, "dropped {dropped}");
+    }
+
     #[test]
     fn events_have_event_grid_fields() {
         let c = Change {
