@@ -587,3 +587,56 @@ fn a_webhook_url_that_is_not_http_is_refused_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("only http:// URLs are supported"), "{err}");
 }
+
+#[tokio::test]
+async fn json_logs_carry_denials_as_fields() {
+    let policy = format!("{}/policies/lwt.yaml", env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--dev",
+            "--mqtt",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            &policy,
+        ])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("line");
+    let port: u16 = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    assert!(connect(opts("ghost", "nobody", port)).await.is_err());
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("output");
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The development-mode banner is plain text; every log record is one JSON object.
+    let records: Vec<Value> = err
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let denial = records
+        .iter()
+        .find(|r| r["message"] == "denied")
+        .unwrap_or_else(|| panic!("no denial in:\n{err}"));
+    assert_eq!(denial["level"], "WARN");
+    assert_eq!(denial["action"], "connect");
+    assert_eq!(denial["client"], "nobody");
+    assert_eq!(denial["client_id"], "ghost");
+    assert!(records.iter().any(|r| r["message"] == "policy loaded"));
+}

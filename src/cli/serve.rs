@@ -56,14 +56,7 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> u8 {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "topicgate=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    serve_ops::init_logging(args.ops.log_format);
 
     let loaded = match load::load(&args.policy) {
         Ok(l) => l,

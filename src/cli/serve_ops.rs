@@ -1,5 +1,5 @@
-//! The operations flags of `topicgate serve`: the metrics endpoint and the
-//! lifecycle events sink.
+//! The operations flags of `topicgate serve`: the metrics endpoint, the
+//! lifecycle events sinks and the log format.
 
 use crate::broker::events::{self, EventsError, Sink};
 use crate::broker::metrics::{self, Readiness};
@@ -23,6 +23,32 @@ pub struct OpsArgs {
     /// batched mode), retrying with backoff; events beyond the queue are dropped.
     #[arg(long = "events-webhook", value_name = "URL")]
     pub events_webhook: Option<hyper::Uri>,
+    /// Logs on stderr as human-readable text, or as one JSON object per line.
+    #[arg(long = "log-format", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs to stderr in `format`, filtered by `RUST_LOG` (default `topicgate=info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "topicgate=info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        // One object per line; an event's fields at the top level, beside
+        // `timestamp`, `level` and `target`.
+        LogFormat::Json => logs.json().flatten_event(true).try_init(),
+    };
 }
 
 /// What the operations side needs to hear from the serve loop.
@@ -76,12 +102,13 @@ pub async fn start(
 impl Ops {
     /// Every listener is open.
     pub fn listening(&self) {
+        // Ready before the line is printed: whoever read it may ask /readyz at once.
+        self.ready.set(true);
         if let Some(local) = self.metrics {
             info!(metrics = %format!("http://{local}/metrics"), "serving metrics");
             // Scripts read this line to learn an ephemeral port (after the listeners').
             println!("metrics on http://{local}/metrics");
         }
-        self.ready.set(true);
     }
 
     /// The broker is stopping: not ready any more.
