@@ -88,12 +88,12 @@ impl prometheus_client::collector::Collector for BrokerCollector {
             (
                 "topicgate_messages_received",
                 "PUBLISH packets received from clients, by QoS",
-                &stats.received,
+                &*stats.received,
             ),
             (
                 "topicgate_messages_delivered",
                 "PUBLISH packets sent to clients, by QoS",
-                &stats.delivered,
+                &*stats.delivered,
             ),
         ] {
             let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;

@@ -132,6 +132,20 @@ impl Drop for OpenConnection {
     }
 }
 
+/// A value alone on its cache line. The per-packet counters are incremented by
+/// connections on every worker thread; sharing a line with each other (or with
+/// the rarely written counters) would make each increment evict the others.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct CacheLine<T>(pub T);
+
+impl<T> std::ops::Deref for CacheLine<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Broker-wide counters.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -147,9 +161,9 @@ pub struct Stats {
     pub wills_dropped: Counter,
     pub protocol_errors: Counter,
     /// PUBLISH packets received from clients, by QoS.
-    pub received: [Counter; 3],
+    pub received: CacheLine<[Counter; 3]>,
     /// PUBLISH packets sent to clients, by QoS.
-    pub delivered: [Counter; 3],
+    pub delivered: CacheLine<[Counter; 3]>,
     /// Dropped copies, by [`DropReason`] (in `DropReason::ALL` order).
     pub dropped: [Counter; DropReason::ALL.len()],
     /// Denials by [`Action`] and [`DenialCode`] (in their `ALL` order).
