@@ -576,15 +576,8 @@ async fn webhook_gets_batches_and_a_refused_batch_is_retried() {
 
 #[test]
 fn a_webhook_url_that_is_not_http_is_refused_at_start() {
-    let policy = format!("{}/policies/lwt.yaml", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(BIN)
-        .args(["serve", "--dev", "--mqtt", "127.0.0.1:0"])
-        .args(["--events-webhook", "https://example.invalid/hook", &policy])
-        .stdout(Stdio::null())
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = refused_at_start(&["--events-webhook", "https://example.invalid/hook"]);
+    assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("only http:// URLs are supported"), "{err}");
 }
 
@@ -639,4 +632,37 @@ async fn json_logs_carry_denials_as_fields() {
     assert_eq!(denial["client"], "nobody");
     assert_eq!(denial["client_id"], "ghost");
     assert!(records.iter().any(|r| r["message"] == "policy loaded"));
+}
+
+/// `serve` with `args` exits at start: its exit code and stderr.
+fn refused_at_start(args: &[&str]) -> (Option<i32>, String) {
+    let policy = format!("{}/policies/lwt.yaml", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(BIN)
+        .args(["serve", "--dev", "--mqtt", "127.0.0.1:0"])
+        .args(args)
+        .arg(&policy)
+        .stdout(Stdio::null())
+        .output()
+        .expect("run");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_taken_metrics_port_or_an_unwritable_events_file_stops_the_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let (code, err) = refused_at_start(&["--metrics", &addr]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!("cannot serve metrics on {addr}")),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (code, err) = refused_at_start(&["--events-file", &dir.path().display().to_string()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("cannot open the events file"), "{err}");
 }
