@@ -176,6 +176,19 @@ impl EventSink {
         Ok(())
     }
 
+    /// Events waiting in the fullest sink's queue.
+    pub fn queued(&self) -> usize {
+        self.tx
+            .get()
+            .map(|txs| {
+                txs.iter()
+                    .map(|tx| tx.max_capacity() - tx.capacity())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
+    }
+
     /// Whether a sink was started.
     pub fn enabled(&self) -> bool {
         self.tx.get().is_some()
@@ -382,6 +395,7 @@ mod tests {
             sink.connected("client1", &format!("s{i}"));
         }
         let dropped = sink.dropped.get() as usize;
+        assert!(sink.queued() >= QUEUE - super::super::webhook::MAX_BATCH);
         assert!(dropped >= 500, "dropped {dropped}");
         assert!(dropped <= sent - QUEUE, "dropped {dropped}");
     }

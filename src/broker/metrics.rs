@@ -172,6 +172,12 @@ impl prometheus_client::collector::Collector for BrokerCollector {
         )?;
         gauge(
             &mut e,
+            "topicgate_events_queued",
+            "Lifecycle events waiting in the fullest sink's queue",
+            i64::try_from(shared.events.queued()).unwrap_or(i64::MAX),
+        )?;
+        gauge(
+            &mut e,
             "topicgate_sessions",
             "Sessions held (connected or not)",
             i64::try_from(shared.sessions.len()).unwrap_or(i64::MAX),
