@@ -4,6 +4,7 @@ use super::config::IdentityMode;
 use super::connection::{log_denial, Conn, End};
 use super::message::{qos_u8, Message};
 use super::session::Claim;
+use super::stats::{Action, DenialCode};
 use super::topic;
 use super::will::Will;
 use crate::decisions::access::{AccessPolicy, ClientId, PasswordCheck, RefusalKind};
@@ -128,6 +129,16 @@ enum Refusal {
     QuotaExceeded,
 }
 
+impl Refusal {
+    /// The denial metric's reason code of an identity refusal.
+    fn denial_code(self) -> DenialCode {
+        match self {
+            Refusal::BadCredentials => DenialCode::BadCredentials,
+            _ => DenialCode::NotAuthorized,
+        }
+    }
+}
+
 impl<S> Conn<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -156,6 +167,7 @@ where
             Ok(c) => c,
             Err((why, logged, told)) => {
                 log_denial(&who, &info.client_id, "connect", "", &logged);
+                self.shared.stats.denied(Action::Connect, why.denial_code());
                 return self.refuse(&info, why, Some(told));
             }
         };
@@ -163,6 +175,9 @@ where
         if !policy.is_enabled(client) {
             let reason = "the client is disabled".to_string();
             log_denial(&auth_name, &info.client_id, "connect", "", &reason);
+            self.shared
+                .stats
+                .denied(Action::Connect, DenialCode::NotAuthorized);
             return self.refuse(&info, Refusal::NotAuthorized, Some(reason));
         }
 
@@ -191,6 +206,9 @@ where
                     &w.topic,
                     &verdict.reason,
                 );
+                self.shared
+                    .stats
+                    .denied(Action::Will, DenialCode::NotAuthorized);
                 return self.refuse(&info, Refusal::NotAuthorized, Some(reason));
             }
         }
@@ -228,6 +246,9 @@ where
             Claim::WrongOwner | Claim::Wait(_) => {
                 let reason = "the client ID is in use by another authentication name".to_string();
                 log_denial(&auth_name, &info.client_id, "connect", "", &reason);
+                self.shared
+                    .stats
+                    .denied(Action::Connect, DenialCode::NotAuthorized);
                 return self.refuse(&info, Refusal::NotAuthorized, Some(reason));
             }
             Claim::TooManySessions { limit } => {
@@ -384,6 +405,7 @@ where
             clean_start = info.clean_start, session_present = present, peer = %self.peer,
             "client connected"
         );
+        self.shared.events.connected(&auth_name, &client_id);
     }
 
     /// Who the client is, by the listener's identity mode.

@@ -8,12 +8,14 @@
 //! an await.
 
 use super::encode;
+use super::events::DisconnectionReason;
 use super::frame::{Fault, FrameScan};
 use super::message::Message;
 use super::preauth::{self, ConnectReader, Early, Progress};
 use super::retained_delivery::RetainedDue;
 use super::session::{Deliver, Delivery, Inflight, Kick, Session};
 use super::state::Shared;
+use super::stats::DropReason;
 use super::tls::PeerCertificates;
 use super::will::Will;
 use crate::decisions::access::ClientId;
@@ -122,6 +124,8 @@ pub struct Conn<S> {
     pub(super) retained_due: RetainedDue,
     /// Deliveries at the front of `pending` that go before the owed retained messages.
     pub(super) retained_ahead: usize,
+    /// Why the connection is ending, when known before it ends (lifecycle events).
+    pub(super) disconnection: Option<DisconnectionReason>,
 }
 
 /// Serves one connection on `io` until it ends. Works on any byte stream
@@ -197,6 +201,7 @@ where
         blocked: Vec::new(),
         retained_due: RetainedDue::None,
         retained_ahead: 0,
+        disconnection: None,
         certificate,
     };
     async move {
@@ -457,6 +462,8 @@ where
         self.mail = mail;
         if got.detached {
             // The session no longer knows this connection.
+            self.disconnection
+                .get_or_insert(DisconnectionReason::SessionTakenOver);
             self.end.get_or_insert(End::Abnormal);
             return;
         }
@@ -484,7 +491,9 @@ where
         let mut blocked = std::mem::take(&mut self.blocked);
         for (target, d) in blocked.drain(..) {
             if !self.deliver_waiting(&target, d, deadline, own).await {
-                self.shared.stats.messages_dropped.inc();
+                self.shared
+                    .stats
+                    .drop_message(DropReason::PublisherWaitExpired);
             }
         }
         self.blocked = blocked;
@@ -635,7 +644,7 @@ where
         match e {
             // Outgoing packets the client's limits forbid: drop them, keep the connection.
             MqttError::PacketTooLarge if self.end.is_none() => {
-                self.shared.stats.messages_dropped.inc();
+                self.shared.stats.drop_message(DropReason::PacketTooLarge);
                 debug!(peer = %self.peer, "packet larger than the client's maximum: dropped");
             }
             MqttError::PacketNotAllowedToSend | MqttError::ReceiveMaximumExceeded
@@ -651,6 +660,8 @@ where
                     .map(|c| c.client_id.clone())
                     .unwrap_or_default();
                 info!(peer = %self.peer, client_id = %who, error = %e, "protocol error, closing");
+                self.disconnection
+                    .get_or_insert(DisconnectionReason::ClientError);
                 self.end.get_or_insert(End::Abnormal);
             }
         }
@@ -671,6 +682,8 @@ where
         if let Some(disconnect) = self.decode_failed.take() {
             if self.end.is_none() {
                 self.out.extend_from_slice(&disconnect);
+                self.disconnection
+                    .get_or_insert(DisconnectionReason::ClientError);
                 self.end = Some(End::Abnormal);
             }
         }
@@ -833,6 +846,8 @@ where
                 }
             }
         }
+        self.disconnection
+            .get_or_insert(DisconnectionReason::ClientInitiatedDisconnect);
         self.end = Some(if code == DisconnectReasonCode::NormalDisconnection {
             End::Normal
         } else {
@@ -848,6 +863,8 @@ where
 
     /// MQTT 5: DISCONNECT with `code` (and a reason string) before closing; 3.1.1: just close.
     pub fn server_disconnect(&mut self, code: DisconnectReasonCode, reason: Option<&str>) {
+        self.disconnection
+            .get_or_insert(DisconnectionReason::of_server_code(code));
         if self.mqtt.get_protocol_version() == Version::V5_0 && self.client.is_some() {
             let with_reason = reason
                 .and_then(|r| mqtt_protocol_core::mqtt::packet::ReasonString::new(r).ok())
@@ -952,7 +969,7 @@ where
             return;
         }
         if self.pending.len() >= self.shared.config.max_queued_messages {
-            self.shared.stats.messages_dropped.inc();
+            self.shared.stats.drop_message(DropReason::QueueFull);
             return;
         }
         self.pending.push_back(d);
@@ -1000,8 +1017,10 @@ where
     /// Encodes one delivery for this client's protocol version and sends it.
     pub(super) fn deliver(&mut self, d: Delivery) {
         if d.msg.expired() {
+            self.shared.stats.drop_message(DropReason::Expired);
             return;
         }
+        self.shared.stats.delivered(d.qos);
         // MQTT 3.1.1 QoS 0 carries no state in the codec: encode it straight into
         // the output, without building a packet object (the hot path of fan-out).
         if d.qos == Qos::AtMostOnce && self.mqtt.get_protocol_version() == Version::V3_1_1 {
@@ -1019,7 +1038,7 @@ where
                 Err(_) => {
                     // No identifier left (the window check makes this unreachable in
                     // practice): drop rather than spin.
-                    self.shared.stats.messages_dropped.inc();
+                    self.shared.stats.drop_message(DropReason::NoPacketId);
                     return;
                 }
             }
@@ -1093,6 +1112,10 @@ impl<S> Conn<S> {
             packets: self.mqtt.get_stored_packets(),
             qos2_handled: self.mqtt.get_qos2_publish_handled(),
         });
+        let why = DisconnectionReason::at_end(self.end, self.disconnection);
+        self.shared
+            .events
+            .disconnected(&client.auth_name, &client.client_id, why);
         let shared = self.shared.clone();
         // Undelivered QoS 1/2 messages go back to the (now offline) session.
         let mut undelivered = std::mem::take(&mut self.pending);

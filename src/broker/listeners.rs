@@ -51,12 +51,15 @@ pub async fn listen(
     addr: SocketAddr,
     transport: Transport,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    if let Transport::Mqtt = transport {
-        return broker.listen(addr).await;
-    }
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    let acceptor = broker.acceptor();
+    let gauge = broker
+        .stats()
+        .listener(&format!("{}://{local}", transport.scheme()));
+    let acceptor = broker.acceptor().counted_in(gauge);
+    if let Transport::Mqtt = transport {
+        return Ok((local, broker.spawn_tcp_with(listener, acceptor)));
+    }
     let mut shutdown = broker.shared().shutdown.clone();
     let max_message = broker.shared().config.max_packet_size as usize + 16;
     let upgrade_timeout = broker.shared().config.connect_timeout;

@@ -9,15 +9,18 @@
 //! - `router`: the subscription trie; `retained`: retained messages;
 //!   `retained_delivery`: sending them as flow control allows
 //! - `policy`: the swappable policy handle; `config`: limits; `stats`: counters
+//! - `events`: lifecycle events (CloudEvents); `metrics`: the Prometheus endpoint
 pub mod config;
 mod connect;
 pub mod connection;
 pub mod encode;
+pub mod events;
 pub mod frame;
 pub mod fuzzing;
 pub mod limits;
 pub mod listeners;
 pub mod message;
+pub mod metrics;
 pub mod policy;
 pub mod preauth;
 mod publish;
@@ -32,6 +35,7 @@ pub mod stats;
 mod subscribe;
 pub mod tls;
 pub mod topic;
+mod webhook;
 pub mod will;
 pub mod ws;
 

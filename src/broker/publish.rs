@@ -1,7 +1,9 @@
 //! PUBLISH from a client: validation, authorization (semantics.md §4) and routing.
 
 use super::connection::{log_denial, Conn, End};
+use super::events::DisconnectionReason;
 use super::message::{qos_u8, Message};
+use super::stats::{Action, DenialCode};
 use super::topic;
 use crate::decisions::access::Verdict;
 use mqtt_protocol_core::mqtt::packet::{v3_1_1, v5_0, Qos, ReasonString};
@@ -18,6 +20,7 @@ where
 {
     pub(super) fn on_publish(&mut self, msg: Message, packet_id: Option<u16>) {
         let Some(client) = &self.client else { return };
+        self.shared.stats.received(msg.qos);
         let v5 = self.mqtt.get_protocol_version() == Version::V5_0;
         if topic::validate_name(&msg.topic).is_err() {
             self.server_disconnect(DisconnectReasonCode::TopicNameInvalid, None);
@@ -56,6 +59,9 @@ where
 
         if !verdict.allowed {
             self.shared.stats.publish_denied.inc();
+            self.shared
+                .stats
+                .denied(Action::Publish, DenialCode::NotAuthorized);
             if let Some(c) = &self.client {
                 log_denial(
                     &c.auth_name,
@@ -67,6 +73,8 @@ where
             }
             if !v5 {
                 // 3.1.1 has no negative acknowledgement: close (as Event Grid does).
+                self.disconnection
+                    .get_or_insert(DisconnectionReason::ClientAuthorizationError);
                 self.end.get_or_insert(End::Abnormal);
                 return;
             }

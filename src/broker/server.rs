@@ -7,7 +7,7 @@ use super::retained::Retained;
 use super::router::Router;
 use super::session::Sessions;
 use super::state::Shared;
-use super::stats::Stats;
+use super::stats::{ListenerGauge, Stats};
 use super::tls::PeerCertificates;
 use crate::decisions::access::AccessPolicy;
 use mqtt_protocol_core::mqtt::common::Cursor;
@@ -57,6 +57,7 @@ impl Broker {
             router: Router::default(),
             retained: Retained::default(),
             stats: Stats::default(),
+            events: Default::default(),
             shutdown: shutdown_rx,
         });
         Broker {
@@ -86,7 +87,11 @@ impl Broker {
 
     /// Accepts TCP connections on `listener` until shutdown.
     pub fn spawn_tcp(&self, listener: TcpListener) -> JoinHandle<()> {
-        let acceptor = self.acceptor();
+        self.spawn_tcp_with(listener, self.acceptor())
+    }
+
+    /// Accepts TCP connections on `listener` and serves them with `acceptor`.
+    pub fn spawn_tcp_with(&self, listener: TcpListener, acceptor: Acceptor) -> JoinHandle<()> {
         let mut shutdown = self.shared.shutdown.clone();
         tokio::spawn(async move {
             loop {
@@ -121,6 +126,7 @@ impl Broker {
             permits: self.permits.clone(),
             overflow: self.overflow.clone(),
             next_conn: self.next_conn.clone(),
+            gauge: None,
         }
     }
 
@@ -141,9 +147,19 @@ pub struct Acceptor {
     permits: Arc<Semaphore>,
     overflow: Arc<Semaphore>,
     next_conn: Arc<AtomicU64>,
+    /// The connection gauge of the listener it serves, if it has one.
+    gauge: Option<Arc<ListenerGauge>>,
 }
 
 impl Acceptor {
+    /// Counts the connections it serves in `gauge` (`topicgate_connections`).
+    pub fn counted_in(self, gauge: Arc<ListenerGauge>) -> Self {
+        Acceptor {
+            gauge: Some(gauge),
+            ..self
+        }
+    }
+
     pub fn serve<S>(&self, stream: S, peer: String)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -172,7 +188,7 @@ impl Acceptor {
                     peer,
                     conn_id,
                     certificate,
-                    permit,
+                    (permit, self.gauge.as_ref().map(|g| g.open())),
                 ));
             }
             Err(_) => {

@@ -1,12 +1,13 @@
 //! State shared by every connection: policy, sessions, subscriptions, retained messages.
 
 use super::config::{BrokerConfig, IdentityMode};
+use super::events::EventSink;
 use super::message::Message;
 use super::policy::PolicyHandle;
 use super::retained::Retained;
 use super::router::Router;
 use super::session::{Deliver, Delivery, Session, Sessions};
-use super::stats::Stats;
+use super::stats::{DropReason, Stats};
 use std::sync::Arc;
 use tokio::sync::{watch, Semaphore};
 use tracing::warn;
@@ -21,6 +22,7 @@ pub struct Shared {
     pub router: Router,
     pub retained: Retained,
     pub stats: Stats,
+    pub events: EventSink,
     /// Flips to true when the broker shuts down.
     pub shutdown: watch::Receiver<bool>,
     /// Bytes of CONNECTs being read before authentication (`maxPreAuthBytes`).
@@ -48,12 +50,12 @@ impl Shared {
             };
             match t.session.deliver(d, self.config.max_queued_messages) {
                 Deliver::Queued => {}
-                Deliver::Dropped => self.stats.messages_dropped.inc(),
+                Deliver::Dropped => self.stats.drop_message(DropReason::QueueFull),
                 Deliver::Full(d) => match blocked.as_deref_mut() {
                     Some(b) => b.push((t.session, d)),
                     None => {
                         // A will: nobody to hold back (decision 0012).
-                        self.stats.messages_dropped.inc();
+                        self.stats.drop_message(DropReason::QueueFull);
                         warn!(
                             client_id = %t.session.client_id, topic = %msg.topic,
                             "will copy dropped: the subscriber's mailbox is full"

@@ -4,6 +4,7 @@
 use super::connection::{log_denial, Conn, End};
 use super::message::{qos_from_u8, qos_u8};
 use super::router::SubOptions;
+use super::stats::{Action, DenialCode};
 use super::topic;
 use mqtt_protocol_core::mqtt::packet::{
     v3_1_1, v5_0, Property, Qos, ReasonString, RetainHandling, SubEntry,
@@ -124,6 +125,9 @@ where
             };
             if !verdict.allowed {
                 self.shared.stats.subscribe_denied.inc();
+                self.shared
+                    .stats
+                    .denied(Action::Subscribe, DenialCode::NotAuthorized);
                 log_denial(&auth_name, &client_id, "subscribe", raw, &verdict.reason);
                 outcomes.push(Outcome::NotAuthorized(format!(
                     "subscribe to `{raw}` is not allowed: {}",

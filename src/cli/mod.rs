@@ -16,6 +16,7 @@ pub mod output;
 pub mod passwd;
 pub mod query;
 pub mod serve;
+pub mod serve_ops;
 pub mod test;
 
 use clap::{CommandFactory, Parser, Subcommand};

@@ -5,7 +5,7 @@
 //! start on errors) or a compiled artifact. Listeners open only where a flag asks
 //! for one; `--dev` with no listener flag opens 127.0.0.1:1883.
 
-use super::{exit, output};
+use super::{exit, output, serve_ops};
 use crate::broker::limits as fd_limits;
 use crate::broker::listeners::{self, Transport};
 use crate::broker::tls::{self, ServerCertificate, TlsListener};
@@ -59,17 +59,12 @@ pub struct ServeArgs {
     /// Broker limits (YAML or JSON; keys as in `BrokerConfig`, e.g. `maxConnections`).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub ops: serve_ops::OpsArgs,
 }
 
 pub fn run(args: ServeArgs) -> u8 {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "topicgate=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    serve_ops::init_logging(args.ops.log_format);
 
     let loaded = match load::load(&args.policy) {
         Ok(l) => l,
@@ -84,6 +79,7 @@ pub fn run(args: ServeArgs) -> u8 {
         }
     }
     let settings = loaded.policy.policy.settings.clone();
+    let namespace = loaded.policy.policy.namespace.clone();
     let policy: Arc<dyn AccessPolicy> = Arc::new(loaded.policy);
 
     let config = match &args.config {
@@ -231,7 +227,8 @@ pub fn run(args: ServeArgs) -> u8 {
         };
         listeners.push((addr, transport));
     }
-    rt.block_on(serve(policy, config, identity, listeners))
+    let ops = (args.ops, namespace);
+    rt.block_on(serve(policy, config, identity, listeners, ops))
 }
 
 /// The TLS handshake settings of `--mqtts` and `--wss`, from the server's files.
@@ -246,11 +243,19 @@ async fn serve(
     config: BrokerConfig,
     identity: IdentityMode,
     listeners: Vec<(SocketAddr, Transport)>,
+    (ops, namespace): (serve_ops::OpsArgs, Option<String>),
 ) -> u8 {
     let signals = StopSignals::install();
     let hash = policy.policy_hash();
     let broker = Broker::new(policy, config, identity);
     info!(policy_sha256 = %hash, "policy loaded");
+    let ops = match serve_ops::start(&ops, &broker, namespace.as_deref()).await {
+        Ok(ops) => ops,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::ERROR;
+        }
+    };
     for (addr, transport) in listeners {
         let scheme = transport.scheme();
         match listeners::listen(&broker, addr, transport).await {
@@ -266,9 +271,12 @@ async fn serve(
             }
         }
     }
+    ops.listening();
     signals.wait().await;
     info!("shutting down");
+    ops.stopping();
     broker.shutdown().await;
+    ops.stopped(&broker).await;
     exit::OK
 }
 
