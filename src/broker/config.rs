@@ -3,6 +3,7 @@
 //! Every limit is explicit and configurable (`--config FILE`, JSON or YAML);
 //! the defaults are safe for a laptop or a CI job.
 
+use crate::source::topic::TopicLimits;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -54,6 +55,23 @@ pub struct BrokerConfig {
     /// subscriber is treated as stalled until it catches up.
     #[serde(with = "secs")]
     pub max_publisher_wait: Duration,
+    /// Most levels in a topic name (PUBLISH, will) or filter (SUBSCRIBE,
+    /// UNSUBSCRIBE; for `$share/NAME/F`, the levels of `F`). Bounds the depth of
+    /// the subscription trie and the work of routing one message.
+    pub max_topic_levels: usize,
+    /// Most bytes in a topic name or filter (for `$share/NAME/F`, the whole string).
+    /// Bounds what one subscription pins in memory.
+    pub max_topic_length: usize,
+}
+
+impl BrokerConfig {
+    /// The topic limits as the topic module checks them.
+    pub fn topic_limits(&self) -> TopicLimits {
+        TopicLimits {
+            max_levels: self.max_topic_levels,
+            max_length: self.max_topic_length,
+        }
+    }
 }
 
 impl Default for BrokerConfig {
@@ -72,6 +90,12 @@ impl Default for BrokerConfig {
             retain_available: true,
             max_will_delay: 300,
             max_publisher_wait: Duration::from_millis(500),
+            // Far above real topics (Event Grid allows 8 levels and 256 bytes, AWS IoT
+            // the same, EMQX 128 levels), low enough that one subscription costs at
+            // most ~128 trie nodes and 4 KB of text, and routing one message visits
+            // at most 128 levels per matching branch.
+            max_topic_levels: 128,
+            max_topic_length: 4096,
         }
     }
 }

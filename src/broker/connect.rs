@@ -171,6 +171,10 @@ where
             if topic::validate_name(&w.topic).is_err() {
                 return self.refuse(&info, Refusal::TopicNameInvalid, None);
             }
+            if let Err(e) = self.shared.config.topic_limits().check(&w.topic) {
+                let reason = format!("will topic: {e}");
+                return self.refuse(&info, Refusal::TopicNameInvalid, Some(reason));
+            }
             // The policy also refuses `$` topics.
             let verdict = policy.may_publish(client, &w.topic);
             if !verdict.allowed {

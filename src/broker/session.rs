@@ -111,7 +111,7 @@ pub struct Session {
 }
 
 impl Session {
-    fn new(client_id: &str, auth_name: &str) -> Arc<Session> {
+    pub(crate) fn new(client_id: &str, auth_name: &str) -> Arc<Session> {
         Arc::new(Session {
             client_id: client_id.to_string(),
             auth_name: auth_name.to_string(),

@@ -110,6 +110,16 @@ where
         for e in entries {
             let raw = e.topic_filter();
             let opts = e.sub_opts();
+            if self
+                .shared
+                .config
+                .topic_limits()
+                .check_subscription(raw)
+                .is_err()
+            {
+                outcomes.push(Outcome::Invalid);
+                continue;
+            }
             let Ok(sub) = topic::parse_subscription(raw) else {
                 outcomes.push(Outcome::Invalid);
                 continue;
@@ -200,7 +210,15 @@ where
             .entries()
             .iter()
             .map(|f| {
-                if self.unsubscribe_one(f.as_str()) {
+                let over_limit = self
+                    .shared
+                    .config
+                    .topic_limits()
+                    .check_subscription(f.as_str())
+                    .is_err();
+                if over_limit {
+                    UnsubackReasonCode::TopicFilterInvalid
+                } else if self.unsubscribe_one(f.as_str()) {
                     UnsubackReasonCode::Success
                 } else {
                     UnsubackReasonCode::NoSubscriptionExisted

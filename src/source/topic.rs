@@ -374,26 +374,84 @@ pub fn matches(filter: &str, topic: &str) -> bool {
 }
 
 /// Is every topic that filter `sub` can match also matched by filter `sup`?
+/// A loop over both filters' levels: a filter's depth may come from a client.
 pub fn is_subset(sub: &str, sup: &str) -> bool {
     // Topics starting with `$` are matched only by filters starting with `$` text.
     if !sub.starts_with(['+', '#']) && sub.starts_with('$') && sup.starts_with(['+', '#']) {
         return false;
     }
-    let a: Vec<&str> = sub.split('/').collect();
-    let b: Vec<&str> = sup.split('/').collect();
-    subset_levels(&a, &b)
+    let mut a = sub.split('/');
+    let mut b = sup.split('/');
+    loop {
+        match (a.next(), b.next()) {
+            (_, Some("#")) => return true,
+            (None, None) => return true,
+            (None, Some(_)) | (Some(_), None) => return false,
+            (Some("#"), Some(_)) => return false,
+            (Some("+"), Some("+")) => {}
+            (Some("+"), Some(_)) => return false,
+            (Some(_), Some("+")) => {}
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return false;
+                }
+            }
+        }
+    }
 }
 
-fn subset_levels(a: &[&str], b: &[&str]) -> bool {
-    match (a.first(), b.first()) {
-        (_, Some(&"#")) => true,
-        (None, None) => true,
-        (None, Some(_)) | (Some(_), None) => false,
-        (Some(&"#"), Some(_)) => false,
-        (Some(&"+"), Some(&"+")) => subset_levels(&a[1..], &b[1..]),
-        (Some(&"+"), Some(_)) => false,
-        (Some(_), Some(&"+")) => subset_levels(&a[1..], &b[1..]),
-        (Some(x), Some(y)) => x == y && subset_levels(&a[1..], &b[1..]),
+/// The broker's limits on the topics and filters clients send (`maxTopicLevels`,
+/// `maxTopicLength` in the broker configuration). They bound the time and memory one
+/// topic can cost: trie depth, routing work, the bytes a subscription pins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicLimits {
+    /// Most levels in a topic name or filter (`a/b/c` has 3); for `$share/NAME/F`,
+    /// the levels of `F`, the filter that is matched.
+    pub max_levels: usize,
+    /// Most bytes in a topic name or filter; for `$share/NAME/F`, the whole string,
+    /// which MQTT carries as one field.
+    pub max_length: usize,
+}
+
+/// A topic name or filter beyond [`TopicLimits`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitExceeded {
+    #[error("the topic has {levels} levels, more than the {max} allowed (maxTopicLevels)")]
+    TooManyLevels { levels: usize, max: usize },
+    #[error("the topic is {length} bytes long, more than the {max} allowed (maxTopicLength)")]
+    TooLong { length: usize, max: usize },
+}
+
+impl TopicLimits {
+    /// Checks a topic name, or a filter without a `$share/NAME/` prefix.
+    pub fn check(&self, topic: &str) -> Result<(), LimitExceeded> {
+        self.check_parts(topic.len(), topic)
+    }
+
+    /// Checks a subscription filter as sent: `$share/NAME/F` or a plain filter.
+    pub fn check_subscription(&self, raw: &str) -> Result<(), LimitExceeded> {
+        let matched = match split_shared(raw) {
+            Some(Ok((_, filter))) => filter,
+            _ => raw,
+        };
+        self.check_parts(raw.len(), matched)
+    }
+
+    fn check_parts(&self, length: usize, levels_of: &str) -> Result<(), LimitExceeded> {
+        if length > self.max_length {
+            return Err(LimitExceeded::TooLong {
+                length,
+                max: self.max_length,
+            });
+        }
+        let levels = levels_of.bytes().filter(|&b| b == b'/').count() + 1;
+        if levels > self.max_levels {
+            return Err(LimitExceeded::TooManyLevels {
+                levels,
+                max: self.max_levels,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -521,5 +579,62 @@ mod tests {
         assert_eq!(split_shared("$share/g/a/+").unwrap().unwrap(), ("g", "a/+"));
         assert!(split_shared("$share//a").unwrap().is_err());
         assert!(split_shared("a/b").is_none());
+    }
+
+    /// Topics and filters far deeper than any limit: matching and subset are loops.
+    #[test]
+    fn deep_topics_do_not_recurse() {
+        let deep = "a/".repeat(100_000) + "a";
+        let deep_plus = "+/".repeat(100_000) + "a";
+        assert!(matches(&deep, &deep));
+        assert!(matches(&deep_plus, &deep));
+        assert!(!matches(&deep_plus, &(deep.clone() + "/b")));
+        assert!(is_subset(&deep, &deep_plus));
+        assert!(!is_subset(&deep_plus, &deep));
+        assert!(is_subset(&deep, "a/#"));
+        assert!(
+            validate_filter(&deep_plus).is_err(),
+            "longer than MQTT allows"
+        );
+    }
+
+    #[test]
+    fn limits_count_levels_and_bytes() {
+        let l = TopicLimits {
+            max_levels: 3,
+            max_length: 12,
+        };
+        assert_eq!(l.check("a/b/c"), Ok(()));
+        assert_eq!(
+            l.check("a/b/c/d"),
+            Err(LimitExceeded::TooManyLevels { levels: 4, max: 3 })
+        );
+        assert_eq!(l.check("//"), Ok(()));
+        assert!(l.check("///").is_err());
+        assert_eq!(
+            l.check("abcdefghijklm"),
+            Err(LimitExceeded::TooLong {
+                length: 13,
+                max: 12
+            })
+        );
+        // `$share/NAME/` counts towards the length, not the levels.
+        let l = TopicLimits {
+            max_levels: 3,
+            max_length: 15,
+        };
+        assert_eq!(l.check_subscription("$share/g/a/b/c"), Ok(()));
+        assert_eq!(
+            l.check_subscription("$share/g/a/b/cde"),
+            Err(LimitExceeded::TooLong {
+                length: 15 + 1,
+                max: 15
+            })
+        );
+        assert_eq!(l.check_subscription("$share/g/a/b/"), Ok(()));
+        assert_eq!(
+            l.check_subscription("$share/g/a/b//"),
+            Err(LimitExceeded::TooManyLevels { levels: 4, max: 3 })
+        );
     }
 }
