@@ -16,3 +16,4 @@ pub mod decisions;
 pub mod diag;
 pub mod export;
 pub mod source;
+pub mod topic;

@@ -3,7 +3,7 @@
 //! Every limit is explicit and configurable (`--config FILE`, JSON or YAML);
 //! the defaults are safe for a laptop or a CI job.
 
-use crate::source::topic::TopicLimits;
+use crate::topic::TopicLimits;
 use serde::Deserialize;
 use std::time::Duration;
 

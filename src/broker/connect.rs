@@ -4,9 +4,9 @@ use super::config::IdentityMode;
 use super::connection::{log_denial, Conn, End};
 use super::message::{qos_u8, Message};
 use super::session::Claim;
-use super::topic;
 use super::will::Will;
 use crate::decisions::access::{AccessPolicy, ClientId, PasswordCheck, RefusalKind};
+use crate::topic;
 use mqtt_protocol_core::mqtt::packet::{
     v3_1_1, v5_0, AssignedClientIdentifier, MaximumQos, Property, Qos, ReasonString,
     RetainAvailable, ServerKeepAlive, SessionExpiryInterval, SharedSubscriptionAvailable,

@@ -27,7 +27,6 @@ pub mod state;
 pub mod stats;
 mod subscribe;
 pub mod tls;
-pub mod topic;
 pub mod will;
 pub mod ws;
 

@@ -2,8 +2,8 @@
 
 use super::connection::{log_denial, Conn, End};
 use super::message::{qos_u8, Message};
-use super::topic;
 use crate::decisions::access::Verdict;
+use crate::topic;
 use mqtt_protocol_core::mqtt::packet::{v3_1_1, v5_0, Qos, ReasonString};
 use mqtt_protocol_core::mqtt::result_code::{
     DisconnectReasonCode, PubackReasonCode, PubrecReasonCode,

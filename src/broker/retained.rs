@@ -1,7 +1,7 @@
 //! Retained messages: the last retained message of each topic.
 
 use super::message::Message;
-use super::topic;
+use crate::topic;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 

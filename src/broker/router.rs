@@ -5,7 +5,7 @@
 
 use super::message::{min_qos, qos_u8};
 use super::session::Session;
-use super::topic::SubFilter;
+use crate::topic::SubFilter;
 use mqtt_protocol_core::mqtt::packet::{Qos, RetainHandling};
 use rustc_hash::FxHashMap as HashMap;
 use smallvec::SmallVec;

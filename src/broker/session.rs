@@ -4,8 +4,8 @@
 use super::message::Message;
 use super::router::SubOptions;
 use super::state::Shared;
-use super::topic;
 use super::will::{self, Will};
+use crate::topic;
 use mqtt_protocol_core::mqtt::common::HashSet;
 use mqtt_protocol_core::mqtt::packet::{GenericStorePacket, Qos};
 use mqtt_protocol_core::mqtt::Version;

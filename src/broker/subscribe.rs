@@ -5,7 +5,7 @@ use super::connection::{log_denial, Conn, End};
 use super::message::{min_qos, qos_from_u8, qos_u8};
 use super::router::SubOptions;
 use super::session::Delivery;
-use super::topic;
+use crate::topic;
 use mqtt_protocol_core::mqtt::packet::{
     v3_1_1, v5_0, Property, Qos, ReasonString, RetainHandling, SubEntry,
 };

@@ -6,7 +6,7 @@
 //! clients, and grows only with the templates that share a path with the topic.
 
 use super::model::SpaceId;
-use crate::source::topic::{Level, Segment, Template, Var};
+use crate::topic::{Level, Segment, Template, Var};
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
@@ -147,10 +147,11 @@ impl TemplateIndex {
         granted: &impl Fn(TemplateId) -> bool,
         filter: bool,
     ) -> Option<TemplateId> {
-        // (node, the levels after it; `None` = no level left).
-        let mut stack: SmallVec<[(u32, Option<&str>); 16]> = SmallVec::new();
-        stack.push((0, Some(topic_or_filter)));
-        while let Some((node, rest)) = stack.pop() {
+        // (node, the levels after it (`None`: no level left), whether the levels
+        // before it form no topic: none, or the one empty level of `/...`).
+        let mut stack: SmallVec<[(u32, Option<&str>, bool); 16]> = SmallVec::new();
+        stack.push((0, Some(topic_or_filter), true));
+        while let Some((node, rest, no_topic_yet)) = stack.pop() {
             let n = &self.nodes[node as usize];
             // `T/#` covers this level and anything below, so any rest (even none) matches.
             if let Some(t) = n.hash_ends.iter().copied().find(|t| granted(*t)) {
@@ -166,28 +167,42 @@ impl TemplateIndex {
                 Some((level, after)) => (level, Some(after)),
                 None => (rest, None),
             };
+            let no_topic = no_topic_yet && node == 0 && level.is_empty();
             if filter && level == "#" {
-                // Only a template `#` at this level contains a filter `#`, checked above.
+                // A template `#` here contains a filter `#`, checked above. So does
+                // `+/#` when the levels before are no topic: every topic has a level
+                // there (`#` and `+/#` are the same set; `/#` and `/+/#` too).
+                if no_topic_yet {
+                    let plus_hash = n.plus.map(|p| &self.nodes[p as usize].hash_ends);
+                    if let Some(t) = plus_hash
+                        .into_iter()
+                        .flatten()
+                        .copied()
+                        .find(|t| granted(*t))
+                    {
+                        return Some(t);
+                    }
+                }
                 continue;
             }
             if filter && level == "+" {
                 // A `+` in the filter is contained only by a `+` in the template.
                 if let Some(p) = n.plus {
-                    stack.push((p, after));
+                    stack.push((p, after, false));
                 }
                 continue;
             }
             // Pushed in reverse so that they are tried in trie order.
             for (pattern, c) in n.patterns.iter().rev() {
                 if pattern_matches(pattern, level, values) {
-                    stack.push((*c, after));
+                    stack.push((*c, after, no_topic));
                 }
             }
             if let Some(p) = n.plus {
-                stack.push((p, after));
+                stack.push((p, after, no_topic));
             }
             if let Some(&c) = n.literal.get(level) {
-                stack.push((c, after));
+                stack.push((c, after, no_topic));
             }
         }
         None

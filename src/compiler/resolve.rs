@@ -5,9 +5,10 @@
 use super::model::*;
 use crate::diag::{suggestion, Code, Diagnostic, Diagnostics};
 use crate::source::model::{ClientState, PolicyDoc, TestAction as DocAction};
+use crate::source::query;
 use crate::source::span::{SourceFile, Sp, Span};
-use crate::source::topic::Template;
-use crate::source::{query, topic};
+use crate::topic;
+use crate::topic::Template;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 

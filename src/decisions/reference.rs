@@ -6,7 +6,7 @@ use crate::compiler::compiled::variable_value;
 use crate::compiler::membership;
 use crate::compiler::model::{ResolvedPolicy, ALL_GROUP};
 use crate::source::model::Permission;
-use crate::source::topic::{self, is_safe_value};
+use crate::topic::{self, is_safe_value};
 
 /// Every (binding, template index) that lets client `client` do `permission` on
 /// `topic_or_filter`: for publish, the template matches the topic; for subscribe,
@@ -23,22 +23,15 @@ pub fn grants(
     }
     let subject = match permission {
         Permission::Publisher => {
-            if topic::validate_topic_name(topic_or_filter).is_err() {
+            if topic::validate_name(topic_or_filter).is_err() {
                 return Vec::new();
             }
             topic_or_filter
         }
-        Permission::Subscriber => {
-            let inner = match topic::split_shared(topic_or_filter) {
-                Some(Ok((_, f))) => f,
-                Some(Err(_)) => return Vec::new(),
-                None => topic_or_filter,
-            };
-            if topic::validate_filter(inner).is_err() {
-                return Vec::new();
-            }
-            inner
-        }
+        Permission::Subscriber => match topic::parse_subscription(topic_or_filter) {
+            Ok(sub) => sub.filter,
+            Err(_) => return Vec::new(),
+        },
     };
     if subject.starts_with('$') {
         return Vec::new();
@@ -71,7 +64,10 @@ pub fn grants(
             let Some(filter) = filter else { continue };
             let ok = match permission {
                 Permission::Publisher => topic::matches(&filter, subject),
-                Permission::Subscriber => topic::is_subset(subject, &filter),
+                Permission::Subscriber => topic::is_subset(
+                    &topic::Filter::parse(subject),
+                    &topic::Filter::parse(&filter),
+                ),
             };
             if ok {
                 out.push((b, i));

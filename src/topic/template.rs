@@ -1,7 +1,8 @@
-//! Topic names, filters and templates (semantics.md §3): the template grammar
-//! (`grammar/topic.pest`), validation of names and filters, and the plain
-//! definitions of matching and subset that everything else is checked against.
+//! Topic templates (semantics.md §3): the grammar (`grammar/topic.pest`), variables,
+//! substitution of a client's values, and the skeleton every substitution lies in.
 
+use super::filter::{FLevel, Filter};
+use super::validate::common_checks;
 use pest::Parser;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -50,8 +51,10 @@ pub struct Template {
     pub levels: Vec<Level>,
 }
 
-/// A template that does not parse: message and byte offsets inside its text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A template, topic name or filter that is not valid: message and byte offsets
+/// inside its text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct TemplateError {
     pub kind: TemplateErrorKind,
     pub message: String,
@@ -72,9 +75,6 @@ pub enum TemplateErrorKind {
 
 /// The variable names a template may use, for "did you mean".
 pub const VARIABLE_FORMS: [&str; 2] = ["client.authenticationName", "client.attributes.KEY"];
-
-/// Maximum length of a topic name or filter in bytes (MQTT's 16-bit length).
-pub const MAX_TOPIC_BYTES: usize = 65_535;
 
 impl Template {
     /// Parses a template. Variables are `$<client.authenticationName>`,
@@ -220,6 +220,29 @@ impl Template {
         }
         Some(out)
     }
+
+    /// The template with each variable level as `+`: every filter it gives any client
+    /// is inside this one. `None` when that cannot be said (a first-level pattern
+    /// starting with `$`, which a leading `+` would not cover).
+    pub fn skeleton(&self) -> Option<Filter> {
+        let mut levels = Vec::with_capacity(self.levels.len());
+        for (d, l) in self.levels.iter().enumerate() {
+            levels.push(match l {
+                Level::Hash => FLevel::Hash,
+                Level::Plus => FLevel::Plus,
+                Level::Literal(s) => FLevel::Lit(s.clone()),
+                Level::Pattern(segs) => {
+                    if d == 0
+                        && matches!(segs.first(), Some(Segment::Text(s)) if s.starts_with('$'))
+                    {
+                        return None;
+                    }
+                    FLevel::Plus
+                }
+            });
+        }
+        Some(Filter { levels })
+    }
 }
 
 /// A substituted value may not change the template's shape: no `/`, `+`, `#`,
@@ -249,13 +272,15 @@ fn parse_var(name: &str, at: (usize, usize)) -> Result<Var, TemplateError> {
             return Ok(Var::Attribute(key.to_string()));
         }
     }
-    let help = match crate::diag::did_you_mean(trimmed, ["client.authenticationName"]) {
-        Some(s) => format!("did you mean `$<{s}>`?"),
-        None if trimmed.starts_with("client.attribute") || trimmed.starts_with("attributes.") => {
+    // The topic module is the base of the pipeline: it does its own "did you mean".
+    let close = strsim::jaro_winkler(&trimmed.to_lowercase(), "client.authenticationname") >= 0.8;
+    let help = match close {
+        true => "did you mean `$<client.authenticationName>`?".to_string(),
+        false if trimmed.starts_with("client.attribute") || trimmed.starts_with("attributes.") => {
             let key = trimmed.rsplit('.').next().unwrap_or("KEY");
             format!("did you mean `$<client.attributes.{key}>`?")
         }
-        None => {
+        false => {
             "variables are `$<client.authenticationName>` and `$<client.attributes.KEY>`".into()
         }
     };
@@ -265,194 +290,6 @@ fn parse_var(name: &str, at: (usize, usize)) -> Result<Var, TemplateError> {
         at,
         help: Some(help),
     })
-}
-
-fn common_checks(text: &str) -> Result<(), TemplateError> {
-    if text.is_empty() {
-        return Err(TemplateError {
-            kind: TemplateErrorKind::Syntax,
-            message: "a topic cannot be empty".into(),
-            at: (0, 0),
-            help: None,
-        });
-    }
-    if text.len() > MAX_TOPIC_BYTES {
-        return Err(TemplateError {
-            kind: TemplateErrorKind::Syntax,
-            message: format!(
-                "a topic is at most {MAX_TOPIC_BYTES} bytes, this one is {}",
-                text.len()
-            ),
-            at: (0, text.len()),
-            help: None,
-        });
-    }
-    if let Some(i) = text.find('\0') {
-        return Err(TemplateError {
-            kind: TemplateErrorKind::Syntax,
-            message: "a topic cannot contain U+0000".into(),
-            at: (i, i + 1),
-            help: None,
-        });
-    }
-    Ok(())
-}
-
-/// Checks a topic name as a client would PUBLISH it.
-pub fn validate_topic_name(topic: &str) -> Result<(), TemplateError> {
-    common_checks(topic)?;
-    if let Some(i) = topic.find(['+', '#']) {
-        return Err(TemplateError {
-            kind: TemplateErrorKind::Syntax,
-            message: "a topic name cannot contain wildcards".into(),
-            at: (i, i + 1),
-            help: Some("`+` and `#` belong in subscription filters".into()),
-        });
-    }
-    Ok(())
-}
-
-/// Checks a subscription filter (after any `$share/NAME/` prefix is removed).
-pub fn validate_filter(filter: &str) -> Result<(), TemplateError> {
-    common_checks(filter)?;
-    let levels: Vec<&str> = filter.split('/').collect();
-    let mut offset = 0;
-    for (i, level) in levels.iter().enumerate() {
-        let at = (offset, offset + level.len());
-        if level.contains(['+', '#']) && level.len() > 1 {
-            return Err(TemplateError {
-                kind: TemplateErrorKind::Syntax,
-                message: "wildcards must be a whole level".into(),
-                at,
-                help: None,
-            });
-        }
-        if *level == "#" && i + 1 != levels.len() {
-            return Err(TemplateError {
-                kind: TemplateErrorKind::Syntax,
-                message: "`#` must be the last level".into(),
-                at,
-                help: None,
-            });
-        }
-        offset += level.len() + 1;
-    }
-    Ok(())
-}
-
-/// Splits `$share/NAME/FILTER` into `(NAME, FILTER)`.
-pub fn split_shared(filter: &str) -> Option<Result<(&str, &str), TemplateError>> {
-    let rest = filter.strip_prefix("$share/")?;
-    Some(match rest.split_once('/') {
-        Some((name, f)) if !name.is_empty() && !name.contains(['+', '#']) && !f.is_empty() => Ok((name, f)),
-        _ => Err(TemplateError {
-            kind: TemplateErrorKind::Syntax,
-            message: "a shared subscription is `$share/NAME/FILTER` with a non-empty NAME without wildcards".into(),
-            at: (0, filter.len()),
-            help: None,
-        }),
-    })
-}
-
-/// Does topic name `topic` match filter `filter`? The MQTT rules, with `$`-topics
-/// never matched by a filter that starts with a wildcard.
-pub fn matches(filter: &str, topic: &str) -> bool {
-    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
-        return false;
-    }
-    let mut f = filter.split('/');
-    let mut t = topic.split('/');
-    loop {
-        match (f.next(), t.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(_)) => {}
-            (Some(fl), Some(tl)) if fl == tl => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
-}
-
-/// Is every topic that filter `sub` can match also matched by filter `sup`?
-/// A loop over both filters' levels: a filter's depth may come from a client.
-pub fn is_subset(sub: &str, sup: &str) -> bool {
-    // Topics starting with `$` are matched only by filters starting with `$` text.
-    if !sub.starts_with(['+', '#']) && sub.starts_with('$') && sup.starts_with(['+', '#']) {
-        return false;
-    }
-    let mut a = sub.split('/');
-    let mut b = sup.split('/');
-    loop {
-        match (a.next(), b.next()) {
-            (_, Some("#")) => return true,
-            (None, None) => return true,
-            (None, Some(_)) | (Some(_), None) => return false,
-            (Some("#"), Some(_)) => return false,
-            (Some("+"), Some("+")) => {}
-            (Some("+"), Some(_)) => return false,
-            (Some(_), Some("+")) => {}
-            (Some(x), Some(y)) => {
-                if x != y {
-                    return false;
-                }
-            }
-        }
-    }
-}
-
-/// The broker's limits on the topics and filters clients send (`maxTopicLevels`,
-/// `maxTopicLength` in the broker configuration). They bound the time and memory one
-/// topic can cost: trie depth, routing work, the bytes a subscription pins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TopicLimits {
-    /// Most levels in a topic name or filter (`a/b/c` has 3); for `$share/NAME/F`,
-    /// the levels of `F`, the filter that is matched.
-    pub max_levels: usize,
-    /// Most bytes in a topic name or filter; for `$share/NAME/F`, the whole string,
-    /// which MQTT carries as one field.
-    pub max_length: usize,
-}
-
-/// A topic name or filter beyond [`TopicLimits`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LimitExceeded {
-    #[error("the topic has {levels} levels, more than the {max} allowed (maxTopicLevels)")]
-    TooManyLevels { levels: usize, max: usize },
-    #[error("the topic is {length} bytes long, more than the {max} allowed (maxTopicLength)")]
-    TooLong { length: usize, max: usize },
-}
-
-impl TopicLimits {
-    /// Checks a topic name, or a filter without a `$share/NAME/` prefix.
-    pub fn check(&self, topic: &str) -> Result<(), LimitExceeded> {
-        self.check_parts(topic.len(), topic)
-    }
-
-    /// Checks a subscription filter as sent: `$share/NAME/F` or a plain filter.
-    pub fn check_subscription(&self, raw: &str) -> Result<(), LimitExceeded> {
-        let matched = match split_shared(raw) {
-            Some(Ok((_, filter))) => filter,
-            _ => raw,
-        };
-        self.check_parts(raw.len(), matched)
-    }
-
-    fn check_parts(&self, length: usize, levels_of: &str) -> Result<(), LimitExceeded> {
-        if length > self.max_length {
-            return Err(LimitExceeded::TooLong {
-                length,
-                max: self.max_length,
-            });
-        }
-        let levels = levels_of.bytes().filter(|&b| b == b'/').count() + 1;
-        if levels > self.max_levels {
-            return Err(LimitExceeded::TooManyLevels {
-                levels,
-                max: self.max_levels,
-            });
-        }
-        Ok(())
-    }
 }
 
 impl fmt::Display for Template {
@@ -540,101 +377,5 @@ mod tests {
             assert_eq!(t.substitute(|_| Some(bad)), None, "{bad}");
         }
         assert_eq!(t.substitute(|_| None), None);
-    }
-
-    #[test]
-    fn matching_rules() {
-        assert!(matches("a/#", "a"));
-        assert!(matches("a/#", "a/b/c"));
-        assert!(matches("a/+/c", "a/b/c"));
-        assert!(!matches("a/+/c", "a/c"));
-        assert!(matches("+/+", "/a"));
-        assert!(!matches("#", "$SYS/x"));
-        assert!(!matches("+/x", "$SYS/x"));
-        assert!(matches("$SYS/#", "$SYS/x"));
-        assert!(matches("a//b", "a//b"));
-        assert!(!matches("a/b", "a/b/c"));
-    }
-
-    #[test]
-    fn subset_rules() {
-        assert!(is_subset("clients/+/status", "clients/+/status"));
-        assert!(is_subset("clients/s1/status", "clients/+/status"));
-        assert!(!is_subset("clients/#", "clients/+/status"));
-        assert!(is_subset("a", "a/#"));
-        assert!(is_subset("a/#", "a/#"));
-        assert!(!is_subset("a/#", "a/+"));
-        assert!(!is_subset("a/+", "a"));
-        assert!(!is_subset("$SYS/x", "#"));
-        assert!(is_subset("#", "#"));
-    }
-
-    #[test]
-    fn validates_names_and_filters() {
-        assert!(validate_topic_name("a/+").is_err());
-        assert!(validate_topic_name("a/b").is_ok());
-        assert!(validate_filter("a/#/b").is_err());
-        assert!(validate_filter("a/b#").is_err());
-        assert!(validate_filter("+/#").is_ok());
-        assert_eq!(split_shared("$share/g/a/+").unwrap().unwrap(), ("g", "a/+"));
-        assert!(split_shared("$share//a").unwrap().is_err());
-        assert!(split_shared("a/b").is_none());
-    }
-
-    /// Topics and filters far deeper than any limit: matching and subset are loops.
-    #[test]
-    fn deep_topics_do_not_recurse() {
-        let deep = "a/".repeat(100_000) + "a";
-        let deep_plus = "+/".repeat(100_000) + "a";
-        assert!(matches(&deep, &deep));
-        assert!(matches(&deep_plus, &deep));
-        assert!(!matches(&deep_plus, &(deep.clone() + "/b")));
-        assert!(is_subset(&deep, &deep_plus));
-        assert!(!is_subset(&deep_plus, &deep));
-        assert!(is_subset(&deep, "a/#"));
-        assert!(
-            validate_filter(&deep_plus).is_err(),
-            "longer than MQTT allows"
-        );
-    }
-
-    #[test]
-    fn limits_count_levels_and_bytes() {
-        let l = TopicLimits {
-            max_levels: 3,
-            max_length: 12,
-        };
-        assert_eq!(l.check("a/b/c"), Ok(()));
-        assert_eq!(
-            l.check("a/b/c/d"),
-            Err(LimitExceeded::TooManyLevels { levels: 4, max: 3 })
-        );
-        assert_eq!(l.check("//"), Ok(()));
-        assert!(l.check("///").is_err());
-        assert_eq!(
-            l.check("abcdefghijklm"),
-            Err(LimitExceeded::TooLong {
-                length: 13,
-                max: 12
-            })
-        );
-        // `$share/NAME/` counts towards the length, not the levels.
-        let l = TopicLimits {
-            max_levels: 3,
-            max_length: 15,
-        };
-        assert_eq!(l.check_subscription("$share/g/a/b/c"), Ok(()));
-        assert_eq!(
-            l.check_subscription("$share/g/a/b/cde"),
-            Err(LimitExceeded::TooLong {
-                length: 15 + 1,
-                max: 15
-            })
-        );
-        assert_eq!(l.check_subscription("$share/g/a/b/"), Ok(()));
-        assert_eq!(
-            l.check_subscription("$share/g/a/b//"),
-            Err(LimitExceeded::TooManyLevels { levels: 4, max: 3 })
-        );
     }
 }
