@@ -333,6 +333,7 @@ pub fn template_error(
         topic::TemplateErrorKind::Syntax => Code::TemplateSyntax,
         topic::TemplateErrorKind::UnknownVariable => Code::UnknownVariable,
         topic::TemplateErrorKind::Reserved => Code::ReservedTemplate,
+        topic::TemplateErrorKind::SpacedVariable => Code::SpacedVariable,
     };
     let mut d = Diagnostic::new(
         code,

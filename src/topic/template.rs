@@ -71,6 +71,8 @@ pub enum TemplateErrorKind {
     UnknownVariable,
     /// A template whose first level starts with `$`.
     Reserved,
+    /// A variable written with spaces inside its brackets, `$< client.authenticationName >`.
+    SpacedVariable,
 }
 
 /// The variable names a template may use, for "did you mean".
@@ -262,14 +264,35 @@ fn merge_text(segments: Vec<Segment>) -> Vec<Segment> {
     out
 }
 
-fn parse_var(name: &str, at: (usize, usize)) -> Result<Var, TemplateError> {
-    let trimmed = name.trim();
-    if trimmed == "client.authenticationName" {
-        return Ok(Var::AuthenticationName);
+/// The variable `name` names exactly, nothing around it.
+fn exact_var(name: &str) -> Option<Var> {
+    if name == "client.authenticationName" {
+        return Some(Var::AuthenticationName);
     }
-    if let Some(key) = trimmed.strip_prefix("client.attributes.") {
-        if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Ok(Var::Attribute(key.to_string()));
+    let key = name.strip_prefix("client.attributes.")?;
+    (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .then(|| Var::Attribute(key.to_string()))
+}
+
+fn parse_var(name: &str, at: (usize, usize)) -> Result<Var, TemplateError> {
+    if let Some(var) = exact_var(name) {
+        return Ok(var);
+    }
+    let trimmed = name.trim();
+    // `$< client.authenticationName >` is no variable: a template means exactly what
+    // it says, and Event Grid does not read it as one either (semantics.md §3).
+    if trimmed != name {
+        if let Some(var) = exact_var(trimmed) {
+            return Err(TemplateError {
+                kind: TemplateErrorKind::SpacedVariable,
+                message: format!(
+                    "spaces around `{trimmed}` inside the brackets: it is no variable"
+                ),
+                at,
+                help: Some(format!(
+                    "write `{var}` with nothing between the brackets and the name"
+                )),
+            });
         }
     }
     // The topic module is the base of the pipeline: it does its own "did you mean".
@@ -354,6 +377,26 @@ mod tests {
         assert!(Template::parse("$SYS/x").is_err());
         assert!(Template::parse("").is_err());
         assert!(Template::parse("a\0b").is_err());
+    }
+
+    /// Open point of issue 12, settled: spaces inside the brackets make no variable.
+    #[test]
+    fn spaced_variables_are_refused_not_trimmed() {
+        for text in [
+            "c/$< client.authenticationName >/s",
+            "c/${client.authenticationName }/s",
+            "c/$<\tclient.attributes.line>/s",
+        ] {
+            let e = Template::parse(text).unwrap_err();
+            assert_eq!(e.kind, TemplateErrorKind::SpacedVariable, "{text}: {e:?}");
+            assert!(
+                e.help.as_deref().is_some_and(|h| h.contains("$<client.")),
+                "{e:?}"
+            );
+        }
+        let e = Template::parse("c/$< foo >/s").unwrap_err();
+        assert_eq!(e.kind, TemplateErrorKind::UnknownVariable);
+        assert!(Template::parse("c/$<client.authenticationName>/s").is_ok());
     }
 
     #[test]
