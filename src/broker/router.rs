@@ -364,4 +364,99 @@ mod tests {
         assert!(r.unsubscribe("s", &plain("$SYS/#")));
         assert!(r.is_empty());
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        const LEVELS: [&str; 6] = ["a", "b", "", "$s", "+", "#"];
+
+        /// A valid filter of 1-4 levels (`#` only last), possibly shared.
+        fn filter() -> impl Strategy<Value = (String, bool)> {
+            (
+                prop::collection::vec(prop::sample::select(LEVELS.to_vec()), 1..=4),
+                any::<bool>(),
+            )
+                .prop_map(|(mut levels, shared)| {
+                    let last = levels.len() - 1;
+                    for l in &mut levels[..last] {
+                        if *l == "#" {
+                            *l = "+";
+                        }
+                    }
+                    (levels.join("/"), shared)
+                })
+        }
+
+        fn topic() -> impl Strategy<Value = String> {
+            prop::collection::vec(prop::sample::select(vec!["a", "b", "", "$s", "c"]), 1..=5)
+                .prop_map(|l| l.join("/"))
+                .prop_filter("a topic is not empty", |t| !t.is_empty())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+            /// The trie routes a topic to exactly the subscriptions whose filter
+            /// `topic::matches` it, one copy per session and per shared group, and
+            /// unsubscribing everything leaves it empty.
+            #[test]
+            fn routing_agrees_with_topic_matching(
+                filters in prop::collection::vec(filter(), 1..8),
+                topics in prop::collection::vec(topic(), 1..8),
+            ) {
+                let r = Router::default();
+                let sessions: Vec<_> = (0..filters.len())
+                    .map(|i| Session::new(&format!("c{i}"), "alice"))
+                    .collect();
+                let subs: Vec<SubFilter<'_>> = filters
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (f, shared))| SubFilter {
+                        share: shared.then_some(if i % 2 == 0 { "g" } else { "h" }),
+                        filter: f,
+                    })
+                    .collect();
+                for (s, sub) in sessions.iter().zip(&subs) {
+                    r.subscribe(s, sub, opts());
+                }
+                for t in &topics {
+                    let mut want: Vec<String> = Vec::new();
+                    let mut groups: Vec<(&str, &str)> = Vec::new();
+                    for (i, sub) in subs.iter().enumerate() {
+                        if !crate::topic::matches(sub.filter, t) {
+                            continue;
+                        }
+                        match sub.share {
+                            None => {
+                                let id = format!("c{i}");
+                                if !want.contains(&id) {
+                                    want.push(id);
+                                }
+                            }
+                            Some(g) => {
+                                if !groups.contains(&(g, sub.filter)) {
+                                    groups.push((g, sub.filter));
+                                }
+                            }
+                        }
+                    }
+                    let got = r.route(t, "publisher", Qos::AtLeastOnce);
+                    let plain: Vec<String> = got
+                        .iter()
+                        .map(|t| t.session.client_id.clone())
+                        .collect();
+                    prop_assert_eq!(got.len(), want.len() + groups.len(), "topic {} filters {:?}", t, filters);
+                    for id in &want {
+                        prop_assert!(plain.contains(id), "topic {} misses {}", t, id);
+                    }
+                }
+                for (i, sub) in subs.iter().enumerate() {
+                    let removed = r.unsubscribe(&format!("c{i}"), sub);
+                    prop_assert!(removed, "unsubscribe {:?}", sub);
+                }
+                prop_assert!(r.is_empty());
+            }
+        }
+    }
 }
