@@ -17,3 +17,4 @@ pub mod diag;
 pub mod eventgrid;
 pub mod export;
 pub mod source;
+pub mod topic;

@@ -289,3 +289,73 @@ proptest! {
         }
     }
 }
+
+/// Issue 12 regressions, asked of the index, the reference evaluator and `explain`
+/// (whose chain marks the template that contains the filter).
+fn agree_on_subscribe(p: &topicgate::compiler::CompiledPolicy, client: &str, filter: &str) -> bool {
+    use topicgate::decisions::explain::{explain, Question};
+    let allowed = common::may_subscribe(p, client, filter);
+    let e = explain(p, client, &Question::Subscribe(filter.to_string()));
+    assert_eq!(
+        e.allowed(),
+        allowed,
+        "explain disagrees on {client} subscribe {filter}"
+    );
+    let chain = e.chain.expect("a known client has a chain");
+    let matched = chain
+        .bindings
+        .iter()
+        .any(|b| b.templates.iter().any(|t| t.matches));
+    assert_eq!(
+        matched, allowed,
+        "explain's chain disagrees on {client} subscribe {filter}"
+    );
+    allowed
+}
+
+const PLUS_HASH: &str = r##"
+clients:
+  s1: { authenticationName: s1 }
+clientGroups:
+  all: { query: "authenticationName = 's1'" }
+topicSpaces:
+  below-a-level: { topicTemplates: ["+/#"] }
+permissionBindings:
+  sub: { clientGroup: all, topicSpace: below-a-level, permission: subscriber }
+"##;
+
+/// Every topic has at least one level, so `+/#` covers every topic `#` covers
+/// (neither matches `$` topics).
+#[test]
+fn plus_hash_grants_hash_and_shared_hash() {
+    let p = common::compile(PLUS_HASH);
+    for f in ["#", "$share/g/#", "/#", "+/#", "a/#", "+", "a/b/#"] {
+        assert!(agree_on_subscribe(&p, "s1", f), "{f}");
+    }
+    for f in ["$SYS/#", "$share/g/$SYS/#"] {
+        assert!(!agree_on_subscribe(&p, "s1", f), "{f}");
+    }
+}
+
+const HASH: &str = r##"
+clients:
+  s1: { authenticationName: s1 }
+clientGroups:
+  all: { query: "authenticationName = 's1'" }
+topicSpaces:
+  everything: { topicTemplates: ["#"] }
+permissionBindings:
+  sub: { clientGroup: all, topicSpace: everything, permission: subscriber }
+"##;
+
+/// MQTT carries `$share/NAME/F` as one field: 65,535 bytes in all, prefix included.
+#[test]
+fn a_shared_filter_of_65536_bytes_is_invalid() {
+    let p = common::compile(HASH);
+    let fits = format!("$share/g/{}", "a".repeat(65_535 - "$share/g/".len()));
+    assert_eq!(fits.len(), 65_535);
+    assert!(agree_on_subscribe(&p, "s1", &fits));
+    let over = fits + "a";
+    assert!(!agree_on_subscribe(&p, "s1", &over));
+    assert!(!agree_on_subscribe(&p, "s1", &"a".repeat(65_536)));
+}

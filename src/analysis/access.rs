@@ -2,12 +2,12 @@
 //! one of the client's groups, substituted with the client's own values. This is the
 //! per-client view that query, flow and diff reason about with the filter algebra.
 
-use super::algebra::{self, FLevel, Filter, Vocabulary};
 use crate::compiler::compiled::{variable_value, CompiledPolicy};
 use crate::compiler::model::{BindingId, SpaceId};
 use crate::decisions::access::ClientId;
 use crate::source::model::Permission;
-use crate::source::topic::{is_safe_value, Level, Segment, Template};
+use crate::topic::{algebra, Filter, Vocabulary};
+use crate::topic::{is_safe_value, Template};
 
 /// One substituted template and the binding that grants it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,30 +127,8 @@ pub fn all_access(policy: &CompiledPolicy) -> Vec<ClientAccess> {
         .collect()
 }
 
-/// May a client holding template filter `template` subscribe to `filter`? The subset
-/// rule exactly as the decisions apply it ([`crate::source::topic::is_subset`]), so that
-/// analyses agree with the broker.
+/// May a client holding template filter `template` subscribe to `filter`? The one
+/// subset rule ([`crate::topic::is_subset`]), as the decisions and the broker apply it.
 pub fn subscribe_allows(template: &Filter, filter: &Filter) -> bool {
-    crate::source::topic::is_subset(&filter.to_string(), &template.to_string())
-}
-
-/// The template with each variable level as `+`: every filter it gives any client is
-/// inside this one. `None` when that cannot be said (a first-level pattern starting
-/// with `$`, which a leading `+` would not cover).
-pub fn skeleton(t: &Template) -> Option<Filter> {
-    let mut levels = Vec::with_capacity(t.levels.len());
-    for (d, l) in t.levels.iter().enumerate() {
-        levels.push(match l {
-            Level::Hash => FLevel::Hash,
-            Level::Plus => FLevel::Plus,
-            Level::Literal(s) => FLevel::Lit(s.clone()),
-            Level::Pattern(segs) => {
-                if d == 0 && matches!(segs.first(), Some(Segment::Text(s)) if s.starts_with('$')) {
-                    return None;
-                }
-                FLevel::Plus
-            }
-        });
-    }
-    Some(Filter { levels })
+    algebra::is_subset(filter, template)
 }

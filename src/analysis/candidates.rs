@@ -7,7 +7,7 @@ use super::Context;
 use crate::compiler::compiled::{variable_value, ClientId};
 use crate::compiler::model::BindingId;
 use crate::source::model::Permission;
-use crate::source::topic::{is_safe_value, Level, Segment, Template};
+use crate::topic::{is_safe_value, Level, Segment, Template};
 
 /// A binding whose template matches `subject` when its variables may take any value.
 pub struct Candidate {

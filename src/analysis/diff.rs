@@ -14,15 +14,13 @@
 //! are the same on both sides has the same access, and is skipped without substituting
 //! anything; a filter present on both sides needs no witness search.
 
-use super::access::{
-    client_access, skeleton, subscribe_allows, substitute_for, ClientAccess, GrantedFilter,
-};
-use super::algebra::{intersect, witness, Filter, Vocabulary};
+use super::access::{client_access, subscribe_allows, substitute_for, ClientAccess, GrantedFilter};
 use super::query::FilterGrant;
 use crate::compiler::compiled::{variable_value, CompiledPolicy};
 use crate::decisions::access::ClientId;
 use crate::source::model::Permission;
-use crate::source::topic::{is_safe_value, Level, Segment};
+use crate::topic::{intersect, witness, Filter, Vocabulary};
+use crate::topic::{is_safe_value, Level, Segment};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -138,7 +136,7 @@ fn profile_grants(p: &CompiledPolicy) -> Vec<ProfileGrants> {
                     {
                         let text = t.value.to_string();
                         if texts.insert(text.clone()) {
-                            let skeleton = skeleton(&t.value);
+                            let skeleton = t.value.skeleton();
                             entries.push(Entry {
                                 text,
                                 skeleton,

@@ -4,10 +4,10 @@
 //! the intersection and a witness topic in it.
 
 use super::access::{client_access, vocabulary};
-use super::algebra::{example_topic, intersect};
 use super::query::FilterGrant;
 use crate::compiler::compiled::CompiledPolicy;
 use crate::decisions::access::ClientId;
+use crate::topic::{example_topic, intersect};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

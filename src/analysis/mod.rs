@@ -10,7 +10,6 @@
 //! built on the filter algebra of [`algebra`].
 
 pub mod access;
-pub mod algebra;
 pub mod candidates;
 pub mod context;
 pub mod diff;

@@ -10,7 +10,7 @@ use crate::compiler::compiled::CompiledPolicy;
 use crate::decisions::access::ClientId;
 use crate::decisions::{Decision, Grant};
 use crate::source::model::Permission;
-use crate::source::topic::{split_shared, validate_filter, validate_topic_name};
+use crate::topic::{parse_subscription, validate_name};
 use serde::Serialize;
 
 /// A question about something that is not a topic name or filter.
@@ -54,12 +54,8 @@ impl Ask {
     pub fn validate(&self) -> Result<(), InvalidQuestion> {
         let subject = self.subject();
         let problem = match self {
-            Ask::Publish(t) | Ask::Receive(t) => validate_topic_name(t).err(),
-            Ask::Subscribe(f) => match split_shared(f) {
-                Some(Ok((_, inner))) => validate_filter(inner).err(),
-                Some(Err(e)) => Some(e),
-                None => validate_filter(f).err(),
-            },
+            Ask::Publish(t) | Ask::Receive(t) => validate_name(t).err(),
+            Ask::Subscribe(f) => parse_subscription(f).err(),
         };
         match problem {
             None => Ok(()),
@@ -81,10 +77,7 @@ impl Ask {
     pub fn reserved_note(&self) -> Option<String> {
         let subject = self.subject();
         let inner = match self {
-            Ask::Subscribe(f) => match split_shared(f) {
-                Some(Ok((_, inner))) => inner,
-                _ => f,
-            },
+            Ask::Subscribe(f) => parse_subscription(f).map_or(f.as_str(), |s| s.filter),
             _ => subject,
         };
         if !inner.starts_with('$') {

@@ -10,7 +10,7 @@ use crate::compiler::index::{TemplateIndex, TemplateRef};
 use crate::compiler::model::Client;
 use crate::compiler::model::SpaceId;
 use crate::source::model::Permission;
-use crate::source::topic::{is_safe_value, Level, Segment, Template};
+use crate::topic::{is_safe_value, Level, Segment, Template};
 use std::cell::RefCell;
 
 #[derive(Debug, Clone, Copy)]

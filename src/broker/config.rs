@@ -4,6 +4,7 @@
 //! the defaults are safe for a laptop or a CI job.
 
 use crate::compiler::model::NamespaceSettings;
+use crate::topic::TopicLimits;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -76,6 +77,25 @@ pub struct BrokerConfig {
     /// the keep-alive (0 included). Seconds; the connection is closed after it.
     #[serde(with = "secs")]
     pub partial_packet_timeout: Duration,
+
+    // Topic limits (issue 11, decision 0014).
+    /// Most levels in a topic name (PUBLISH, will) or filter (SUBSCRIBE,
+    /// UNSUBSCRIBE; for `$share/NAME/F`, the levels of `F`). Bounds the depth of
+    /// the subscription trie and the work of routing one message.
+    pub max_topic_levels: usize,
+    /// Most bytes in a topic name or filter (for `$share/NAME/F`, the whole string).
+    /// Bounds what one subscription pins in memory.
+    pub max_topic_length: usize,
+}
+
+impl BrokerConfig {
+    /// The topic limits as the topic module checks them.
+    pub fn topic_limits(&self) -> TopicLimits {
+        TopicLimits {
+            max_levels: self.max_topic_levels,
+            max_length: self.max_topic_length,
+        }
+    }
 }
 
 impl Default for BrokerConfig {
@@ -98,6 +118,12 @@ impl Default for BrokerConfig {
             max_connect_packet_size: 64 * 1024,
             max_pre_auth_bytes: 32 * 1024 * 1024,
             partial_packet_timeout: Duration::from_secs(60),
+            // Far above real topics (Event Grid allows 8 levels and 256 bytes, AWS IoT
+            // the same, EMQX 128 levels), low enough that one subscription costs at
+            // most ~128 trie nodes and 4 KB of text, and routing one message visits
+            // at most 128 levels per matching branch.
+            max_topic_levels: 128,
+            max_topic_length: 4096,
         }
     }
 }

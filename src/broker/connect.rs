@@ -5,9 +5,9 @@ use super::connection::{log_denial, Conn, End};
 use super::message::{qos_u8, Message};
 use super::session::Claim;
 use super::stats::{Action, DenialCode};
-use super::topic;
 use super::will::Will;
 use crate::decisions::access::{AccessPolicy, ClientId, PasswordCheck, RefusalKind};
+use crate::topic;
 use mqtt_protocol_core::mqtt::packet::{
     v3_1_1, v5_0, AssignedClientIdentifier, MaximumPacketSize, MaximumQos, Property, Qos,
     ReasonString, ReceiveMaximum, RetainAvailable, ServerKeepAlive, SessionExpiryInterval,
@@ -191,6 +191,10 @@ where
             }
             if topic::validate_name(&w.topic).is_err() {
                 return self.refuse(&info, Refusal::TopicNameInvalid, None);
+            }
+            if let Err(e) = self.shared.config.topic_limits().check(&w.topic) {
+                let reason = format!("will topic: {e}");
+                return self.refuse(&info, Refusal::TopicNameInvalid, Some(reason));
             }
             // The policy also refuses `$` topics.
             let verdict = policy.may_publish(client, &w.topic);

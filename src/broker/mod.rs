@@ -34,7 +34,6 @@ pub mod state;
 pub mod stats;
 mod subscribe;
 pub mod tls;
-pub mod topic;
 mod webhook;
 pub mod will;
 pub mod ws;

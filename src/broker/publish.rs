@@ -4,8 +4,8 @@ use super::connection::{log_denial, Conn, End};
 use super::events::DisconnectionReason;
 use super::message::{qos_u8, Message};
 use super::stats::{Action, DenialCode};
-use super::topic;
 use crate::decisions::access::Verdict;
+use crate::topic;
 use mqtt_protocol_core::mqtt::packet::{v3_1_1, v5_0, Qos, ReasonString};
 use mqtt_protocol_core::mqtt::result_code::{
     DisconnectReasonCode, PubackReasonCode, PubrecReasonCode,
@@ -22,7 +22,8 @@ where
         let Some(client) = &self.client else { return };
         self.shared.stats.received(msg.qos);
         let v5 = self.mqtt.get_protocol_version() == Version::V5_0;
-        if topic::validate_name(&msg.topic).is_err() {
+        let limits = self.shared.config.topic_limits();
+        if topic::validate_name(&msg.topic).is_err() || limits.check(&msg.topic).is_err() {
             self.server_disconnect(DisconnectReasonCode::TopicNameInvalid, None);
             return;
         }

@@ -3,7 +3,7 @@
 
 use super::session::Kick;
 use super::state::Shared;
-use super::topic;
+use crate::topic;
 use tracing::warn;
 
 /// After a policy swap: drops every subscription the policy in force no longer

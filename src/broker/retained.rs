@@ -4,7 +4,7 @@
 //! into a bounded queue (where the excess would be lost).
 
 use super::message::Message;
-use super::topic;
+use crate::topic;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, RwLock, RwLockReadGuard};

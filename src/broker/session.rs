@@ -5,8 +5,8 @@ use super::message::{min_qos, Message};
 use super::retained::{Advance, Retained, RetainedCursor};
 use super::router::SubOptions;
 use super::state::Shared;
-use super::topic;
 use super::will::{self, Will};
+use crate::topic;
 use mqtt_protocol_core::mqtt::common::HashSet;
 use mqtt_protocol_core::mqtt::packet::{GenericStorePacket, Qos};
 use mqtt_protocol_core::mqtt::Version;
@@ -137,7 +137,7 @@ pub struct Session {
 }
 
 impl Session {
-    fn new(client_id: &str, auth_name: &str) -> Arc<Session> {
+    pub(crate) fn new(client_id: &str, auth_name: &str) -> Arc<Session> {
         Arc::new(Session {
             client_id: client_id.to_string(),
             auth_name: auth_name.to_string(),

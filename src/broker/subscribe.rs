@@ -5,7 +5,7 @@ use super::connection::{log_denial, Conn, End};
 use super::message::{qos_from_u8, qos_u8};
 use super::router::SubOptions;
 use super::stats::{Action, DenialCode};
-use super::topic;
+use crate::topic;
 use mqtt_protocol_core::mqtt::packet::{
     v3_1_1, v5_0, Property, Qos, ReasonString, RetainHandling, SubEntry,
 };
@@ -110,6 +110,16 @@ where
         for e in entries {
             let raw = e.topic_filter();
             let opts = e.sub_opts();
+            if self
+                .shared
+                .config
+                .topic_limits()
+                .check_subscription(raw)
+                .is_err()
+            {
+                outcomes.push(Outcome::Invalid);
+                continue;
+            }
             let Ok(sub) = topic::parse_subscription(raw) else {
                 outcomes.push(Outcome::Invalid);
                 continue;
@@ -206,7 +216,15 @@ where
             .entries()
             .iter()
             .map(|f| {
-                if self.unsubscribe_one(f.as_str()) {
+                let over_limit = self
+                    .shared
+                    .config
+                    .topic_limits()
+                    .check_subscription(f.as_str())
+                    .is_err();
+                if over_limit {
+                    UnsubackReasonCode::TopicFilterInvalid
+                } else if self.unsubscribe_one(f.as_str()) {
                     UnsubackReasonCode::Success
                 } else {
                     UnsubackReasonCode::NoSubscriptionExisted

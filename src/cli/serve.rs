@@ -79,7 +79,12 @@ pub fn run(args: ServeArgs) -> u8 {
         }
     }
     let settings = loaded.policy.policy.settings.clone();
-    let namespace = loaded.policy.policy.namespace.clone();
+    let namespace = loaded
+        .policy
+        .policy
+        .namespace
+        .as_ref()
+        .map(|n| n.value.clone());
     let policy: Arc<dyn AccessPolicy> = Arc::new(loaded.policy);
 
     let config = match &args.config {

@@ -6,7 +6,7 @@ use super::index::{TemplateIndex, TemplateRef};
 use super::membership;
 use super::model::*;
 use crate::source::model::{AttrValue, Permission};
-use crate::source::topic::{is_safe_value, Var};
+use crate::topic::{is_safe_value, Var};
 use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 

@@ -6,8 +6,9 @@
 //! clients, and grows only with the templates that share a path with the topic.
 
 use super::model::SpaceId;
-use crate::source::topic::{Level, Segment, Template, Var};
+use crate::topic::{Level, Segment, Template, Var};
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 /// Index of a template in [`TemplateIndex::templates`].
 pub type TemplateId = u32;
@@ -122,7 +123,7 @@ impl TemplateIndex {
         values: &[Option<Box<str>>],
         granted: &impl Fn(TemplateId) -> bool,
     ) -> Option<TemplateId> {
-        self.walk(0, topic.split('/'), values, granted, false)
+        self.walk(topic, values, granted, false)
     }
 
     /// The first template whose filter contains every topic `filter` can match.
@@ -132,50 +133,76 @@ impl TemplateIndex {
         values: &[Option<Box<str>>],
         granted: &impl Fn(TemplateId) -> bool,
     ) -> Option<TemplateId> {
-        self.walk(0, filter.split('/'), values, granted, true)
+        self.walk(filter, values, granted, true)
     }
 
-    fn walk<'t>(
+    /// Depth-first search in trie order (literal, then `+`, then patterns) with an
+    /// explicit stack: the depth of a topic or filter is the client's choice, and
+    /// must not become call depth. The stack lives inline for ordinary depths, so a
+    /// decision allocates nothing.
+    fn walk(
         &self,
-        node: u32,
-        mut rest: std::str::Split<'t, char>,
+        topic_or_filter: &str,
         values: &[Option<Box<str>>],
         granted: &impl Fn(TemplateId) -> bool,
         filter: bool,
     ) -> Option<TemplateId> {
-        let n = &self.nodes[node as usize];
-        // `T/#` covers this level and anything below, so any rest (even none) matches.
-        if let Some(t) = n.hash_ends.iter().copied().find(|t| granted(*t)) {
-            return Some(t);
-        }
-        let Some(level) = rest.next() else {
-            return n.ends.iter().copied().find(|t| granted(*t));
-        };
-        if filter && level == "#" {
-            // Only a template `#` at this level contains a filter `#`, checked above.
-            return None;
-        }
-        if filter && level == "+" {
-            // A `+` in the filter is contained only by a `+` in the template.
-            return n
-                .plus
-                .and_then(|p| self.walk(p, rest, values, granted, filter));
-        }
-        if let Some(&c) = n.literal.get(level) {
-            if let Some(t) = self.walk(c, rest.clone(), values, granted, filter) {
+        // (node, the levels after it (`None`: no level left), whether the levels
+        // before it form no topic: none, or the one empty level of `/...`).
+        let mut stack: SmallVec<[(u32, Option<&str>, bool); 16]> = SmallVec::new();
+        stack.push((0, Some(topic_or_filter), true));
+        while let Some((node, rest, no_topic_yet)) = stack.pop() {
+            let n = &self.nodes[node as usize];
+            // `T/#` covers this level and anything below, so any rest (even none) matches.
+            if let Some(t) = n.hash_ends.iter().copied().find(|t| granted(*t)) {
                 return Some(t);
             }
-        }
-        if let Some(p) = n.plus {
-            if let Some(t) = self.walk(p, rest.clone(), values, granted, filter) {
-                return Some(t);
-            }
-        }
-        for (pattern, c) in &n.patterns {
-            if pattern_matches(pattern, level, values) {
-                if let Some(t) = self.walk(*c, rest.clone(), values, granted, filter) {
+            let Some(rest) = rest else {
+                if let Some(t) = n.ends.iter().copied().find(|t| granted(*t)) {
                     return Some(t);
                 }
+                continue;
+            };
+            let (level, after) = match rest.split_once('/') {
+                Some((level, after)) => (level, Some(after)),
+                None => (rest, None),
+            };
+            let no_topic = no_topic_yet && node == 0 && level.is_empty();
+            if filter && level == "#" {
+                // A template `#` here contains a filter `#`, checked above. So does
+                // `+/#` when the levels before are no topic: every topic has a level
+                // there (`#` and `+/#` are the same set; `/#` and `/+/#` too).
+                if no_topic_yet {
+                    let plus_hash = n.plus.map(|p| &self.nodes[p as usize].hash_ends);
+                    if let Some(t) = plus_hash
+                        .into_iter()
+                        .flatten()
+                        .copied()
+                        .find(|t| granted(*t))
+                    {
+                        return Some(t);
+                    }
+                }
+                continue;
+            }
+            if filter && level == "+" {
+                // A `+` in the filter is contained only by a `+` in the template.
+                if let Some(p) = n.plus {
+                    stack.push((p, after, false));
+                }
+                continue;
+            }
+            // Pushed in reverse so that they are tried in trie order.
+            for (pattern, c) in n.patterns.iter().rev() {
+                if pattern_matches(pattern, level, values) {
+                    stack.push((*c, after, no_topic));
+                }
+            }
+            if let Some(p) = n.plus {
+                stack.push((p, after, no_topic));
+            }
+            if let Some(&c) = n.literal.get(level) {
+                stack.push((c, after, no_topic));
             }
         }
         None
@@ -203,4 +230,37 @@ fn pattern_matches(pattern: &[PatSeg], level: &str, values: &[Option<Box<str>>])
         }
     }
     rest.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(index: u32) -> TemplateRef {
+        TemplateRef { space: 0, index }
+    }
+
+    /// Deeper than MQTT allows: the walk is a loop with its own stack.
+    #[test]
+    fn depth_100000_walks_do_not_recurse() {
+        let mut index = TemplateIndex::new();
+        let deep = Template {
+            levels: vec![Level::Literal("a".into()); 100_000],
+        };
+        let mut wild = vec![Level::Plus; 100_000];
+        wild.push(Level::Hash);
+        index.insert(&deep, at(0));
+        index.insert(&Template { levels: wild }, at(1));
+        let all = |_: TemplateId| true;
+        let only_wild = |t: TemplateId| t == 1;
+        let topic = vec!["a"; 100_000].join("/");
+        assert_eq!(index.find_publish(&topic, &[], &all), Some(0));
+        assert_eq!(index.find_publish(&topic, &[], &only_wild), Some(1));
+        let longer = topic.clone() + "/b";
+        assert_eq!(index.find_publish(&longer, &[], &all), Some(1));
+        let filter = vec!["+"; 100_000].join("/");
+        assert_eq!(index.find_subscribe(&filter, &[], &all), Some(1));
+        assert_eq!(index.find_subscribe(&(filter + "/#"), &[], &all), Some(1));
+        assert_eq!(index.find_publish("b", &[], &all), None);
+    }
 }

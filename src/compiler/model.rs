@@ -5,7 +5,7 @@
 use crate::source::model::{AttrValue, ClientState, Expect, Permission, ValidationScheme};
 use crate::source::query::Query;
 use crate::source::span::{Sp, Span};
-use crate::source::topic::Template;
+use crate::topic::Template;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

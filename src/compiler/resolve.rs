@@ -5,9 +5,10 @@
 use super::model::*;
 use crate::diag::{suggestion, Code, Diagnostic, Diagnostics};
 use crate::source::model::{ClientState, PolicyDoc, TestAction as DocAction};
+use crate::source::query;
 use crate::source::span::{SourceFile, Sp, Span};
-use crate::source::topic::Template;
-use crate::source::{query, topic};
+use crate::topic;
+use crate::topic::Template;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -346,6 +347,7 @@ pub fn template_error(
         topic::TemplateErrorKind::Syntax => Code::TemplateSyntax,
         topic::TemplateErrorKind::UnknownVariable => Code::UnknownVariable,
         topic::TemplateErrorKind::Reserved => Code::ReservedTemplate,
+        topic::TemplateErrorKind::SpacedVariable => Code::SpacedVariable,
     };
     let mut d = Diagnostic::new(
         code,

@@ -4,14 +4,14 @@
 //! on a denial, the nearest miss and what would change the decision.
 
 use crate::analysis::access::substitute_for;
-use crate::analysis::algebra::{self, FLevel, Filter, Vocabulary};
 use crate::compiler::compiled::{variable_value, CompiledPolicy};
 use crate::compiler::membership;
 use crate::compiler::model::{Client, ALL_GROUP};
 use crate::decisions::access::ClientId;
 use crate::source::model::{AttrValue, Permission};
 use crate::source::query::{Operand, Query};
-use crate::source::topic::{is_safe_value, Level, Segment, Template, Var};
+use crate::topic::{algebra, FLevel, Filter, Vocabulary};
+use crate::topic::{is_safe_value, Level, Segment, Template, Var};
 use serde::Serialize;
 
 /// One condition (a comparison or `IN`) of a group query, evaluated for the client.
@@ -119,10 +119,9 @@ pub fn build(
     let asked = match (permission, subject) {
         (Some(permission), Some(subject)) => {
             let subject = match permission {
-                Permission::Subscriber => match crate::source::topic::split_shared(subject) {
-                    Some(Ok((_, f))) => f,
-                    _ => subject,
-                },
+                Permission::Subscriber => {
+                    crate::topic::parse_subscription(subject).map_or(subject, |s| s.filter)
+                }
                 Permission::Publisher => subject,
             };
             let asked = Filter::parse(subject);
@@ -244,14 +243,14 @@ fn template_step(
     let asked_text = asked.to_string();
     match permission {
         Permission::Publisher => {
-            step.matches = crate::source::topic::matches(&filter.to_string(), &asked_text);
+            step.matches = filter.matches(&asked_text);
             if !step.matches {
                 step.first_difference = first_difference(&filter, asked);
             }
         }
         Permission::Subscriber => {
             // The same subset rule the decision uses.
-            step.matches = crate::source::topic::is_subset(&asked_text, &filter.to_string());
+            step.matches = algebra::is_subset(asked, &filter);
             if !step.matches {
                 step.first_difference = first_difference(&filter, asked);
                 step.witness = algebra::witness(asked, &[&filter], &Vocabulary::new());
@@ -487,13 +486,12 @@ fn shape_fits(
     let Some(t) = policy.policy.topic_spaces[space as usize].templates.get(i) else {
         return false;
     };
-    let Some(shape) = crate::analysis::access::skeleton(&t.value) else {
+    let Some(shape) = t.value.skeleton() else {
         return false;
     };
-    let (shape, asked) = (shape.to_string(), asked.to_string());
     match permission {
-        Permission::Publisher => crate::source::topic::matches(&shape, &asked),
-        Permission::Subscriber => crate::source::topic::is_subset(&asked, &shape),
+        Permission::Publisher => shape.matches(&asked.to_string()),
+        Permission::Subscriber => algebra::is_subset(asked, &shape),
     }
 }
 

@@ -5,7 +5,7 @@ use super::{Decision, DenyKind, Grant};
 use crate::compiler::compiled::CompiledPolicy;
 use crate::compiler::model::BindingId;
 use crate::source::model::Permission;
-use crate::source::topic::{split_shared, validate_filter, validate_topic_name};
+use crate::topic::{parse_subscription, validate_name};
 
 impl CompiledPolicy {
     /// May `client` publish to `topic`?
@@ -13,7 +13,7 @@ impl CompiledPolicy {
         if let Some(d) = self.precheck(client) {
             return d;
         }
-        if let Err(e) = validate_topic_name(topic) {
+        if let Err(e) = validate_name(topic) {
             return Decision::deny(
                 DenyKind::InvalidTopic,
                 format!("invalid topic name: {}", e.message),
@@ -47,22 +47,15 @@ impl CompiledPolicy {
         if let Some(d) = self.precheck(client) {
             return d;
         }
-        let inner = match split_shared(filter) {
-            Some(Ok((_, f))) => f,
-            Some(Err(e)) => {
+        let inner = match parse_subscription(filter) {
+            Ok(sub) => sub.filter,
+            Err(e) => {
                 return Decision::deny(
                     DenyKind::InvalidTopic,
                     format!("invalid filter: {}", e.message),
                 )
             }
-            None => filter,
         };
-        if let Err(e) = validate_filter(inner) {
-            return Decision::deny(
-                DenyKind::InvalidTopic,
-                format!("invalid filter: {}", e.message),
-            );
-        }
         if inner.starts_with('$') {
             return Decision::deny(
                 DenyKind::ReservedTopic,
@@ -93,7 +86,7 @@ impl CompiledPolicy {
         if let Some(d) = self.precheck(client) {
             return d;
         }
-        if let Err(e) = validate_topic_name(topic) {
+        if let Err(e) = validate_name(topic) {
             return Decision::deny(
                 DenyKind::InvalidTopic,
                 format!("invalid topic name: {}", e.message),

@@ -11,7 +11,7 @@
 use crate::compiler::model::{Client, ResolvedPolicy, ALL_GROUP};
 use crate::source::model::{AttrValue, Permission};
 use crate::source::query::{CmpOp, Literal, Operand, Query};
-use crate::source::topic::{self, Level, Segment, Template, Var};
+use crate::topic::{self, Level, Segment, Template, Var};
 
 /// Every (binding, template index) that lets client `client` do `permission` on
 /// `topic_or_filter`: for publish, the template matches the topic; for subscribe,
@@ -31,7 +31,10 @@ pub fn grants(
     };
     granted_templates(policy, client, permission, |filter| match permission {
         Permission::Publisher => topic::matches(filter, subject),
-        Permission::Subscriber => topic::is_subset(subject, filter),
+        Permission::Subscriber => topic::is_subset(
+            &topic::Filter::parse(subject),
+            &topic::Filter::parse(filter),
+        ),
     })
 }
 
@@ -68,17 +71,13 @@ pub fn is_member(policy: &ResolvedPolicy, client: usize, group: usize) -> bool {
 
 /// A topic name a client may publish: valid and not reserved.
 fn publishable(topic: &str) -> Option<&str> {
-    (topic::validate_topic_name(topic).is_ok() && !topic.starts_with('$')).then_some(topic)
+    (topic::validate_name(topic).is_ok() && !topic.starts_with('$')).then_some(topic)
 }
 
 /// The filter a subscription is authorized as (`$share/NAME/F` as `F`): valid and not reserved.
 fn subscribable(filter: &str) -> Option<&str> {
-    let inner = match topic::split_shared(filter) {
-        Some(Ok((_, f))) => f,
-        Some(Err(_)) => return None,
-        None => filter,
-    };
-    (topic::validate_filter(inner).is_ok() && !inner.starts_with('$')).then_some(inner)
+    let inner = topic::parse_subscription(filter).ok()?.filter;
+    (!inner.starts_with('$')).then_some(inner)
 }
 
 /// The (binding, template) pairs granting `client` `permission` whose template,

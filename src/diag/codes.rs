@@ -88,6 +88,14 @@ codes! {
     UnknownVariable = "TG302", Error, "unknown template variable";
     /// A template whose first level starts with `$`: such topics are reserved for the broker.
     ReservedTemplate = "TG303", Error, "template in the reserved `$` space";
+    /// A template variable with spaces inside its brackets, such as
+    /// `$< client.authenticationName >` or `${ client.attributes.line }`. It is no
+    /// variable: a variable is exactly `$<client.authenticationName>` or
+    /// `$<client.attributes.KEY>` (or the same inside `${...}`), with nothing between
+    /// the brackets and the name. Reading it as a variable would guess at what the
+    /// author meant, and reading it as literal text would grant a level nobody
+    /// publishes to; so the template is refused, and the fix is to remove the spaces.
+    SpacedVariable = "TG307", Error, "spaces inside a template variable";
     /// See `src/analysis/rules/query_type.rs`.
     QueryType = "TG202", Error, "query compares values of different types";
     /// See `src/analysis/rules/unknown_attribute.rs`.

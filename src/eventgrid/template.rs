@@ -2,7 +2,7 @@
 //! from the parsed template so that whatever spelling topicgate prints elsewhere,
 //! Event Grid is always sent the one it reads (it takes `$<...>` literally).
 
-use crate::source::topic::{Level, Segment, Template, Var};
+use crate::topic::{Level, Segment, Template, Var};
 
 /// The template as Event Grid writes it.
 pub fn event_grid_text(t: &Template) -> String {

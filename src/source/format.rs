@@ -135,7 +135,7 @@ fn one_line(q: &str) -> String {
 
 /// A template with variables spelt `$<...>`; as written when it does not parse.
 fn template(t: &str) -> String {
-    super::topic::Template::parse(t)
+    crate::topic::Template::parse(t)
         .map(|p| p.to_string())
         .unwrap_or_else(|_| t.to_string())
 }

@@ -8,5 +8,4 @@ pub mod node;
 pub mod query;
 pub mod span;
 pub mod synth;
-pub mod topic;
 pub mod yaml;

@@ -23,7 +23,7 @@ use crate::compiler::compiled::ClientId;
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::source::model::Permission;
 use crate::source::span::Sp;
-use crate::source::topic::{split_shared, validate_filter};
+use crate::topic::{parse_subscription, validate_filter};
 
 pub fn check(cx: &Context, out: &mut Diagnostics) {
     for (id, c) in cx.resolved().clients.iter().enumerate() {
@@ -48,7 +48,7 @@ fn publish_denied(cx: &Context, client: ClientId, filter: &str) -> Option<String
     if !c.is_enabled() {
         return Some(format!("client `{}` is disabled", c.name.value));
     }
-    if split_shared(filter).is_some() {
+    if filter.starts_with("$share/") {
         return Some("`$share/` is for subscriptions".into());
     }
     if let Err(e) = validate_filter(filter) {
@@ -72,10 +72,7 @@ fn finding(cx: &Context, client: ClientId, intent: &Sp<String>, permission: Perm
     let mut d = Diagnostic::new(Code::IntentNotGranted, format!("client `{name}` {verb} `{}`, which the policy does not grant", intent.value))
         .at(intent.span)
         .label(reason);
-    let inner = match split_shared(&intent.value) {
-        Some(Ok((_, f))) => f,
-        _ => intent.value.as_str(),
-    };
+    let inner = parse_subscription(&intent.value).map_or(intent.value.as_str(), |s| s.filter);
     let found = candidates(cx, permission, inner, true);
     for cand in &found {
         d = d.related(cx.resolved().bindings[cand.binding as usize].name.span, why_not(cx, client, cand));

@@ -19,7 +19,7 @@
 use super::super::Context;
 use crate::compiler::model::{Binding, TopicSpace};
 use crate::diag::{Code, Diagnostic, Diagnostics};
-use crate::source::topic::{is_subset, Template};
+use crate::topic::{is_subset, Filter, Template};
 
 pub fn check(cx: &Context, out: &mut Diagnostics) {
     if cx.options.front_end_errors {
@@ -74,5 +74,5 @@ fn space_covers(a: &TopicSpace, b: &TopicSpace) -> bool {
 }
 
 fn template_covers(sup: &Template, sub: &Template) -> bool {
-    sup == sub || (!sup.has_variables() && !sub.has_variables() && is_subset(&sub.to_string(), &sup.to_string()))
+    sup == sub || (!sup.has_variables() && !sub.has_variables() && is_subset(&Filter::parse(&sub.to_string()), &Filter::parse(&sup.to_string())))
 }

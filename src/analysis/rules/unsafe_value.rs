@@ -22,7 +22,7 @@ use crate::compiler::compiled::variable_value;
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::source::model::Permission;
 use crate::source::span::Span;
-use crate::source::topic::{is_safe_value, Var};
+use crate::topic::{is_safe_value, Var};
 
 /// A topic space using a variable: its id, and the span and text of its first template using it.
 type TemplateUse = (u32, Span, String);

@@ -21,7 +21,7 @@ use super::super::Context;
 use crate::compiler::compiled::ClientId;
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::source::model::AttrValue;
-use crate::source::topic::Var;
+use crate::topic::Var;
 use std::collections::{BTreeSet, HashMap};
 
 const NAMED: usize = 3;

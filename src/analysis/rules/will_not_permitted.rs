@@ -24,7 +24,7 @@ use super::super::Context;
 use crate::decisions::DenyKind;
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::source::model::Permission;
-use crate::source::topic::validate_topic_name;
+use crate::topic::validate_name;
 
 pub fn check(cx: &Context, out: &mut Diagnostics) {
     let policy = cx.resolved();
@@ -32,7 +32,7 @@ pub fn check(cx: &Context, out: &mut Diagnostics) {
         let Some(will) = &c.will else { continue };
         let topic = &will.topic.value;
         // Disabled clients cannot connect at all; invalid topics have their own rule.
-        if !c.is_enabled() || validate_topic_name(topic).is_err() {
+        if !c.is_enabled() || validate_name(topic).is_err() {
             continue;
         }
         let decision = cx.policy.decide_connect(id as u32, Some(topic));

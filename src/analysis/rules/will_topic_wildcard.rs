@@ -17,12 +17,12 @@
 
 use super::super::Context;
 use crate::diag::{Code, Diagnostic, Diagnostics};
-use crate::source::topic::validate_topic_name;
+use crate::topic::validate_name;
 
 pub fn check(cx: &Context, out: &mut Diagnostics) {
     for c in &cx.resolved().clients {
         let Some(will) = &c.will else { continue };
-        if let Err(e) = validate_topic_name(&will.topic.value) {
+        if let Err(e) = validate_name(&will.topic.value) {
             out.push(
                 Diagnostic::new(Code::WillTopicWildcard, format!("will topic `{}` of client `{}` is not a topic name: {}", will.topic.value, c.name.value, e.message))
                     .at(cx.inner(will.topic.span, &will.topic.value, (e.at.0, e.at.1.max(e.at.0 + 1))))

@@ -25,7 +25,7 @@ use topicgate::broker::{Broker, BrokerConfig, IdentityMode};
 /// Known-crash generators, each switched on once its fix is merged (see [`Knobs`]).
 /// `TOPICGATE_FUZZ_KNOWN_CRASHES=1` (or `deep`, `alias0`) switches them on for one run.
 pub const KNOWN_CRASHES: Knobs = Knobs {
-    deep_topics: false,
+    deep_topics: true,
     topic_alias_maximum_zero: true,
 };
 

@@ -9,82 +9,8 @@
 //! than the longest filter plus one level behave like that length.
 //! Topics starting with `$` are never matched by a filter that starts with a wildcard.
 
+use super::filter::{FLevel, Filter};
 use std::collections::BTreeSet;
-use std::fmt;
-
-/// One level of a filter.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FLevel {
-    Lit(String),
-    Plus,
-    /// `#`: this level and everything below, including the parent level itself.
-    Hash,
-}
-
-/// A topic filter (a topic name is a filter without wildcards).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Filter {
-    pub levels: Vec<FLevel>,
-}
-
-impl Filter {
-    /// Reads a filter that has already been validated (or a substituted template):
-    /// `+` and `#` are wildcards only as whole levels.
-    pub fn parse(text: &str) -> Filter {
-        let levels = text
-            .split('/')
-            .map(|l| match l {
-                "+" => FLevel::Plus,
-                "#" => FLevel::Hash,
-                other => FLevel::Lit(other.to_string()),
-            })
-            .collect();
-        Filter { levels }
-    }
-
-    pub fn is_topic(&self) -> bool {
-        self.levels.iter().all(|l| matches!(l, FLevel::Lit(_)))
-    }
-
-    fn ends_with_hash(&self) -> bool {
-        matches!(self.levels.last(), Some(FLevel::Hash))
-    }
-
-    /// The filter's level at topic depth `d` (a trailing `#` covers every deeper level).
-    fn level_at(&self, d: usize) -> Option<&FLevel> {
-        match self.levels.get(d) {
-            Some(l) => Some(l),
-            None if self.ends_with_hash() => self.levels.last(),
-            None => None,
-        }
-    }
-
-    /// Does the filter match a topic whose `d` levels all matched so far and that ends here?
-    fn accepts_end(&self, d: usize) -> bool {
-        self.levels.len() == d || (self.ends_with_hash() && d + 1 >= self.levels.len())
-    }
-
-    /// Once `d` levels matched, does every continuation (and ending here) match too?
-    fn absorbs_after(&self, d: usize) -> bool {
-        self.ends_with_hash() && d + 1 >= self.levels.len()
-    }
-}
-
-impl fmt::Display for Filter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, l) in self.levels.iter().enumerate() {
-            if i > 0 {
-                f.write_str("/")?;
-            }
-            match l {
-                FLevel::Lit(s) => f.write_str(s)?,
-                FLevel::Plus => f.write_str("+")?,
-                FLevel::Hash => f.write_str("#")?,
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Does one filter level accept topic level `value` at depth `d`?
 fn level_accepts(level: Option<&FLevel>, value: &str, d: usize) -> bool {
@@ -93,28 +19,6 @@ fn level_accepts(level: Option<&FLevel>, value: &str, d: usize) -> bool {
         Some(FLevel::Lit(s)) => s == value,
         Some(FLevel::Plus | FLevel::Hash) => !(d == 0 && value.starts_with('$')),
     }
-}
-
-/// Does `filter` match topic name `topic` (given as levels)?
-pub fn matches(filter: &Filter, topic: &[&str]) -> bool {
-    if topic.is_empty() {
-        return false;
-    }
-    for (d, value) in topic.iter().enumerate() {
-        if !level_accepts(filter.level_at(d), value, d) {
-            return false;
-        }
-        if filter.absorbs_after(d + 1) && d + 1 < topic.len() {
-            return true;
-        }
-    }
-    filter.accepts_end(topic.len())
-}
-
-/// Does `filter` match the topic name `topic`?
-pub fn matches_str(filter: &Filter, topic: &str) -> bool {
-    let levels: Vec<&str> = topic.split('/').collect();
-    matches(filter, &levels)
 }
 
 /// The filter matching exactly the topics both `a` and `b` match; `None` when none.
@@ -253,30 +157,61 @@ pub fn example_topic(f: &Filter, vocab: &Vocabulary) -> Option<String> {
     witness(f, &[], vocab)
 }
 
-/// Extends `topic` to exactly `len` levels matched by `a` and by none of `alive`.
+/// Extends `topic` to exactly `len` levels matched by `a` and by none of `minus`.
+/// A depth-first search with its own stack (one frame per level being chosen), so a
+/// deep filter in a policy or a request is no call depth.
 fn search(
     a: &Filter,
-    alive: &[&Filter],
+    minus: &[&Filter],
     vocab: &Vocabulary,
     len: usize,
     topic: &mut Vec<String>,
 ) -> bool {
-    let d = topic.len();
-    if d == len {
-        // The empty string is no topic name.
-        let empty = len == 1 && topic[0].is_empty();
-        return !empty && a.accepts_end(d) && alive.iter().all(|b| !b.accepts_end(d));
+    /// The level at `depth`: the filters still matching the topic before it, and the
+    /// values left to try there.
+    struct Frame<'f> {
+        depth: usize,
+        alive: Vec<&'f Filter>,
+        values: std::vec::IntoIter<String>,
     }
-    if alive.is_empty() {
-        // Nothing left to avoid: finish along `a` without searching (this also keeps
-        // the recursion as shallow as the filters to avoid, however long `a` is).
-        return complete(a, vocab, len, topic);
-    }
-    let Some(a_level) = a.level_at(d) else {
-        return false;
-    };
-    for value in candidates(a_level, alive, vocab, d) {
-        let next: Vec<&Filter> = alive
+    let mut stack: Vec<Frame<'_>> = Vec::new();
+    // The filters still matching `topic` when the search enters its next level.
+    let mut entering = Some(minus.to_vec());
+    loop {
+        if let Some(alive) = entering.take() {
+            let d = topic.len();
+            if d == len {
+                // The empty string is no topic name.
+                let empty = len == 1 && topic[0].is_empty();
+                if !empty && a.accepts_end(d) && alive.iter().all(|b| !b.accepts_end(d)) {
+                    return true;
+                }
+            } else if alive.is_empty() {
+                // Nothing left to avoid: finish along `a` without searching.
+                if complete(a, vocab, len, topic) {
+                    return true;
+                }
+            } else if let Some(a_level) = a.level_at(d) {
+                let values = candidates(a_level, &alive, vocab, d).into_iter();
+                stack.push(Frame {
+                    depth: d,
+                    alive,
+                    values,
+                });
+            }
+        }
+        // The next value at the deepest open level, or back up one level.
+        let Some(frame) = stack.last_mut() else {
+            return false;
+        };
+        let d = frame.depth;
+        topic.truncate(d);
+        let Some(value) = frame.values.next() else {
+            stack.pop();
+            continue;
+        };
+        let next: Vec<&Filter> = frame
+            .alive
             .iter()
             .copied()
             .filter(|b| level_accepts(b.level_at(d), &value, d))
@@ -285,12 +220,8 @@ fn search(
             continue;
         }
         topic.push(value);
-        if search(a, &next, vocab, len, topic) {
-            return true;
-        }
-        topic.pop();
+        entering = Some(next);
     }
-    false
 }
 
 /// Extends `topic` to `len` levels along `a`, with any value where `a` has a wildcard.
@@ -362,18 +293,6 @@ mod tests {
     }
 
     #[test]
-    fn matching_follows_mqtt() {
-        assert!(matches_str(&f("a/#"), "a"));
-        assert!(matches_str(&f("a/#"), "a/b/c"));
-        assert!(!matches_str(&f("a/+"), "a"));
-        assert!(matches_str(&f("+/+"), "/"));
-        assert!(!matches_str(&f("#"), "$SYS/x"));
-        assert!(!matches_str(&f("+/x"), "$SYS/x"));
-        assert!(matches_str(&f("$SYS/#"), "$SYS/x"));
-        assert!(matches_str(&f("a/+/#"), "a/b"));
-    }
-
-    #[test]
     fn intersections() {
         let i = |a: &str, b: &str| intersect(&f(a), &f(b)).map(|x| x.to_string());
         assert_eq!(
@@ -395,6 +314,12 @@ mod tests {
         assert!(!is_subset(&f("clients/#"), &f("clients/+/status")));
         assert!(is_subset(&f("a"), &f("a/#")));
         assert!(!is_subset(&f("$SYS/a"), &f("#")));
+        // Every topic has a level: `#` and `+/#` are the same set (issue 12).
+        assert!(is_subset(&f("#"), &f("+/#")));
+        assert!(is_subset(&f("+/#"), &f("#")));
+        assert!(is_subset(&f("/#"), &f("/+/#")));
+        assert!(!is_subset(&f("a/#"), &f("a/+/#")));
+        assert!(!is_subset(&f("#"), &f("+/+/#")));
     }
 
     #[test]
@@ -402,7 +327,20 @@ mod tests {
         let long = vec!["+"; 30_000].join("/");
         let w = witness(&f(&long), &[&f("a/b")], &Vocabulary::new()).unwrap_or_default();
         assert_eq!(w.split('/').count(), 30_000);
-        assert!(matches_str(&f(&long), &w));
+        assert!(f(&long).matches(&w));
+    }
+
+    /// Deeper than MQTT allows, in the policy or in the request: all loops.
+    #[test]
+    fn depth_100000_algebra_is_iterative() {
+        let deep = f(&("a/".repeat(100_000) + "a"));
+        let deep_plus = f(&("+/".repeat(100_000) + "#"));
+        assert!(is_subset(&deep, &deep_plus));
+        assert!(!is_subset(&deep_plus, &deep));
+        assert_eq!(intersect(&deep, &deep_plus), Some(deep.clone()));
+        assert_eq!(witness(&deep, &[&deep_plus], &Vocabulary::new()), None);
+        let w = witness(&deep_plus, &[&deep], &Vocabulary::new()).unwrap_or_default();
+        assert!(deep_plus.matches(&w) && !deep.matches(&w));
     }
 
     #[test]

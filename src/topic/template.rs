@@ -1,7 +1,8 @@
-//! Topic names, filters and templates (semantics.md §3): the template grammar
-//! (`grammar/topic.pest`), validation of names and filters, and the plain
-//! definitions of matching and subset that everything else is checked against.
+//! Topic templates (semantics.md §3): the grammar (`grammar/topic.pest`), variables,
+//! substitution of a client's values, and the skeleton every substitution lies in.
 
+use super::filter::{FLevel, Filter};
+use super::validate::common_checks;
 use pest::Parser;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -50,8 +51,10 @@ pub struct Template {
     pub levels: Vec<Level>,
 }
 
-/// A template that does not parse: message and byte offsets inside its text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A template, topic name or filter that is not valid: message and byte offsets
+/// inside its text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct TemplateError {
     pub kind: TemplateErrorKind,
     pub message: String,
@@ -68,13 +71,12 @@ pub enum TemplateErrorKind {
     UnknownVariable,
     /// A template whose first level starts with `$`.
     Reserved,
+    /// A variable written with spaces inside its brackets, `$< client.authenticationName >`.
+    SpacedVariable,
 }
 
 /// The variable names a template may use, for "did you mean".
 pub const VARIABLE_FORMS: [&str; 2] = ["client.authenticationName", "client.attributes.KEY"];
-
-/// Maximum length of a topic name or filter in bytes (MQTT's 16-bit length).
-pub const MAX_TOPIC_BYTES: usize = 65_535;
 
 impl Template {
     /// Parses a template. Variables are `$<client.authenticationName>`,
@@ -220,6 +222,29 @@ impl Template {
         }
         Some(out)
     }
+
+    /// The template with each variable level as `+`: every filter it gives any client
+    /// is inside this one. `None` when that cannot be said (a first-level pattern
+    /// starting with `$`, which a leading `+` would not cover).
+    pub fn skeleton(&self) -> Option<Filter> {
+        let mut levels = Vec::with_capacity(self.levels.len());
+        for (d, l) in self.levels.iter().enumerate() {
+            levels.push(match l {
+                Level::Hash => FLevel::Hash,
+                Level::Plus => FLevel::Plus,
+                Level::Literal(s) => FLevel::Lit(s.clone()),
+                Level::Pattern(segs) => {
+                    if d == 0
+                        && matches!(segs.first(), Some(Segment::Text(s)) if s.starts_with('$'))
+                    {
+                        return None;
+                    }
+                    FLevel::Plus
+                }
+            });
+        }
+        Some(Filter { levels })
+    }
 }
 
 /// A substituted value may not change the template's shape: no `/`, `+`, `#`,
@@ -239,23 +264,46 @@ fn merge_text(segments: Vec<Segment>) -> Vec<Segment> {
     out
 }
 
-fn parse_var(name: &str, at: (usize, usize)) -> Result<Var, TemplateError> {
-    let trimmed = name.trim();
-    if trimmed == "client.authenticationName" {
-        return Ok(Var::AuthenticationName);
+/// The variable `name` names exactly, nothing around it.
+fn exact_var(name: &str) -> Option<Var> {
+    if name == "client.authenticationName" {
+        return Some(Var::AuthenticationName);
     }
-    if let Some(key) = trimmed.strip_prefix("client.attributes.") {
-        if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Ok(Var::Attribute(key.to_string()));
+    let key = name.strip_prefix("client.attributes.")?;
+    (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .then(|| Var::Attribute(key.to_string()))
+}
+
+fn parse_var(name: &str, at: (usize, usize)) -> Result<Var, TemplateError> {
+    if let Some(var) = exact_var(name) {
+        return Ok(var);
+    }
+    let trimmed = name.trim();
+    // `$< client.authenticationName >` is no variable: a template means exactly what
+    // it says, and Event Grid does not read it as one either (semantics.md §3).
+    if trimmed != name {
+        if let Some(var) = exact_var(trimmed) {
+            return Err(TemplateError {
+                kind: TemplateErrorKind::SpacedVariable,
+                message: format!(
+                    "spaces around `{trimmed}` inside the brackets: it is no variable"
+                ),
+                at,
+                help: Some(format!(
+                    "write `{var}` with nothing between the brackets and the name"
+                )),
+            });
         }
     }
-    let help = match crate::diag::did_you_mean(trimmed, ["client.authenticationName"]) {
-        Some(s) => format!("did you mean `$<{s}>`?"),
-        None if trimmed.starts_with("client.attribute") || trimmed.starts_with("attributes.") => {
+    // The topic module is the base of the pipeline: it does its own "did you mean".
+    let close = strsim::jaro_winkler(&trimmed.to_lowercase(), "client.authenticationname") >= 0.8;
+    let help = match close {
+        true => "did you mean `$<client.authenticationName>`?".to_string(),
+        false if trimmed.starts_with("client.attribute") || trimmed.starts_with("attributes.") => {
             let key = trimmed.rsplit('.').next().unwrap_or("KEY");
             format!("did you mean `$<client.attributes.{key}>`?")
         }
-        None => {
+        false => {
             "variables are `$<client.authenticationName>` and `$<client.attributes.KEY>`".into()
         }
     };
@@ -265,136 +313,6 @@ fn parse_var(name: &str, at: (usize, usize)) -> Result<Var, TemplateError> {
         at,
         help: Some(help),
     })
-}
-
-fn common_checks(text: &str) -> Result<(), TemplateError> {
-    if text.is_empty() {
-        return Err(TemplateError {
-            kind: TemplateErrorKind::Syntax,
-            message: "a topic cannot be empty".into(),
-            at: (0, 0),
-            help: None,
-        });
-    }
-    if text.len() > MAX_TOPIC_BYTES {
-        return Err(TemplateError {
-            kind: TemplateErrorKind::Syntax,
-            message: format!(
-                "a topic is at most {MAX_TOPIC_BYTES} bytes, this one is {}",
-                text.len()
-            ),
-            at: (0, text.len()),
-            help: None,
-        });
-    }
-    if let Some(i) = text.find('\0') {
-        return Err(TemplateError {
-            kind: TemplateErrorKind::Syntax,
-            message: "a topic cannot contain U+0000".into(),
-            at: (i, i + 1),
-            help: None,
-        });
-    }
-    Ok(())
-}
-
-/// Checks a topic name as a client would PUBLISH it.
-pub fn validate_topic_name(topic: &str) -> Result<(), TemplateError> {
-    common_checks(topic)?;
-    if let Some(i) = topic.find(['+', '#']) {
-        return Err(TemplateError {
-            kind: TemplateErrorKind::Syntax,
-            message: "a topic name cannot contain wildcards".into(),
-            at: (i, i + 1),
-            help: Some("`+` and `#` belong in subscription filters".into()),
-        });
-    }
-    Ok(())
-}
-
-/// Checks a subscription filter (after any `$share/NAME/` prefix is removed).
-pub fn validate_filter(filter: &str) -> Result<(), TemplateError> {
-    common_checks(filter)?;
-    let levels: Vec<&str> = filter.split('/').collect();
-    let mut offset = 0;
-    for (i, level) in levels.iter().enumerate() {
-        let at = (offset, offset + level.len());
-        if level.contains(['+', '#']) && level.len() > 1 {
-            return Err(TemplateError {
-                kind: TemplateErrorKind::Syntax,
-                message: "wildcards must be a whole level".into(),
-                at,
-                help: None,
-            });
-        }
-        if *level == "#" && i + 1 != levels.len() {
-            return Err(TemplateError {
-                kind: TemplateErrorKind::Syntax,
-                message: "`#` must be the last level".into(),
-                at,
-                help: None,
-            });
-        }
-        offset += level.len() + 1;
-    }
-    Ok(())
-}
-
-/// Splits `$share/NAME/FILTER` into `(NAME, FILTER)`.
-pub fn split_shared(filter: &str) -> Option<Result<(&str, &str), TemplateError>> {
-    let rest = filter.strip_prefix("$share/")?;
-    Some(match rest.split_once('/') {
-        Some((name, f)) if !name.is_empty() && !name.contains(['+', '#']) && !f.is_empty() => Ok((name, f)),
-        _ => Err(TemplateError {
-            kind: TemplateErrorKind::Syntax,
-            message: "a shared subscription is `$share/NAME/FILTER` with a non-empty NAME without wildcards".into(),
-            at: (0, filter.len()),
-            help: None,
-        }),
-    })
-}
-
-/// Does topic name `topic` match filter `filter`? The MQTT rules, with `$`-topics
-/// never matched by a filter that starts with a wildcard.
-pub fn matches(filter: &str, topic: &str) -> bool {
-    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
-        return false;
-    }
-    let mut f = filter.split('/');
-    let mut t = topic.split('/');
-    loop {
-        match (f.next(), t.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(_)) => {}
-            (Some(fl), Some(tl)) if fl == tl => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
-}
-
-/// Is every topic that filter `sub` can match also matched by filter `sup`?
-pub fn is_subset(sub: &str, sup: &str) -> bool {
-    // Topics starting with `$` are matched only by filters starting with `$` text.
-    if !sub.starts_with(['+', '#']) && sub.starts_with('$') && sup.starts_with(['+', '#']) {
-        return false;
-    }
-    let a: Vec<&str> = sub.split('/').collect();
-    let b: Vec<&str> = sup.split('/').collect();
-    subset_levels(&a, &b)
-}
-
-fn subset_levels(a: &[&str], b: &[&str]) -> bool {
-    match (a.first(), b.first()) {
-        (_, Some(&"#")) => true,
-        (None, None) => true,
-        (None, Some(_)) | (Some(_), None) => false,
-        (Some(&"#"), Some(_)) => false,
-        (Some(&"+"), Some(&"+")) => subset_levels(&a[1..], &b[1..]),
-        (Some(&"+"), Some(_)) => false,
-        (Some(_), Some(&"+")) => subset_levels(&a[1..], &b[1..]),
-        (Some(x), Some(y)) => x == y && subset_levels(&a[1..], &b[1..]),
-    }
 }
 
 impl fmt::Display for Template {
@@ -461,6 +379,26 @@ mod tests {
         assert!(Template::parse("a\0b").is_err());
     }
 
+    /// Open point of issue 12, settled: spaces inside the brackets make no variable.
+    #[test]
+    fn spaced_variables_are_refused_not_trimmed() {
+        for text in [
+            "c/$< client.authenticationName >/s",
+            "c/${client.authenticationName }/s",
+            "c/$<\tclient.attributes.line>/s",
+        ] {
+            let e = Template::parse(text).unwrap_err();
+            assert_eq!(e.kind, TemplateErrorKind::SpacedVariable, "{text}: {e:?}");
+            assert!(
+                e.help.as_deref().is_some_and(|h| h.contains("$<client.")),
+                "{e:?}"
+            );
+        }
+        let e = Template::parse("c/$< foo >/s").unwrap_err();
+        assert_eq!(e.kind, TemplateErrorKind::UnknownVariable);
+        assert!(Template::parse("c/$<client.authenticationName>/s").is_ok());
+    }
+
     #[test]
     fn empty_levels_and_dollar_inside_are_legal() {
         assert_eq!(Template::parse("a//b").unwrap().levels.len(), 3);
@@ -482,44 +420,5 @@ mod tests {
             assert_eq!(t.substitute(|_| Some(bad)), None, "{bad}");
         }
         assert_eq!(t.substitute(|_| None), None);
-    }
-
-    #[test]
-    fn matching_rules() {
-        assert!(matches("a/#", "a"));
-        assert!(matches("a/#", "a/b/c"));
-        assert!(matches("a/+/c", "a/b/c"));
-        assert!(!matches("a/+/c", "a/c"));
-        assert!(matches("+/+", "/a"));
-        assert!(!matches("#", "$SYS/x"));
-        assert!(!matches("+/x", "$SYS/x"));
-        assert!(matches("$SYS/#", "$SYS/x"));
-        assert!(matches("a//b", "a//b"));
-        assert!(!matches("a/b", "a/b/c"));
-    }
-
-    #[test]
-    fn subset_rules() {
-        assert!(is_subset("clients/+/status", "clients/+/status"));
-        assert!(is_subset("clients/s1/status", "clients/+/status"));
-        assert!(!is_subset("clients/#", "clients/+/status"));
-        assert!(is_subset("a", "a/#"));
-        assert!(is_subset("a/#", "a/#"));
-        assert!(!is_subset("a/#", "a/+"));
-        assert!(!is_subset("a/+", "a"));
-        assert!(!is_subset("$SYS/x", "#"));
-        assert!(is_subset("#", "#"));
-    }
-
-    #[test]
-    fn validates_names_and_filters() {
-        assert!(validate_topic_name("a/+").is_err());
-        assert!(validate_topic_name("a/b").is_ok());
-        assert!(validate_filter("a/#/b").is_err());
-        assert!(validate_filter("a/b#").is_err());
-        assert!(validate_filter("+/#").is_ok());
-        assert_eq!(split_shared("$share/g/a/+").unwrap().unwrap(), ("g", "a/+"));
-        assert!(split_shared("$share//a").unwrap().is_err());
-        assert!(split_shared("a/b").is_none());
     }
 }
