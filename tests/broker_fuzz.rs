@@ -53,7 +53,7 @@ fn a_seed_determines_its_case() {
 fn known_crash_generators_stay_off_while_switched_off() {
     for seed in (0..1_500).chain([1_883_093_862_450_211]) {
         let mut rng = case::rng(seed);
-        let mut g = gen::Gen::new(&mut rng, fuzz::KNOWN_CRASHES);
+        let mut g = gen::Gen::new(&mut rng, gen::Knobs::OFF);
         for t in [g.topic(), g.filter()] {
             let levels = t.split(|&b| b == b'/').count();
             assert!(
@@ -61,7 +61,7 @@ fn known_crash_generators_stay_off_while_switched_off() {
                 "seed {seed}: {levels} levels"
             );
         }
-        for s in &case::generate(seed, fuzz::KNOWN_CRASHES).scripts {
+        for s in &case::generate(seed, gen::Knobs::OFF).scripts {
             for step in &s.steps {
                 if let case::Step::Send { bytes, .. } = step {
                     if bytes.first().map(|b| b & 0xF0) == Some(wire::kind::CONNECT) {

@@ -10,20 +10,8 @@ use crate::topic::{parse_subscription, validate_name};
 impl CompiledPolicy {
     /// May `client` publish to `topic`?
     pub fn decide_publish(&self, client: ClientId, topic: &str) -> Decision {
-        if let Some(d) = self.precheck(client) {
+        if let Some(d) = self.precheck(client).or_else(|| not_publishable(topic)) {
             return d;
-        }
-        if let Err(e) = validate_name(topic) {
-            return Decision::deny(
-                DenyKind::InvalidTopic,
-                format!("invalid topic name: {}", e.message),
-            );
-        }
-        if topic.starts_with('$') {
-            return Decision::deny(
-                DenyKind::ReservedTopic,
-                "topics starting with `$` are reserved for the broker",
-            );
         }
         let data = &self.clients[client as usize];
         let profile = &self.profiles[data.profile as usize];
@@ -83,20 +71,8 @@ impl CompiledPolicy {
     /// may publish can be received (semantics.md §3): not a filter, not a `$` topic
     /// (`$share/...` included). Then it is exactly subscribing to `topic` itself.
     pub fn decide_receive(&self, client: ClientId, topic: &str) -> Decision {
-        if let Some(d) = self.precheck(client) {
+        if let Some(d) = self.precheck(client).or_else(|| not_publishable(topic)) {
             return d;
-        }
-        if let Err(e) = validate_name(topic) {
-            return Decision::deny(
-                DenyKind::InvalidTopic,
-                format!("invalid topic name: {}", e.message),
-            );
-        }
-        if topic.starts_with('$') {
-            return Decision::deny(
-                DenyKind::ReservedTopic,
-                "topics starting with `$` are reserved for the broker: nobody publishes them",
-            );
         }
         self.decide_subscribe(client, topic)
     }
@@ -247,4 +223,21 @@ impl AccessPolicy for CompiledPolicy {
         crate::decisions::identity::authenticate(&self.policy, peer, username, now)
             .map(|i| i as ClientId)
     }
+}
+
+/// Why no client may publish `topic` (and so nobody receives it), if that is so:
+/// it is not a valid topic name, or it is reserved for the broker (semantics.md §3).
+fn not_publishable(topic: &str) -> Option<Decision> {
+    if let Err(e) = validate_name(topic) {
+        return Some(Decision::deny(
+            DenyKind::InvalidTopic,
+            format!("invalid topic name: {}", e.message),
+        ));
+    }
+    topic.starts_with('$').then(|| {
+        Decision::deny(
+            DenyKind::ReservedTopic,
+            "topics starting with `$` are reserved for the broker",
+        )
+    })
 }

@@ -5,22 +5,31 @@ use super::wire::{kind, prop_type, prop_value, Field, Packet, Prop, PropType, PR
 use proptest::prelude::RngExt;
 use proptest::test_runner::TestRng;
 
-/// Generators that crash today's broker, switched off until their fix is merged.
+/// Generators of inputs that once crashed the broker (issue 11), each switched on
+/// in [`super::KNOWN_CRASHES`] since its fix was merged; off, they let a run check
+/// the rest of the broker alone.
 #[derive(Debug, Clone, Copy)]
 pub struct Knobs {
-    /// Topics and filters of thousands of levels. Today a subscription of ~5,500
-    /// levels overflows a worker's stack and aborts the process (issue 11, item 1).
-    /// Switch on when the fix of helper "topic" (no recursion over topic levels,
-    /// `maxTopicLevels`) is merged.
+    /// Topics and filters of thousands of levels: a subscription of ~5,500 levels
+    /// overflowed a worker's stack and aborted the process (issue 11, item 1; fixed
+    /// by iterative level walks and `maxTopicLevels`).
     pub deep_topics: bool,
-    /// Topic Alias Maximum = 0 in CONNECT. Today it panics inside the codec
-    /// (`TopicAliasSend::new`, issue 11, item 2). Switch on when the fix of helper
-    /// "conn" is merged.
+    /// Topic Alias Maximum = 0 in CONNECT: it panicked inside the codec
+    /// (`TopicAliasSend::new`, issue 11, item 2; fixed by the CONNECT check in
+    /// front of the codec, `broker::preauth`).
     pub topic_alias_maximum_zero: bool,
 }
 
+impl Knobs {
+    /// Every known-crash generator off.
+    pub const OFF: Knobs = Knobs {
+        deep_topics: false,
+        topic_alias_maximum_zero: false,
+    };
+}
+
 /// Levels of the deepest topic generated while `deep_topics` is off: deep
-/// enough to exercise the topic code, far from today's stack overflow.
+/// enough to exercise the topic code, far from where the stack once overflowed.
 pub const SHALLOW_LEVELS: usize = 200;
 
 /// MQTT protocol versions the fuzzer speaks.
