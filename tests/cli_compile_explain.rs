@@ -84,7 +84,7 @@ fn explain_json_has_the_documented_shape() {
     assert_eq!(v["grantedBy"]["topicSpace"], "lwt-pub");
     assert_eq!(
         v["grantedBy"]["template"],
-        "clients/$<client.authenticationName>/status"
+        "clients/${client.authenticationName}/status"
     );
     assert!(v["reason"].is_string());
 

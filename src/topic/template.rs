@@ -18,11 +18,14 @@ pub enum Var {
     Attribute(String),
 }
 
+/// Printed in Event Grid's spelling, `${...}`, wherever topicgate shows a template
+/// (formatting, diagnostics, explain, exports): a template copied from our output
+/// into Event Grid means the same there. `$<...>` is still read as input.
 impl fmt::Display for Var {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Var::AuthenticationName => f.write_str("$<client.authenticationName>"),
-            Var::Attribute(k) => write!(f, "$<client.attributes.{k}>"),
+            Var::AuthenticationName => f.write_str("${client.authenticationName}"),
+            Var::Attribute(k) => write!(f, "${{client.attributes.{k}}}"),
         }
     }
 }
@@ -139,7 +142,7 @@ impl Template {
                                     kind: TemplateErrorKind::Syntax,
                                     message: "unterminated variable".into(),
                                     at: (at.0, span.end()),
-                                    help: Some("write `$<client.authenticationName>` or `$<client.attributes.KEY>`".into()),
+                                    help: Some("write `${client.authenticationName}` or `${client.attributes.KEY}`".into()),
                                 })
                             }
                         }
@@ -298,13 +301,13 @@ fn parse_var(name: &str, at: (usize, usize)) -> Result<Var, TemplateError> {
     // The topic module is the base of the pipeline: it does its own "did you mean".
     let close = strsim::jaro_winkler(&trimmed.to_lowercase(), "client.authenticationname") >= 0.8;
     let help = match close {
-        true => "did you mean `$<client.authenticationName>`?".to_string(),
+        true => "did you mean `${client.authenticationName}`?".to_string(),
         false if trimmed.starts_with("client.attribute") || trimmed.starts_with("attributes.") => {
             let key = trimmed.rsplit('.').next().unwrap_or("KEY");
-            format!("did you mean `$<client.attributes.{key}>`?")
+            format!("did you mean `${{client.attributes.{key}}}`?")
         }
         false => {
-            "variables are `$<client.authenticationName>` and `$<client.attributes.KEY>`".into()
+            "variables are `${client.authenticationName}` and `${client.attributes.KEY}`".into()
         }
     };
     Err(TemplateError {
@@ -348,7 +351,7 @@ mod tests {
         let a = Template::parse("clients/$<client.authenticationName>/status").unwrap();
         let b = Template::parse("clients/${client.authenticationName}/status").unwrap();
         assert_eq!(a, b);
-        assert_eq!(b.to_string(), "clients/$<client.authenticationName>/status");
+        assert_eq!(b.to_string(), "clients/${client.authenticationName}/status");
         let p = Template::parse("machines/$<client.attributes.line>.f1/#").unwrap();
         assert_eq!(
             p.levels[1],
@@ -370,7 +373,7 @@ mod tests {
         assert!(e.message.contains("unknown variable"), "{e:?}");
         assert_eq!(
             e.help.as_deref(),
-            Some("did you mean `$<client.authenticationName>`?")
+            Some("did you mean `${client.authenticationName}`?")
         );
         let e = Template::parse("a/$<client.attributes.x").unwrap_err();
         assert!(e.message.contains("unterminated"), "{e:?}");
@@ -390,7 +393,7 @@ mod tests {
             let e = Template::parse(text).unwrap_err();
             assert_eq!(e.kind, TemplateErrorKind::SpacedVariable, "{text}: {e:?}");
             assert!(
-                e.help.as_deref().is_some_and(|h| h.contains("$<client.")),
+                e.help.as_deref().is_some_and(|h| h.contains("${client.")),
                 "{e:?}"
             );
         }

@@ -212,7 +212,7 @@ pub async fn fuzz(budget: &Budget) -> Result<Figures, (Failure, Figures)> {
                 fig,
             ));
         }
-        let version = if i % 2 == 0 {
+        let version = if i.is_multiple_of(2) {
             Version::V5_0
         } else {
             Version::V3_1_1
@@ -246,7 +246,7 @@ pub async fn fuzz(budget: &Budget) -> Result<Figures, (Failure, Figures)> {
         }
         i += 1;
         fig.cases = i;
-        if i % 100 == 0 {
+        if i.is_multiple_of(100) {
             guard::progress(&format!(
                 "broker_fuzz: {i} cases, {} connections, {:.0?}, RSS {} MiB",
                 fig.tally.connections,
@@ -254,7 +254,7 @@ pub async fn fuzz(budget: &Budget) -> Result<Figures, (Failure, Figures)> {
                 rss / 1024
             ));
         }
-        if i % budget.cases_per_broker == 0 {
+        if i.is_multiple_of(budget.cases_per_broker) {
             add_counters(&mut fig, &broker);
             broker.shutdown().await;
             if let Err(e) = all_tasks_end().await {
