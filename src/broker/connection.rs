@@ -225,6 +225,29 @@ where
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), self.io.shutdown()).await;
         self.finish();
+        self.linger().await;
+    }
+
+    /// After our last packet, reads and discards what the client still sends, until
+    /// it closes, for at most `LINGER` and `LINGER_BYTES`. Closing a socket with
+    /// unread input makes the kernel answer with a reset, which can destroy what we
+    /// sent last (a DISCONNECT and its reason) before the client reads it: a client
+    /// still answering PUBRECs when we disconnect it (0x93) would see a broken pipe
+    /// instead. Runs after `finish`, so wills and session state never wait for it.
+    async fn linger(&mut self) {
+        const LINGER: Duration = Duration::from_millis(500);
+        const LINGER_BYTES: usize = 64 * 1024;
+        let deadline = Instant::now() + LINGER;
+        let mut discarded = 0;
+        let mut buf = [0u8; 1024];
+        while discarded < LINGER_BYTES {
+            let mut rb = ReadBuf::new(&mut buf);
+            let read = std::future::poll_fn(|cx| Pin::new(&mut self.io).poll_read(cx, &mut rb));
+            match tokio::time::timeout_at(deadline, read).await {
+                Ok(Ok(())) if !rb.filled().is_empty() => discarded += rb.filled().len(),
+                _ => break,
+            }
+        }
     }
 
     /// Phase 1: a complete CONNECT within the connect timeout (slowloris guard),
