@@ -747,3 +747,42 @@ async fn a_small_maximum_packet_size_still_gets_a_connack() {
         .await;
     assert_eq!(v5_connack(&r.recv(T).await.expect("connack")), (0x86, None));
 }
+
+/// After a protocol error the broker closes gracefully: it keeps reading (and
+/// discarding) what the client still sends for a short while, so a client that
+/// writes before it reads (Paho's answers PUBRECs with PUBRELs) gets no broken
+/// pipe and can read the DISCONNECT and its reason. Closing with the client's
+/// bytes unread made the kernel answer them with a reset.
+#[tokio::test]
+async fn a_client_still_writing_after_a_protocol_error_reads_the_disconnect() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let b = lwt_broker().await;
+    let mut s = tokio::net::TcpStream::connect(b.addr)
+        .await
+        .expect("connect");
+    let mut bytes = v5_connect_bytes(Opts::default());
+    // PUBLISH with QoS 3: malformed (DISCONNECT 0x81).
+    bytes.extend_from_slice(&[0x36, 0x05, 0x00, 0x01, b'a', 0x00, 0x01]);
+    s.write_all(&bytes).await.expect("write");
+    // The client goes on writing before it reads: PINGREQs, a little apart, while
+    // the broker is already closing.
+    let mut writes_failed = 0;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if s.write_all(&[0xC0, 0x00]).await.is_err() {
+            writes_failed += 1;
+        }
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(T, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert_eq!(writes_failed, 0, "the broker reset the connection");
+    // CONNACK, then DISCONNECT 0x81 Malformed Packet.
+    let disconnect = got.iter().position(|&x| x == 0xE0).expect("a DISCONNECT");
+    assert_eq!(got.get(disconnect + 2), Some(&0x81), "{got:?}");
+}
