@@ -225,7 +225,8 @@ where
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), self.io.shutdown()).await;
         self.finish();
-        self.linger().await;
+        // Boxed: its read buffer would otherwise be part of every idle connection's state.
+        Box::pin(self.linger()).await;
     }
 
     /// After our last packet, reads and discards what the client still sends, until
