@@ -2,12 +2,12 @@
 //! one of the client's groups, substituted with the client's own values. This is the
 //! per-client view that query, flow and diff reason about with the filter algebra.
 
-use crate::compiler::compiled::{variable_value, CompiledPolicy};
+pub use crate::compiler::compiled::substitute_for;
+use crate::compiler::compiled::ClientId;
+use crate::compiler::compiled::CompiledPolicy;
 use crate::compiler::model::{BindingId, SpaceId};
-use crate::decisions::access::ClientId;
 use crate::source::model::Permission;
 use crate::topic::{algebra, Filter, Vocabulary};
-use crate::topic::{is_safe_value, Template};
 
 /// One substituted template and the binding that grants it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,29 +33,6 @@ impl ClientAccess {
             Permission::Subscriber => &self.subscribe,
         }
     }
-}
-
-/// `template` as a filter for client `id`; `None` when a variable has no value that
-/// can be substituted (missing, an array, or one that would change the template's shape).
-pub fn substitute_for(
-    policy: &CompiledPolicy,
-    id: ClientId,
-    template: &Template,
-) -> Option<Filter> {
-    let client = policy.client(id);
-    let values: Vec<_> = template
-        .variables()
-        .map(|v| (v.clone(), variable_value(client, v)))
-        .collect();
-    template
-        .substitute(|v| {
-            values
-                .iter()
-                .find(|(k, _)| k == v)
-                .and_then(|(_, val)| val.as_deref())
-                .filter(|s| is_safe_value(s))
-        })
-        .map(|s| Filter::parse(&s))
 }
 
 /// Every filter client `id` is granted, in binding and template order, without duplicates.

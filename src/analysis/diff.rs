@@ -16,8 +16,8 @@
 
 use super::access::{client_access, subscribe_allows, substitute_for, ClientAccess, GrantedFilter};
 use super::query::FilterGrant;
+use crate::compiler::compiled::ClientId;
 use crate::compiler::compiled::{variable_value, CompiledPolicy};
-use crate::decisions::access::ClientId;
 use crate::source::model::Permission;
 use crate::topic::{intersect, witness, Filter, Vocabulary};
 use crate::topic::{is_safe_value, Level, Segment};

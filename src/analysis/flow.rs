@@ -5,8 +5,8 @@
 
 use super::access::{client_access, vocabulary};
 use super::query::FilterGrant;
+use crate::compiler::compiled::ClientId;
 use crate::compiler::compiled::CompiledPolicy;
-use crate::decisions::access::ClientId;
 use crate::topic::{example_topic, intersect};
 use serde::Serialize;
 

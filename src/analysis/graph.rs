@@ -4,9 +4,9 @@
 //! Graphviz DOT; and an access matrix (groups x topic spaces) in markdown.
 
 use super::access::substitute_for;
+use crate::compiler::compiled::ClientId;
 use crate::compiler::compiled::CompiledPolicy;
 use crate::compiler::model::ALL_GROUP;
-use crate::decisions::access::ClientId;
 use crate::source::model::Permission;
 use petgraph::dot::{Config, Dot};
 use petgraph::graph::{DiGraph, NodeIndex};

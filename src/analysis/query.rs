@@ -6,8 +6,8 @@
 //! contained in another is not listed twice.
 
 use super::access::{client_access, merged, GrantedFilter};
+use crate::compiler::compiled::ClientId;
 use crate::compiler::compiled::CompiledPolicy;
-use crate::decisions::access::ClientId;
 use crate::decisions::{Decision, Grant};
 use crate::source::model::Permission;
 use crate::topic::{parse_subscription, validate_name};

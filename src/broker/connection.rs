@@ -18,7 +18,7 @@ use super::state::Shared;
 use super::stats::DropReason;
 use super::tls::PeerCertificates;
 use super::will::Will;
-use crate::decisions::access::ClientId;
+use crate::compiler::compiled::ClientId;
 use mqtt_protocol_core::mqtt::common::Cursor;
 use mqtt_protocol_core::mqtt::connection::ConnectionOptions;
 use mqtt_protocol_core::mqtt::connection::{Event, TimerKind};

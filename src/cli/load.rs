@@ -1,10 +1,10 @@
 //! Loading the policy a command works on, with the exit code for a failure.
 
 use super::output;
+use crate::compiler::compiled::ClientId;
 use crate::compiler::compiled::CompiledPolicy;
 use crate::compiler::load::{load_with, Strictness};
 use crate::compiler::Loaded;
-use crate::decisions::access::ClientId;
 use std::path::Path;
 
 /// Loads a policy file or artifact for a question about it (explain, query, test,

@@ -6,11 +6,14 @@ use super::index::{TemplateIndex, TemplateRef};
 use super::membership;
 use super::model::*;
 use crate::source::model::{AttrValue, Permission};
-use crate::topic::{is_safe_value, Var};
+use crate::topic::{is_safe_value, Filter, Template, Var};
 use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 
-pub use crate::decisions::access::ClientId;
+/// Index of a client in the compiled policy. Stable for the lifetime of one policy.
+/// It lives with the compiled model it indexes; the decisions and analyses above
+/// take it from here.
+pub type ClientId = u32;
 
 /// For each topic space, the first binding (in policy order) through which a
 /// profile holds one permission on it, or none. `contains` is the hot-path test;
@@ -211,4 +214,27 @@ pub fn variable_value<'a>(client: &'a Client, var: &Var) -> Option<std::borrow::
             Some(AttrValue::Array(_) | AttrValue::Bool(_)) | None => None,
         },
     }
+}
+
+/// `template` as a filter for client `id`; `None` when a variable has no value that
+/// can be substituted (missing, an array, or one that would change the template's shape).
+pub fn substitute_for(
+    policy: &CompiledPolicy,
+    id: ClientId,
+    template: &Template,
+) -> Option<Filter> {
+    let client = policy.client(id);
+    let values: Vec<_> = template
+        .variables()
+        .map(|v| (v.clone(), variable_value(client, v)))
+        .collect();
+    template
+        .substitute(|v| {
+            values
+                .iter()
+                .find(|(k, _)| k == v)
+                .and_then(|(_, val)| val.as_deref())
+                .filter(|s| is_safe_value(s))
+        })
+        .map(|s| Filter::parse(&s))
 }

@@ -8,8 +8,7 @@
 
 pub use crate::decisions::identity::{CertificateRefusal, PeerCertificates, RefusalKind};
 
-/// Index of a client in the compiled policy. Stable for the lifetime of one policy.
-pub type ClientId = u32;
+pub use crate::compiler::compiled::ClientId;
 
 /// The outcome of one authorization question.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,11 +3,11 @@
 //! substituted for the client, whether it matches and the first level that differs;
 //! on a denial, the nearest miss and what would change the decision.
 
-use crate::analysis::access::substitute_for;
+use crate::compiler::compiled::substitute_for;
+use crate::compiler::compiled::ClientId;
 use crate::compiler::compiled::{variable_value, CompiledPolicy};
 use crate::compiler::membership;
 use crate::compiler::model::{Client, ALL_GROUP};
-use crate::decisions::access::ClientId;
 use crate::source::model::{AttrValue, Permission};
 use crate::source::query::{Operand, Query};
 use crate::topic::{algebra, FLevel, Filter, Vocabulary};
