@@ -20,23 +20,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream
 use tokio::net::TcpStream;
 use topicgate::broker::{connection, BrokerConfig};
 
-/// Writes `bytes` on a fresh socket and reads until the broker closes it
-/// (or `T` passes); returns what the broker sent and whether it closed.
-async fn exchange(addr: SocketAddr, bytes: &[u8]) -> (Vec<u8>, bool) {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(bytes).await.expect("write");
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    let deadline = tokio::time::Instant::now() + T;
-    loop {
-        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
-            Err(_) => return (got, false),
-            Ok(Ok(0)) | Ok(Err(_)) => return (got, true),
-            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-}
-
 async fn v5_ok(addr: SocketAddr, id: &str, user: &str, o: Opts) -> Raw {
     let mut raw = Raw::open(addr, Version::V5_0).await;
     raw.send(v5_connect_with(id, Some(user), None, o).into())

@@ -542,24 +542,6 @@ async fn session_expiry_on_disconnect_after_zero_is_a_protocol_error() {
 
 // ---- Issue 11 item 8: conformance of CONNECT and PUBLISH edge cases ----
 
-/// Writes `bytes` on a fresh socket and reads until the broker closes it
-/// (or `T` passes); returns what the broker sent and whether it closed.
-async fn exchange(addr: SocketAddr, bytes: &[u8]) -> (Vec<u8>, bool) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(bytes).await.expect("write");
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    let deadline = tokio::time::Instant::now() + T;
-    loop {
-        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
-            Err(_) => return (got, false),
-            Ok(Ok(0)) | Ok(Err(_)) => return (got, true),
-            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-}
-
 /// Reads raw bytes from the socket until `n` arrived.
 async fn read_bytes(raw: &mut Raw, n: usize) -> Vec<u8> {
     use tokio::io::AsyncReadExt;

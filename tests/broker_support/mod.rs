@@ -189,3 +189,21 @@ pub async fn eventually(mut f: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Writes `bytes` on a fresh socket and reads until the broker closes it (or `T`
+/// passes); returns what the broker sent and whether it closed. For byte
+/// sequences the codec would refuse to build.
+pub async fn exchange(addr: SocketAddr, bytes: &[u8]) -> (Vec<u8>, bool) {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(bytes).await.expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return (got, false),
+            Ok(Ok(0)) | Ok(Err(_)) => return (got, true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
