@@ -169,9 +169,9 @@ async fn outgoing_inflight_window_and_queue_are_bounded() {
     assert_eq!(got, 2);
     // Behind the window: 3 queued by the connection and 3 in the session's mailbox.
     // The publisher waited for room, then the last 2 copies were dropped.
-    eventually(|| b.broker.stats().messages_dropped.get() == 2).await;
+    eventually(|| b.broker.stats().messages_dropped() == 2).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(b.broker.stats().messages_dropped.get(), 2);
+    assert_eq!(b.broker.stats().messages_dropped(), 2);
 }
 
 #[tokio::test]

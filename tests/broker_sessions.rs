@@ -290,7 +290,7 @@ async fn every_message_for_a_session_is_delivered_or_counted_as_dropped() {
             Err(_) => break,
         }
     }
-    let dropped = b.broker.shared().stats.messages_dropped.get() as usize;
+    let dropped = b.broker.shared().stats.messages_dropped() as usize;
     assert!(dropped > 0, "the queues are far smaller than {N}");
     assert_eq!(
         seen.len() + dropped,

@@ -59,7 +59,6 @@ where
         };
 
         if !verdict.allowed {
-            self.shared.stats.publish_denied.inc();
             self.shared
                 .stats
                 .denied(Action::Publish, DenialCode::NotAuthorized);

@@ -680,7 +680,9 @@ impl Sessions {
             }
             if dropped > 0 {
                 st.offline_overflowed = true;
-                shared.stats.messages_dropped.add(dropped);
+                shared
+                    .stats
+                    .drop_messages(super::stats::DropReason::QueueFull, dropped);
                 warn!(
                     client_id = %session.client_id, dropped, max_queued_messages = max,
                     "undelivered QoS 1/2 messages beyond the offline queue dropped at disconnect"

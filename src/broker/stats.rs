@@ -28,7 +28,8 @@ impl Counter {
 /// `topicgate_messages_dropped_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
-    /// A subscriber's queue (`maxQueuedMessages`) was full, or it is stalled.
+    /// A subscriber's queue (`maxQueuedMessages`) was full, or it is stalled; or,
+    /// at disconnect, a persistent session's offline queue.
     QueueFull,
     /// A publisher waited `maxPublisherWait` for room in vain.
     PublisherWaitExpired,
@@ -154,12 +155,8 @@ impl<T> std::ops::Deref for CacheLine<T> {
 pub struct Stats {
     pub connections_accepted: Counter,
     pub connections_refused: Counter,
-    pub publish_denied: Counter,
     /// MQTT 5 QoS 0 PUBLISHes dropped because the policy denied them.
     pub publish_denied_qos0_dropped: Counter,
-    pub subscribe_denied: Counter,
-    /// Every dropped copy, whatever the reason (the sum of `dropped`).
-    pub messages_dropped: Counter,
     pub wills_published: Counter,
     pub wills_dropped: Counter,
     pub protocol_errors: Counter,
@@ -185,12 +182,31 @@ impl Stats {
     }
 
     pub fn drop_message(&self, reason: DropReason) {
-        self.messages_dropped.inc();
         self.dropped[reason as usize].inc();
+    }
+
+    /// `n` copies dropped at once for one reason.
+    pub fn drop_messages(&self, reason: DropReason, n: u64) {
+        self.dropped[reason as usize].add(n);
+    }
+
+    /// Every dropped copy, whatever the reason.
+    pub fn messages_dropped(&self) -> u64 {
+        self.dropped.iter().map(Counter::get).sum()
     }
 
     pub fn denied(&self, action: Action, code: DenialCode) {
         self.denials[action as usize][code as usize].inc();
+    }
+
+    /// PUBLISHes the policy denied (all are Not authorized).
+    pub fn publish_denied(&self) -> u64 {
+        self.denials(Action::Publish, DenialCode::NotAuthorized)
+    }
+
+    /// SUBSCRIBE filters the policy denied.
+    pub fn subscribe_denied(&self) -> u64 {
+        self.denials(Action::Subscribe, DenialCode::NotAuthorized)
     }
 
     pub fn denials(&self, action: Action, code: DenialCode) -> u64 {

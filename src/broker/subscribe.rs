@@ -134,7 +134,6 @@ where
                 None => crate::decisions::access::Verdict::deny("the client is not allowed"),
             };
             if !verdict.allowed {
-                self.shared.stats.subscribe_denied.inc();
                 self.shared
                     .stats
                     .denied(Action::Subscribe, DenialCode::NotAuthorized);
