@@ -2,6 +2,7 @@
 //! and the lifecycle events, driven by real rumqttc clients against the real
 //! binary, read over real HTTP and from the real file.
 
+mod broker_support;
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, Incoming, LastWill, MqttOptions, QoS,
 };
@@ -599,16 +600,7 @@ async fn json_logs_carry_denials_as_fields() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("line");
-    let port: u16 = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
+    let port = broker_support::listening_port(&mut child);
     assert!(connect(opts("ghost", "nobody", port)).await.is_err());
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };

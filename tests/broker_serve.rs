@@ -6,7 +6,6 @@ use broker_support::packets::*;
 use broker_support::*;
 use mqtt_protocol_core::mqtt::packet::Qos;
 use mqtt_protocol_core::mqtt::Version;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -50,16 +49,7 @@ fn serve(args: &[&str]) -> (Child, u16) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("line");
-    let port = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected: {line:?}"));
+    let port = listening_port(&mut child);
     (child, port)
 }
 
@@ -187,16 +177,7 @@ async fn sighup_is_ignored_and_the_broker_keeps_serving() {
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
         .expect("spawn");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("line");
-    let port: u16 = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected: {line:?}"));
+    let port = listening_port(&mut child);
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut sub = Raw::open(addr, Version::V5_0).await;
     sub.send(v5_connect("sub", Some("actuator1")).into()).await;

@@ -2,8 +2,9 @@
 //! client in through `topicgate serve` with that password (password identity mode,
 //! a real rumqttc client over loopback), and keeps a wrong password out.
 
+mod broker_support;
 use rumqttc::{ConnectReturnCode, ConnectionError, Event, Incoming, MqttOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -102,18 +103,8 @@ permissionBindings:
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn serve");
-    let stdout = child.stdout.take().expect("stdout");
+    let port = broker_support::listening_port(&mut child);
     let serve = Killer(child);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("listening line");
-    let port: u16 = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -207,3 +207,18 @@ pub async fn exchange(addr: SocketAddr, bytes: &[u8]) -> (Vec<u8>, bool) {
         }
     }
 }
+
+/// The port a `topicgate serve` child printed on its first stdout line
+/// (`listening on mqtt://127.0.0.1:PORT`); takes the child's stdout.
+pub fn listening_port(child: &mut std::process::Child) -> u16 {
+    use std::io::{BufRead, BufReader};
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout piped"))
+        .read_line(&mut line)
+        .expect("listening line");
+    line.trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+}
