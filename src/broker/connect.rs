@@ -144,7 +144,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     pub(super) async fn on_connect(&mut self, info: ConnectInfo) {
-        let policy = self.shared.policy.current();
+        let (policy, decided_under) = self.shared.policy.current_with_generation();
         let who = info.username.clone().unwrap_or_default();
 
         // 1. Identity: the TLS client certificate if there is one, else the
@@ -309,6 +309,12 @@ where
             will,
             info.request_problem_info,
         );
+        // A reload that swapped the policy after this CONNECT was decided may
+        // have scanned the sessions before this one attached: the connection
+        // re-authorizes itself (client, will) right after CONNACK.
+        if self.shared.policy.generation() != decided_under {
+            session.policy_changed();
+        }
 
         // 5. Restore unacknowledged QoS 1/2 state of a resumed session.
         if present {

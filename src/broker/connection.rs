@@ -491,20 +491,17 @@ where
             self.end.get_or_insert(End::Abnormal);
             return;
         }
+        if got.recheck {
+            self.recheck_after_reload();
+        }
         let Some(client) = &self.client else { return };
         match got.kick {
             Kick::TakenOver => {
                 info!(client_id = %client.client_id, "session taken over by a new connection");
                 self.server_disconnect(DisconnectReasonCode::SessionTakenOver, None);
             }
-            Kick::NotAuthorized => {
-                info!(client_id = %client.client_id, "the policy no longer allows this client");
-                self.server_disconnect(
-                    DisconnectReasonCode::NotAuthorized,
-                    Some("the policy in force no longer allows this client"),
-                );
-            }
-            Kick::None => {}
+            Kick::NotAuthorized if self.end.is_none() => self.on_kick_not_authorized(),
+            Kick::NotAuthorized | Kick::None => {}
         }
     }
 
@@ -936,6 +933,10 @@ where
     }
 
     async fn flush(&mut self) {
+        if let Some(c) = &self.client {
+            c.session
+                .report_depth(self.pending.len(), self.inflight_out);
+        }
         if self.out.is_empty() {
             return;
         }
@@ -1040,6 +1041,9 @@ where
 
     /// Encodes one delivery for this client's protocol version and sends it.
     pub(super) fn deliver(&mut self, d: Delivery) {
+        if self.revoked_since_routed(&d) {
+            return;
+        }
         if d.msg.expired() {
             self.shared.stats.drop_message(DropReason::Expired);
             return;

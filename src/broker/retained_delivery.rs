@@ -62,8 +62,8 @@ where
         }
         let mut batch: Vec<Delivery> = Vec::with_capacity(BATCH);
         for _ in 0..BATCHES_PER_TURN {
-            let step =
-                session.next_retained(&self.shared.retained, self.window_room(), BATCH, &mut batch);
+            let limits = (self.window_room(), BATCH, self.shared.router.epoch());
+            let step = session.next_retained(&self.shared.retained, limits, &mut batch);
             for d in batch.drain(..) {
                 self.deliver(d);
             }

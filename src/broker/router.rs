@@ -2,6 +2,12 @@
 //!
 //! Publishing takes only a read lock on the trie (many publishers route at
 //! once); subscribe and unsubscribe take the write lock briefly.
+//!
+//! The trie also keeps the *epoch*: the policy generation its subscriptions
+//! were last revalidated for. A policy reload holds the write lock while it
+//! swaps the policy and removes what the new one revokes, then publishes the
+//! new epoch; deliveries carry the epoch they were routed in, so a copy
+//! routed before a reload is checked again before it is sent (decision 0023).
 
 use super::message::{min_qos, qos_u8};
 use super::session::Session;
@@ -9,8 +15,8 @@ use crate::topic::SubFilter;
 use mqtt_protocol_core::mqtt::packet::{Qos, RetainHandling};
 use rustc_hash::FxHashMap as HashMap;
 use smallvec::SmallVec;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, RwLockWriteGuard};
 
 /// Options a client chose for one subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,34 +80,72 @@ pub struct Target {
 #[derive(Default)]
 pub struct Router {
     root: RwLock<Node>,
+    /// The policy generation the subscriptions in the trie were granted or
+    /// revalidated under. Written only with the write lock held.
+    epoch: AtomicU64,
+}
+
+/// A SUBSCRIBE decided under a policy that a reload replaced before the
+/// subscription reached the trie: decide it again under the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaleEpoch;
+
+/// The trie held for a policy reload: nothing routes or subscribes meanwhile.
+pub struct ReloadGuard<'a> {
+    root: RwLockWriteGuard<'a, Node>,
+    epoch: &'a AtomicU64,
+}
+
+impl ReloadGuard<'_> {
+    /// Removes `client_id`'s subscription to `sub`. Returns true when it existed.
+    pub fn unsubscribe(&mut self, client_id: &str, sub: &SubFilter<'_>) -> bool {
+        remove(&mut self.root, sub.filter, client_id, sub.share)
+    }
+
+    /// Ends the reload: the trie now holds only what policy generation
+    /// `epoch` grants, and routes from now on carry it.
+    pub fn finish(self, epoch: u64) {
+        self.epoch.store(epoch, Ordering::Release);
+    }
 }
 
 impl Router {
+    /// The epoch of the trie (see the module comment). Read before routing:
+    /// a route that starts after a reload finished sees its trie.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Holds the trie for a policy reload until the guard is finished or dropped.
+    pub fn begin_reload(&self) -> ReloadGuard<'_> {
+        ReloadGuard {
+            root: self.root.write().unwrap_or_else(|e| e.into_inner()),
+            epoch: &self.epoch,
+        }
+    }
+
+    /// Like [`subscribe`](Self::subscribe) for a subscription the policy of
+    /// generation `epoch` granted: refused when a reload has revalidated the
+    /// trie for another generation since (checked under the write lock, so the
+    /// reload cannot miss the subscription).
+    pub fn subscribe_at(
+        &self,
+        session: &Arc<Session>,
+        sub: &SubFilter<'_>,
+        opts: SubOptions,
+        epoch: u64,
+    ) -> Result<bool, StaleEpoch> {
+        let mut root = self.root.write().unwrap_or_else(|e| e.into_inner());
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return Err(StaleEpoch);
+        }
+        Ok(insert(&mut root, session, sub, opts))
+    }
+
     /// Adds or replaces `session`'s subscription to `sub`. Returns true when it existed before.
     pub fn subscribe(&self, session: &Arc<Session>, sub: &SubFilter<'_>, opts: SubOptions) -> bool {
         let mut root = self.root.write().unwrap_or_else(|e| e.into_inner());
-        let mut node = &mut *root;
-        for level in sub.filter.split('/') {
-            node = node.children.entry(level.to_string()).or_default();
-        }
-        let subscriber = Subscriber {
-            session: session.clone(),
-            opts,
-        };
-        let id = session.client_id.clone();
-        match sub.share {
-            None => node.subs.insert(id, subscriber).is_some(),
-            Some(group) => {
-                let g = node.shared.entry(group.to_string()).or_default();
-                if let Some(m) = g.members.iter_mut().find(|(c, _)| *c == id) {
-                    m.1 = subscriber;
-                    true
-                } else {
-                    g.members.push((id, subscriber));
-                    false
-                }
-            }
-        }
+        insert(&mut root, session, sub, opts)
     }
 
     /// Removes `client_id`'s subscription to `sub`. Returns true when it existed.
@@ -180,6 +224,32 @@ impl Router {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .is_empty()
+    }
+}
+
+/// Adds or replaces `session`'s subscription to `sub`. True when it existed before.
+fn insert(root: &mut Node, session: &Arc<Session>, sub: &SubFilter<'_>, opts: SubOptions) -> bool {
+    let mut node = root;
+    for level in sub.filter.split('/') {
+        node = node.children.entry(level.to_string()).or_default();
+    }
+    let subscriber = Subscriber {
+        session: session.clone(),
+        opts,
+    };
+    let id = session.client_id.clone();
+    match sub.share {
+        None => node.subs.insert(id, subscriber).is_some(),
+        Some(group) => {
+            let g = node.shared.entry(group.to_string()).or_default();
+            if let Some(m) = g.members.iter_mut().find(|(c, _)| *c == id) {
+                m.1 = subscriber;
+                true
+            } else {
+                g.members.push((id, subscriber));
+                false
+            }
+        }
     }
 }
 
@@ -308,6 +378,29 @@ mod tests {
             .collect();
         ids.sort();
         ids
+    }
+
+    /// A subscription decided under a policy generation that a reload has
+    /// since revalidated the trie past is refused, not inserted; the current
+    /// generation is taken.
+    #[test]
+    fn a_subscription_decided_before_a_reload_is_refused_after_it() {
+        let r = Router::default();
+        let s = Session::new("c", "alice");
+        let decided_at = r.epoch();
+        let mut guard = r.begin_reload();
+        assert!(!guard.unsubscribe("c", &plain("a/b")));
+        guard.finish(decided_at + 1);
+        assert_eq!(
+            r.subscribe_at(&s, &plain("a/b"), opts(), decided_at),
+            Err(StaleEpoch)
+        );
+        assert!(routed(&r, "a/b").is_empty());
+        assert_eq!(
+            r.subscribe_at(&s, &plain("a/b"), opts(), r.epoch()),
+            Ok(false)
+        );
+        assert_eq!(routed(&r, "a/b"), ["c"]);
     }
 
     /// Far deeper than any limit allows: insert, route, remove and drop are loops.

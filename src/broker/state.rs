@@ -41,12 +41,16 @@ impl Shared {
         if msg.retain && self.config.retain_available {
             self.retained.set(msg.clone());
         }
+        // Read before routing: a copy routed in a trie that a reload is about
+        // to revise carries the old epoch and is checked again before it is sent.
+        let epoch = self.router.epoch();
         for t in self.router.route(&msg.topic, &msg.origin, msg.qos) {
             let d = Delivery {
                 msg: msg.clone(),
                 qos: t.qos,
                 retain: msg.retain && t.retain_as_published,
                 subscription_ids: t.subscription_ids,
+                epoch,
             };
             match t.session.deliver(d, self.config.max_queued_messages) {
                 Deliver::Queued => {}
