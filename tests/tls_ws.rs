@@ -2,11 +2,11 @@
 //! (identity from the client certificate), subprotocol `mqtt`, binary frames that
 //! need not align with packets, and the same enforcement and wills as TCP.
 
-mod tls_support;
+mod support;
 
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
-use tls_support::*;
+use support::tls::*;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
