@@ -342,13 +342,13 @@ async fn a_reloaded_policy_revokes_subscriptions_and_disabled_clients() {
         vec![0x87]
     );
     // actuator1 stays connected but its subscription is gone.
+    a.send(v5_sub(2, &[("markers/#", Qos::AtLeastOnce)]).into())
+        .await;
+    a.suback().await;
     let mut s = v5_client(b.addr, "s1", "sensor1").await;
     s.send(v5_pub("clients/sensor1/status", b"x", Qos::AtLeastOnce, Some(1)).into())
         .await;
     s.recv(T).await.expect("puback"); // routed (to nobody) before the marker
-    a.send(v5_sub(2, &[("markers/#", Qos::AtLeastOnce)]).into())
-        .await;
-    a.recv(T).await.expect("suback");
     let mut m = v5_client(b.addr, "adm2", "admin2").await;
     a.expect_marker_first(&mut m, "markers/1").await;
 }

@@ -177,6 +177,20 @@ impl Raw {
         }
     }
 
+    /// Reads up to the next SUBACK, past other acknowledgements; a PUBLISH
+    /// before it fails the test (a barrier's subscription must not swallow one).
+    pub async fn suback(&mut self) -> Packet {
+        loop {
+            match self.recv(T).await.expect("SUBACK") {
+                p @ (Packet::V5_0Suback(_) | Packet::V3_1_1Suback(_)) => return p,
+                p @ (Packet::V5_0Publish(_) | Packet::V3_1_1Publish(_)) => {
+                    panic!("a message arrived before the SUBACK: {p:?}")
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// A PINGREQ answered by a PINGRESP as the next packet that is not a
     /// PUBLISH: the connection is open and was not closed or taken over.
     pub async fn ping(&mut self) {

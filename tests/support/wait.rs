@@ -19,7 +19,9 @@ pub const T: Duration = Duration::from_secs(5);
 /// How often [`eventually`] looks.
 const STEP: Duration = Duration::from_millis(10);
 
-/// Waits until `f` is true; fails after `T` (`T / STEP` looks).
+/// Waits until `f` is true; fails after `T` (`T / STEP` looks). On the paused
+/// clock each look moves virtual time by `STEP`: to bound when a broker timer
+/// fired, measure with `tokio::time::Instant` around it.
 pub async fn eventually(mut f: impl FnMut() -> bool) {
     let looks = T.as_millis() / STEP.as_millis();
     for _ in 0..looks {
