@@ -207,13 +207,7 @@ async fn sighup_reloads_and_the_broker_keeps_serving() {
     assert_eq!(publish_parts(&got).1, b"up");
     assert!(child.try_wait().expect("wait").is_none(), "serve exited");
     // The reload runs beside the serving: wait for it (bounded) before stopping.
-    let reloaded = || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("policy reloaded"));
-    for _ in 0..200 {
-        if reloaded() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually(|| std::fs::read_to_string(&log).is_ok_and(|l| l.contains("policy reloaded"))).await;
 
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
