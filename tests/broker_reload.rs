@@ -592,3 +592,66 @@ async fn a_copy_routed_before_the_reload_and_queued_after_it_is_not_sent() {
         1
     );
 }
+
+/// SIGHUP reads the TLS listeners' certificate and key again: new handshakes
+/// get the new server certificate; a pair that cannot be used is refused
+/// (logged) and the one in force stays.
+#[tokio::test]
+async fn sighup_reloads_the_tls_certificate_and_refuses_a_bad_one() {
+    use support::tls::{client_config, install_provider, tls_connect, Pki};
+    install_provider();
+    let pki = Pki::new();
+    let client = pki.ca.issue_client("sensor1").expect("client");
+    let (cert, key) = (
+        pki.dir.path().join("server.pem"),
+        pki.dir.path().join("server.key"),
+    );
+    let log = pki.dir.path().join("stderr.log");
+    let policy = format!("{}/policies/lwt.yaml", env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(BIN)
+        .args(["serve", "--mqtts", "127.0.0.1:0"])
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .arg(&policy)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn");
+    let port = listening_port(&mut child);
+    let _kill = support::serve::Killer::one(child);
+    let pid = _kill.0[0].id().to_string();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let served = || async {
+        let tls = tls_connect(addr, client_config(&pki, Some(&client), false))
+            .await
+            .expect("handshake");
+        let (_, conn) = tls.get_ref();
+        conn.peer_certificates().expect("server certificate")[0].to_vec()
+    };
+    let logged = |what: &'static str| {
+        let log = log.clone();
+        move || std::fs::read_to_string(&log).is_ok_and(|l| l.matches(what).count() == 1)
+    };
+    assert_eq!(served().await, pki.server.der);
+
+    // A new pair, each file renamed over the old one.
+    let renewed = pki.ca.issue_server(&[]).expect("server cert");
+    for (path, text) in [(&cert, &renewed.cert_pem), (&key, &renewed.key_pem)] {
+        let tmp = path.with_extension("new");
+        std::fs::write(&tmp, text).expect("write");
+        std::fs::rename(&tmp, path).expect("rename");
+    }
+    let hup = Command::new("kill").args(["-HUP", &pid]).status();
+    assert!(hup.expect("kill").success());
+    eventually(logged("TLS certificate reloaded")).await;
+    assert_eq!(served().await, renewed.der);
+
+    // A certificate that is not PEM: refused, the renewed pair stays.
+    std::fs::write(&cert, "not a certificate").expect("write");
+    let hup = Command::new("kill").args(["-HUP", &pid]).status();
+    assert!(hup.expect("kill").success());
+    eventually(logged("TLS certificate reload refused")).await;
+    assert_eq!(served().await, renewed.der);
+}
