@@ -500,8 +500,7 @@ where
                 info!(client_id = %client.client_id, "session taken over by a new connection");
                 self.server_disconnect(DisconnectReasonCode::SessionTakenOver, None);
             }
-            Kick::NotAuthorized if self.end.is_none() => self.on_kick_not_authorized(),
-            Kick::NotAuthorized | Kick::None => {}
+            Kick::None => {}
         }
     }
 

@@ -153,12 +153,6 @@ where
         }
     }
 
-    /// Acts on a kick that says the client is no longer allowed.
-    pub(super) fn on_kick_not_authorized(&mut self) {
-        let policy = self.shared.policy.current();
-        self.disconnect_revoked(&*policy, "is no longer allowed");
-    }
-
     /// DISCONNECT 0x87 with a reason naming the reload (3.1.1: close).
     fn disconnect_revoked(&mut self, policy: &dyn AccessPolicy, why: &str) {
         let Some(client) = &self.client else { return };

@@ -38,8 +38,6 @@ pub enum Kick {
     None,
     /// A new connection with the same client ID took the session over.
     TakenOver,
-    /// The policy in force no longer knows or enables the client.
-    NotAuthorized,
 }
 
 /// The connection a session is attached to, and the mail waiting for it.
