@@ -1,10 +1,10 @@
 //! SUBSCRIBE and UNSUBSCRIBE: per-filter authorization (semantics.md §4),
 //! subscription options and retained messages.
 
-use super::connection::{log_denial, Conn, End};
-use super::message::{qos_from_u8, qos_u8};
-use super::router::SubOptions;
-use super::stats::{Action, DenialCode};
+use super::{log_denial, Conn, End};
+use crate::broker::message::{qos_from_u8, qos_u8};
+use crate::broker::stats::{Action, DenialCode};
+use crate::broker::sub_options::SubOptions;
 use crate::topic;
 use mqtt_protocol_core::mqtt::packet::{
     v3_1_1, v5_0, Property, Qos, ReasonString, RetainHandling, SubEntry,

@@ -1,9 +1,9 @@
 //! PUBLISH from a client: validation, authorization (semantics.md §4) and routing.
 
-use super::connection::{log_denial, Conn, End};
-use super::events::DisconnectionReason;
-use super::message::{qos_u8, Message};
-use super::stats::{Action, DenialCode};
+use super::{log_denial, Conn, End};
+use crate::broker::events::DisconnectionReason;
+use crate::broker::message::{qos_u8, Message};
+use crate::broker::stats::{Action, DenialCode};
 use crate::decisions::access::Verdict;
 use crate::topic;
 use mqtt_protocol_core::mqtt::packet::{v3_1_1, v5_0, Qos, ReasonString};
