@@ -167,43 +167,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
     G: Send,
 {
-    let options = ConnectionOptions::new()
-        .maximum_packet_size_recv(shared.config.max_packet_size)
-        .receive_maximum(shared.config.receive_maximum);
-    let mut mqtt = Connection::<role::Server>::with_options(Version::Undetermined, options);
-    mqtt.set_auto_ping_response(true);
-    mqtt.set_auto_pub_response(false);
-    // Use topic aliases towards MQTT 5 clients that allow them (Topic Alias Maximum > 0).
-    mqtt.set_auto_map_topic_alias_send(true);
-    let mut conn = Conn {
-        shared,
-        io,
-        mqtt,
-        conn_id,
-        peer,
-        out: Vec::new(),
-        end: None,
-        keepalive: None,
-        partial_deadline: None,
-        client: None,
-        pending: VecDeque::new(),
-        inbox: VecDeque::new(),
-        subscribed_new: Vec::new(),
-        inflight_out: 0,
-        qos2_open: Vec::new(),
-        client_receive_maximum: u16::MAX,
-        frames: FrameScan::default(),
-        fault: None,
-        decode_failed: None,
-        heard: false,
-        mail: VecDeque::new(),
-        mail_left: false,
-        blocked: Vec::new(),
-        retained_due: RetainedDue::None,
-        retained_ahead: 0,
-        disconnection: None,
-        certificate,
-    };
+    let mut conn = Conn::new(shared, io, peer, conn_id, certificate);
     async move {
         conn.serve().await;
         drop(guard);
@@ -211,6 +175,53 @@ where
 }
 
 impl<S> Conn<S> {
+    /// A connection's state before the first byte: no client, nothing queued.
+    fn new(
+        shared: Arc<Shared>,
+        io: S,
+        peer: String,
+        conn_id: u64,
+        certificate: Option<PeerCertificates>,
+    ) -> Self {
+        let options = ConnectionOptions::new()
+            .maximum_packet_size_recv(shared.config.max_packet_size)
+            .receive_maximum(shared.config.receive_maximum);
+        let mut mqtt = Connection::<role::Server>::with_options(Version::Undetermined, options);
+        mqtt.set_auto_ping_response(true);
+        mqtt.set_auto_pub_response(false);
+        // Use topic aliases towards MQTT 5 clients that allow them (Topic Alias Maximum > 0).
+        mqtt.set_auto_map_topic_alias_send(true);
+        Conn {
+            shared,
+            io,
+            mqtt,
+            conn_id,
+            peer,
+            out: Vec::new(),
+            end: None,
+            keepalive: None,
+            partial_deadline: None,
+            client: None,
+            pending: VecDeque::new(),
+            inbox: VecDeque::new(),
+            subscribed_new: Vec::new(),
+            inflight_out: 0,
+            qos2_open: Vec::new(),
+            client_receive_maximum: u16::MAX,
+            frames: FrameScan::default(),
+            fault: None,
+            decode_failed: None,
+            heard: false,
+            mail: VecDeque::new(),
+            mail_left: false,
+            blocked: Vec::new(),
+            retained_due: RetainedDue::None,
+            retained_ahead: 0,
+            disconnection: None,
+            certificate,
+        }
+    }
+
     /// Attaches the client after a successful CONNACK: queued messages go out.
     pub fn attach(
         &mut self,

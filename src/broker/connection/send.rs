@@ -9,7 +9,7 @@ use crate::broker::message::Delivery;
 use crate::broker::stats::DropReason;
 use mqtt_protocol_core::mqtt::connection::Event;
 use mqtt_protocol_core::mqtt::packet::{v3_1_1, v5_0};
-use mqtt_protocol_core::mqtt::packet::{Packet, Property, Qos, SubscriptionIdentifier};
+use mqtt_protocol_core::mqtt::packet::{Packet, Qos, SubscriptionIdentifier};
 use mqtt_protocol_core::mqtt::result_code::{DisconnectReasonCode, MqttError};
 use mqtt_protocol_core::mqtt::Version;
 use std::time::Duration;
@@ -72,11 +72,15 @@ where
     ) {
         match built {
             Ok(p) => self.send(p.into()),
-            Err(e) => {
-                warn!(peer = %self.peer, packet = what, error = %e, "cannot build a packet to send: closing the connection");
-                self.end.get_or_insert(End::Abnormal);
-            }
+            Err(e) => self.build_failed(what, &e),
         }
+    }
+
+    /// A packet the broker had to send could not be built: logged, and the
+    /// connection closes (the client would otherwise wait for it forever).
+    pub(super) fn build_failed(&mut self, what: &'static str, e: &MqttError) {
+        warn!(peer = %self.peer, packet = what, error = %e, "cannot build a packet to send: closing the connection");
+        self.end.get_or_insert(End::Abnormal);
     }
 
     pub(super) async fn flush(&mut self) {
@@ -123,24 +127,19 @@ where
                 }
             }
         };
-        let packet: Option<Packet> = match self.mqtt.get_protocol_version() {
-            Version::V5_0 => {
-                let mut props = d.msg.outgoing_props();
-                for id in &d.subscription_ids {
-                    if let Ok(p) = SubscriptionIdentifier::new(*id) {
-                        props.push(p.into());
-                    }
-                }
-                build_v5_publish(&d, packet_id, props).ok()
-            }
-            _ => build_v3_publish(&d, packet_id).ok(),
+        let built = match self.mqtt.get_protocol_version() {
+            Version::V5_0 => build_v5_publish(&d, packet_id),
+            _ => build_v3_publish(&d, packet_id),
         };
-        let Some(packet) = packet else {
-            if let Some(id) = packet_id {
-                let ev = self.mqtt.release_packet_id(id);
-                self.handle_events(ev);
+        let packet = match built {
+            Ok(packet) => packet,
+            Err(e) => {
+                if let Some(id) = packet_id {
+                    let ev = self.mqtt.release_packet_id(id);
+                    self.handle_events(ev);
+                }
+                return self.build_failed("PUBLISH", &e);
             }
-            return;
         };
         let ev = self.mqtt.send(packet);
         let refused = ev.iter().any(|e| matches!(e, Event::NotifyError(_)));
@@ -154,11 +153,13 @@ where
     }
 }
 
-fn build_v5_publish(
-    d: &Delivery,
-    id: Option<u16>,
-    props: Vec<Property>,
-) -> Result<Packet, MqttError> {
+/// An MQTT 5 PUBLISH of `d`: its forwarded properties, the remaining
+/// expiry and every matching subscription identifier.
+fn build_v5_publish(d: &Delivery, id: Option<u16>) -> Result<Packet, MqttError> {
+    let mut props = d.msg.outgoing_props();
+    for sub_id in &d.subscription_ids {
+        props.push(SubscriptionIdentifier::new(*sub_id)?.into());
+    }
     let mut b = v5_0::Publish::builder()
         .topic_name(d.msg.topic.as_str())?
         .qos(d.qos)
