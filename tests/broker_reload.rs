@@ -539,8 +539,8 @@ fn systemd_hears_ready_reloading_and_stopping() {
 /// matches still is.
 #[tokio::test]
 async fn a_copy_routed_before_the_reload_and_queued_after_it_is_not_sent() {
-    use topicgate::broker::message::Message;
-    use topicgate::broker::session::{Deliver, Delivery};
+    use topicgate::broker::message::{Delivery, Message};
+    use topicgate::broker::session::Deliver;
     let b = start(
         support::policy::compile(&policy(false)),
         topicgate::broker::BrokerConfig::default(),
