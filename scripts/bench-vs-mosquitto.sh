@@ -247,6 +247,8 @@ if [ "$RUMQTTD" = 1 ]; then
 fi
 TG_VERSION="$("$BIN" --version) ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown))"
 
+# $BROKERS is split on purpose: one argument per broker.
+# shellcheck disable=SC2086
 SECTION=$(python3 - "$WORK/results" "$RUNS" $BROKERS <<'PY'
 import json, os, statistics, sys
 results, runs, brokers = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
