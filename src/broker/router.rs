@@ -449,5 +449,142 @@ mod tests {
                 prop_assert!(r.is_empty());
             }
         }
+
+        /// One step of a random history: client `client` subscribes (with QoS
+        /// `qos`) or unsubscribes filter number `filter` of the pool.
+        #[derive(Debug, Clone)]
+        enum Op {
+            Subscribe {
+                client: usize,
+                filter: usize,
+                qos: u8,
+            },
+            Unsubscribe {
+                client: usize,
+                filter: usize,
+            },
+        }
+
+        fn op(clients: usize, filters: usize) -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (0..clients, 0..filters, 0..3u8).prop_map(|(client, filter, qos)| Op::Subscribe {
+                    client,
+                    filter,
+                    qos
+                }),
+                (0..clients, 0..filters)
+                    .prop_map(|(client, filter)| Op::Unsubscribe { client, filter }),
+            ]
+        }
+
+        /// The pool's filter `i` as subscribed: plain, or in group `g` or `h`.
+        fn sub_of(pool: &[(String, bool)], i: usize) -> SubFilter<'_> {
+            let (f, shared) = &pool[i];
+            SubFilter {
+                share: shared.then_some(if i.is_multiple_of(2) { "g" } else { "h" }),
+                filter: f,
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+            /// After any history of subscribes (replacing options) and
+            /// unsubscribes, the trie routes every topic exactly as brute force
+            /// over the live subscriptions with `topic::matches` says: the same
+            /// sessions, each once at the highest granted QoS with every matching
+            /// subscription identifier, plus one member of each matching shared
+            /// group. Unsubscribe reports whether the subscription existed.
+            #[test]
+            fn any_history_routes_like_brute_force_matching(
+                pool in prop::collection::vec(filter(), 1..6),
+                ops in prop::collection::vec(op(3, 6), 1..24),
+                topics in prop::collection::vec(topic(), 1..6),
+            ) {
+                let r = Router::default();
+                let sessions: Vec<_> = (0..3)
+                    .map(|i| Session::new(&format!("c{i}"), "alice"))
+                    .collect();
+                // The model: (client, pool index) -> granted QoS.
+                let mut live: std::collections::BTreeMap<(usize, usize), u8> = Default::default();
+                for op in &ops {
+                    match *op {
+                        Op::Subscribe { client, filter, qos } if filter < pool.len() => {
+                            let o = SubOptions {
+                                qos: crate::broker::message::qos_from_u8(qos),
+                                subscription_id: Some(filter as u32 + 1),
+                                ..opts()
+                            };
+                            // Identical filters in the pool are one subscription.
+                            let same: Vec<usize> = (0..pool.len())
+                                .filter(|j| sub_of(&pool, *j) == sub_of(&pool, filter))
+                                .collect();
+                            let existed = same.iter().any(|j| live.contains_key(&(client, *j)));
+                            for j in &same {
+                                live.remove(&(client, *j));
+                            }
+                            prop_assert_eq!(r.subscribe(&sessions[client], &sub_of(&pool, filter), o), existed);
+                            live.insert((client, filter), qos);
+                        }
+                        Op::Unsubscribe { client, filter } if filter < pool.len() => {
+                            let same: Vec<usize> = (0..pool.len())
+                                .filter(|j| sub_of(&pool, *j) == sub_of(&pool, filter))
+                                .collect();
+                            let existed = same.iter().any(|j| live.remove(&(client, *j)).is_some());
+                            prop_assert_eq!(r.unsubscribe(&format!("c{client}"), &sub_of(&pool, filter)), existed);
+                        }
+                        _ => {}
+                    }
+                }
+                for t in &topics {
+                    // Plain: client -> (highest QoS, subscription ids).
+                    let mut want: std::collections::BTreeMap<String, (u8, Vec<u32>)> = Default::default();
+                    // Shared: (group, filter) -> members.
+                    let mut groups: std::collections::BTreeMap<(&str, &str), Vec<String>> = Default::default();
+                    for (&(client, i), &qos) in &live {
+                        let sub = sub_of(&pool, i);
+                        if !crate::topic::matches(sub.filter, t) {
+                            continue;
+                        }
+                        let id = format!("c{client}");
+                        match sub.share {
+                            None => {
+                                let e = want.entry(id).or_insert((0, Vec::new()));
+                                e.0 = e.0.max(qos.min(2));
+                                e.1.push(i as u32 + 1);
+                            }
+                            Some(g) => groups.entry((g, sub.filter)).or_default().push(id),
+                        }
+                    }
+                    let got = r.route(t, "publisher", Qos::ExactlyOnce);
+                    prop_assert_eq!(got.len(), want.len() + groups.len(), "topic {}", t);
+                    let mut plain: Vec<&Target> = Vec::new();
+                    let mut picked: Vec<String> = Vec::new();
+                    for target in &got {
+                        if target.subscription_ids.iter().all(|id| pool[*id as usize - 1].1) {
+                            picked.push(target.session.client_id.clone());
+                        } else {
+                            plain.push(target);
+                        }
+                    }
+                    prop_assert_eq!(plain.len(), want.len(), "topic {}", t);
+                    for target in plain {
+                        let Some((qos, ids)) = want.get(&target.session.client_id) else {
+                            return Err(TestCaseError::fail(format!("{t}: unexpected {}", target.session.client_id)));
+                        };
+                        prop_assert_eq!(qos_u8(target.qos), *qos);
+                        let mut got_ids = target.subscription_ids.clone();
+                        got_ids.sort_unstable();
+                        let mut ids = ids.clone();
+                        ids.sort_unstable();
+                        prop_assert_eq!(got_ids, ids);
+                    }
+                    // Each shared copy goes to a member of a matching group.
+                    for p in &picked {
+                        prop_assert!(groups.values().any(|m| m.contains(p)), "{} got a shared copy of {}", p, t);
+                    }
+                }
+            }
+        }
     }
 }
