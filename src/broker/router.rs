@@ -6,10 +6,10 @@
 use super::message::{min_qos, qos_u8};
 use super::session::Session;
 use super::sub_options::SubOptions;
+use crate::topic::trie::{self, levels, LevelTrie};
 use crate::topic::SubFilter;
 use mqtt_protocol_core::mqtt::packet::Qos;
 use rustc_hash::FxHashMap as HashMap;
-use smallvec::SmallVec;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -30,6 +30,12 @@ struct Node {
     children: HashMap<String, Node>,
     subs: HashMap<String, Subscriber>,
     shared: HashMap<String, SharedGroup>,
+}
+
+impl LevelTrie for Node {
+    fn child(&self, level: &str) -> Option<&Self> {
+        self.children.get(level)
+    }
 }
 
 impl Node {
@@ -71,7 +77,7 @@ impl Router {
     pub fn subscribe(&self, session: &Arc<Session>, sub: &SubFilter<'_>, opts: SubOptions) -> bool {
         let mut root = self.root.write().unwrap_or_else(|e| e.into_inner());
         let mut node = &mut *root;
-        for level in sub.filter.split('/') {
+        for level in levels(sub.filter) {
             node = node.children.entry(level.to_string()).or_default();
         }
         let subscriber = Subscriber {
@@ -105,7 +111,7 @@ impl Router {
     pub fn route(&self, topic: &str, origin: &str, msg_qos: Qos) -> Vec<Target> {
         let root = self.root.read().unwrap_or_else(|e| e.into_inner());
         let mut found: Vec<&Node> = Vec::new();
-        collect(&root, topic, &mut found);
+        trie::matching_nodes(&*root, topic, &mut found);
 
         let mut targets: Vec<Target> = Vec::new();
         // One matching node (the common case) cannot hold a session twice: only
@@ -173,41 +179,6 @@ impl Router {
     }
 }
 
-/// Every trie node whose filter matches `topic`, walked with an explicit stack:
-/// a topic's depth comes from a client, so it must not become call depth.
-fn collect<'a>(root: &'a Node, topic: &'a str, out: &mut Vec<&'a Node>) {
-    let dollar = topic.starts_with('$');
-    // (node, the levels left after it, whether it is the root). `None` = no level left.
-    let mut stack: SmallVec<[(&Node, Option<&str>, bool); 16]> = SmallVec::new();
-    stack.push((root, Some(topic), true));
-    while let Some((node, rest, at_root)) = stack.pop() {
-        // A filter starting with a wildcard never matches a `$` topic.
-        let wild_ok = !(dollar && at_root);
-        if wild_ok {
-            if let Some(h) = node.children.get("#") {
-                out.push(h);
-            }
-        }
-        let Some(rest) = rest else {
-            out.push(node);
-            continue;
-        };
-        let (level, after) = match rest.split_once('/') {
-            Some((level, after)) => (level, Some(after)),
-            None => (rest, None),
-        };
-        // Pushed in reverse: the literal child is walked first, as before.
-        if wild_ok {
-            if let Some(c) = node.children.get("+") {
-                stack.push((c, after, false));
-            }
-        }
-        if let Some(c) = node.children.get(level) {
-            stack.push((c, after, false));
-        }
-    }
-}
-
 /// Removes `client`'s subscription at `filter` and prunes the branch it leaves empty,
 /// in loops rather than recursion (a filter's depth comes from a client).
 fn remove(root: &mut Node, filter: &str, client: &str, share: Option<&str>) -> bool {
@@ -216,7 +187,7 @@ fn remove(root: &mut Node, filter: &str, client: &str, share: Option<&str>) -> b
     let mut keep_depth = 0;
     let mut node = &*root;
     let mut depth = 0;
-    for level in filter.split('/') {
+    for level in levels(filter) {
         if depth > 0
             && !(node.children.len() == 1 && node.subs.is_empty() && node.shared.is_empty())
         {
@@ -251,7 +222,7 @@ fn remove(root: &mut Node, filter: &str, client: &str, share: Option<&str>) -> b
     if leaf.is_empty() {
         if let (Some(parent), Some(level)) = (
             descend(root, filter, keep_depth),
-            filter.split('/').nth(keep_depth),
+            levels(filter).nth(keep_depth),
         ) {
             // Dropping the branch is iterative too (`Drop for Node`).
             parent.children.remove(level);
@@ -263,7 +234,7 @@ fn remove(root: &mut Node, filter: &str, client: &str, share: Option<&str>) -> b
 /// The node `depth` levels down along `filter`, if the trie has it.
 fn descend<'a>(root: &'a mut Node, filter: &str, depth: usize) -> Option<&'a mut Node> {
     let mut node = root;
-    for level in filter.split('/').take(depth) {
+    for level in levels(filter).take(depth) {
         node = node.children.get_mut(level)?;
     }
     Some(node)

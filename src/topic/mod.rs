@@ -12,12 +12,14 @@
 //! - [`filter`]: filters as values, and matching.
 //! - [`algebra`]: subset, intersection and witnesses of difference, exact.
 //! - [`limits`]: `maxTopicLevels` and `maxTopicLength`.
+//! - [`trie`]: matching a topic against a trie of filter levels (the broker's router).
 
 pub mod algebra;
 pub mod filter;
 pub mod limits;
 pub mod shared;
 pub mod template;
+pub mod trie;
 pub mod validate;
 
 pub use algebra::{example_topic, intersect, is_subset, witness, Vocabulary};
