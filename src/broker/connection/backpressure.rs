@@ -31,7 +31,7 @@ where
     pub(super) fn take_mail(&mut self, session: &Session) {
         let mut mail = std::mem::take(&mut self.mail);
         let max = self.shared.config.max_queued_messages;
-        let room = max.saturating_sub(self.pending.len());
+        let room = self.outbound.room(max);
         let got = session.take_mail(self.conn_id, max, room, &mut mail);
         self.mail_left = got.left > 0;
         for d in mail.drain(..) {
