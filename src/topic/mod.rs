@@ -12,11 +12,13 @@
 //! - [`filter`]: filters as values, and matching.
 //! - [`algebra`]: subset, intersection and witnesses of difference, exact.
 //! - [`limits`]: `maxTopicLevels` and `maxTopicLength`.
+//! - [`scan`]: byte scans of topic text for the decision path.
 //! - [`trie`]: matching a topic against a trie of filter levels (the broker's router).
 
 pub mod algebra;
 pub mod filter;
 pub mod limits;
+pub mod scan;
 pub mod shared;
 pub mod template;
 pub mod trie;
