@@ -86,7 +86,7 @@ where
     pub(super) async fn flush(&mut self) {
         if let Some(c) = &self.client {
             c.session
-                .report_depth(self.pending.len(), self.inflight_out);
+                .report_depth(self.outbound.len(), self.inflight_out);
         }
         if self.out.is_empty() {
             return;
