@@ -3,6 +3,9 @@
 //! `maxPublisherWait`; a subscriber that stops reading altogether is given up
 //! on, its copies dropped, and nobody else waits for it.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod broker_support;
 
 use broker_support::packets::*;

@@ -3,6 +3,9 @@
 //! §3.8.4), however many there are: none is lost to the bounded queues
 //! (issue 11, item 4). Real clients (rumqttc) and raw packets over loopback.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod broker_support;
 
 use broker_support::packets::*;

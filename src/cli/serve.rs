@@ -8,11 +8,11 @@
 use super::{exit, output, serve_ops};
 use crate::broker::limits as fd_limits;
 use crate::broker::listeners::{self, Transport};
-use crate::broker::tls::{self, ServerCertificate, TlsListener};
+use crate::broker::tls::{self, ServerCertificate, TlsError, TlsListener};
 use crate::broker::{Broker, BrokerConfig, IdentityMode};
-use crate::compiler::load;
 use crate::decisions::access::AccessPolicy;
 use crate::diag::render;
+use crate::pipeline;
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -66,7 +66,7 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> u8 {
     serve_ops::init_logging(args.ops.log_format);
 
-    let loaded = match load::load(&args.policy) {
+    let loaded = match pipeline::load(&args.policy) {
         Ok(l) => l,
         Err(e) => return output::report_load_error(&e),
     };
@@ -237,7 +237,7 @@ pub fn run(args: ServeArgs) -> u8 {
 }
 
 /// The TLS handshake settings of `--mqtts` and `--wss`, from the server's files.
-fn tls_listener(cert: &Path, key: &Path, config: &BrokerConfig) -> Result<TlsListener, String> {
+fn tls_listener(cert: &Path, key: &Path, config: &BrokerConfig) -> Result<TlsListener, TlsError> {
     let server_cert = Arc::new(ServerCertificate::from_files(cert, key)?);
     let server_config = tls::server_config(server_cert)?;
     Ok(TlsListener::new(server_config, config.connect_timeout))

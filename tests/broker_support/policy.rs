@@ -1,8 +1,8 @@
 //! Real compiled policies for the broker tests: YAML text through the compiler.
 
 use std::sync::Arc;
-use topicgate::compiler::{compile_text, load::from_compilation};
 use topicgate::decisions::access::AccessPolicy;
+use topicgate::pipeline::{compile_text, from_compilation};
 
 /// The seed scenario (policies/lwt.yaml) plus `admin`/`admin2` (publish and
 /// subscribe everything) and a Disabled client. `sensors_publish` false drops the

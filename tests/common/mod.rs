@@ -5,9 +5,10 @@ pub mod mosquitto;
 pub mod peers;
 
 use topicgate::analysis::rules::rule_for;
-use topicgate::compiler::{compile_text, CompiledPolicy};
+use topicgate::compiler::CompiledPolicy;
 use topicgate::decisions::reference;
 use topicgate::diag::Diagnostic;
+use topicgate::pipeline::compile_text;
 
 /// Compiles a YAML policy that must have no front-end errors. The verifier's errors
 /// (a value that would change a template's shape, a type mismatch in a query) stop
@@ -22,8 +23,8 @@ pub fn compile(yaml: &str) -> CompiledPolicy {
         .map(|d| d.message.clone())
         .collect();
     assert!(errors.is_empty(), "unexpected errors: {errors:#?}");
-    match c.resolved {
-        Some(resolved) => CompiledPolicy::build(resolved, c.source_hash),
+    match c.compiled {
+        Some(policy) => policy,
         None => panic!("policy does not resolve"),
     }
 }

@@ -20,8 +20,8 @@ use topicgate::broker::tls::{self, ServerCertificate, TlsListener};
 use topicgate::broker::{Broker, BrokerConfig, IdentityMode};
 use topicgate::certs::dev_ca::{DevCa, Issued};
 use topicgate::certs::thumbprint;
-use topicgate::compiler::load::{compile_text, from_compilation};
 use topicgate::decisions::access::AccessPolicy;
+use topicgate::pipeline::{compile_text, from_compilation};
 
 pub const T: Duration = Duration::from_secs(5);
 
