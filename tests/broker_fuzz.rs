@@ -7,9 +7,9 @@
 // Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod broker_support;
+mod support;
 
-#[path = "broker_support/fuzz/mod.rs"]
+#[path = "support/fuzz/mod.rs"]
 mod fuzz;
 
 use fuzz::{case, gen, wire, Budget};

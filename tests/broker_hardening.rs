@@ -5,10 +5,8 @@
 // Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod broker_support;
+mod support;
 
-use broker_support::packets::*;
-use broker_support::*;
 use mqtt_protocol_core::mqtt::packet::{
     Packet, Property, Qos, SessionExpiryInterval, TopicAliasMaximum,
 };
@@ -19,6 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use support::packets::*;
+use support::*;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio::net::TcpStream;
 use topicgate::broker::{connection, BrokerConfig};
@@ -152,7 +152,7 @@ async fn a_panicking_connection_task_releases_its_session_and_permit() {
         max_connections: 3,
         ..Default::default()
     };
-    let b = start(broker_support::policy::lwt(), cfg).await;
+    let b = start(support::policy::lwt(), cfg).await;
     let mut watcher = v5_ok(b.addr, "watcher", "admin", Opts::default()).await;
     watcher
         .send(v5_sub(1, &[("will/#", Qos::AtMostOnce)]).into())
@@ -228,7 +228,7 @@ async fn a_connect_just_within_the_limit_is_accepted() {
         max_connect_packet_size: 2048,
         ..Default::default()
     };
-    let b = start(broker_support::policy::lwt(), cfg).await;
+    let b = start(support::policy::lwt(), cfg).await;
     let mut raw = Raw::open(b.addr, Version::V5_0).await;
     raw.send(
         v5_connect_with(
@@ -259,7 +259,7 @@ async fn unauthenticated_connections_share_one_memory_budget() {
         max_pre_auth_bytes: 1500,
         ..Default::default()
     };
-    let b = start(broker_support::policy::lwt(), cfg).await;
+    let b = start(support::policy::lwt(), cfg).await;
     // Announces a 900-byte CONNECT and holds it: 900 of 1500 bytes taken.
     let mut holder = TcpStream::connect(b.addr).await.expect("connect");
     holder
@@ -303,13 +303,13 @@ async fn unauthenticated_connections_share_one_memory_budget() {
     assert!(accepted);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_partial_packet_has_a_deadline_even_with_keep_alive_0() {
     let cfg = BrokerConfig {
         partial_packet_timeout: Duration::from_millis(300),
         ..Default::default()
     };
-    let b = start(broker_support::policy::lwt(), cfg).await;
+    let b = start(support::policy::lwt(), cfg).await;
     let mut s = v5_ok(b.addr, "slow", "admin", Opts::default()).await;
     // A PUBLISH announcing 100 bytes, of which 5 arrive.
     s.send_raw(&[0x30, 100, 0x00, 0x01, b't', 0x00, 0x00]).await;
@@ -317,7 +317,7 @@ async fn a_partial_packet_has_a_deadline_even_with_keep_alive_0() {
     // Whole packets sent slowly are not affected.
     let mut k = v5_ok(b.addr, "patient", "admin", Opts::default()).await;
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::advance(Duration::from_millis(200)).await;
         k.send_raw(&[0xC0, 0x00]).await;
         assert!(matches!(k.recv(T).await, Ok(Packet::V5_0Pingresp(_))));
     }

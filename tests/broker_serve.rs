@@ -3,14 +3,15 @@
 // Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod broker_support;
+mod support;
 
-use broker_support::packets::*;
-use broker_support::*;
 use mqtt_protocol_core::mqtt::packet::Qos;
 use mqtt_protocol_core::mqtt::Version;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::packets::*;
+use support::serve::listening_port;
+use support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_topicgate");
 

@@ -5,10 +5,10 @@
 // Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod broker_support;
+mod support;
 use rumqttc::{ConnectReturnCode, ConnectionError, Event, Incoming, MqttOptions};
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn bin() -> Command {
@@ -47,14 +47,6 @@ fn hash_of(password: &str) -> String {
         .and_then(|l| l.strip_suffix('"'))
         .unwrap_or_else(|| panic!("not a passwordHash line: {out:?}"))
         .to_string()
-}
-
-struct Killer(Child);
-impl Drop for Killer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// The CONNACK a 3.1.1 client gets for `user`/`password`.
@@ -106,8 +98,8 @@ permissionBindings:
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn serve");
-    let port = broker_support::listening_port(&mut child);
-    let serve = Killer(child);
+    let port = support::serve::listening_port(&mut child);
+    let serve = support::serve::Killer::one(child);
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

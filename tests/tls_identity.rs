@@ -5,9 +5,9 @@
 // Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod tls_support;
+mod support;
 
-use tls_support::*;
+use support::tls::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use topicgate::certs::dev_ca::{self_signed_client, DevCa, Issued, Validity};
