@@ -33,8 +33,8 @@ pub const CONNECT_V3: &[u8] = &[
 ];
 
 /// A broker with small limits over [`POLICY`], in dev mode.
-// POLICY is a constant that compiles: tests/broker_proptest.rs builds this broker
-// for every case, so a mistake in it fails the tests before any fuzzer runs.
+// The panic cannot fire: `POLICY` is a constant that every run of the
+// proptest (tests/broker_proptest.rs) compiles through this function.
 #[allow(clippy::panic)]
 pub fn broker() -> Broker {
     let policy = match crate::compiler::front_end("fuzz.yaml", POLICY, None).into_compiled() {
@@ -93,8 +93,9 @@ pub async fn feed(broker: &Broker, input: &[u8]) -> Result<(), FeedError> {
 }
 
 /// One fuzz input: the first byte picks a prefix (none, v5 CONNECT, 3.1.1 CONNECT).
-// A fuzz target reports a finding by panicking (libFuzzer catches it and saves the
-// input); the runtime failing to start is a broken fuzzing host, not a finding.
+/// A harness: a finding is reported by panicking, which is how cargo-fuzz and
+/// the proptest learn of it; so is a runtime that cannot be built (nothing
+/// could be fuzzed).
 #[allow(clippy::panic)]
 pub fn fuzz_one(data: &[u8]) {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();

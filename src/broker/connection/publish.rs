@@ -1,9 +1,9 @@
 //! PUBLISH from a client: validation, authorization (semantics.md §4) and routing.
 
-use super::connection::{log_denial, Conn, End};
-use super::events::DisconnectionReason;
-use super::message::{qos_u8, Message};
-use super::stats::{Action, DenialCode};
+use super::{log_denial, Conn, End};
+use crate::broker::events::DisconnectionReason;
+use crate::broker::message::{qos_u8, Message};
+use crate::broker::stats::{Action, DenialCode};
 use crate::decisions::access::Verdict;
 use crate::topic;
 use mqtt_protocol_core::mqtt::packet::{v3_1_1, v5_0, Qos, ReasonString};
@@ -82,6 +82,7 @@ where
                 "publish to `{}` is not allowed: {}",
                 msg.topic, verdict.reason
             );
+            // The reason string only explains: one too long for the field is left out.
             let reason = rpi.then(|| ReasonString::new(reason).ok()).flatten();
             match (msg.qos, packet_id) {
                 (Qos::AtLeastOnce, Some(id)) => {
@@ -91,9 +92,7 @@ where
                     if let Some(r) = reason {
                         b = b.props(vec![r.into()]);
                     }
-                    if let Ok(p) = b.build() {
-                        self.send(p.into());
-                    }
+                    self.send_built("PUBACK", b.build());
                 }
                 (Qos::ExactlyOnce, Some(id)) => {
                     let mut b = v5_0::Pubrec::builder()
@@ -102,9 +101,7 @@ where
                     if let Some(r) = reason {
                         b = b.props(vec![r.into()]);
                     }
-                    if let Ok(p) = b.build() {
-                        self.send(p.into());
-                    }
+                    self.send_built("PUBREC", b.build());
                 }
                 _ => self.shared.stats.publish_denied_qos0_dropped.inc(),
             }
@@ -114,27 +111,60 @@ where
         // Acknowledge, then route.
         match (msg.qos, packet_id, v5) {
             (Qos::AtLeastOnce, Some(id), true) => {
-                if let Ok(p) = v5_0::Puback::builder().packet_id(id).build() {
-                    self.send(p.into());
-                }
+                let ack = v5_0::Puback::builder().packet_id(id).build();
+                self.send_built("PUBACK", ack);
             }
             (Qos::AtLeastOnce, Some(id), false) => {
-                if let Ok(p) = v3_1_1::Puback::builder().packet_id(id).build() {
-                    self.send(p.into());
-                }
+                let ack = v3_1_1::Puback::builder().packet_id(id).build();
+                self.send_built("PUBACK", ack);
             }
             (Qos::ExactlyOnce, Some(id), true) => {
-                if let Ok(p) = v5_0::Pubrec::builder().packet_id(id).build() {
-                    self.send(p.into());
-                }
+                let ack = v5_0::Pubrec::builder().packet_id(id).build();
+                self.send_built("PUBREC", ack);
             }
             (Qos::ExactlyOnce, Some(id), false) => {
-                if let Ok(p) = v3_1_1::Pubrec::builder().packet_id(id).build() {
-                    self.send(p.into());
-                }
+                let ack = v3_1_1::Pubrec::builder().packet_id(id).build();
+                self.send_built("PUBREC", ack);
             }
             _ => {}
         }
         self.shared.publish(Arc::new(msg), Some(&mut self.blocked));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::connection::Conn;
+    use crate::broker::fuzzing;
+    use crate::broker::lifecycle::{self, Claim};
+
+    /// A QoS 1 PUBLISH whose PUBACK cannot be built (packet identifier 0: the
+    /// frame scan refuses it before the codec, so only a broker bug gets here)
+    /// closes the connection instead of leaving the client waiting for it.
+    #[tokio::test]
+    async fn an_acknowledgement_that_cannot_be_built_closes_the_connection() {
+        let broker = fuzzing::broker();
+        let shared = broker.shared().clone();
+        let (_client, io) = tokio::io::duplex(1024);
+        let mut conn = Conn::new(shared.clone(), io, "test".into(), 1, None);
+        let Claim::Attached { session, .. } =
+            lifecycle::claim(&shared, Some("c"), "admin", true, 1)
+        else {
+            panic!("admin may claim a session");
+        };
+        conn.attach("c".into(), "admin".into(), session, None, true);
+        let msg = Message {
+            topic: "a/b".into(),
+            payload: Arc::from(&b"x"[..]),
+            qos: Qos::AtLeastOnce,
+            retain: false,
+            props: Vec::new(),
+            expires_at: None,
+            origin: Arc::from("c"),
+        };
+        conn.on_publish(msg, Some(0));
+        assert_eq!(conn.end, Some(End::Abnormal));
+        assert!(conn.out.is_empty(), "nothing half-built was sent");
     }
 }
