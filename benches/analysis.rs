@@ -2,13 +2,17 @@
 //! `policy generate`, 100 templates in 10 topic spaces), including loading the policy
 //! text, which is what the commands do. `docs/performance.md` holds the measured table.
 
+// Benchmarks fail loudly on a broken setup: unwrap, expect and panic (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use topicgate::analysis::diff::diff;
 use topicgate::analysis::flow::flow;
 use topicgate::analysis::query::{client_summary, who_may, Ask};
-use topicgate::compiler::load::from_compilation;
-use topicgate::compiler::{compile_text, CompiledPolicy};
+use topicgate::compiler::CompiledPolicy;
+use topicgate::pipeline::compile_text;
+use topicgate::pipeline::from_compilation;
 use topicgate::source::synth::{device_name, device_topic, generate, SynthSpec};
 
 const CLIENTS: usize = 10_000;

@@ -4,11 +4,14 @@
 //!
 //! Run: `cargo bench --bench check`.
 
+// Benchmarks fail loudly on a broken setup: unwrap, expect and panic (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::fmt::Write;
 use std::time::Duration;
 use topicgate::analysis::{analyze, Options};
-use topicgate::compiler::load::compile_text_with;
+use topicgate::pipeline::compile_text_with;
 use topicgate::source::yaml::{event_tree, serde_tree};
 
 /// `n` clients: nine in ten are sensors publishing their own status (their will
@@ -55,7 +58,7 @@ fn check(c: &mut Criterion) {
         "{:?}",
         &compiled.diagnostics[..compiled.diagnostics.len().min(3)]
     );
-    let resolved = compiled.resolved.clone().expect("resolves");
+    let resolved = compiled.resolved().cloned().expect("resolves");
     let mut g = c.benchmark_group("policy check 100k clients");
     g.sample_size(10)
         .measurement_time(Duration::from_secs(30))

@@ -2,11 +2,15 @@
 //! templates, and the reference evaluator beside it. `docs/performance.md` holds the
 //! measured table.
 
+// Benchmarks fail loudly on a broken setup: unwrap, expect and panic (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::hint::black_box;
-use topicgate::compiler::load::from_compilation;
-use topicgate::compiler::{compile_text, CompiledPolicy};
+use topicgate::compiler::CompiledPolicy;
 use topicgate::decisions::reference;
+use topicgate::pipeline::compile_text;
+use topicgate::pipeline::from_compilation;
 use topicgate::source::synth::{device_name, device_topic, generate, SynthSpec};
 
 fn build(clients: usize, templates: usize) -> CompiledPolicy {

@@ -13,8 +13,7 @@
 
 use std::hint::black_box;
 use std::process::ExitCode;
-use topicgate::compiler::compile_text;
-use topicgate::compiler::load::from_compilation;
+use topicgate::pipeline::{compile_text, from_compilation};
 use topicgate::source::synth::{device_name, device_topic, generate, SynthSpec};
 
 fn main() -> ExitCode {

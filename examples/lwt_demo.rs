@@ -7,6 +7,9 @@
 //! actuators print its will); then sensor1 is refused, Not authorized, when its
 //! will topic is sensor2's.
 
+// Examples keep to the point: unwrap, expect and panic stand in for error handling (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use rumqttc::v5::mqttbytes::v5::{LastWill, Packet};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, ConnectionError, Event, MqttOptions};
@@ -102,7 +105,7 @@ async fn actuator_v311(port: u16) -> Result<(), Box<dyn std::error::Error>> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/lwt.yaml");
-    let loaded = topicgate::compiler::load(&path).map_err(|e| format!("{e:?}"))?;
+    let loaded = topicgate::pipeline::load(&path).map_err(|e| format!("{e:?}"))?;
     let broker = Broker::new(
         Arc::new(loaded.policy),
         BrokerConfig::default(),

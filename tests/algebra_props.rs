@@ -6,6 +6,9 @@
 //! The topic alphabet has one value no filter uses, so "some other value" is
 //! represented too.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use proptest::prelude::*;
 use topicgate::topic::{self, example_topic, intersect, is_subset, witness, Filter, Vocabulary};
 

@@ -3,11 +3,15 @@
 //! filter over a small alphabet enumerated, and each answer compared with the
 //! decisions the broker makes.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use proptest::prelude::*;
 use topicgate::analysis::diff::diff;
 use topicgate::analysis::flow::flow;
-use topicgate::compiler::load::from_compilation;
-use topicgate::compiler::{compile_text, CompiledPolicy};
+use topicgate::compiler::CompiledPolicy;
+use topicgate::pipeline::compile_text;
+use topicgate::pipeline::from_compilation;
 
 const TEMPLATE_LEVELS: [&str; 7] = [
     "a",

@@ -4,13 +4,16 @@
 //! that the numbers add up; it asserts nothing about speed (that is what
 //! `scripts/bench-vs-mosquitto.sh` measures).
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use topicgate::bench::{self, BenchConfig, Names, Scenario};
 use topicgate::broker::{Broker, BrokerConfig, IdentityMode};
-use topicgate::compiler::{compile_text, load::from_compilation};
 use topicgate::decisions::access::AccessPolicy;
+use topicgate::pipeline::{compile_text, from_compilation};
 
 /// The bench's default identities as policy clients, with per-client templates.
 const POLICY: &str = r#"

@@ -4,6 +4,9 @@
 //! 20 s). A long run: `TOPICGATE_FUZZ_SECS=600 cargo test --release --test
 //! broker_fuzz -- --nocapture`. Replay a failure with the seeds it prints.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 #[path = "support/fuzz/mod.rs"]

@@ -1,6 +1,9 @@
 //! Limits and bad input: every breach ends with the right code and the listener
 //! keeps serving everyone else.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use mqtt_protocol_core::mqtt::packet::{Packet, Qos};

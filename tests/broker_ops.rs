@@ -2,6 +2,9 @@
 //! and the lifecycle events, driven by real rumqttc clients against the real
 //! binary, read over real HTTP and from the real file.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, Incoming, LastWill, MqttOptions, QoS,

@@ -1,6 +1,9 @@
 //! MQTT protocol features beyond authorization: sessions, offline queue, topic
 //! aliases, subscription options, shared subscriptions, expiry, shutdown.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use mqtt_protocol_core::mqtt::packet::{

@@ -3,6 +3,9 @@
 //! §3.8.4), however many there are: none is lost to the bounded queues
 //! (issue 11, item 4). Real clients (rumqttc) and raw packets over loopback.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use mqtt_protocol_core::mqtt::packet::{v5_0, Packet, Qos, ReceiveMaximum, SessionExpiryInterval};

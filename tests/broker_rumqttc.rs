@@ -1,5 +1,8 @@
 //! Real clients: rumqttc (3.1.1 and 5) against the broker over loopback.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use rumqttc::v5::mqttbytes::v5::{

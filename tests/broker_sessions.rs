@@ -2,6 +2,9 @@
 //! assigned client identifiers nobody can guess or take first, and the bound
 //! on the sessions one authentication name may hold.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use mqtt_protocol_core::mqtt::packet::{Packet, Property, SessionExpiryInterval};

@@ -2,6 +2,9 @@
 //! SARIF 2.1.0, GitHub annotations, the seed scenario's will finding, and that
 //! `policy compile` refuses a policy whose check finds errors.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,11 +1,14 @@
 //! One fixture per rule (`tests/fixtures/rules/TGnnn-*.yaml|policy`): each must report
 //! its own code, and its human and JSON reports are pinned by snapshots.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 use topicgate::analysis::{Options, Target};
-use topicgate::compiler::load::compile_text_with;
 use topicgate::diag::report::{json_report, FileReport};
 use topicgate::diag::{render, Code};
+use topicgate::pipeline::compile_text_with;
 
 const DIR: &str = "tests/fixtures/rules";
 

@@ -4,6 +4,9 @@
 //! A policy is generated from a vector of random choices (so proptest can shrink
 //! it) as YAML text, and goes through the whole front end and compiler.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use proptest::prelude::*;
@@ -266,7 +269,7 @@ proptest! {
         use topicgate::decisions::explain::{explain, Question};
         use topicgate::decisions::test_runner::{run, TestSource};
         use topicgate::source::model::Expect;
-        use topicgate::source::span::{Sp, Span};
+        use topicgate::diag::span::{Sp, Span};
         let mut c = Choices { data: &data, at: 0 };
         let yaml = policy(&mut c);
         let p = support::policy::compiled(&yaml);

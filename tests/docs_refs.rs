@@ -2,6 +2,9 @@
 //! `§N-§M`, `§N and §M`, `§N, §M`) in the sources, tests and docs names a numbered
 //! section `## N.` of `docs/semantics.md`, and so does every `§N` inside that file.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

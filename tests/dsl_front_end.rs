@@ -1,11 +1,14 @@
 //! The DSL front end: diagnostics point into `.policy` text as precisely as into
 //! YAML, every mistake is reported at once, and hostile input fails cleanly.
 
-use topicgate::compiler::compile_text;
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use topicgate::diag::{Code, Diagnostic};
+use topicgate::pipeline::compile_text;
 use topicgate::source::dsl;
 
-fn diags(text: &str) -> (Vec<Diagnostic>, topicgate::source::span::SourceFile) {
+fn diags(text: &str) -> (Vec<Diagnostic>, topicgate::diag::span::SourceFile) {
     let c = compile_text("p.policy", text, None);
     (c.diagnostics, c.file)
 }

@@ -4,12 +4,15 @@
 //! unsupported expressions reported, and the imported policy's findings traced
 //! back to the resource in the original file.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use topicgate::analysis::{Options, Target};
 use topicgate::compiler::compiled::CompiledPolicy;
-use topicgate::compiler::load::compile_text_with;
 use topicgate::eventgrid::import::{import, to_policy, Imported, Input};
+use topicgate::pipeline::compile_text_with;
 use topicgate::source::format::to_yaml;
 use topicgate::source::model::{AttrValue, ValidationScheme};
 
@@ -47,10 +50,7 @@ fn compiled(imported: &Imported) -> (String, CompiledPolicy) {
         },
     );
     assert!(!c.has_errors(), "{yaml}\n{:#?}", c.diagnostics);
-    (
-        yaml,
-        CompiledPolicy::build(c.resolved.expect("resolved"), c.source_hash),
-    )
+    (yaml, c.compiled.expect("resolved"))
 }
 
 fn id(p: &CompiledPolicy, name: &str) -> u32 {

@@ -1,13 +1,15 @@
 //! `policy fmt`: converting YAML to the DSL and back keeps the policy's meaning and
 //! its decisions, and formatting either form is idempotent.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use proptest::prelude::*;
-use topicgate::compiler::compile_text;
-use topicgate::compiler::compiled::CompiledPolicy;
 use topicgate::diag::has_errors;
+use topicgate::diag::span::Sp;
+use topicgate::pipeline::compile_text;
 use topicgate::source::format::{header_comment, to_dsl, to_yaml};
 use topicgate::source::model::*;
-use topicgate::source::span::Sp;
 use topicgate::source::{dsl, yaml};
 
 fn sp<T>(v: T) -> Sp<T> {
@@ -267,10 +269,9 @@ fn read_dsl(text: &str) -> PolicyDoc {
 /// Every decision the policy makes for its clients on a fixed set of topics.
 fn decisions(name: &str, text: &str) -> Vec<(bool, bool, bool)> {
     let c = compile_text(name, text, None);
-    let Some(resolved) = c.resolved else {
+    let Some(p) = c.compiled else {
         return Vec::new();
     };
-    let p = CompiledPolicy::build(resolved, c.source_hash);
     let mut out = Vec::new();
     for id in 0..p.client_count() as u32 {
         for t in TOPICS {

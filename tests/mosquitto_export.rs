@@ -5,6 +5,9 @@
 //! Needs the mosquitto broker; `harness = false` so that the summary shows these
 //! tests as ignored when it is missing (see `support::peers`).
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use rumqttc::mqttbytes::v4::{LastWill, Packet, Publish};

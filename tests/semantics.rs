@@ -1,5 +1,8 @@
 //! Every rule of semantics.md §1-§3 and §8, each with its allowed and its denied side.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 use support::decide::*;
 use support::policy::compiled;

@@ -2,6 +2,9 @@
 //! accepted and refused case asserts the exact outcome, for MQTT 5 and 3.1.1,
 //! over TLS 1.3 and TLS 1.2.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use support::tls::*;

@@ -7,6 +7,9 @@
 //! `harness = false`: when a peer is missing the summary shows the test as ignored
 //! with the reason, and with `CI` set it fails (see `support::peers`).
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use std::io::{BufRead, BufReader, Write};

@@ -4,6 +4,9 @@
 //! wills (rumqttc with rustls, MQTT 3.1.1 and 5), one sensor killed: its will is
 //! delivered to both actuators, and the sensor that disconnected normally sends none.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use rumqttc::{Event, Incoming, MqttOptions, QoS, TlsConfiguration, Transport};

@@ -2,6 +2,9 @@
 //! (identity from the client certificate), subprotocol `mqtt`, binary frames that
 //! need not align with packets, and the same enforcement and wills as TCP.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use futures_util::{SinkExt, StreamExt};

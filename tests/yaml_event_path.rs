@@ -4,6 +4,9 @@
 //! decline whatever it does not handle so that the serde path reads and reports it.
 //! See docs/decisions/0013-yaml-front-end-speed.md.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use proptest::prelude::*;
 use topicgate::source::synth::{generate, SynthSpec};
 use topicgate::source::yaml::{event_tree, parse_tree, serde_tree};

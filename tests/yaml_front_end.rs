@@ -2,9 +2,12 @@
 //! duplicate keys refused, hostile documents bounded. These pin the properties we
 //! chose serde-saphyr for (docs/decisions/0002-yaml-front-end.md).
 
-use topicgate::compiler::compile_text;
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use topicgate::diag::span::SourceFile;
 use topicgate::diag::Code;
-use topicgate::source::span::SourceFile;
+use topicgate::pipeline::compile_text;
 use topicgate::source::yaml::parse_policy;
 
 const DOC: &str = "clients:\n  sensor1:\n    attributes: { type: sensor }\n  sensor2:\n    attributes:\n      type: sensor\n    will: { topic: clients/sensor1/status, qos: 1 }\n";

@@ -6,9 +6,9 @@ use super::reach::Reach;
 use super::{Options, Target};
 use crate::compiler::compiled::{ClientId, CompiledPolicy};
 use crate::compiler::model::{GroupId, ResolvedPolicy, SpaceId};
+use crate::diag::span::{SourceFile, Span};
 use crate::diag::Severity;
 use crate::source::model::Permission;
-use crate::source::span::{SourceFile, Span};
 use std::cell::OnceCell;
 
 pub struct Context<'a> {

@@ -24,8 +24,8 @@ pub use context::Context;
 
 use crate::compiler::compiled::CompiledPolicy;
 use crate::compiler::model::ResolvedPolicy;
+use crate::diag::span::SourceFile;
 use crate::diag::Diagnostics;
-use crate::source::span::SourceFile;
 
 /// Which broker the policy is checked for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -48,21 +48,11 @@ pub struct Options {
 }
 
 /// Runs every rule over a resolved policy (possibly partial: parts that failed to
-/// resolve are already reported and left out) and returns their findings.
+/// resolve are already reported and left out) and returns their findings. Builds
+/// the decision structure for it; a caller that has one calls [`analyze_compiled`].
 pub fn analyze(file: &SourceFile, resolved: &ResolvedPolicy, options: Options) -> Diagnostics {
-    analyze_owned(file, resolved.clone(), options).0
-}
-
-/// [`analyze`] taking the resolved policy by value and giving it back, so that a
-/// caller that keeps it pays no copy.
-pub fn analyze_owned(
-    file: &SourceFile,
-    resolved: ResolvedPolicy,
-    options: Options,
-) -> (Diagnostics, ResolvedPolicy) {
-    let compiled = CompiledPolicy::build(resolved, [0; 32]);
-    let diags = analyze_compiled(file, &compiled, options);
-    (diags, compiled.policy)
+    let compiled = CompiledPolicy::build(resolved.clone(), [0; 32]);
+    analyze_compiled(file, &compiled, options)
 }
 
 /// Runs every rule over an already compiled policy.

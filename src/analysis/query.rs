@@ -10,7 +10,7 @@ use crate::compiler::compiled::ClientId;
 use crate::compiler::compiled::CompiledPolicy;
 use crate::decisions::{Decision, Grant};
 use crate::source::model::Permission;
-use crate::topic::{parse_subscription, validate_name};
+use crate::topic::{has_wildcard, is_reserved, is_shared, parse_subscription, validate_name};
 use serde::Serialize;
 
 /// A question about something that is not a topic name or filter.
@@ -64,7 +64,7 @@ impl Ask {
                 subject: subject.to_string(),
                 message: e.message,
                 help: match self {
-                    Ask::Publish(_) | Ask::Receive(_) if subject.contains(['+', '#']) => {
+                    Ask::Publish(_) | Ask::Receive(_) if has_wildcard(subject) => {
                         "to ask who may subscribe to a filter, use --subscribe"
                     }
                     _ => "",
@@ -80,10 +80,10 @@ impl Ask {
             Ask::Subscribe(f) => parse_subscription(f).map_or(f.as_str(), |s| s.filter),
             _ => subject,
         };
-        if !inner.starts_with('$') {
+        if !is_reserved(inner) {
             return None;
         }
-        let shared = if subject.starts_with("$share/") && !matches!(self, Ask::Subscribe(_)) {
+        let shared = if is_shared(subject) && !matches!(self, Ask::Subscribe(_)) {
             " (`$share/NAME/FILTER` is a shared subscription filter: ask with --subscribe)"
         } else {
             ""

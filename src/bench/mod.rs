@@ -202,6 +202,8 @@ pub enum BenchError {
     Client(#[from] ClientError),
     #[error("{0}")]
     Setup(String),
+    #[error(transparent)]
+    Proc(#[from] procstat::ProcError),
 }
 
 /// Runs one scenario to completion.
@@ -209,7 +211,7 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
     // Many connections need many file descriptors.
     crate::broker::limits::raise_open_file_limit();
     let broker = match cfg.broker_pid {
-        Some(pid) => Some(procstat::Proc::open(pid).map_err(BenchError::Setup)?),
+        Some(pid) => Some(procstat::Proc::open(pid)?),
         None => None,
     };
     let mut report = match cfg.scenario {

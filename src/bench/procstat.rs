@@ -3,6 +3,19 @@
 
 use std::path::PathBuf;
 
+/// Why a process could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcError {
+    #[error("cannot read {what} of process {pid}: {source}")]
+    Read {
+        pid: u32,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("unexpected /proc/{pid}/stat format")]
+    StatFormat { pid: u32 },
+}
+
 /// One reading of a process.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProcSample {
@@ -23,7 +36,7 @@ pub struct Proc {
 
 impl Proc {
     /// Checks that the process exists and its `/proc` entry can be read.
-    pub fn open(pid: u32) -> Result<Proc, String> {
+    pub fn open(pid: u32) -> Result<Proc, ProcError> {
         let p = Proc {
             pid,
             dir: PathBuf::from(format!("/proc/{pid}")),
@@ -31,15 +44,17 @@ impl Proc {
         p.sample().map(|_| p)
     }
 
-    pub fn sample(&self) -> Result<ProcSample, String> {
-        let err = |what: &str, e: std::io::Error| {
-            format!("cannot read {what} of process {}: {e}", self.pid)
+    pub fn sample(&self) -> Result<ProcSample, ProcError> {
+        let read = |what: &'static str| {
+            std::fs::read_to_string(self.dir.join(what)).map_err(|source| ProcError::Read {
+                pid: self.pid,
+                what,
+                source,
+            })
         };
-        let stat = std::fs::read_to_string(self.dir.join("stat")).map_err(|e| err("stat", e))?;
-        let status =
-            std::fs::read_to_string(self.dir.join("status")).map_err(|e| err("status", e))?;
-        let cpu_ticks = parse_cpu_ticks(&stat)
-            .ok_or_else(|| format!("unexpected /proc/{}/stat format", self.pid))?;
+        let stat = read("stat")?;
+        let status = read("status")?;
+        let cpu_ticks = parse_cpu_ticks(&stat).ok_or(ProcError::StatFormat { pid: self.pid })?;
         Ok(ProcSample {
             cpu_ticks,
             rss_kib: status_kib(&status, "VmRSS:").unwrap_or(0),

@@ -37,9 +37,8 @@ pub const CONNECT_V3: &[u8] = &[
 // proptest (tests/broker_proptest.rs) compiles through this function.
 #[allow(clippy::panic)]
 pub fn broker() -> Broker {
-    let c = crate::compiler::compile_text("fuzz.yaml", POLICY, None);
-    let policy = match crate::compiler::load::from_compilation(c) {
-        Ok(l) => l.policy,
+    let policy = match crate::compiler::front_end("fuzz.yaml", POLICY, None).into_compiled() {
+        Ok(p) => p,
         Err(e) => panic!("fuzz policy does not compile: {e:?}"),
     };
     let cfg = BrokerConfig {
@@ -56,10 +55,19 @@ pub fn broker() -> Broker {
     )
 }
 
+/// A fuzz input the connection did not survive cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("connection wedged")]
+    Wedged,
+    #[error("connection task failed: {0}")]
+    Task(tokio::task::JoinError),
+}
+
 /// Writes `input` into a fresh connection, closes the write side, drains the
 /// replies, and returns an error when the connection does not end by itself.
 /// A panic in the connection task is re-raised.
-pub async fn feed(broker: &Broker, input: &[u8]) -> Result<(), String> {
+pub async fn feed(broker: &Broker, input: &[u8]) -> Result<(), FeedError> {
     let (mut client, server) = tokio::io::duplex(1 << 20);
     let task = tokio::spawn(connection::run(
         broker.shared().clone(),
@@ -77,9 +85,9 @@ pub async fn feed(broker: &Broker, input: &[u8]) -> Result<(), String> {
         }
     }
     match tokio::time::timeout(Duration::from_secs(5), task).await {
-        Err(_) => Err("connection wedged".into()),
+        Err(_) => Err(FeedError::Wedged),
         Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(e)) => Err(FeedError::Task(e)),
         Ok(Ok(())) => Ok(()),
     }
 }

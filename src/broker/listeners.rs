@@ -4,8 +4,8 @@
 //! up the accept loop), and hands the resulting byte stream to the broker.
 
 use super::server::{Acceptor, Broker};
-use super::tls::TlsListener;
-use super::ws;
+use super::tls::{TlsError, TlsListener};
+use super::ws::{self, WsError};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -100,7 +100,7 @@ struct WsLimits {
     upgrade_timeout: Duration,
 }
 
-async fn upgrade<S>(stream: S, limits: WsLimits) -> Result<tokio::io::DuplexStream, String>
+async fn upgrade<S>(stream: S, limits: WsLimits) -> Result<tokio::io::DuplexStream, WsError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -109,7 +109,16 @@ where
         ws::accept(stream, limits.max_message),
     )
     .await
-    .map_err(|_| "WebSocket handshake timed out".to_string())?
+    .map_err(|_| WsError::Timeout)?
+}
+
+/// Why a connection ended before MQTT.
+#[derive(Debug, thiserror::Error)]
+enum BeforeMqtt {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Ws(#[from] WsError),
 }
 
 async fn handshake(
@@ -120,22 +129,28 @@ async fn handshake(
     limits: WsLimits,
 ) {
     let peer_s = peer.to_string();
-    let result = match transport {
+    let result: Result<(), BeforeMqtt> = match transport {
         Transport::Mqtt => {
             acceptor.serve(stream, peer_s.clone());
             Ok(())
         }
-        Transport::Mqtts(tls) => tls.handshake(stream).await.map(|(s, cert)| {
-            acceptor.serve_with_certificate(s, peer_s.clone(), Some(cert));
-        }),
+        Transport::Mqtts(tls) => tls
+            .handshake(stream)
+            .await
+            .map(|(s, cert)| {
+                acceptor.serve_with_certificate(s, peer_s.clone(), Some(cert));
+            })
+            .map_err(Into::into),
         Transport::Ws => upgrade(stream, limits)
             .await
-            .map(|s| acceptor.serve(s, peer_s.clone())),
+            .map(|s| acceptor.serve(s, peer_s.clone()))
+            .map_err(Into::into),
         Transport::Wss(tls) => match tls.handshake(stream).await {
             Ok((s, cert)) => upgrade(s, limits)
                 .await
-                .map(|s| acceptor.serve_with_certificate(s, peer_s.clone(), Some(cert))),
-            Err(e) => Err(e),
+                .map(|s| acceptor.serve_with_certificate(s, peer_s.clone(), Some(cert)))
+                .map_err(Into::into),
+            Err(e) => Err(e.into()),
         },
     };
     if let Err(reason) = result {

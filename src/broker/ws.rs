@@ -17,6 +17,15 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::debug;
 
+/// Why a WebSocket upgrade did not yield an MQTT stream.
+#[derive(Debug, thiserror::Error)]
+pub enum WsError {
+    #[error("WebSocket handshake failed: {0}")]
+    Handshake(#[from] tokio_tungstenite::tungstenite::Error),
+    #[error("WebSocket handshake timed out")]
+    Timeout,
+}
+
 /// The subprotocol MQTT clients ask for (MQTT 5 §6, 3.1.1 §6).
 pub const SUBPROTOCOL: &str = "mqtt";
 
@@ -26,16 +35,15 @@ const PIPE_BYTES: usize = 64 * 1024;
 /// Runs the WebSocket handshake on `stream` (refusing clients that do not offer
 /// subprotocol `mqtt`) and returns the MQTT byte stream carried in its binary
 /// frames. `max_message` bounds one WebSocket message.
-pub async fn accept<S>(stream: S, max_message: usize) -> Result<DuplexStream, String>
+pub async fn accept<S>(stream: S, max_message: usize) -> Result<DuplexStream, WsError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let config = WebSocketConfig::default()
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message));
-    let ws = tokio_tungstenite::accept_hdr_async_with_config(stream, choose_mqtt, Some(config))
-        .await
-        .map_err(|e| format!("WebSocket handshake failed: {e}"))?;
+    let ws =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, choose_mqtt, Some(config)).await?;
     let (broker_side, pump_side) = tokio::io::duplex(PIPE_BYTES);
     tokio::spawn(pump(ws, pump_side));
     Ok(broker_side)

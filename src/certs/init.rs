@@ -7,7 +7,7 @@
 //! `thumbprints.yaml`. Keys are written with mode 0600.
 
 use super::dev_ca::{DevCa, Issued};
-use super::thumbprint;
+use super::{thumbprint, CertError};
 use crate::compiler::model::ResolvedPolicy;
 use std::fs;
 use std::io::Write;
@@ -41,7 +41,7 @@ pub fn init(
     out: &Path,
     server_names: &[String],
     force: bool,
-) -> Result<InitReport, String> {
+) -> Result<InitReport, CertError> {
     let clients_dir = out.join("clients");
     let mut planned = vec![
         out.join("ca.pem"),
@@ -56,25 +56,25 @@ pub fn init(
     planned.push(out.join("thumbprints.yaml"));
     if !force {
         if let Some(existing) = planned.iter().find(|p| p.exists()) {
-            return Err(format!(
-                "`{}` already exists; use --force to replace every generated file (the thumbprints will change)",
-                existing.display()
-            ));
+            return Err(CertError::Exists {
+                path: existing.clone(),
+            });
         }
     }
-    fs::create_dir_all(&clients_dir)
-        .map_err(|e| format!("cannot create `{}`: {e}", clients_dir.display()))?;
+    fs::create_dir_all(&clients_dir).map_err(|source| CertError::CreateDir {
+        path: clients_dir.clone(),
+        source,
+    })?;
 
-    let gen = |e: rcgen::Error| format!("cannot generate a certificate: {e}");
-    let ca = DevCa::generate().map_err(gen)?;
+    let ca = DevCa::generate()?;
     write_public(&out.join("ca.pem"), ca.certificate_pem())?;
     write_secret(&out.join("ca.key"), ca.key_pem())?;
-    let server = ca.issue_server(server_names).map_err(gen)?;
+    let server = ca.issue_server(server_names)?;
     write_pair(&server, &out.join("server.pem"), &out.join("server.key"))?;
 
     let mut clients = Vec::new();
     for c in &policy.clients {
-        let issued = ca.issue_client(&c.authentication_name.value).map_err(gen)?;
+        let issued = ca.issue_client(&c.authentication_name.value)?;
         let cert = clients_dir.join(format!("{}.pem", c.name.value));
         let key = clients_dir.join(format!("{}.key", c.name.value));
         write_pair(&issued, &cert, &key)?;
@@ -137,18 +137,25 @@ fn yaml_key(name: &str) -> String {
     }
 }
 
-fn write_pair(issued: &Issued, cert: &Path, key: &Path) -> Result<(), String> {
+fn write_pair(issued: &Issued, cert: &Path, key: &Path) -> Result<(), CertError> {
     write_public(cert, &issued.cert_pem)?;
     write_secret(key, &issued.key_pem)
 }
 
-fn write_public(path: &Path, text: &str) -> Result<(), String> {
-    fs::write(path, text).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+fn write_public(path: &Path, text: &str) -> Result<(), CertError> {
+    fs::write(path, text).map_err(|source| write_error(path, source))
+}
+
+fn write_error(path: &Path, source: std::io::Error) -> CertError {
+    CertError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Writes a private key readable by its owner only (0600), also when replacing a file.
-fn write_secret(path: &Path, text: &str) -> Result<(), String> {
-    let err = |e: std::io::Error| format!("cannot write `{}`: {e}", path.display());
+fn write_secret(path: &Path, text: &str) -> Result<(), CertError> {
+    let err = |source| write_error(path, source);
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -167,13 +174,13 @@ fn write_secret(path: &Path, text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compiler::load::compile_text;
+    use crate::compiler::front_end;
 
     const POLICY: &str =
         "clients:\n  sensor1: {}\n  dev:42: { authenticationName: 'ops@example.com' }\n";
 
     fn resolved() -> ResolvedPolicy {
-        let c = compile_text("p.yaml", POLICY, None);
+        let c = front_end("p.yaml", POLICY, None);
         assert!(!c.has_errors(), "{:?}", c.diagnostics);
         c.resolved.expect("resolved")
     }
@@ -203,7 +210,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         init(&resolved(), dir.path(), &[], false).expect("first");
         let err = init(&resolved(), dir.path(), &[], false).expect_err("second");
-        assert!(err.contains("already exists"), "{err}");
+        assert!(err.to_string().contains("already exists"), "{err}");
         init(&resolved(), dir.path(), &[], true).expect("forced");
     }
 
@@ -213,7 +220,7 @@ mod tests {
         let report = init(&resolved(), dir.path(), &[], false).expect("init");
         let yaml = fs::read_to_string(&report.thumbprints).expect("yaml");
         // The fragment is a valid policy on its own (each client with its thumbprint).
-        let c = compile_text("t.yaml", &yaml, None);
+        let c = front_end("t.yaml", &yaml, None);
         assert!(!c.has_errors(), "{:?}", c.diagnostics);
         let r = c.resolved.expect("resolved");
         let auth = r.clients[0].authentication.as_ref().expect("auth");

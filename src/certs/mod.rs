@@ -8,7 +8,49 @@ pub mod init;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Why certificates or keys could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot create `{}`: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("not a PEM certificate file: {0}")]
+    NotPem(String),
+    #[error("no `BEGIN CERTIFICATE` block found")]
+    NoCertificate,
+    #[error("`{}`: {source}", path.display())]
+    InFile {
+        path: PathBuf,
+        source: Box<CertError>,
+    },
+    #[error("`{}`: not a PEM private key: {reason}", path.display())]
+    NotAKey { path: PathBuf, reason: String },
+    #[error("cannot generate a certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("`{}` already exists; use --force to replace every generated file (the thumbprints will change)", path.display())]
+    Exists { path: PathBuf },
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, CertError> {
+    std::fs::read(path).map_err(|source| CertError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
 
 /// The SHA-256 thumbprint of a DER certificate, lower-case hex without separators:
 /// the form `allowedThumbprints` is normalized to.
@@ -18,32 +60,33 @@ pub fn thumbprint(der: &[u8]) -> String {
 
 /// Reads every certificate in a file: PEM (one or more `CERTIFICATE` blocks) or
 /// a single DER certificate.
-pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    parse_certificates(&bytes).map_err(|e| format!("`{}`: {e}", path.display()))
+pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, CertError> {
+    parse_certificates(&read(path)?).map_err(|e| CertError::InFile {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    })
 }
 
 /// Certificates from PEM text or one DER certificate.
-pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, CertError> {
     if bytes.starts_with(&[0x30]) {
         return Ok(vec![CertificateDer::from(bytes.to_vec())]);
     }
     let certs = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("not a PEM certificate file: {e}"))?;
+        .map_err(|e| CertError::NotPem(e.to_string()))?;
     if certs.is_empty() {
-        return Err("no `BEGIN CERTIFICATE` block found".into());
+        return Err(CertError::NoCertificate);
     }
     Ok(certs)
 }
 
 /// Reads a private key (PKCS#8, PKCS#1 or SEC1 PEM).
-pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    PrivateKeyDer::from_pem_slice(&bytes)
-        .map_err(|e| format!("`{}`: not a PEM private key: {e}", path.display()))
+pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, CertError> {
+    PrivateKeyDer::from_pem_slice(&read(path)?).map_err(|e| CertError::NotAKey {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -130,7 +130,7 @@ pub struct BenchArgs {
 
 impl BenchArgs {
     fn config(&self) -> Result<BenchConfig, String> {
-        let addr = resolve(&self.host, self.port, self.allow_remote)?;
+        let addr = resolve(&self.host, self.port, self.allow_remote).map_err(|e| e.to_string())?;
         let secs = |name: &str, v: f64| {
             if v.is_finite() && (0.0..=86_400.0).contains(&v) {
                 Ok(Duration::from_secs_f64(v))
@@ -203,21 +203,37 @@ impl BenchArgs {
     }
 }
 
+/// Why the broker address was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AddrError {
+    #[error("cannot resolve broker host `{host}`: {source}")]
+    Resolve {
+        host: String,
+        source: std::io::Error,
+    },
+    #[error("broker host `{host}` has no address")]
+    NoAddress { host: String },
+    #[error("`{host}` ({ip}) is not a loopback address; a benchmark is a lot of traffic, so pass --allow-remote if you mean it")]
+    NotLoopback { host: String, ip: std::net::IpAddr },
+}
+
 /// Resolves the broker address; refuses anything but loopback unless allowed.
-pub fn resolve(host: &str, port: u16, allow_remote: bool) -> Result<SocketAddr, String> {
+pub fn resolve(host: &str, port: u16, allow_remote: bool) -> Result<SocketAddr, AddrError> {
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve broker host `{host}`: {e}"))?
+        .map_err(|source| AddrError::Resolve {
+            host: host.to_string(),
+            source,
+        })?
         .collect();
-    let addr = addrs
-        .first()
-        .copied()
-        .ok_or_else(|| format!("broker host `{host}` has no address"))?;
+    let addr = addrs.first().copied().ok_or_else(|| AddrError::NoAddress {
+        host: host.to_string(),
+    })?;
     if !allow_remote && !addrs.iter().all(|a| a.ip().is_loopback()) {
-        return Err(format!(
-            "`{host}` ({}) is not a loopback address; a benchmark is a lot of traffic, so pass --allow-remote if you mean it",
-            addr.ip()
-        ));
+        return Err(AddrError::NotLoopback {
+            host: host.to_string(),
+            ip: addr.ip(),
+        });
     }
     Ok(addr)
 }
@@ -276,7 +292,7 @@ mod tests {
     #[test]
     fn other_addresses_are_refused_without_the_flag() {
         let e = resolve("192.0.2.1", 1883, false).unwrap_err();
-        assert!(e.contains("--allow-remote"), "{e}");
+        assert!(e.to_string().contains("--allow-remote"), "{e}");
         assert!(resolve("192.0.2.1", 1883, true).is_ok());
         assert!(resolve("0.0.0.0", 1883, false).is_err());
     }

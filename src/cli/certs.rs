@@ -2,8 +2,8 @@
 
 use super::{exit, output};
 use crate::certs::{init, read_certificates, thumbprint};
-use crate::compiler::compile_file;
 use crate::diag::render;
+use crate::pipeline::{compile_file, LoadError};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -52,8 +52,8 @@ fn run_init(args: InitArgs) -> u8 {
             return exit::ERROR;
         }
     };
-    if compilation.has_errors() || compilation.resolved.is_none() {
-        let e = crate::compiler::LoadError::Invalid(Box::new(compilation));
+    if compilation.has_errors() || compilation.compiled.is_none() {
+        let e = LoadError::Invalid(Box::new(compilation));
         return output::report_load_error(&e);
     }
     if !compilation.diagnostics.is_empty() {
@@ -62,7 +62,7 @@ fn run_init(args: InitArgs) -> u8 {
             render::human_all(&compilation.diagnostics, &compilation.file, output::color())
         );
     }
-    let Some(resolved) = compilation.resolved else {
+    let Some(resolved) = compilation.into_resolved() else {
         return exit::ERROR;
     };
     let report = match init::init(&resolved, &args.out, &args.server_names, args.force) {

@@ -2,9 +2,9 @@
 
 use super::{exit, output};
 use crate::analysis::{self, docs, Target};
-use crate::compiler::load::{compile_file_with, Compilation};
 use crate::diag::report::{self, FileReport};
 use crate::diag::{render, Severity};
+use crate::pipeline::{compile_file_with, Compilation};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 

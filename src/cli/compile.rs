@@ -1,8 +1,9 @@
 //! `topicgate policy compile POLICY -o FILE`
 
 use super::{exit, output};
-use crate::compiler::{artifact, compile_file, load::from_compilation};
+use crate::compiler::artifact;
 use crate::diag::render;
+use crate::pipeline::{compile_file, from_compilation};
 use clap::Args;
 use std::path::PathBuf;
 

@@ -2,11 +2,11 @@
 //! `--to eventgrid-arm|eventgrid-bicep|eventgrid-az POLICY -o FILE`
 
 use super::{exit, output};
-use crate::compiler::load;
 use crate::diag::render;
+use crate::diag::span::SourceFile;
 use crate::eventgrid::export as eventgrid;
 use crate::export::mosquitto;
-use crate::source::span::SourceFile;
+use crate::pipeline::load;
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 

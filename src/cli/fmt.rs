@@ -2,10 +2,11 @@
 //! formatting, and conversion between the YAML form and the DSL.
 
 use super::{exit, output};
-use crate::compiler::load::{is_dsl, parse_source, read_limited};
+use crate::diag::span::SourceFile;
 use crate::diag::{has_errors, render};
+use crate::pipeline::read_text;
 use crate::source::format::{header_comment, to_dsl, to_yaml};
-use crate::source::span::SourceFile;
+use crate::source::{is_dsl, parse_source};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
@@ -60,9 +61,7 @@ pub struct NotFormatted {
 }
 
 pub fn run(args: FmtArgs) -> u8 {
-    let text = match read_limited(&args.file).and_then(|b| {
-        String::from_utf8(b).map_err(|_| format!("`{}` is not UTF-8 text", args.file.display()))
-    }) {
+    let text = match read_text(&args.file) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");

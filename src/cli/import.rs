@@ -2,11 +2,11 @@
 
 use super::{exit, output};
 use crate::analysis::{Options, Target};
-use crate::compiler::load::{compile_text_with, read_limited};
+use crate::diag::span::SourceFile;
 use crate::diag::{render, Severity};
 use crate::eventgrid::import::{import, origin_at, to_policy, Input, Origin};
+use crate::pipeline::{compile_text_with, read_text};
 use crate::source::format::to_yaml;
-use crate::source::span::SourceFile;
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 
@@ -52,12 +52,8 @@ pub struct ImportArgs {
 }
 
 fn read(path: &Path) -> Result<Input, u8> {
-    let bytes = read_limited(path).map_err(|e| {
+    let text = read_text(path).map_err(|e| {
         eprintln!("error: {e}");
-        exit::ERROR
-    })?;
-    let text = String::from_utf8(bytes).map_err(|_| {
-        eprintln!("error: `{}` is not UTF-8 text", path.display());
         exit::ERROR
     })?;
     Ok(Input {

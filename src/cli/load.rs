@@ -3,8 +3,7 @@
 use super::output;
 use crate::compiler::compiled::ClientId;
 use crate::compiler::compiled::CompiledPolicy;
-use crate::compiler::load::{load_with, Strictness};
-use crate::compiler::Loaded;
+use crate::pipeline::{load_with, Loaded, Strictness};
 use std::path::Path;
 
 /// Loads a policy file or artifact for a question about it (explain, query, test,

@@ -1,8 +1,8 @@
 //! Printing diagnostics and load failures the same way in every command.
 
 use super::exit;
-use crate::compiler::LoadError;
 use crate::diag::render;
+use crate::pipeline::LoadError;
 use std::io::IsTerminal;
 
 pub fn color() -> bool {
@@ -18,12 +18,8 @@ pub fn color_stdout() -> bool {
 /// 1 for a policy with errors, 2 for a file that is not a readable policy at all.
 pub fn report_load_error(e: &LoadError) -> u8 {
     match e {
-        LoadError::Io(msg) => {
-            eprintln!("error: {msg}");
-            exit::ERROR
-        }
-        LoadError::Artifact(a) => {
-            eprintln!("error: {a}");
+        LoadError::Read(_) | LoadError::NotText { .. } | LoadError::Artifact(_) => {
+            eprintln!("error: {e}");
             exit::ERROR
         }
         LoadError::Invalid(c) => {

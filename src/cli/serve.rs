@@ -13,11 +13,11 @@ use super::serve_reload::{self, Reloader, TlsFiles, Trigger};
 use super::{exit, output, serve_ops};
 use crate::broker::limits as fd_limits;
 use crate::broker::listeners::{self, Transport};
-use crate::broker::tls::{self, ServerCertificate, TlsListener};
+use crate::broker::tls::{self, ServerCertificate, TlsError, TlsListener};
 use crate::broker::{Broker, BrokerConfig, IdentityMode};
-use crate::compiler::load;
 use crate::decisions::access::AccessPolicy;
 use crate::diag::render;
+use crate::pipeline;
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -140,7 +140,7 @@ pub fn run(args: ServeArgs) -> u8 {
     };
     let args = settings;
 
-    let loaded = match load::load(&policy_path) {
+    let loaded = match pipeline::load(&policy_path) {
         Ok(l) => l,
         Err(e) => return output::report_load_error(&e),
     };
@@ -350,7 +350,7 @@ fn tls_listener(
     cert: &Path,
     key: &Path,
     config: &BrokerConfig,
-) -> Result<(TlsListener, Arc<ServerCertificate>), String> {
+) -> Result<(TlsListener, Arc<ServerCertificate>), TlsError> {
     let server_cert = Arc::new(ServerCertificate::from_files(cert, key)?);
     let server_config = tls::server_config(server_cert.clone())?;
     Ok((

@@ -148,8 +148,8 @@ impl Settings {
 
 /// The serve keys and the limits of a configuration file.
 fn read(path: &Path) -> Result<(ServeFile, BrokerConfig), ConfigError> {
-    let bytes = crate::compiler::load::read_limited(path)
-        .map_err(|e| ConfigError::Syntax(path.into(), e))?;
+    let bytes = crate::pipeline::read_limited(path)
+        .map_err(|e| ConfigError::Syntax(path.into(), e.to_string()))?;
     let text = String::from_utf8(bytes)
         .map_err(|_| ConfigError::Syntax(path.into(), "the file is not UTF-8 text".into()))?;
     // Read as a generic document first: the serve keys and the limits share

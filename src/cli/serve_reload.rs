@@ -8,9 +8,9 @@
 use crate::broker::reload;
 use crate::broker::state::Shared;
 use crate::broker::tls::ServerCertificate;
-use crate::compiler::load::{self, LoadError};
 use crate::decisions::access::AccessPolicy;
 use crate::diag::render;
+use crate::pipeline::{self as load, LoadError};
 use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
 use std::path::{Path, PathBuf};
@@ -76,7 +76,12 @@ impl Reloader {
         let path = self.policy.clone();
         let loaded = match tokio::task::spawn_blocking(move || load::load(&path)).await {
             Ok(r) => r,
-            Err(e) => Err(LoadError::Io(format!("the policy loader stopped: {e}"))),
+            Err(e) => {
+                self.shared.stats.policy_reloads_failed.inc();
+                error!(trigger = why, policy = %self.policy.display(), error = %e,
+                    "policy reload refused: the loader task stopped; the policy in force stays");
+                return;
+            }
         };
         let stats = &self.shared.stats;
         let loaded = match loaded {

@@ -1,9 +1,9 @@
 //! `topicgate policy test POLICY [TESTFILE...] [--format human|json|junit]`
 
 use super::{exit, load, output};
-use crate::compiler::load::read_limited;
 use crate::decisions::test_runner::{read_test_file, run, TestReport, TestSource};
 use crate::diag::render;
+use crate::pipeline::read_text;
 use clap::{Args, ValueEnum};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -38,9 +38,7 @@ pub fn run_command(args: TestArgs) -> u8 {
         tests: loaded.policy.policy.tests.clone(),
     }];
     for path in &args.test_files {
-        let text = match read_limited(path).and_then(|b| {
-            String::from_utf8(b).map_err(|_| format!("`{}` is not UTF-8 text", path.display()))
-        }) {
+        let text = match read_text(path) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("error: {e}");

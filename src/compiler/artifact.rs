@@ -15,41 +15,27 @@
 
 use super::model::ResolvedPolicy;
 use sha2::{Digest, Sha256};
-use std::fmt;
 
 pub const MAGIC: [u8; 8] = *b"\x89TGC\r\n\x1a\n";
 pub const FORMAT_VERSION: u32 = 2;
 const HEADER_LEN: usize = 8 + 4 + 32 + 8 + 32;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why bytes are not a usable artifact.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ArtifactError {
+    #[error("not a topicgate artifact (bad magic bytes)")]
     NotAnArtifact,
+    #[error("artifact is truncated: expected {expected} bytes, found {found}")]
     Truncated { expected: u64, found: u64 },
+    #[error("artifact format version {0} is newer than this topicgate supports (version {FORMAT_VERSION}); upgrade topicgate or recompile the policy")]
     NewerVersion(u32),
+    #[error("artifact format version {0} is not supported; recompile the policy")]
     UnsupportedVersion(u32),
+    #[error("artifact is corrupted: {0}")]
     Corrupted(String),
+    #[error("cannot encode the artifact: {0}")]
     Encode(String),
 }
-
-impl fmt::Display for ArtifactError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ArtifactError::NotAnArtifact => f.write_str("not a topicgate artifact (bad magic bytes)"),
-            ArtifactError::Truncated { expected, found } => {
-                write!(f, "artifact is truncated: expected {expected} bytes, found {found}")
-            }
-            ArtifactError::NewerVersion(v) => write!(
-                f,
-                "artifact format version {v} is newer than this topicgate supports (version {FORMAT_VERSION}); upgrade topicgate or recompile the policy"
-            ),
-            ArtifactError::UnsupportedVersion(v) => write!(f, "artifact format version {v} is not supported; recompile the policy"),
-            ArtifactError::Corrupted(why) => write!(f, "artifact is corrupted: {why}"),
-            ArtifactError::Encode(why) => write!(f, "cannot encode the artifact: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for ArtifactError {}
 
 pub fn is_artifact(bytes: &[u8]) -> bool {
     bytes.starts_with(&MAGIC)

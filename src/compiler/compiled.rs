@@ -85,9 +85,18 @@ pub struct CompiledPolicy {
     by_auth_name: FxHashMap<String, ClientId>,
 }
 
+// How many decision structures this thread has built: the pipeline's tests check
+// that a load builds one, not one for the verifier and another for decisions.
+#[cfg(test)]
+thread_local! {
+    pub(crate) static BUILDS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 impl CompiledPolicy {
     /// Builds the decision structure. The policy must have resolved without errors.
     pub fn build(policy: ResolvedPolicy, source_hash: [u8; 32]) -> Self {
+        #[cfg(test)]
+        BUILDS.with(|b| b.set(b.get() + 1));
         let mut index = TemplateIndex::new();
         for (s, space) in policy.topic_spaces.iter().enumerate() {
             for (i, t) in space.templates.iter().enumerate() {

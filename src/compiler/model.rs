@@ -2,9 +2,9 @@
 //! defaults applied. This is what the artifact stores and what every later stage
 //! (index, verifier, decisions, broker) reads.
 
+use crate::diag::span::{Sp, Span};
 use crate::source::model::{AttrValue, ClientState, Expect, Permission, ValidationScheme};
 use crate::source::query::Query;
-use crate::source::span::{Sp, Span};
 use crate::topic::Template;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

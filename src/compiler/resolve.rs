@@ -3,10 +3,10 @@
 //! run reports them all.
 
 use super::model::*;
+use crate::diag::span::{SourceFile, Sp, Span};
 use crate::diag::{suggestion, Code, Diagnostic, Diagnostics};
 use crate::source::model::{ClientState, PolicyDoc, TestAction as DocAction};
 use crate::source::query;
-use crate::source::span::{SourceFile, Sp, Span};
 use crate::topic;
 use crate::topic::Template;
 use std::collections::{BTreeMap, HashMap};

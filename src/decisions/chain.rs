@@ -1,7 +1,7 @@
 //! The decision chain behind `policy explain`: client -> groups (each query condition
 //! with the client's value) -> bindings with the needed permission -> each template
-//! substituted for the client, whether it matches and the first level that differs;
-//! on a denial, the nearest miss and what would change the decision.
+//! substituted for the client, whether it matches and the first level that differs.
+//! On a denial, [`super::denial`] adds the nearest miss and what would change it.
 
 use crate::compiler::compiled::substitute_for;
 use crate::compiler::compiled::ClientId;
@@ -11,7 +11,7 @@ use crate::compiler::model::{Client, ALL_GROUP};
 use crate::source::model::{AttrValue, Permission};
 use crate::source::query::{Operand, Query};
 use crate::topic::{algebra, FLevel, Filter, Vocabulary};
-use crate::topic::{is_safe_value, Level, Segment, Template, Var};
+use crate::topic::{is_safe_value, Template, Var};
 use serde::Serialize;
 
 /// One condition (a comparison or `IN`) of a group query, evaluated for the client.
@@ -138,7 +138,7 @@ pub fn build(
             client.name.value
         ));
     } else if let (Some((permission, asked)), false) = (asked, allowed) {
-        explain_denial(policy, id, permission, &asked, &mut chain);
+        super::denial::explain_denial(policy, id, permission, &asked, &mut chain);
     }
     chain
 }
@@ -277,276 +277,15 @@ fn substitution_problem(client: &Client, template: &Template) -> Option<String> 
     })
 }
 
-fn level_text(l: &FLevel) -> String {
-    match l {
-        FLevel::Lit(s) => s.clone(),
-        FLevel::Plus => "+".into(),
-        FLevel::Hash => "#".into(),
-    }
-}
-
-fn diff_at(i: usize, t: Option<&FLevel>, a: Option<&FLevel>) -> Option<LevelDiff> {
+/// The first level at which `asked` (a topic name, or a filter) is not inside
+/// `filter`, with both levels as text.
+fn first_difference(filter: &Filter, asked: &Filter) -> Option<LevelDiff> {
+    let i = crate::topic::first_level_outside(filter, asked)?;
     Some(LevelDiff {
         level: i + 1,
-        template: t.map(level_text),
-        topic: a.map(level_text),
+        template: filter.levels.get(i).map(FLevel::to_string),
+        topic: asked.levels.get(i).map(FLevel::to_string),
     })
-}
-
-/// The first level at which `asked` (a topic name, or a filter) is not inside
-/// `filter`. A topic name has no wildcard, so one definition serves both.
-fn first_difference(filter: &Filter, asked: &Filter) -> Option<LevelDiff> {
-    let n = filter.levels.len().max(asked.levels.len());
-    for i in 0..n {
-        let (f, a) = (filter.levels.get(i), asked.levels.get(i));
-        match (f, a) {
-            (Some(FLevel::Hash), _) => return None,
-            (Some(FLevel::Plus), Some(FLevel::Lit(v))) if !(i == 0 && v.starts_with('$')) => {}
-            (Some(FLevel::Plus), Some(FLevel::Plus)) => {}
-            (Some(FLevel::Lit(x)), Some(FLevel::Lit(y))) if x == y => {}
-            _ => return diff_at(i, f, a),
-        }
-    }
-    None
-}
-
-/// Fills in the nearest miss, what would allow the access, and (subscribe) the witness.
-fn explain_denial(
-    policy: &CompiledPolicy,
-    id: ClientId,
-    permission: Permission,
-    asked: &Filter,
-    chain: &mut Chain,
-) {
-    let client = policy.client(id);
-    let who = &client.authentication_name.value;
-    let kind = permission.as_str();
-    if asked
-        .levels
-        .first()
-        .is_some_and(|l| matches!(l, FLevel::Lit(s) if s.starts_with('$')))
-    {
-        chain.nearest_miss = Some("topics starting with `$` are reserved for the broker".into());
-        return;
-    }
-    if permission == Permission::Subscriber {
-        let own: Vec<Filter> = chain
-            .bindings
-            .iter()
-            .filter(|b| b.client_in_group)
-            .flat_map(|b| {
-                b.templates
-                    .iter()
-                    .filter_map(|t| t.substituted.as_deref())
-                    .map(Filter::parse)
-            })
-            .collect();
-        let refs: Vec<&Filter> = own.iter().collect();
-        chain.witness = algebra::witness(asked, &refs, &Vocabulary::new());
-    }
-    let mut wrong_group: Option<(&BindingStep, &TemplateStep)> = None;
-    let mut wrong_group_shape: Option<(&BindingStep, &TemplateStep)> = None;
-    let mut other_value: Option<(&BindingStep, &TemplateStep)> = None;
-    let mut closest: Option<(&BindingStep, &TemplateStep, usize)> = None;
-    let mut unusable: Option<(&BindingStep, &TemplateStep)> = None;
-    for b in &chain.bindings {
-        for (i, t) in b.templates.iter().enumerate() {
-            let fits = shape_fits(policy, b, i, asked, permission);
-            if !b.client_in_group {
-                if t.matches {
-                    wrong_group = wrong_group.or(Some((b, t)));
-                } else if fits {
-                    wrong_group_shape = wrong_group_shape.or(Some((b, t)));
-                }
-                continue;
-            }
-            if t.substitution_problem.is_some() {
-                unusable = unusable.or(Some((b, t)));
-            }
-            if t.substituted.is_some() && !t.matches {
-                if fits {
-                    other_value = other_value.or(Some((b, t)));
-                }
-                let agree = t.first_difference.as_ref().map(|d| d.level).unwrap_or(0);
-                if closest.is_none_or(|(_, _, best)| agree > best) {
-                    closest = Some((b, t, agree));
-                }
-            }
-        }
-    }
-    let not_in_group = |b: &BindingStep| {
-        let group = chain.groups.iter().find(|g| g.group == b.group);
-        let because = group.map(failed_conditions).unwrap_or_default();
-        let allow = format!(
-            "make client `{}` match the query of group `{}`: {}",
-            client.name.value,
-            b.group,
-            group.and_then(|g| g.query.clone()).unwrap_or_default()
-        );
-        (
-            format!("client is not in group `{}`{because}", b.group),
-            allow,
-        )
-    };
-    let (miss, allow) = if let Some((b, t)) = wrong_group {
-        let (why, allow) = not_in_group(b);
-        (
-            format!(
-                "template `{}` of binding `{}` would allow it, but {why}",
-                t.template, b.binding
-            ),
-            allow,
-        )
-    } else if let Some((b, t)) = other_value.or(closest.map(|(b, t, _)| (b, t))) {
-        let sub = t.substituted.clone().unwrap_or_default();
-        let miss = match permission {
-            Permission::Publisher => format!("template `{}` gives {who} `{sub}`, not `{asked}`", t.template),
-            Permission::Subscriber => match &t.witness {
-                Some(w) => format!("template `{}` gives {who} `{sub}`, which does not contain `{asked}` (it can match `{w}`)", t.template),
-                None => format!("template `{}` gives {who} `{sub}`, which does not contain `{asked}`", t.template),
-            },
-        };
-        let allow = variable_hint(policy, b, t, asked).unwrap_or_else(|| {
-            format!("add a template {} `{asked}` to a topic space bound with {kind} to a group of `{who}`", relation(permission))
-        });
-        // A template of another group with the right shape says more than a distant one of the client's own.
-        match (other_value, wrong_group_shape) {
-            (None, Some((wb, wt))) => {
-                let (why, allow) = not_in_group(wb);
-                let extra = wt
-                    .substitution_problem
-                    .as_ref()
-                    .map(|p| format!("; it would also need {p}"))
-                    .unwrap_or_default();
-                (format!("template `{}` of binding `{}` has the shape of `{asked}`, but {why}{extra}", wt.template, wb.binding), allow)
-            }
-            _ => (miss, allow),
-        }
-    } else if let Some((wb, wt)) = wrong_group_shape {
-        let (why, allow) = not_in_group(wb);
-        let extra = wt
-            .substitution_problem
-            .as_ref()
-            .map(|p| format!("; it would also need {p}"))
-            .unwrap_or_default();
-        (
-            format!(
-                "template `{}` of binding `{}` has the shape of `{asked}`, but {why}{extra}",
-                wt.template, wb.binding
-            ),
-            allow,
-        )
-    } else if let Some((b, t)) = unusable {
-        (
-            format!(
-                "template `{}` of binding `{}` grants {who} nothing: {}",
-                t.template,
-                b.binding,
-                t.substitution_problem.clone().unwrap_or_default()
-            ),
-            format!(
-                "give client `{}` a single, safe value for the template's variables",
-                client.name.value
-            ),
-        )
-    } else {
-        let mine: Vec<&str> = chain
-            .groups
-            .iter()
-            .filter(|g| g.member)
-            .map(|g| g.group.as_str())
-            .collect();
-        (
-            format!(
-                "no {kind} binding applies to a group of {who} (groups: {})",
-                mine.join(", ")
-            ),
-            format!(
-                "bind a topic space with a template {} `{asked}` as {kind} to one of these groups",
-                relation(permission)
-            ),
-        )
-    };
-    chain.nearest_miss = Some(miss);
-    chain.would_allow.push(allow);
-}
-
-/// Does template `i` of binding step `b`, with every variable level taken as `+`, match
-/// (publish) or contain (subscribe) what is asked? Then only values stand in the way.
-fn shape_fits(
-    policy: &CompiledPolicy,
-    b: &BindingStep,
-    i: usize,
-    asked: &Filter,
-    permission: Permission,
-) -> bool {
-    let Some(space) = policy.policy.space_by_name(&b.topic_space) else {
-        return false;
-    };
-    let Some(t) = policy.policy.topic_spaces[space as usize].templates.get(i) else {
-        return false;
-    };
-    let Some(shape) = t.value.skeleton() else {
-        return false;
-    };
-    match permission {
-        Permission::Publisher => shape.matches(&asked.to_string()),
-        Permission::Subscriber => algebra::is_subset(asked, &shape),
-    }
-}
-
-/// How a template must relate to what is asked: match a topic, contain a filter.
-fn relation(permission: Permission) -> &'static str {
-    match permission {
-        Permission::Publisher => "matching",
-        Permission::Subscriber => "containing",
-    }
-}
-
-/// ` because attributes.type is `actuator`` for a group the client is not in.
-fn failed_conditions(g: &GroupStep) -> String {
-    let failed: Vec<String> = g
-        .conditions
-        .iter()
-        .filter(|c| !c.holds)
-        .map(|c| match &c.value {
-            Some(v) => format!("{} is `{v}` (needs {})", c.operand, c.condition),
-            None => format!("{} is missing (needs {})", c.operand, c.condition),
-        })
-        .collect();
-    if failed.is_empty() {
-        String::new()
-    } else {
-        format!(" because {}", failed.join(" and "))
-    }
-}
-
-/// When the differing level is one whole variable, the value that would have matched:
-/// "only a client whose `$<client.authenticationName>` is `sensor1` may".
-fn variable_hint(
-    policy: &CompiledPolicy,
-    b: &BindingStep,
-    t: &TemplateStep,
-    asked: &Filter,
-) -> Option<String> {
-    let d = t.first_difference.as_ref()?;
-    let space = policy.policy.space_by_name(&b.topic_space)?;
-    let template = policy.policy.topic_spaces[space as usize]
-        .templates
-        .iter()
-        .find(|x| x.value.to_string() == t.template)?;
-    let Level::Pattern(segs) = template.value.levels.get(d.level - 1)? else {
-        return None;
-    };
-    let [Segment::Var(v)] = segs.as_slice() else {
-        return None;
-    };
-    let FLevel::Lit(wanted) = asked.levels.get(d.level - 1)? else {
-        return None;
-    };
-    Some(format!(
-        "the template allows `{asked}` only to a client whose `{v}` is `{wanted}`"
-    ))
 }
 
 #[cfg(test)]

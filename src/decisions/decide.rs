@@ -5,7 +5,7 @@ use super::{Decision, DenyKind, Grant};
 use crate::compiler::compiled::{CompiledPolicy, SpaceGrants};
 use crate::compiler::model::BindingId;
 use crate::source::model::Permission;
-use crate::topic::{parse_subscription, validate_name};
+use crate::topic::{is_reserved, parse_subscription, validate_name};
 
 impl CompiledPolicy {
     /// May `client` publish to `topic`?
@@ -44,7 +44,7 @@ impl CompiledPolicy {
                 )
             }
         };
-        if inner.starts_with('$') {
+        if is_reserved(inner) {
             return Decision::deny(
                 DenyKind::ReservedTopic,
                 "topics starting with `$` are reserved for the broker",
@@ -234,7 +234,7 @@ fn not_publishable(topic: &str) -> Option<Decision> {
             format!("invalid topic name: {}", e.message),
         ));
     }
-    topic.starts_with('$').then(|| {
+    is_reserved(topic).then(|| {
         Decision::deny(
             DenyKind::ReservedTopic,
             "topics starting with `$` are reserved for the broker",

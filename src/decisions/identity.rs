@@ -268,7 +268,7 @@ impl CertNames {
 mod tests {
     use super::*;
     use crate::certs::dev_ca::{self_signed_client, DevCa, Issued, Validity};
-    use crate::compiler::load::compile_text;
+    use crate::compiler::front_end;
     use rcgen::{CertificateParams, DistinguishedName, DnType, SanType};
     use time::Duration;
 
@@ -290,7 +290,7 @@ mod tests {
                 ));
             }
         }
-        let c = compile_text("p.yaml", &yaml, None);
+        let c = front_end("p.yaml", &yaml, None);
         assert!(!c.has_errors(), "{yaml}\n{:?}", c.diagnostics);
         c.resolved.expect("resolved")
     }

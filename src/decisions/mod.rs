@@ -4,6 +4,7 @@
 pub mod access;
 pub mod chain;
 pub mod decide;
+mod denial;
 pub mod explain;
 pub mod identity;
 pub mod naming;

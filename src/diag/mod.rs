@@ -4,11 +4,12 @@
 pub mod codes;
 pub mod render;
 pub mod report;
+pub mod span;
 
 pub use codes::Code;
 
-use crate::source::span::Span;
 use serde::Serialize;
+use span::Span;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]

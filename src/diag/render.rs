@@ -1,7 +1,7 @@
 //! Rendering diagnostics for people (miette's graphical report) and machines (JSON).
 
+use super::span::SourceFile;
 use super::{Diagnostic, Severity};
-use crate::source::span::SourceFile;
 use miette::{
     GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents,
     SourceCode, SourceSpan, SpanContents,
@@ -181,8 +181,8 @@ pub fn human_all(diags: &[Diagnostic], file: &SourceFile, color: bool) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diag::span::Span;
     use crate::diag::Code;
-    use crate::source::span::Span;
     use miette::NamedSource;
 
     /// Rendering from the lines around a span gives exactly what miette renders from

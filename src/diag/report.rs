@@ -3,8 +3,8 @@
 //! GitHub Actions workflow commands. The human format is [`super::render`].
 
 use super::render::{to_json, JsonDiagnostic};
+use super::span::SourceFile;
 use super::{Code, Diagnostic, Severity};
-use crate::source::span::SourceFile;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -91,7 +91,7 @@ fn uri(path: &str) -> String {
     out
 }
 
-fn region(file: &SourceFile, span: crate::source::span::Span) -> Value {
+fn region(file: &SourceFile, span: super::span::Span) -> Value {
     let (line, column) = file.line_col(span.start as usize);
     let (end_line, end_column) = file.line_col(span.end as usize);
     json!({ "startLine": line, "startColumn": column, "endLine": end_line, "endColumn": end_column })

@@ -13,10 +13,10 @@ use super::API_VERSION;
 use crate::analysis::{analyze, Options, Target};
 use crate::compiler::model::ResolvedPolicy;
 use crate::decisions::identity::effective_scheme;
+use crate::diag::span::SourceFile;
 use crate::diag::Code;
 use crate::source::model::{AttrValue, ValidationScheme};
 use crate::source::query::{for_each_leaf, Operand, Query};
-use crate::source::span::SourceFile;
 use std::collections::BTreeSet;
 
 /// The output formats.

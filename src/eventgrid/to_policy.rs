@@ -4,8 +4,8 @@
 
 use super::import::Origin;
 use super::resources::{Kind, Namespace};
+use crate::diag::span::Sp;
 use crate::source::model::*;
-use crate::source::span::Sp;
 
 /// The base64 body as a PEM certificate (kept as it is when already PEM).
 fn pem_of(encoded: &str) -> String {

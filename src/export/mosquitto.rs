@@ -200,13 +200,12 @@ fn readme(source_name: &str, users: usize, skipped: &[(String, String)]) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compiler::load::{compile_text, from_compilation};
+    use crate::compiler::front_end;
 
     fn compiled(yaml: &str) -> CompiledPolicy {
-        from_compilation(compile_text("test.yaml", yaml, None))
-            .map_err(|e| e.to_string())
+        front_end("test.yaml", yaml, None)
+            .into_compiled()
             .expect("policy compiles")
-            .policy
     }
 
     const POLICY: &str = r#"

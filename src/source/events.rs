@@ -12,7 +12,7 @@
 //! (`tests/yaml_event_path.rs` compares them on generated documents and policies).
 
 use super::node::{Key, Node, NodeKind};
-use super::span::Span;
+use crate::diag::span::Span;
 use granit_parser::{Event, Parser, ScalarStyle};
 use rustc_hash::FxHashSet;
 use std::borrow::Cow;

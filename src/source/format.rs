@@ -7,7 +7,7 @@
 //! statement): the document does not hold comments elsewhere.
 
 use super::model::*;
-use super::span::Sp;
+use crate::diag::span::Sp;
 use std::fmt::Write;
 
 /// The file's leading comment block (both forms use `#` comments).

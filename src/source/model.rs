@@ -1,7 +1,7 @@
 //! The policy as written: every resource with the span of each value. Both front
 //! ends (YAML and the DSL) produce this; the compiler resolves it.
 
-use super::span::{Sp, Span};
+use crate::diag::span::{Sp, Span};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -9,7 +9,7 @@
 //! faster event path ([`super::events`]), which builds the same tree; the serde
 //! path reads whatever the event path declines (decision 0013).
 
-use super::span::Span;
+use crate::diag::span::Span;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 use std::fmt;

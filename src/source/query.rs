@@ -94,7 +94,8 @@ impl Literal {
 }
 
 /// A query that does not parse: message and byte offsets inside the query text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct QueryError {
     pub message: String,
     pub at: Offsets,

@@ -60,6 +60,25 @@ pub fn intersect(a: &Filter, b: &Filter) -> Option<Filter> {
     (!out.is_empty()).then_some(Filter { levels: out })
 }
 
+/// The first level (0-based) at which `asked`, a topic name or a filter, steps
+/// outside `filter`, read level by level as `policy explain` shows it: a `#` of
+/// `filter` takes everything below, a `+` any one level but a first `$` level.
+/// `None` when no level differs. Not the subset rule ([`is_subset`] is exact);
+/// it points at where two strings part ways.
+pub fn first_level_outside(filter: &Filter, asked: &Filter) -> Option<usize> {
+    let n = filter.levels.len().max(asked.levels.len());
+    for i in 0..n {
+        match (filter.levels.get(i), asked.levels.get(i)) {
+            (Some(FLevel::Hash), _) => return None,
+            (Some(FLevel::Plus), Some(FLevel::Lit(v))) if !(i == 0 && v.starts_with('$')) => {}
+            (Some(FLevel::Plus), Some(FLevel::Plus)) => {}
+            (Some(FLevel::Lit(x)), Some(FLevel::Lit(y))) if x == y => {}
+            _ => return Some(i),
+        }
+    }
+    None
+}
+
 /// Is every topic `sub` matches also matched by `sup`?
 pub fn is_subset(sub: &Filter, sup: &Filter) -> bool {
     // `sub` can match `$`-topics only if it starts with `$` text; `sup` then must too.

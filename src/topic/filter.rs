@@ -34,6 +34,11 @@ impl Filter {
         Filter { levels }
     }
 
+    /// Is the first level a `$` level, reserved for the broker?
+    pub fn is_reserved(&self) -> bool {
+        matches!(self.levels.first(), Some(FLevel::Lit(s)) if s.starts_with('$'))
+    }
+
     pub fn is_topic(&self) -> bool {
         self.levels.iter().all(|l| matches!(l, FLevel::Lit(_)))
     }
@@ -64,6 +69,16 @@ impl Filter {
     /// Once `d` levels matched, does every continuation (and ending here) match too?
     pub(super) fn absorbs_after(&self, d: usize) -> bool {
         self.ends_with_hash() && d + 1 >= self.levels.len()
+    }
+}
+
+impl fmt::Display for FLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FLevel::Lit(s) => f.write_str(s),
+            FLevel::Plus => f.write_str("+"),
+            FLevel::Hash => f.write_str("#"),
+        }
     }
 }
 

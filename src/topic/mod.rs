@@ -24,11 +24,13 @@ pub mod template;
 pub mod trie;
 pub mod validate;
 
-pub use algebra::{example_topic, intersect, is_subset, witness, Vocabulary};
+pub use algebra::{example_topic, first_level_outside, intersect, is_subset, witness, Vocabulary};
 pub use filter::{matches, FLevel, Filter};
 pub use limits::{LimitExceeded, TopicLimits};
-pub use shared::{parse_subscription, SubFilter};
+pub use shared::{is_shared, parse_subscription, SubFilter, SHARE_PREFIX};
 pub use template::{
     is_safe_value, Level, Segment, Template, TemplateError, TemplateErrorKind, Var, VARIABLE_FORMS,
 };
-pub use validate::{validate_filter, validate_name, TopicError, MAX_TOPIC_BYTES};
+pub use validate::{
+    has_wildcard, is_reserved, validate_filter, validate_name, TopicError, MAX_TOPIC_BYTES,
+};

@@ -4,6 +4,14 @@
 use super::template::TemplateErrorKind;
 use super::validate::{validate_filter, TopicError, MAX_TOPIC_BYTES};
 
+/// What starts a shared subscription: `$share/NAME/FILTER`.
+pub const SHARE_PREFIX: &str = "$share/";
+
+/// Does this subscription string name a shared subscription?
+pub fn is_shared(raw: &str) -> bool {
+    raw.starts_with(SHARE_PREFIX)
+}
+
 /// A subscription filter split into its optional share group and the filter proper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SubFilter<'a> {
@@ -33,7 +41,7 @@ pub fn parse_subscription(raw: &str) -> Result<SubFilter<'_>, TopicError> {
             ),
         ));
     }
-    match raw.strip_prefix("$share/") {
+    match raw.strip_prefix(SHARE_PREFIX) {
         Some(rest) => match rest.split_once('/') {
             Some((name, filter)) if is_share_name(name) && !filter.is_empty() => {
                 validate_filter(filter)?;

@@ -41,6 +41,18 @@ pub(super) fn common_checks(text: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
+/// Is this topic name or filter reserved for the broker: does its first level start
+/// with `$`? Wildcards never match such a level (MQTT-4.7.2-1), and no client may
+/// publish or subscribe to one (semantics.md §3).
+pub fn is_reserved(topic: &str) -> bool {
+    topic.starts_with('$')
+}
+
+/// Does the text hold a wildcard character (`+` or `#`)? Then it is no topic name.
+pub fn has_wildcard(text: &str) -> bool {
+    text.contains(['+', '#'])
+}
+
 /// Checks a topic name as a client would PUBLISH it.
 pub fn validate_name(topic: &str) -> Result<(), TopicError> {
     // Every publish decision asks this: the valid case in one pass over the bytes,

@@ -1,9 +1,10 @@
 //! Publish and subscribe decisions of a compiled policy, each checked against the
 //! reference evaluator, and a policy's diagnostics.
 
-use topicgate::compiler::{compile_text, CompiledPolicy};
+use topicgate::compiler::CompiledPolicy;
 use topicgate::decisions::reference;
 use topicgate::diag::Diagnostic;
+use topicgate::pipeline::compile_text;
 
 /// The diagnostics of a policy (errors and warnings).
 pub fn diagnostics(yaml: &str) -> Vec<Diagnostic> {

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 use topicgate::analysis::rules::rule_for;
-use topicgate::compiler::{compile_text, load::from_compilation, CompiledPolicy};
+use topicgate::compiler::CompiledPolicy;
 use topicgate::decisions::access::AccessPolicy;
+use topicgate::pipeline::{compile_text, from_compilation};
 
 /// The seed scenario (policies/lwt.yaml) plus `admin`/`admin2` (publish and
 /// subscribe everything) and a Disabled client. `sensors_publish` false drops the
@@ -88,8 +89,8 @@ pub fn compiled(yaml: &str) -> CompiledPolicy {
         .map(|d| d.message.clone())
         .collect();
     assert!(errors.is_empty(), "unexpected errors: {errors:#?}");
-    match c.resolved {
-        Some(resolved) => CompiledPolicy::build(resolved, c.source_hash),
+    match c.compiled {
+        Some(policy) => policy,
         None => panic!("policy does not resolve"),
     }
 }

@@ -20,7 +20,7 @@
 use super::super::{Context, Target};
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::source::model::AttrValue;
-use crate::source::span::Span;
+use crate::diag::span::Span;
 
 pub const MAX_GROUPS: usize = 10;
 pub const MAX_TOPIC_SPACES: usize = 10;

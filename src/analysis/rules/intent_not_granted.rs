@@ -22,8 +22,8 @@ use super::super::Context;
 use crate::compiler::compiled::ClientId;
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::source::model::Permission;
-use crate::source::span::Sp;
-use crate::topic::{parse_subscription, validate_filter};
+use crate::diag::span::Sp;
+use crate::topic::{is_reserved, is_shared, parse_subscription, validate_filter};
 
 pub fn check(cx: &Context, out: &mut Diagnostics) {
     for (id, c) in cx.resolved().clients.iter().enumerate() {
@@ -48,13 +48,13 @@ fn publish_denied(cx: &Context, client: ClientId, filter: &str) -> Option<String
     if !c.is_enabled() {
         return Some(format!("client `{}` is disabled", c.name.value));
     }
-    if filter.starts_with("$share/") {
+    if is_shared(filter) {
         return Some("`$share/` is for subscriptions".into());
     }
     if let Err(e) = validate_filter(filter) {
         return Some(format!("invalid filter: {}", e.message));
     }
-    if filter.starts_with('$') {
+    if is_reserved(filter) {
         return Some("topics starting with `$` are reserved for the broker".into());
     }
     let data = &cx.policy.clients[client as usize];

@@ -21,7 +21,7 @@ use super::super::Context;
 use crate::compiler::compiled::variable_value;
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::source::model::Permission;
-use crate::source::span::Span;
+use crate::diag::span::Span;
 use crate::topic::{is_safe_value, Var};
 
 /// A topic space using a variable: its id, and the span and text of its first template using it.

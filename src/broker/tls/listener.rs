@@ -1,6 +1,7 @@
 //! The TLS handshake in front of the broker: bounded in time and in number of
 //! handshakes at once, and yielding the client certificate it proved.
 
+use super::TlsError;
 use crate::decisions::identity::PeerCertificates;
 use rustls::ServerConfig;
 use std::sync::Arc;
@@ -32,7 +33,10 @@ impl TlsListener {
     }
 
     /// The TLS stream and the client certificate whose key the peer proved it holds.
-    pub async fn handshake<S>(&self, stream: S) -> Result<(TlsStream<S>, PeerCertificates), String>
+    pub async fn handshake<S>(
+        &self,
+        stream: S,
+    ) -> Result<(TlsStream<S>, PeerCertificates), TlsError>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -40,17 +44,17 @@ impl TlsListener {
             .handshakes
             .acquire()
             .await
-            .map_err(|_| "listener closed".to_string())?;
+            .map_err(|_| TlsError::Closed)?;
         let tls = tokio::time::timeout(self.timeout, self.acceptor.accept(stream))
             .await
-            .map_err(|_| "TLS handshake timed out".to_string())?
-            .map_err(|e| format!("TLS handshake failed: {e}"))?;
+            .map_err(|_| TlsError::Timeout)?
+            .map_err(TlsError::Handshake)?;
         let peer = {
             let (_, conn) = tls.get_ref();
             let certs = conn.peer_certificates().unwrap_or_default();
             let Some((first, rest)) = certs.split_first() else {
                 // The verifier makes a certificate mandatory; never serve without one.
-                return Err("TLS handshake ended without a client certificate".into());
+                return Err(TlsError::NoClientCertificate);
             };
             PeerCertificates {
                 end_entity: first.clone().into_owned(),

@@ -16,9 +16,34 @@ pub use crate::decisions::identity::{CertificateRefusal, PeerCertificates, Refus
 pub use listener::TlsListener;
 pub use server_cert::ServerCertificate;
 
+use crate::certs::CertError;
 use rustls::crypto::CryptoProvider;
 use rustls::ServerConfig;
+use std::path::PathBuf;
 use std::sync::Arc;
+
+/// Why the TLS configuration could not be built, or a handshake failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error(transparent)]
+    Files(#[from] CertError),
+    #[error("`{}` and `{}` do not form a usable pair: {source}", cert.display(), key.display())]
+    Pair {
+        cert: PathBuf,
+        key: PathBuf,
+        source: rustls::Error,
+    },
+    #[error("TLS configuration: {0}")]
+    Config(rustls::Error),
+    #[error("listener closed")]
+    Closed,
+    #[error("TLS handshake timed out")]
+    Timeout,
+    #[error("TLS handshake failed: {0}")]
+    Handshake(std::io::Error),
+    #[error("TLS handshake ended without a client certificate")]
+    NoClientCertificate,
+}
 
 /// The crypto provider of every TLS listener: `ring` (the project avoids aws-lc-rs).
 pub fn provider() -> Arc<CryptoProvider> {
@@ -28,14 +53,14 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// A rustls server configuration that serves `cert` and requires client
 /// certificates. The certificate is read through `cert` at each handshake, so
 /// `ServerCertificate::replace` takes effect for the next connection.
-pub fn server_config(cert: Arc<ServerCertificate>) -> Result<Arc<ServerConfig>, String> {
+pub fn server_config(cert: Arc<ServerCertificate>) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = provider();
     let verifier = Arc::new(verifier::ProofOfPossession::new(
         provider.signature_verification_algorithms,
     ));
     let config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| format!("TLS configuration: {e}"))?
+        .map_err(TlsError::Config)?
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(cert);
     Ok(Arc::new(config))
