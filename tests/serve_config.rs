@@ -2,6 +2,9 @@
 //! precedence (flags > environment > file > defaults) and `--print-config`,
 //! on the real binary.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 
