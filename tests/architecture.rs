@@ -122,28 +122,6 @@ const TOPIC_EXCEPTIONS: &[(&str, &[&str], &str)] = &[
         &["wildcard"],
         "`#` there starts a YAML comment line, not a topic level",
     ),
-    // Known debt (issue 12): topic handling still outside src/topic. Each entry
-    // names what it does; moving it into src/topic removes the entry.
-    (
-        "compiler/index.rs",
-        &["wildcard"],
-        "debt: the template index compares levels with `+` and `#` in its trie walk",
-    ),
-    (
-        "broker/router.rs",
-        &["split", "wildcard", "dollar"],
-        "debt: the subscription trie walks topic and filter levels",
-    ),
-    (
-        "broker/retained.rs",
-        &["wildcard"],
-        "debt: the literal prefix of a filter, for the retained-message lookup",
-    ),
-    (
-        "analysis/candidates.rs",
-        &["split", "wildcard"],
-        "debt: candidate templates for a subject, by level",
-    ),
 ];
 
 fn src() -> PathBuf {

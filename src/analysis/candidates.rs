@@ -7,7 +7,7 @@ use super::Context;
 use crate::compiler::compiled::{variable_value, ClientId};
 use crate::compiler::model::BindingId;
 use crate::source::model::Permission;
-use crate::topic::{is_safe_value, Level, Segment, Template};
+use crate::topic::{self, is_safe_value};
 
 /// A binding whose template matches `subject` when its variables may take any value.
 pub struct Candidate {
@@ -25,7 +25,7 @@ pub fn candidates(
     filter: bool,
 ) -> Vec<Candidate> {
     let policy = cx.resolved();
-    let levels: Vec<&str> = subject.split('/').collect();
+    let levels: Vec<&str> = topic::trie::levels(subject).collect();
     let mut out = Vec::new();
     for (b, binding) in policy.bindings.iter().enumerate() {
         if binding.permission.value != permission {
@@ -35,7 +35,7 @@ pub fn candidates(
         if let Some(i) = space
             .templates
             .iter()
-            .position(|t| loose_match(&t.value, &levels, filter))
+            .position(|t| t.value.loosely_matches(&levels, filter))
         {
             out.push(Candidate {
                 binding: b as BindingId,
@@ -87,40 +87,4 @@ pub fn own_topic(cx: &Context, client: ClientId, c: &Candidate) -> Option<String
             .find(|(k, _)| *k == v)
             .and_then(|(_, x)| x.as_deref())
     })
-}
-
-fn loose_match(t: &Template, subject: &[&str], filter: bool) -> bool {
-    let mut i = 0;
-    for level in &t.levels {
-        if *level == Level::Hash {
-            return true;
-        }
-        let Some(s) = subject.get(i) else {
-            return false;
-        };
-        let ok = match level {
-            Level::Plus => !(filter && *s == "#"),
-            Level::Literal(text) => text == s,
-            Level::Pattern(segs) => !(filter && (*s == "+" || *s == "#")) && glob(segs, s),
-            Level::Hash => true,
-        };
-        if !ok {
-            return false;
-        }
-        i += 1;
-    }
-    i == subject.len()
-}
-
-/// Does `text` match the segments with each variable standing for any text?
-fn glob(segs: &[Segment], text: &str) -> bool {
-    match segs.split_first() {
-        None => text.is_empty(),
-        Some((Segment::Text(t), rest)) => {
-            text.strip_prefix(t.as_str()).is_some_and(|r| glob(rest, r))
-        }
-        Some((Segment::Var(_), rest)) => (0..=text.len())
-            .filter(|i| text.is_char_boundary(*i))
-            .any(|i| glob(rest, &text[i..])),
-    }
 }

@@ -142,12 +142,24 @@ impl Reloader {
     }
 }
 
+/// Why `--watch` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("cannot watch the policy file: {0}")]
+    Start(#[source] notify_debouncer_mini::notify::Error),
+    #[error("cannot watch `{}`: {}", .0.display(), .1)]
+    Directory(PathBuf, #[source] notify_debouncer_mini::notify::Error),
+}
+
 /// Watches `files` (the policy, the certificate and key) and asks for a reload
 /// when one of them changes. Watches their directories: editors and
 /// deployment tools replace a file by renaming another over it, which a watch
 /// on the file itself would miss. Keep the returned value: dropping it stops
 /// the watch.
-pub fn watch(files: &[PathBuf], trigger: Trigger) -> Result<Debouncer<RecommendedWatcher>, String> {
+pub fn watch(
+    files: &[PathBuf],
+    trigger: Trigger,
+) -> Result<Debouncer<RecommendedWatcher>, WatchError> {
     let targets: Vec<PathBuf> = files.iter().map(|f| absolute(f)).collect();
     let wanted = targets.clone();
     let mut debouncer = new_debouncer(WATCH_DEBOUNCE, move |r: DebounceEventResult| match r {
@@ -158,7 +170,7 @@ pub fn watch(files: &[PathBuf], trigger: Trigger) -> Result<Debouncer<Recommende
         }
         Err(e) => warn!(error = %e, "watching the policy files failed"),
     })
-    .map_err(|e| format!("cannot watch the policy file: {e}"))?;
+    .map_err(WatchError::Start)?;
     let mut dirs: Vec<&Path> = targets.iter().filter_map(|t| t.parent()).collect();
     dirs.sort();
     dirs.dedup();
@@ -166,7 +178,7 @@ pub fn watch(files: &[PathBuf], trigger: Trigger) -> Result<Debouncer<Recommende
         debouncer
             .watcher()
             .watch(dir, RecursiveMode::NonRecursive)
-            .map_err(|e| format!("cannot watch `{}`: {e}", dir.display()))?;
+            .map_err(|e| WatchError::Directory(dir.to_path_buf(), e))?;
     }
     Ok(debouncer)
 }

@@ -7,6 +7,7 @@
 
 use super::model::SpaceId;
 use crate::topic::scan::next_slash;
+use crate::topic::trie::{MULTI_LEVEL, SINGLE_LEVEL};
 use crate::topic::{Level, Segment, Template, Var};
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
@@ -179,7 +180,7 @@ impl TemplateIndex {
             };
             // Only a filter's `#` asks whether the levels before form no topic.
             let no_topic = FILTER && no_topic_yet && node == 0 && level.is_empty();
-            if FILTER && level == "#" {
+            if FILTER && level == MULTI_LEVEL {
                 // A template `#` here contains a filter `#`, checked above. So does
                 // `+/#` when the levels before are no topic: every topic has a level
                 // there (`#` and `+/#` are the same set; `/#` and `/+/#` too).
@@ -196,7 +197,7 @@ impl TemplateIndex {
                 }
                 continue;
             }
-            if FILTER && level == "+" {
+            if FILTER && level == SINGLE_LEVEL {
                 // A `+` in the filter is contained only by a `+` in the template.
                 if let Some(p) = n.plus {
                     stack.push(Step::to(p, after, false));

@@ -2,6 +2,7 @@
 //! substitution of a client's values, and the skeleton every substitution lies in.
 
 use super::filter::{FLevel, Filter};
+use super::trie::{MULTI_LEVEL, SINGLE_LEVEL};
 use super::validate::common_checks;
 use pest::Parser;
 use serde::{Deserialize, Serialize};
@@ -339,6 +340,49 @@ impl fmt::Display for Template {
             }
         }
         Ok(())
+    }
+}
+
+impl Template {
+    /// Would the template match `subject` (a topic name's levels, or with
+    /// `filter` a filter's levels, which must then be contained) if its variables
+    /// could take any value? The candidates `policy explain` names as a near miss.
+    pub fn loosely_matches(&self, subject: &[&str], filter: bool) -> bool {
+        let mut i = 0;
+        for level in &self.levels {
+            if *level == Level::Hash {
+                return true;
+            }
+            let Some(s) = subject.get(i) else {
+                return false;
+            };
+            let ok = match level {
+                Level::Plus => !(filter && *s == MULTI_LEVEL),
+                Level::Literal(text) => text == s,
+                Level::Pattern(segs) => {
+                    !(filter && (*s == SINGLE_LEVEL || *s == MULTI_LEVEL)) && glob(segs, s)
+                }
+                Level::Hash => true,
+            };
+            if !ok {
+                return false;
+            }
+            i += 1;
+        }
+        i == subject.len()
+    }
+}
+
+/// Does `text` match the segments with each variable standing for any text?
+fn glob(segs: &[Segment], text: &str) -> bool {
+    match segs.split_first() {
+        None => text.is_empty(),
+        Some((Segment::Text(t), rest)) => {
+            text.strip_prefix(t.as_str()).is_some_and(|r| glob(rest, r))
+        }
+        Some((Segment::Var(_), rest)) => (0..=text.len())
+            .filter(|i| text.is_char_boundary(*i))
+            .any(|i| glob(rest, &text[i..])),
     }
 }
 
