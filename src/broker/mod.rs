@@ -32,6 +32,7 @@ pub mod server;
 pub mod session;
 pub mod state;
 pub mod stats;
+pub mod store;
 mod subscribe;
 pub mod tls;
 mod webhook;
