@@ -2,6 +2,7 @@
 
 use super::config::IdentityMode;
 use super::connection::{log_denial, Conn, End};
+use super::durable;
 use super::message::{qos_u8, Message};
 use super::session::Claim;
 use super::stats::{Action, DenialCode};
@@ -19,7 +20,7 @@ use mqtt_protocol_core::mqtt::Version;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tracing::info;
+use tracing::{info, warn};
 
 /// A CONNECT, independent of protocol version.
 pub struct ConnectInfo {
@@ -300,6 +301,7 @@ where
             granted_expiry
         };
         session.set_expiry(expiry);
+        session.set_protocol(if info.version == Version::V5_0 { 5 } else { 4 });
         // Attached at once, before anything that could fail or panic: from here
         // the connection's end (even by a panic) releases the claim (`Conn::drop`).
         self.attach(
@@ -314,10 +316,19 @@ where
         if present {
             if let Some(inflight) = session.take_inflight(info.version) {
                 self.inflight_out = inflight.packets.len();
+                self.stored_out = inflight.stored;
                 self.qos2_open = inflight.qos2_handled.iter().copied().collect();
                 self.mqtt.restore_packets(inflight.packets);
                 self.mqtt
                     .restore_qos2_publish_handled(inflight.qos2_handled);
+            }
+        }
+
+        // A persistent session is in the store before CONNACK says so; a new
+        // one replaces whatever the store held under its client ID.
+        if let Some(written) = durable::connected(&self.shared, &session, present) {
+            if let Err(e) = written.wait().await {
+                warn!(client_id = %client_id, error = %e, "session not stored: the store could not be written");
             }
         }
 

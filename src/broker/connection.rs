@@ -7,6 +7,7 @@
 //! from other connections arrive on a bounded channel. No lock is held across
 //! an await.
 
+use super::durable;
 use super::encode;
 use super::events::DisconnectionReason;
 use super::frame::{Fault, FrameScan};
@@ -16,6 +17,7 @@ use super::retained_delivery::RetainedDue;
 use super::session::{Deliver, Delivery, Inflight, Kick, Session};
 use super::state::Shared;
 use super::stats::DropReason;
+use super::store::Durable;
 use super::tls::PeerCertificates;
 use super::will::Will;
 use crate::compiler::compiled::ClientId;
@@ -126,6 +128,14 @@ pub struct Conn<S> {
     pub(super) retained_ahead: usize,
     /// Why the connection is ending, when known before it ends (lifecycle events).
     pub(super) disconnection: Option<DisconnectionReason>,
+    /// Packet ID -> store sequence of the stored copies in flight to the client:
+    /// removed from the store once the client has them (PUBACK, PUBREC).
+    pub(super) stored_out: Vec<(u16, u64)>,
+    /// Acknowledgements of the client's PUBLISHes that wait for the store
+    /// (`store_wait`), in the order the PUBLISHes came.
+    pub(super) acks_waiting: Vec<Packet>,
+    /// Resolves when everything the waiting acknowledgements need is durable.
+    pub(super) store_wait: Option<Durable>,
 }
 
 /// Serves one connection on `io` until it ends. Works on any byte stream
@@ -202,6 +212,9 @@ where
         retained_due: RetainedDue::None,
         retained_ahead: 0,
         disconnection: None,
+        stored_out: Vec::new(),
+        acks_waiting: Vec::new(),
+        store_wait: None,
         certificate,
     };
     async move {
@@ -514,10 +527,16 @@ where
         let deadline = Instant::now() + self.shared.config.max_publisher_wait;
         let mut blocked = std::mem::take(&mut self.blocked);
         for (target, d) in blocked.drain(..) {
+            let stored = d.stored;
             if !self.deliver_waiting(&target, d, deadline, own).await {
                 self.shared
                     .stats
                     .drop_message(DropReason::PublisherWaitExpired);
+                durable::unstore(
+                    &self.shared,
+                    &target.client_id,
+                    stored.into_iter().collect(),
+                );
             }
         }
         self.blocked = blocked;
@@ -653,8 +672,9 @@ where
                 Event::RequestTimerCancel(TimerKind::PingreqRecv) => self.keepalive = None,
                 Event::RequestTimerReset { .. } | Event::RequestTimerCancel(_) => {}
                 Event::NotifyError(e) => self.codec_error(e),
-                Event::NotifyPacketIdReleased(_) => {
+                Event::NotifyPacketIdReleased(id) => {
                     self.inflight_out = self.inflight_out.saturating_sub(1);
+                    self.delivered_stored(id);
                 }
                 Event::NotifyPacketReceived(p) => {
                     self.heard = true;
@@ -702,6 +722,9 @@ where
                 Wait::Connect(info) => Box::pin(self.on_connect(*info)).await,
                 Wait::Room => Box::pin(self.relieve(&mut own)).await,
             }
+        }
+        if self.store_wait.is_some() || !self.acks_waiting.is_empty() {
+            Box::pin(self.send_acks_when_durable()).await;
         }
         if let Some(disconnect) = self.decode_failed.take() {
             if self.end.is_none() {
@@ -804,10 +827,12 @@ where
                 self.on_publish(msg, p.packet_id());
             }
             GenericPacket::V3_1_1Pubrec(r) => {
+                self.delivered_stored(r.packet_id());
                 let rel = v3_1_1::Pubrel::builder().packet_id(r.packet_id()).build();
                 self.send_built("PUBREL", rel);
             }
             GenericPacket::V5_0Pubrec(r) => {
+                self.delivered_stored(r.packet_id());
                 let failed = r.reason_code().is_some_and(|c| c.is_failure());
                 if !failed {
                     let rel = v5_0::Pubrel::builder().packet_id(r.packet_id()).build();
@@ -815,11 +840,13 @@ where
                 }
             }
             GenericPacket::V3_1_1Pubrel(r) => {
+                self.released_qos2(r.packet_id());
                 let comp = v3_1_1::Pubcomp::builder().packet_id(r.packet_id()).build();
                 self.send_built("PUBCOMP", comp);
             }
             GenericPacket::V5_0Pubrel(r) => {
                 let id = r.packet_id();
+                self.released_qos2(id);
                 let open = self.qos2_open.iter().position(|x| *x == id);
                 let mut comp = v5_0::Pubcomp::builder().packet_id(id);
                 match open {
@@ -983,6 +1010,69 @@ where
         self.drain_pending();
     }
 
+    /// A stored copy that will not be sent: out of the store.
+    fn unstore(&self, stored: Option<u64>) {
+        if let (Some(seq), Some(c)) = (stored, &self.client) {
+            durable::unstore(&self.shared, &c.client_id, vec![seq]);
+        }
+    }
+
+    /// The client has the copy sent under `packet_id` (PUBACK, or PUBREC for
+    /// QoS 2, after which only the PUBREL/PUBCOMP exchange is left).
+    fn delivered_stored(&mut self, packet_id: u16) {
+        if let Some(i) = self.stored_out.iter().position(|(id, _)| *id == packet_id) {
+            let (_, seq) = self.stored_out.swap_remove(i);
+            self.unstore(Some(seq));
+        }
+    }
+
+    /// The client released its QoS 2 PUBLISH `packet_id` (PUBREL).
+    fn released_qos2(&self, packet_id: u16) {
+        if let (Some(store), Some(c)) = (&self.shared.store, &self.client) {
+            if c.session.is_persistent() {
+                store.submit_detached(vec![super::store::Op::DeleteQos2 {
+                    client_id: c.client_id.to_string(),
+                    packet_id,
+                }]);
+            }
+        }
+    }
+
+    /// Sends an acknowledgement of the client's PUBLISH now, or after those
+    /// still waiting for the store (acknowledgements keep the PUBLISHes' order).
+    pub(super) fn ack(&mut self, packet: Packet) {
+        if self.acks_waiting.is_empty() {
+            self.send(packet);
+        } else {
+            self.acks_waiting.push(packet);
+        }
+    }
+
+    /// Waits until what the waiting acknowledgements promise is durable, then
+    /// sends them. The store failing: nothing is acknowledged and the
+    /// connection closes (MQTT 5: DISCONNECT 0x80), so the client sends again.
+    async fn send_acks_when_durable(&mut self) {
+        let written = match self.store_wait.take() {
+            Some(d) => d.wait().await,
+            None => Ok(()),
+        };
+        let acks = std::mem::take(&mut self.acks_waiting);
+        match written {
+            Ok(()) => {
+                for p in acks {
+                    self.send(p);
+                }
+            }
+            Err(e) => {
+                warn!(peer = %self.peer, error = %e, "messages not acknowledged: the store could not be written; closing");
+                self.server_disconnect(
+                    DisconnectReasonCode::UnspecifiedError,
+                    Some("the broker could not store the message"),
+                );
+            }
+        }
+    }
+
     /// Queues a delivery behind the inflight window (bounded).
     pub(super) fn enqueue(&mut self, d: Delivery) {
         if d.qos == Qos::AtMostOnce
@@ -994,6 +1084,7 @@ where
         }
         if self.pending.len() >= self.shared.config.max_queued_messages {
             self.shared.stats.drop_message(DropReason::QueueFull);
+            self.unstore(d.stored);
             return;
         }
         self.pending.push_back(d);
@@ -1042,6 +1133,7 @@ where
     pub(super) fn deliver(&mut self, d: Delivery) {
         if d.msg.expired() {
             self.shared.stats.drop_message(DropReason::Expired);
+            self.unstore(d.stored);
             return;
         }
         self.shared.stats.delivered(d.qos);
@@ -1057,6 +1149,9 @@ where
             match self.mqtt.acquire_packet_id() {
                 Ok(id) => {
                     self.inflight_out += 1;
+                    if let Some(seq) = d.stored {
+                        self.stored_out.push((id, seq));
+                    }
                     Some(id)
                 }
                 Err(_) => {
@@ -1135,6 +1230,7 @@ impl<S> Conn<S> {
             version: self.mqtt.get_protocol_version(),
             packets: self.mqtt.get_stored_packets(),
             qos2_handled: self.mqtt.get_qos2_publish_handled(),
+            stored: std::mem::take(&mut self.stored_out),
         });
         let why = DisconnectionReason::at_end(self.end, self.disconnection);
         self.shared

@@ -13,6 +13,7 @@
 pub mod config;
 mod connect;
 pub mod connection;
+pub mod durable;
 pub mod encode;
 pub mod events;
 pub mod frame;

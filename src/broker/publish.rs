@@ -4,9 +4,10 @@ use super::connection::{log_denial, Conn, End};
 use super::events::DisconnectionReason;
 use super::message::{qos_u8, Message};
 use super::stats::{Action, DenialCode};
+use super::store::Op;
 use crate::decisions::access::Verdict;
 use crate::topic;
-use mqtt_protocol_core::mqtt::packet::{v3_1_1, v5_0, Qos, ReasonString};
+use mqtt_protocol_core::mqtt::packet::{v3_1_1, v5_0, Packet, Qos, ReasonString};
 use mqtt_protocol_core::mqtt::result_code::{
     DisconnectReasonCode, PubackReasonCode, PubrecReasonCode,
 };
@@ -92,7 +93,7 @@ where
                         b = b.props(vec![r.into()]);
                     }
                     if let Ok(p) = b.build() {
-                        self.send(p.into());
+                        self.ack(p.into());
                     }
                 }
                 (Qos::ExactlyOnce, Some(id)) => {
@@ -103,7 +104,7 @@ where
                         b = b.props(vec![r.into()]);
                     }
                     if let Ok(p) = b.build() {
-                        self.send(p.into());
+                        self.ack(p.into());
                     }
                 }
                 _ => self.shared.stats.publish_denied_qos0_dropped.inc(),
@@ -111,30 +112,63 @@ where
             return;
         }
 
-        // Acknowledge, then route.
-        match (msg.qos, packet_id, v5) {
-            (Qos::AtLeastOnce, Some(id), true) => {
-                if let Ok(p) = v5_0::Puback::builder().packet_id(id).build() {
-                    self.send(p.into());
-                }
+        // Route (writing ahead what must survive a crash), then acknowledge.
+        let qos = msg.qos;
+        let written = self.shared.publish(Arc::new(msg), Some(&mut self.blocked));
+        let qos2_state = match (qos, packet_id, &self.shared.store) {
+            // The PUBREC below promises exactly once: a PUBLISH sent again with
+            // this identifier after a restart must not be routed again.
+            (Qos::ExactlyOnce, Some(id), Some(store)) if self.session_persistent() => {
+                self.client.as_ref().map(|c| {
+                    store.submit(vec![Op::PutQos2 {
+                        client_id: c.client_id.to_string(),
+                        packet_id: id,
+                    }])
+                })
             }
-            (Qos::AtLeastOnce, Some(id), false) => {
-                if let Ok(p) = v3_1_1::Puback::builder().packet_id(id).build() {
-                    self.send(p.into());
-                }
+            _ => None,
+        };
+        // The writer is ordered: the later of the two covers both.
+        if let Some(d) = qos2_state.or(written) {
+            self.store_wait = Some(d);
+            if let Some(p) = self.ack_packet(qos, packet_id, v5) {
+                self.acks_waiting.push(p);
             }
-            (Qos::ExactlyOnce, Some(id), true) => {
-                if let Ok(p) = v5_0::Pubrec::builder().packet_id(id).build() {
-                    self.send(p.into());
-                }
-            }
-            (Qos::ExactlyOnce, Some(id), false) => {
-                if let Ok(p) = v3_1_1::Pubrec::builder().packet_id(id).build() {
-                    self.send(p.into());
-                }
-            }
-            _ => {}
+        } else if let Some(p) = self.ack_packet(qos, packet_id, v5) {
+            self.ack(p);
         }
-        self.shared.publish(Arc::new(msg), Some(&mut self.blocked));
+    }
+
+    fn session_persistent(&self) -> bool {
+        self.client
+            .as_ref()
+            .is_some_and(|c| c.session.is_persistent())
+    }
+
+    /// PUBACK or PUBREC (success) for the client's protocol version.
+    fn ack_packet(&self, qos: Qos, packet_id: Option<u16>, v5: bool) -> Option<Packet> {
+        match (qos, packet_id, v5) {
+            (Qos::AtLeastOnce, Some(id), true) => v5_0::Puback::builder()
+                .packet_id(id)
+                .build()
+                .ok()
+                .map(Into::into),
+            (Qos::AtLeastOnce, Some(id), false) => v3_1_1::Puback::builder()
+                .packet_id(id)
+                .build()
+                .ok()
+                .map(Into::into),
+            (Qos::ExactlyOnce, Some(id), true) => v5_0::Pubrec::builder()
+                .packet_id(id)
+                .build()
+                .ok()
+                .map(Into::into),
+            (Qos::ExactlyOnce, Some(id), false) => v3_1_1::Pubrec::builder()
+                .packet_id(id)
+                .build()
+                .ok()
+                .map(Into::into),
+            _ => None,
+        }
     }
 }

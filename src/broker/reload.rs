@@ -15,6 +15,7 @@ pub fn revalidate(shared: &Shared) {
         let client = policy
             .lookup_client(&session.auth_name)
             .filter(|c| policy.is_enabled(*c));
+        let mut revoked = false;
         for raw in session.subscription_filters() {
             let Ok(sub) = topic::parse_subscription(&raw) else {
                 continue;
@@ -32,6 +33,10 @@ pub fn revalidate(shared: &Shared) {
             );
             session.remove_subscription(&raw);
             shared.router.unsubscribe(&session.client_id, &sub);
+            revoked = true;
+        }
+        if revoked {
+            super::durable::session_changed(shared, &session);
         }
         if client.is_none() {
             session.kick(Kick::NotAuthorized);

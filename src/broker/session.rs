@@ -1,10 +1,13 @@
 //! Sessions: what outlives a network connection (subscriptions, queued messages,
 //! a delayed will) and the rules for claiming one at CONNECT.
 
-use super::message::{min_qos, Message};
+use super::durable::{self, Restoring};
+use super::message::{min_qos, qos_u8, Message};
 use super::retained::{Advance, Retained, RetainedCursor};
 use super::router::SubOptions;
 use super::state::Shared;
+use super::store::convert;
+use super::store::record::{self, SessionRecord, WillRecord};
 use super::will::{self, Will};
 use crate::topic;
 use mqtt_protocol_core::mqtt::common::HashSet;
@@ -26,6 +29,9 @@ pub struct Delivery {
     pub qos: Qos,
     pub retain: bool,
     pub subscription_ids: Vec<u32>,
+    /// Its sequence number in the durable store, when it is stored there (a
+    /// QoS 1/2 copy for a persistent session, with `--data`).
+    pub stored: Option<u64>,
 }
 
 /// Why another part of the broker asks a connection to end.
@@ -98,6 +104,8 @@ pub struct Inflight {
     pub version: Version,
     pub packets: Vec<GenericStorePacket<u16>>,
     pub qos2_handled: HashSet<u16>,
+    /// Packet ID -> store sequence of the stored copies among `packets`.
+    pub stored: Vec<(u16, u64)>,
 }
 
 #[derive(Default)]
@@ -117,6 +125,12 @@ struct SessionState {
     /// The offline queue overflowed since the session was last online (logged once).
     offline_overflowed: bool,
     ended: bool,
+    /// MQTT protocol level of the last connection (4 or 5), for the store.
+    protocol: u8,
+    /// When the last connection ended (Unix ms), for the store.
+    disconnected_at_ms: Option<u64>,
+    /// When `pending_will` is due (Unix ms), for the store.
+    will_due_ms: Option<u64>,
 }
 
 /// A session, named by its client ID and owned by one authentication name.
@@ -134,6 +148,9 @@ pub struct Session {
     /// A publisher waited for room in vain: until the connection takes its mail
     /// again, deliveries that find the mailbox full are dropped without waiting.
     stalled: AtomicBool,
+    /// Session expiry > 0: it outlives its connection, and with `--data` its
+    /// state is kept in the store (decision 0025).
+    persistent: AtomicBool,
 }
 
 impl Session {
@@ -146,6 +163,7 @@ impl Session {
             wake: Notify::new(),
             room: Notify::new(),
             stalled: AtomicBool::new(false),
+            persistent: AtomicBool::new(false),
         })
     }
 
@@ -372,6 +390,7 @@ impl Session {
                     qos,
                     retain: true,
                     subscription_ids: sub_id.into_iter().collect(),
+                    stored: None,
                 });
                 true
             });
@@ -404,6 +423,71 @@ impl Session {
 
     pub fn set_expiry(&self, secs: u32) {
         self.lock().expiry = secs;
+        self.persistent.store(secs > 0, Ordering::Relaxed);
+    }
+
+    /// Whether the session outlives its connection (expiry > 0).
+    pub fn is_persistent(&self) -> bool {
+        self.persistent.load(Ordering::Relaxed)
+    }
+
+    /// Records the protocol level of the connection attached now.
+    pub fn set_protocol(&self, level: u8) {
+        self.lock().protocol = level;
+    }
+
+    /// The session as the store keeps it; None once it has ended.
+    pub fn record(&self) -> Option<SessionRecord> {
+        let st = self.lock();
+        if st.ended {
+            return None;
+        }
+        let mut subscriptions: Vec<_> = st
+            .subscriptions
+            .iter()
+            .map(|(raw, o)| convert::sub_record(raw, o))
+            .collect();
+        subscriptions.sort_by(|a, b| a.filter.cmp(&b.filter));
+        let will = match (&st.pending_will, st.will_due_ms) {
+            (Some(w), Some(due_ms)) => Some(WillRecord {
+                msg: convert::message_record(&w.msg, qos_u8(w.msg.qos), &[]),
+                due_ms,
+                expiry: w.expiry,
+                auth_name: w.auth_name.clone(),
+            }),
+            _ => None,
+        };
+        Some(SessionRecord {
+            auth_name: self.auth_name.clone(),
+            expiry: st.expiry,
+            protocol: st.protocol,
+            subscriptions,
+            disconnected_at_ms: st.disconnected_at_ms,
+            will,
+        })
+    }
+
+    /// Puts a session read from the store back: its offline queue, the QoS 2
+    /// state of its publisher side, its pending will, and its expiry timer
+    /// (`will_left` and `expiry_left` in seconds from now).
+    pub(crate) fn restore(self: &Arc<Self>, shared: &Arc<Shared>, restored: Restoring) {
+        let mut st = self.lock();
+        st.protocol = restored.protocol;
+        st.disconnected_at_ms = restored.disconnected_at_ms;
+        st.offline = restored.offline;
+        st.inflight = restored.inflight.map(Box::new);
+        st.will_due_ms = restored.will.as_ref().map(|(_, due)| *due);
+        st.pending_will = restored.will.map(|(w, _)| Box::new(w));
+        if st.expiry != u32::MAX || st.pending_will.is_some() {
+            let will_left = st.pending_will.as_ref().map(|_| restored.will_left);
+            let task = tokio::spawn(expire(
+                shared.clone(),
+                self.clone(),
+                will_left,
+                restored.expiry_left,
+            ));
+            st.timer = Some(task.abort_handle());
+        }
     }
 
     pub fn expiry(&self) -> u32 {
@@ -536,6 +620,11 @@ impl Sessions {
         self.len() == 0
     }
 
+    /// Registers a session read from the store (at start, before any connection).
+    pub(crate) fn insert_restored(&self, session: Arc<Session>) {
+        self.lock().insert(session);
+    }
+
     /// Sessions, online and offline, held by `auth_name`.
     pub fn count_for(&self, auth_name: &str) -> usize {
         self.lock().sessions_of(auth_name)
@@ -557,6 +646,7 @@ impl Sessions {
     ) -> Claim {
         let mut fire_now = None;
         let mut removed_subs = Vec::new();
+        let mut replaced = false;
         let claim = {
             let mut map = self.lock();
             let existing = client_id.and_then(|id| map.get(id).cloned());
@@ -579,6 +669,7 @@ impl Sessions {
                     let pending = st.pending_will.take().map(|w| *w);
                     if clean_start {
                         fire_now = pending;
+                        replaced = true;
                         st.ended = true;
                         removed_subs = st.subscriptions.drain().map(|(k, _)| k).collect();
                         st.retained.clear();
@@ -621,12 +712,17 @@ impl Sessions {
                     mailbox: VecDeque::new(),
                     kick: Kick::None,
                 });
+                st.disconnected_at_ms = None;
+                st.will_due_ms = None;
                 session.online.store(true, Ordering::Relaxed);
                 session.stalled.store(false, Ordering::Relaxed);
             }
             Claim::Attached { session, present }
         };
         if let Claim::Attached { session, .. } = &claim {
+            if replaced {
+                durable::session_ended(shared, &session.client_id);
+            }
             unsubscribe_all(shared, &session.client_id, removed_subs);
         }
         if let Some(w) = fire_now {
@@ -652,6 +748,8 @@ impl Sessions {
     ) {
         let mut fire_now = None;
         let mut removed_subs = Vec::new();
+        let mut unstored = Vec::new();
+        let mut ended = false;
         {
             let mut map = self.lock();
             let mut st = session.lock();
@@ -676,6 +774,7 @@ impl Sessions {
                     st.offline.push_back(d);
                 } else {
                     dropped += 1;
+                    unstored.extend(d.stored);
                 }
             }
             if dropped > 0 {
@@ -690,6 +789,7 @@ impl Sessions {
             }
             let expiry = st.expiry;
             if expiry == 0 {
+                ended = true;
                 st.ended = true;
                 removed_subs = st.subscriptions.drain().map(|(k, _)| k).collect();
                 st.offline.clear();
@@ -699,10 +799,15 @@ impl Sessions {
             } else {
                 st.inflight = inflight.map(Box::new);
                 let will_delay = will.as_ref().map(|w| w.delay.min(expiry));
+                let now = record::now_ms();
+                st.disconnected_at_ms = Some(now);
                 match (will, will_delay) {
                     (Some(w), Some(0)) => fire_now = Some(w),
-                    (Some(w), _) => st.pending_will = Some(Box::new(w)),
-                    (None, _) => {}
+                    (Some(w), Some(d)) => {
+                        st.pending_will = Some(Box::new(w));
+                        st.will_due_ms = Some(now.saturating_add(u64::from(d) * 1000));
+                    }
+                    _ => {}
                 }
                 if expiry != u32::MAX || st.pending_will.is_some() {
                     let task = tokio::spawn(expire(
@@ -717,6 +822,12 @@ impl Sessions {
         }
         // Publishers waiting for room, and a connection waiting to take over.
         session.room.notify_waiters();
+        if ended {
+            durable::session_ended(shared, &session.client_id);
+        } else {
+            durable::unstore(shared, &session.client_id, unstored);
+            durable::session_changed(shared, session);
+        }
         unsubscribe_all(shared, &session.client_id, removed_subs);
         if let Some(w) = fire_now {
             will::fire(shared, w);
@@ -730,9 +841,14 @@ async fn expire(shared: Arc<Shared>, session: Arc<Session>, will_delay: Option<u
     if let Some(d) = will_delay {
         tokio::time::sleep(Duration::from_secs(u64::from(d))).await;
         waited = d;
-        let w = session.lock().pending_will.take().map(|w| *w);
+        let w = {
+            let mut st = session.lock();
+            st.will_due_ms = None;
+            st.pending_will.take().map(|w| *w)
+        };
         if let Some(w) = w {
             will::fire(&shared, w);
+            durable::session_changed(&shared, &session);
         }
     }
     if expiry == u32::MAX {
@@ -757,6 +873,7 @@ async fn expire(shared: Arc<Shared>, session: Arc<Session>, will_delay: Option<u
             pending,
         )
     };
+    durable::session_ended(&shared, &session.client_id);
     unsubscribe_all(&shared, &session.client_id, removed.0);
     if let Some(w) = removed.1 {
         will::fire(&shared, w);

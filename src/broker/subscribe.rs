@@ -161,6 +161,9 @@ where
             self.subscribed_new.push(!existed);
             outcomes.push(Outcome::Granted(granted));
         }
+        // Written before SUBACK goes out; ordered before any message that
+        // will be acknowledged for the new subscriptions.
+        super::durable::session_changed(&self.shared, &session);
         Some(outcomes)
     }
 
@@ -248,6 +251,9 @@ where
         };
         let had = client.session.remove_subscription(raw);
         self.shared.router.unsubscribe(&client.client_id, &sub);
+        if had {
+            super::durable::session_changed(&self.shared, &client.session);
+        }
         had
     }
 }

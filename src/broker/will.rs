@@ -47,6 +47,7 @@ pub fn fire(shared: &Shared, will: Will) {
     if let Some(secs) = will.expiry {
         msg.expires_at = Some(Instant::now() + Duration::from_secs(u64::from(secs)));
     }
-    // Nobody to hold back: a will that finds a full mailbox is dropped.
-    shared.publish(Arc::new(msg), None);
+    // Nobody to hold back: a will that finds a full mailbox is dropped. Nobody
+    // waits for the store either: the will's copies are written ahead anyway.
+    let _written = shared.publish(Arc::new(msg), None);
 }

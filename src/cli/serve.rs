@@ -1,13 +1,16 @@
 //! `topicgate serve POLICY|ARTIFACT [--mqtt ADDR]... [--mqtts ADDR]... [--ws ADDR]...
-//! [--wss ADDR]... [--cert FILE --key FILE] [--dev] [--anonymous NAME] [--config FILE]`
+//! [--wss ADDR]... [--cert FILE --key FILE] [--dev] [--anonymous NAME] [--config FILE]
+//! [--data DIR]`
 //!
 //! Boots the enforcing broker from a policy (compiled on the spot, refusing to
 //! start on errors) or a compiled artifact. Listeners open only where a flag asks
 //! for one; `--dev` with no listener flag opens 127.0.0.1:1883.
 
 use super::{exit, output, serve_ops};
+use crate::broker::durable::RestoreSummary;
 use crate::broker::limits as fd_limits;
 use crate::broker::listeners::{self, Transport};
+use crate::broker::store::{Durability, Restored, Store};
 use crate::broker::tls::{self, ServerCertificate, TlsListener};
 use crate::broker::{Broker, BrokerConfig, IdentityMode};
 use crate::compiler::load;
@@ -59,6 +62,12 @@ pub struct ServeArgs {
     /// Broker limits (YAML or JSON; keys as in `BrokerConfig`, e.g. `maxConnections`).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Keep persistent sessions, their queued QoS 1/2 messages, retained
+    /// messages and pending wills in DIR, so that they survive a crash
+    /// (created if new; see `durability` in --config). Without it, all state
+    /// is in memory only.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
     #[command(flatten)]
     pub ops: serve_ops::OpsArgs,
 }
@@ -232,8 +241,51 @@ pub fn run(args: ServeArgs) -> u8 {
         };
         listeners.push((addr, transport));
     }
+    // Opened before any listener: a store that cannot be used stops the start.
+    let store = match &args.data {
+        Some(dir) => match Store::open(dir, config.store_durability()) {
+            Ok(opened) => Some(opened),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::ERROR;
+            }
+        },
+        None => None,
+    };
     let ops = (args.ops, namespace);
-    rt.block_on(serve(policy, config, identity, listeners, ops))
+    rt.block_on(serve(policy, config, identity, listeners, ops, store))
+}
+
+/// Says where the broker's state lives, so an operator knows what a crash loses.
+fn log_durability(store: Option<&Store>, summary: Option<&RestoreSummary>) {
+    let Some(store) = store else {
+        warn!("no --data: sessions, queued messages, retained messages and wills are in memory only and are lost when the broker stops");
+        return;
+    };
+    let dir = store.dir().display().to_string();
+    match store.durability() {
+        Durability::Sync => info!(
+            data = %dir, durability = "sync",
+            "durable state: acknowledgements wait until the message is fsynced (group commit)"
+        ),
+        Durability::Relaxed { window } => warn!(
+            data = %dir, durability = "relaxed", window_ms = window.as_millis() as u64,
+            "durable state, relaxed: acknowledged messages of the last window can be lost in a crash"
+        ),
+    }
+    if let Some(s) = summary {
+        info!(
+            sessions = s.sessions,
+            messages = s.messages,
+            retained = s.retained,
+            sessions_dropped = s.sessions_dropped,
+            sessions_expired = s.sessions_expired,
+            subscriptions_revoked = s.subscriptions_revoked,
+            messages_dropped = s.messages_dropped,
+            wills_due = s.wills_due,
+            "state restored from the store"
+        );
+    }
 }
 
 /// The TLS handshake settings of `--mqtts` and `--wss`, from the server's files.
@@ -249,11 +301,22 @@ async fn serve(
     identity: IdentityMode,
     listeners: Vec<(SocketAddr, Transport)>,
     (ops, namespace): (serve_ops::OpsArgs, Option<String>),
+    store: Option<(Store, Restored)>,
 ) -> u8 {
     let signals = StopSignals::install();
     let hash = policy.policy_hash();
-    let broker = Broker::new(policy, config, identity);
     info!(policy_sha256 = %hash, "policy loaded");
+    let broker = match store {
+        Some((store, restored)) => {
+            let (broker, summary) = Broker::with_store(policy, config, identity, store, restored);
+            log_durability(broker.shared().store.as_ref(), Some(&summary));
+            broker
+        }
+        None => {
+            log_durability(None, None);
+            Broker::new(policy, config, identity)
+        }
+    };
     let ops = match serve_ops::start(&ops, &broker, namespace.as_deref()).await {
         Ok(ops) => ops,
         Err(e) => {
