@@ -400,3 +400,121 @@ async fn acknowledged_messages_sessions_and_retained_messages_survive_sigkill() 
         broker = Some(b);
     }
 }
+
+/// The same clients, but `sub3` is gone and `sub5` may only subscribe to `data/keep`.
+const NARROWER: &str = r#"
+namespace: durable-test
+clients:
+  pub5: { attributes: { role: pub } }
+  pub3: { attributes: { role: pub } }
+  sub5: { attributes: { role: sub } }
+  reader: { attributes: { role: sub } }
+clientGroups:
+  pubs: { query: "attributes.role = 'pub'" }
+  subs: { query: "attributes.role = 'sub'" }
+topicSpaces:
+  data: { topicTemplates: [ "data/#" ] }
+  keep: { topicTemplates: [ "data/keep" ] }
+permissionBindings:
+  pubs-data: { clientGroup: pubs, topicSpace: data, permission: publisher }
+  subs-keep: { clientGroup: subs, topicSpace: keep, permission: subscriber }
+"#;
+
+async fn publish_one(addr: SocketAddr, id: &str, topic: &str, payload: &str) {
+    let mut c = Raw::open(addr, Version::V5_0).await;
+    c.send(v5_connect(id, Some(id)).into()).await;
+    assert_eq!(v5_connack(&c.recv(T).await.expect("CONNACK")).0, 0);
+    c.send(v5_pub(topic, payload.as_bytes(), Qos::AtLeastOnce, Some(1)).into())
+        .await;
+    match c.recv(T).await.expect("PUBACK") {
+        Packet::V5_0Puback(a) => assert_eq!(a.reason_code().map(|c| c as u8).unwrap_or(0), 0),
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+    disconnect(c, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_in_force_at_restart_applies_to_restored_sessions() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let wide = tmp.path().join("wide.yaml");
+    let narrow = tmp.path().join("narrow.yaml");
+    std::fs::write(&wide, POLICY).expect("policy");
+    std::fs::write(&narrow, NARROWER).expect("policy");
+    let data = tmp.path().join("data");
+
+    let b = Served::start(&wide, &data);
+    for (id, v5) in [("sub5", true), ("sub3", false)] {
+        let (mut c, _) = connect(b.addr, id, v5).await;
+        subscribe(&mut c, v5, "data/+").await;
+        subscribe(&mut c, v5, "data/keep").await;
+        disconnect(c, v5).await;
+    }
+    b.kill();
+
+    let b = Served::start(&narrow, &data);
+    // sub3's client is gone from the policy: its stored session went with it.
+    let mut c = Raw::open(b.addr, Version::V5_0).await;
+    let o = Opts {
+        resume: true,
+        props: expiry(),
+        ..Opts::default()
+    };
+    c.send(v5_connect_with("sub3", Some("sub3"), None, o).into())
+        .await;
+    assert_ne!(v5_connack(&c.recv(T).await.expect("CONNACK")).0, 0);
+    // sub5 keeps its session and `data/keep`, not `data/+`.
+    let (mut s5, present) = connect(b.addr, "sub5", true).await;
+    assert!(present);
+    disconnect(s5, true).await;
+    publish_one(b.addr, "pub5", "data/other", "revoked").await;
+    publish_one(b.addr, "pub5", "data/keep", "kept").await;
+    (s5, _) = connect(b.addr, "sub5", true).await;
+    let seen = drain(&mut s5, &BTreeSet::from(["kept".to_string()])).await;
+    assert_eq!(seen, vec!["kept".to_string()]);
+    disconnect(s5, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_will_whose_delay_ran_out_while_the_broker_was_down_is_published_at_start() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let policy = tmp.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY).expect("policy");
+    let data = tmp.path().join("data");
+
+    let b = Served::start(&policy, &data);
+    let (mut s5, _) = connect(b.addr, "sub5", true).await;
+    subscribe(&mut s5, true, "data/+").await;
+    disconnect(s5, true).await;
+    // pub5 holds a persistent session and a will delayed by 1 s; its socket
+    // closes without DISCONNECT, so the will is pending.
+    let mut p = Raw::open(b.addr, Version::V5_0).await;
+    let o = Opts {
+        resume: true,
+        props: expiry(),
+        ..Opts::default()
+    };
+    let will = Some(("data/will", &b"pub5 gone"[..], Qos::AtLeastOnce, false, 1));
+    p.send(v5_connect_with("pub5", Some("pub5"), will, o).into())
+        .await;
+    assert_eq!(v5_connack(&p.recv(T).await.expect("CONNACK")).0, 0);
+    drop(p);
+    // Its record (with the pending will) is written when the broker sees the
+    // socket close; an acknowledged message after that is behind it in the
+    // ordered writer, so once it is acknowledged the will is stored too.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    publish_one(b.addr, "pub3", "data/marker", "marker").await;
+    b.kill();
+    // Down for longer than the will delay.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    let b = Served::start(&policy, &data);
+    let (mut s5, _) = connect(b.addr, "sub5", true).await;
+    let want = BTreeSet::from(["marker".to_string(), "pub5 gone".to_string()]);
+    let seen = drain(&mut s5, &want).await;
+    assert_eq!(
+        seen.iter().filter(|p| *p == "pub5 gone").count(),
+        1,
+        "the will, once: {seen:?}"
+    );
+    disconnect(s5, true).await;
+}
