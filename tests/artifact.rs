@@ -1,13 +1,13 @@
 //! The artifact round-trips the resolved policy exactly, and decoding arbitrary bytes
 //! never panics.
 
-mod common;
+mod support;
 use proptest::prelude::*;
 use topicgate::compiler::artifact;
 
 #[test]
 fn round_trip_keeps_the_policy_and_its_hash() {
-    let p = common::compile(include_str!("../policies/lwt.yaml"));
+    let p = support::policy::compiled(include_str!("../policies/lwt.yaml"));
     let bytes = artifact::encode(&p.policy, &p.source_hash).unwrap();
     let (back, hash) = artifact::decode(&bytes).unwrap();
     assert_eq!(back, p.policy);

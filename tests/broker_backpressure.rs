@@ -2,15 +2,20 @@
 //! sockets are not read) instead of losing messages, for as long as
 //! `maxPublisherWait`; a subscriber that stops reading altogether is given up
 //! on, its copies dropped, and nobody else waits for it.
+//!
+//! On the paused clock (decision 0028): `maxPublisherWait` is a broker timer, and a
+//! sleep of the test ends only when no task can run, that is once mailboxes are
+//! full and publishers wait. A mutual wait shows as the publisher wait expiring
+//! (drops), at once rather than after real seconds.
 
-mod broker_support;
+mod support;
 
-use broker_support::packets::*;
-use broker_support::*;
 use mqtt_protocol_core::mqtt::packet::{Packet, Qos};
 use mqtt_protocol_core::mqtt::Version;
 use std::net::SocketAddr;
 use std::time::Duration;
+use support::packets::*;
+use support::*;
 use topicgate::broker::BrokerConfig;
 
 /// Enough bytes that they cannot all wait in loopback socket buffers: the broker
@@ -25,7 +30,7 @@ async fn broker(max_queued: usize, wait: Duration) -> TestBroker {
         max_publisher_wait: wait,
         ..Default::default()
     };
-    start(broker_support::policy::lwt(), cfg).await
+    start(support::policy::lwt(), cfg).await
 }
 
 async fn v3_client(addr: SocketAddr, id: &str, user: &str) -> Raw {
@@ -84,7 +89,8 @@ async fn slow_subscriber_loses_nothing(qos: Qos) {
     subscribe(&mut sub, "bp/#", qos).await;
     let publisher = v3_client(b.addr, "fast", "admin2").await;
     let sending = publish_all(publisher, "bp/1", qos);
-    // The subscriber does not read for a while: its mailbox fills, then the publisher waits.
+    // The subscriber does not read until its mailbox is full and the publisher
+    // waits: on the paused clock this sleep ends only when nothing else can run.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let seqs = receive(&mut sub, MESSAGES, Duration::from_secs(30)).await;
     assert_eq!(seqs, (0..MESSAGES).collect::<Vec<_>>(), "all, in order");
@@ -92,17 +98,17 @@ async fn slow_subscriber_loses_nothing(qos: Qos) {
     assert_eq!(b.broker.stats().messages_dropped(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_slow_qos0_subscriber_slows_the_publisher_and_loses_nothing() {
     slow_subscriber_loses_nothing(Qos::AtMostOnce).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_slow_qos1_subscriber_slows_the_publisher_and_loses_nothing() {
     slow_subscriber_loses_nothing(Qos::AtLeastOnce).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_subscriber_that_stops_reading_holds_nobody_back() {
     let b = broker(16, Duration::from_millis(200)).await;
     // Never reads after SUBACK.
@@ -177,7 +183,7 @@ async fn read_publishes(
     seqs
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn two_clients_publishing_to_each_other_do_not_wait_on_each_other() {
     // Longer than the test may take: a mutual wait would show as a hang and drops.
     let b = broker(8, Duration::from_secs(20)).await;
@@ -200,7 +206,8 @@ async fn two_clients_publishing_to_each_other_do_not_wait_on_each_other() {
     };
     let a_sending = tokio::spawn(send("to/c")(a_write));
     let c_sending = tokio::spawn(send("to/a")(c_write));
-    // Neither reads for a while: both mailboxes fill while both publish.
+    // Neither reads until both mailboxes are full and both publishers wait (the
+    // paused clock ends this sleep only when nothing else can run).
     tokio::time::sleep(Duration::from_millis(300)).await;
     let at_a = tokio::spawn(read_publishes(a_read, MESSAGES, Duration::from_secs(15)));
     let at_c = tokio::spawn(read_publishes(c_read, MESSAGES, Duration::from_secs(15)));
@@ -212,7 +219,7 @@ async fn two_clients_publishing_to_each_other_do_not_wait_on_each_other() {
     assert_eq!(b.broker.stats().messages_dropped(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_publisher_waiting_on_a_subscriber_that_disconnects_resumes_at_once() {
     // Far longer than the test may take: only the subscriber leaving may end the wait.
     let b = broker(16, Duration::from_secs(60)).await;
@@ -222,7 +229,8 @@ async fn a_publisher_waiting_on_a_subscriber_that_disconnects_resumes_at_once() 
     subscribe(&mut healthy, "bp/#", Qos::AtMostOnce).await;
     let publisher = v3_client(b.addr, "fast", "admin2").await;
     let sending = publish_all(publisher, "bp/1", Qos::AtMostOnce);
-    // The leaving subscriber reads nothing, so its mailbox fills and the publisher waits on it.
+    // The leaving subscriber reads nothing, so its mailbox fills and the publisher
+    // waits on it (the paused clock ends this sleep only when nothing else can run).
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(leaving);
     let seqs = receive(&mut healthy, MESSAGES, Duration::from_secs(20)).await;

@@ -1,14 +1,14 @@
 //! Many publishers and subscribers at once: every QoS 1 message arrives exactly
 //! once per subscriber and nothing deadlocks.
 
-mod broker_support;
+mod support;
 
-use broker_support::packets::*;
-use broker_support::*;
 use mqtt_protocol_core::mqtt::packet::{Packet, Qos};
 use mqtt_protocol_core::mqtt::Version;
 use std::collections::HashSet;
 use std::time::Duration;
+use support::packets::*;
+use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_publishers_reach_every_subscriber_once() {

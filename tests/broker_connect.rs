@@ -1,11 +1,11 @@
 //! semantics.md §4, CONNECT rows, both protocol versions, over real sockets.
 
-mod broker_support;
+mod support;
 
-use broker_support::packets::*;
-use broker_support::*;
 use mqtt_protocol_core::mqtt::packet::Qos;
 use mqtt_protocol_core::mqtt::Version;
+use support::packets::*;
+use support::*;
 use topicgate::broker::{BrokerConfig, IdentityMode};
 
 async fn v5(
@@ -111,7 +111,7 @@ async fn unsupported_will_qos_or_retain_is_refused() {
         retain_available: false,
         ..Default::default()
     };
-    let b = start(broker_support::policy::lwt(), cfg).await;
+    let b = start(support::policy::lwt(), cfg).await;
     let will = Some((
         "clients/sensor1/status",
         &b"x"[..],
@@ -162,9 +162,9 @@ async fn client_id_of_another_authentication_name_is_refused() {
 
 #[tokio::test]
 async fn passwords_are_checked_against_argon2_hashes() {
-    let policy = broker_support::policy::compile(&broker_support::policy::lwt_yaml(
+    let policy = support::policy::compile(&support::policy::lwt_yaml(
         true,
-        Some(&broker_support::policy::hash("s3cret")),
+        Some(&support::policy::hash("s3cret")),
     ));
     let b = start_with(policy, BrokerConfig::default(), IdentityMode::Password).await;
     let good = v5_connect_with("a", Some("sensor1"), None, Opts::password("s3cret"));
@@ -185,7 +185,7 @@ async fn passwords_are_checked_against_argon2_hashes() {
 #[tokio::test]
 async fn dev_anonymous_maps_clients_without_username() {
     let b = start_with(
-        broker_support::policy::lwt(),
+        support::policy::lwt(),
         BrokerConfig::default(),
         IdentityMode::Dev {
             anonymous: Some("actuator1".into()),

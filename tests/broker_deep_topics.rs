@@ -6,13 +6,13 @@
 //! With the default limits, deep topics are refused with their reason codes; with
 //! the limits lifted to what MQTT allows, they are served, and the broker lives on.
 
-mod broker_support;
+mod support;
 
-use broker_support::packets::*;
-use broker_support::*;
 use mqtt_protocol_core::mqtt::packet::{v5_0, Packet, Qos};
 use mqtt_protocol_core::mqtt::Version;
 use std::net::SocketAddr;
+use support::packets::*;
+use support::*;
 use topicgate::broker::BrokerConfig;
 
 /// `a/a/.../a` with `n` levels.
@@ -74,7 +74,7 @@ async fn healthy_client_is_served(addr: SocketAddr) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deep_filter_subscribe_unsubscribe_and_disconnect() {
-    let b = start(broker_support::policy::lwt(), lifted()).await;
+    let b = start(support::policy::lwt(), lifted()).await;
     let filter = format!("telemetry/f1/{}/#", deep(6_000));
     let mut c = v5_admin(b.addr, "deep-sub").await;
     c.send(v5_sub(1, &[(&filter, Qos::AtLeastOnce)]).into())
@@ -107,7 +107,7 @@ async fn deep_filter_subscribe_unsubscribe_and_disconnect() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deep_subscribe_and_matching_publish() {
-    let b = start(broker_support::policy::lwt(), lifted()).await;
+    let b = start(support::policy::lwt(), lifted()).await;
     let topic = deep(13_000);
     let mut sub = v5_admin(b.addr, "deep-sub").await;
     sub.send(v5_sub(1, &[(&topic, Qos::AtLeastOnce)]).into())
@@ -126,7 +126,7 @@ async fn deep_subscribe_and_matching_publish() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn will_on_a_deep_topic_fires_and_the_broker_lives() {
-    let b = start(broker_support::policy::lwt(), lifted()).await;
+    let b = start(support::policy::lwt(), lifted()).await;
     let topic = deep(13_000);
     let mut sub = v5_admin(b.addr, "deep-sub").await;
     sub.send(v5_sub(1, &[(&topic, Qos::AtLeastOnce)]).into())
@@ -150,7 +150,7 @@ async fn will_on_a_deep_topic_fires_and_the_broker_lives() {
 /// The default limits refuse deep topics, each with its reason code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_limits_refuse_deep_topics_with_reason_codes() {
-    let b = start(broker_support::policy::lwt(), BrokerConfig::default()).await;
+    let b = start(support::policy::lwt(), BrokerConfig::default()).await;
     let limits = BrokerConfig::default();
     let too_deep = deep(limits.max_topic_levels + 1);
     let at_limit = deep(limits.max_topic_levels);

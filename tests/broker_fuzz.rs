@@ -4,9 +4,9 @@
 //! 20 s). A long run: `TOPICGATE_FUZZ_SECS=600 cargo test --release --test
 //! broker_fuzz -- --nocapture`. Replay a failure with the seeds it prints.
 
-mod broker_support;
+mod support;
 
-#[path = "broker_support/fuzz/mod.rs"]
+#[path = "support/fuzz/mod.rs"]
 mod fuzz;
 
 use fuzz::{case, gen, wire, Budget};

@@ -1,17 +1,17 @@
 //! Failures found by the broker fuzzer and the Paho interoperability runs
 //! (docs/reliability.md), each kept as a minimal regression test.
 
-mod broker_support;
+mod support;
 
-use broker_support::packets::*;
-use broker_support::{policy, Raw, T};
 use mqtt_protocol_core::mqtt::packet::{Packet, Qos};
 use mqtt_protocol_core::mqtt::Version;
+use support::packets::*;
+use support::{policy, Raw, T};
 use topicgate::broker::BrokerConfig;
 
 /// A PUBLISH (QoS 0, "a/b", "first") followed, in the same TCP segment, by `bad`.
 async fn publish_then(bad: &[u8]) -> (Option<Packet>, Vec<Packet>) {
-    let b = broker_support::start(policy::lwt(), BrokerConfig::default()).await;
+    let b = support::start(policy::lwt(), BrokerConfig::default()).await;
     let mut sub = Raw::open(b.addr, Version::V5_0).await;
     sub.send(v5_connect("sub", Some("admin2")).into()).await;
     sub.recv(T).await.expect("CONNACK");

@@ -2,10 +2,8 @@
 //! connection task releases what it holds, memory before authentication is
 //! bounded, and partial packets have a deadline.
 
-mod broker_support;
+mod support;
 
-use broker_support::packets::*;
-use broker_support::*;
 use mqtt_protocol_core::mqtt::packet::{
     Packet, Property, Qos, SessionExpiryInterval, TopicAliasMaximum,
 };
@@ -16,6 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use support::packets::*;
+use support::*;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio::net::TcpStream;
 use topicgate::broker::{connection, BrokerConfig};
@@ -149,7 +149,7 @@ async fn a_panicking_connection_task_releases_its_session_and_permit() {
         max_connections: 3,
         ..Default::default()
     };
-    let b = start(broker_support::policy::lwt(), cfg).await;
+    let b = start(support::policy::lwt(), cfg).await;
     let mut watcher = v5_ok(b.addr, "watcher", "admin", Opts::default()).await;
     watcher
         .send(v5_sub(1, &[("will/#", Qos::AtMostOnce)]).into())
@@ -225,7 +225,7 @@ async fn a_connect_just_within_the_limit_is_accepted() {
         max_connect_packet_size: 2048,
         ..Default::default()
     };
-    let b = start(broker_support::policy::lwt(), cfg).await;
+    let b = start(support::policy::lwt(), cfg).await;
     let mut raw = Raw::open(b.addr, Version::V5_0).await;
     raw.send(
         v5_connect_with(
@@ -256,7 +256,7 @@ async fn unauthenticated_connections_share_one_memory_budget() {
         max_pre_auth_bytes: 1500,
         ..Default::default()
     };
-    let b = start(broker_support::policy::lwt(), cfg).await;
+    let b = start(support::policy::lwt(), cfg).await;
     // Announces a 900-byte CONNECT and holds it: 900 of 1500 bytes taken.
     let mut holder = TcpStream::connect(b.addr).await.expect("connect");
     holder
@@ -300,13 +300,13 @@ async fn unauthenticated_connections_share_one_memory_budget() {
     assert!(accepted);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_partial_packet_has_a_deadline_even_with_keep_alive_0() {
     let cfg = BrokerConfig {
         partial_packet_timeout: Duration::from_millis(300),
         ..Default::default()
     };
-    let b = start(broker_support::policy::lwt(), cfg).await;
+    let b = start(support::policy::lwt(), cfg).await;
     let mut s = v5_ok(b.addr, "slow", "admin", Opts::default()).await;
     // A PUBLISH announcing 100 bytes, of which 5 arrive.
     s.send_raw(&[0x30, 100, 0x00, 0x01, b't', 0x00, 0x00]).await;
@@ -314,7 +314,7 @@ async fn a_partial_packet_has_a_deadline_even_with_keep_alive_0() {
     // Whole packets sent slowly are not affected.
     let mut k = v5_ok(b.addr, "patient", "admin", Opts::default()).await;
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::advance(Duration::from_millis(200)).await;
         k.send_raw(&[0xC0, 0x00]).await;
         assert!(matches!(k.recv(T).await, Ok(Packet::V5_0Pingresp(_))));
     }

@@ -4,31 +4,22 @@
 //! Needs `mosquitto_sub`, `mosquitto_pub` and paho-mqtt 2 (in `.venv-peers/`, made
 //! by `scripts/test-peers.sh`, or the Python named by `TOPICGATE_PYTHON`).
 //! `harness = false`: when they are missing the summary shows the test as ignored
-//! with the reason, and with `CI` set it fails (see `common::peers`).
+//! with the reason, and with `CI` set it fails (see `support::peers`).
 
-mod common;
+mod support;
 
-use common::peers::{python, Interop, Peer};
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::peers::{python, Interop, Peer};
+use support::serve::{listening_port, Killer};
 
 fn main() -> std::process::ExitCode {
-    common::peers::main(&[Interop {
+    support::peers::main(&[Interop {
         name: "mosquitto_and_paho_reproduce_the_seed_scenario",
         needs: &[Peer::MosquittoClients, Peer::Paho],
         run: mosquitto_and_paho_reproduce_the_seed_scenario,
     }])
-}
-
-struct Killer(Vec<Child>);
-impl Drop for Killer {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// Starts the broker on an ephemeral port and returns it with the port.
@@ -40,17 +31,7 @@ fn serve() -> (Child, u16) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn topicgate serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("listening line");
-    let port = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+    let port = listening_port(&mut child);
     (child, port)
 }
 

@@ -2,7 +2,7 @@
 //! and the lifecycle events, driven by real rumqttc clients against the real
 //! binary, read over real HTTP and from the real file.
 
-mod broker_support;
+mod support;
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, Incoming, LastWill, MqttOptions, QoS,
 };
@@ -60,15 +60,12 @@ fn serve_with(extra: &[&str]) -> Served {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
     let mut mqtt = None;
     let mut metrics = None;
-    for _ in 0..2 {
-        let mut line = String::new();
-        out.read_line(&mut line).expect("line");
+    for line in support::serve::announced(&mut child, 2).0 {
         let addr = line.trim().rsplit("://").next().unwrap_or_default();
         if let Some(a) = line.strip_prefix("listening on mqtt://") {
-            mqtt = a.trim().rsplit(':').next().and_then(|p| p.parse().ok());
+            mqtt = Some(support::serve::port_of(a));
         } else if line.starts_with("metrics on http://") {
             metrics = addr.trim_end_matches("/metrics").parse().ok();
         }
@@ -600,7 +597,7 @@ async fn json_logs_carry_denials_as_fields() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let port = broker_support::listening_port(&mut child);
+    let port = support::serve::listening_port(&mut child);
     assert!(connect(opts("ghost", "nobody", port)).await.is_err());
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };

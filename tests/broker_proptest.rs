@@ -1,11 +1,11 @@
 //! Random byte streams into a connection: no panic, no wedge (runs in CI).
 //! Same path as the cargo-fuzz target in `fuzz/`.
 
-mod broker_support;
+mod support;
 
-use broker_support::packets::*;
 use mqtt_protocol_core::mqtt::packet::Qos;
 use proptest::prelude::*;
+use support::packets::*;
 use topicgate::broker::fuzzing::{self, CONNECT_V3, CONNECT_V5};
 
 fn rt() -> tokio::runtime::Runtime {
@@ -67,7 +67,7 @@ fn valid_session_through_the_fuzz_path_ends_cleanly() {
 async fn the_fuzz_prefixes_are_accepted_connects() {
     let b = fuzzing::broker();
     let (addr, _t) = b.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let mut r5 = broker_support::Raw::open(addr, mqtt_protocol_core::mqtt::Version::V5_0).await;
+    let mut r5 = support::Raw::open(addr, mqtt_protocol_core::mqtt::Version::V5_0).await;
     r5.mqtt = mqtt_protocol_core::mqtt::Connection::new(mqtt_protocol_core::mqtt::Version::V5_0);
     // Let the client state machine see a CONNECT first, then send the raw bytes.
     r5.send_raw(CONNECT_V5).await;
@@ -79,7 +79,7 @@ async fn the_fuzz_prefixes_are_accepted_connects() {
         "{:02x?}",
         &buf[..n]
     );
-    let mut r3 = broker_support::Raw::open(addr, mqtt_protocol_core::mqtt::Version::V3_1_1).await;
+    let mut r3 = support::Raw::open(addr, mqtt_protocol_core::mqtt::Version::V3_1_1).await;
     r3.send_raw(CONNECT_V3).await;
     let n = r3.stream.read(&mut buf).await.unwrap();
     assert_eq!(&buf[..n], &[0x20, 0x02, 0x00, 0x00]);

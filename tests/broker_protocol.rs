@@ -1,10 +1,8 @@
 //! MQTT protocol features beyond authorization: sessions, offline queue, topic
 //! aliases, subscription options, shared subscriptions, expiry, shutdown.
 
-mod broker_support;
+mod support;
 
-use broker_support::packets::*;
-use broker_support::*;
 use mqtt_protocol_core::mqtt::packet::{
     v5_0, MessageExpiryInterval, Packet, Property, Qos, RetainHandling, SessionExpiryInterval,
     SubEntry, SubOpts, TopicAlias, TopicAliasMaximum,
@@ -12,6 +10,8 @@ use mqtt_protocol_core::mqtt::packet::{
 use mqtt_protocol_core::mqtt::Version;
 use std::net::SocketAddr;
 use std::time::Duration;
+use support::packets::*;
+use support::*;
 use topicgate::broker::BrokerConfig;
 
 async fn v5(addr: SocketAddr, id: &str, user: &str, o: Opts) -> (Raw, v5_0::Connack) {
@@ -57,9 +57,9 @@ async fn persistent_session_queues_qos1_while_offline_and_resumes() {
     let (mut s, c) = v5(b.addr, "persist", "admin", o()).await;
     assert!(!c.session_present());
     s.send(v5_sub(1, &[("q/#", Qos::AtLeastOnce)]).into()).await;
-    s.recv(T).await.expect("suback");
+    s.suback().await;
     drop(s);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    b.offline("persist").await;
     let (mut p, _) = v5(b.addr, "pub", "admin2", Opts::default()).await;
     p.send(v5_pub("q/1", b"one", Qos::AtLeastOnce, Some(1)).into())
         .await;
@@ -82,8 +82,9 @@ async fn persistent_session_queues_qos1_while_offline_and_resumes() {
         (t.as_str(), payload.as_slice(), q),
         ("q/1", &b"one"[..], Qos::AtLeastOnce)
     );
-    s.expect_nothing(Duration::from_millis(200)).await; // QoS 0 is not queued
-                                                        // Subscriptions survived too.
+    // QoS 0 is not queued: p's marker comes next.
+    s.expect_marker_first(&mut p, "q/marker").await;
+    // Subscriptions survived too.
     p.send(v5_pub("q/2", b"two", Qos::AtMostOnce, None).into())
         .await;
     assert_eq!(publish_parts(&s.recv(T).await.expect("live")).0, "q/2");
@@ -98,14 +99,17 @@ async fn clean_start_discards_the_session() {
     };
     let (mut s, _) = v5(b.addr, "c", "admin", o).await;
     s.send(v5_sub(1, &[("q/#", Qos::AtLeastOnce)]).into()).await;
-    s.recv(T).await.expect("suback");
+    s.suback().await;
     drop(s);
     let (mut s, c) = v5(b.addr, "c", "admin", Opts::default()).await;
     assert!(!c.session_present());
+    // The fresh session's only subscription, for the marker.
+    s.send(v5_sub(2, &[("m/#", Qos::AtLeastOnce)]).into()).await;
+    s.suback().await;
     let (mut p, _) = v5(b.addr, "pub", "admin2", Opts::default()).await;
     p.send(v5_pub("q/1", b"x", Qos::AtMostOnce, None).into())
         .await;
-    s.expect_nothing(Duration::from_millis(200)).await;
+    s.expect_marker_first(&mut p, "m/1").await;
 }
 
 #[tokio::test]
@@ -114,7 +118,7 @@ async fn topic_alias_from_the_client_is_resolved() {
     let (mut sub, _) = v5(b.addr, "s", "admin", Opts::default()).await;
     sub.send(v5_sub(1, &[("t/#", Qos::AtMostOnce)]).into())
         .await;
-    sub.recv(T).await.expect("suback");
+    sub.suback().await;
     let (mut p, c) = v5(b.addr, "p", "admin2", Opts::default()).await;
     assert!(c
         .props()
@@ -150,7 +154,7 @@ async fn topic_aliases_towards_the_client_when_it_allows_them() {
     let (mut sub, _) = v5(b.addr, "s", "admin", o).await;
     sub.send(v5_sub(1, &[("t/#", Qos::AtMostOnce)]).into())
         .await;
-    sub.recv(T).await.expect("suback");
+    sub.suback().await;
     let (mut p, _) = v5(b.addr, "p", "admin2", Opts::default()).await;
     for _ in 0..2 {
         p.send(v5_pub("t/x", b"v", Qos::AtMostOnce, None).into())
@@ -165,13 +169,16 @@ async fn no_local_retain_as_published_and_retain_handling() {
     let b = lwt_broker().await;
     let (mut a, _) = v5(b.addr, "a", "admin", Opts::default()).await;
     a.send(retained_pub("r/1", b"kept")).await;
+    // The markers' subscription (No Local 0).
+    a.send(sub_with(9, "k/#", SubOpts::new())).await;
+    a.suback().await;
     // No Local: own messages are not echoed.
     a.send(sub_with(1, "n/#", SubOpts::new().set_nl(true)))
         .await;
-    a.recv(T).await.expect("suback");
+    a.suback().await;
     a.send(v5_pub("n/1", b"self", Qos::AtMostOnce, None).into())
         .await;
-    a.expect_nothing(Duration::from_millis(200)).await;
+    a.expect_own_marker_first("k/1").await;
     // Retain Handling 2: no retained message at subscribe.
     a.send(sub_with(
         2,
@@ -179,17 +186,18 @@ async fn no_local_retain_as_published_and_retain_handling() {
         SubOpts::new().set_rh(RetainHandling::DoNotSendRetained),
     ))
     .await;
-    a.recv(T).await.expect("suback");
-    a.expect_nothing(Duration::from_millis(200)).await;
+    a.suback().await;
+    a.expect_own_marker_first("k/2").await;
     // Retain Handling 1: only for a new subscription.
     let (mut c, _) = v5(b.addr, "c", "admin2", Opts::default()).await;
     let rh1 = SubOpts::new().set_rh(RetainHandling::SendRetainedIfNotExists);
     c.send(sub_with(1, "r/#", rh1)).await;
-    c.recv(T).await.expect("suback");
+    c.suback().await;
     assert!(publish_parts(&c.recv(T).await.expect("retained")).3);
     c.send(sub_with(2, "r/#", rh1)).await;
-    c.recv(T).await.expect("suback");
-    c.expect_nothing(Duration::from_millis(200)).await;
+    c.suback().await;
+    // Not again for the existing subscription: the marker (on r/#) comes first.
+    c.expect_own_marker_first("r/marker").await;
     // Retain As Published keeps the flag on live delivery; without it the flag is cleared.
     c.send(sub_with(
         3,
@@ -199,13 +207,13 @@ async fn no_local_retain_as_published_and_retain_handling() {
             .set_rh(RetainHandling::DoNotSendRetained),
     ))
     .await;
-    c.recv(T).await.expect("suback");
+    c.suback().await;
     // a's subscription to r/# (above) has Retain As Published 0.
     let (mut p, _) = v5(b.addr, "p", "admin", Opts::default()).await;
     p.send(retained_pub("r/2", b"new")).await;
     assert!(publish_parts(&c.recv(T).await.expect("rap copy")).3);
     let mut got_a = None;
-    while let Ok(pk) = a.recv(Duration::from_millis(500)).await {
+    while let Ok(pk) = a.recv(T).await {
         if let Packet::V5_0Publish(_) = pk {
             got_a = Some(publish_parts(&pk));
             break;
@@ -219,26 +227,43 @@ async fn shared_subscriptions_deliver_each_message_to_one_member() {
     let b = lwt_broker().await;
     let (mut m1, _) = v5(b.addr, "m1", "admin", Opts::default()).await;
     let (mut m2, _) = v5(b.addr, "m2", "admin2", Opts::default()).await;
-    for m in [&mut m1, &mut m2] {
-        m.send(v5_sub(1, &[("$share/g/jobs/#", Qos::AtMostOnce)]).into())
-            .await;
-        m.recv(T).await.expect("suback");
+    for (m, own) in [(&mut m1, "own/m1"), (&mut m2, "own/m2")] {
+        m.send(
+            v5_sub(
+                1,
+                &[
+                    ("$share/g/jobs/#", Qos::AtMostOnce),
+                    (own, Qos::AtLeastOnce),
+                ],
+            )
+            .into(),
+        )
+        .await;
+        m.suback().await;
     }
     let (mut p, _) = v5(b.addr, "p", "admin", Opts::default()).await;
     for i in 0..10u8 {
         p.send(v5_pub("jobs/x", &[i], Qos::AtMostOnce, None).into())
             .await;
     }
+    // Each member counts the jobs that reach it before its own marker, which p
+    // publishes after every job.
     let mut n = 0;
-    for m in [&mut m1, &mut m2] {
-        while let Ok(Packet::V5_0Publish(_)) = m.recv(Duration::from_millis(300)).await {
+    for (m, own) in [(&mut m1, "own/m1"), (&mut m2, "own/m2")] {
+        p.send(v5_pub(own, MARKER, Qos::AtMostOnce, None).into())
+            .await;
+        loop {
+            let (t, _, _, _) = publish_parts(&m.recv(T).await.expect("a job or the marker"));
+            if t == own {
+                break;
+            }
             n += 1;
         }
     }
     assert_eq!(n, 10);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn message_expiry_drops_stale_queued_messages() {
     let b = lwt_broker().await;
     let o = || Opts {
@@ -247,9 +272,9 @@ async fn message_expiry_drops_stale_queued_messages() {
     };
     let (mut s, _) = v5(b.addr, "exp", "admin", o()).await;
     s.send(v5_sub(1, &[("e/#", Qos::AtLeastOnce)]).into()).await;
-    s.recv(T).await.expect("suback");
+    s.suback().await;
     drop(s);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    b.offline("exp").await;
     let (mut p, _) = v5(b.addr, "p", "admin2", Opts::default()).await;
     let short = v5_0::Publish::builder()
         .topic_name("e/short")
@@ -265,7 +290,8 @@ async fn message_expiry_drops_stale_queued_messages() {
     p.send(v5_pub("e/long", b"y", Qos::AtLeastOnce, Some(2)).into())
         .await;
     p.recv(T).await.expect("puback");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Past e/short's one second, on the paused clock.
+    tokio::time::advance(Duration::from_millis(1001)).await;
     let (mut s, _) = v5(
         b.addr,
         "exp",
@@ -277,15 +303,16 @@ async fn message_expiry_drops_stale_queued_messages() {
     )
     .await;
     assert_eq!(publish_parts(&s.recv(T).await.expect("long")).0, "e/long");
-    s.expect_nothing(Duration::from_millis(200)).await;
+    s.expect_marker_first(&mut p, "e/marker").await;
 }
 
 #[tokio::test]
 async fn unsubscribe_stops_delivery() {
     let b = lwt_broker().await;
     let (mut s, _) = v5(b.addr, "s", "admin", Opts::default()).await;
-    s.send(v5_sub(1, &[("u/#", Qos::AtMostOnce)]).into()).await;
-    s.recv(T).await.expect("suback");
+    s.send(v5_sub(1, &[("u/#", Qos::AtMostOnce), ("m/#", Qos::AtLeastOnce)]).into())
+        .await;
+    s.suback().await;
     let un = v5_0::Unsubscribe::builder()
         .packet_id(2)
         .entries(vec!["u/#", "nope"])
@@ -303,16 +330,16 @@ async fn unsubscribe_stops_delivery() {
     let (mut p, _) = v5(b.addr, "p", "admin2", Opts::default()).await;
     p.send(v5_pub("u/1", b"x", Qos::AtMostOnce, None).into())
         .await;
-    s.expect_nothing(Duration::from_millis(200)).await;
+    s.expect_marker_first(&mut p, "m/1").await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn server_keep_alive_is_announced_and_enforced() {
     let cfg = BrokerConfig {
         max_keep_alive: 1,
         ..Default::default()
     };
-    let b = start(broker_support::policy::lwt(), cfg).await;
+    let b = start(support::policy::lwt(), cfg).await;
     let (mut s, c) = v5(
         b.addr,
         "s",
@@ -360,7 +387,7 @@ async fn outgoing_packets_respect_the_clients_maximum_packet_size() {
     };
     let (mut s, _) = v5(b.addr, "s", "admin", o).await;
     s.send(v5_sub(1, &[("m/#", Qos::AtLeastOnce)]).into()).await;
-    s.recv(T).await.expect("suback");
+    s.suback().await;
     let (mut p, _) = v5(b.addr, "p", "admin2", Opts::default()).await;
     p.send(v5_pub("m/big", &[7u8; 200], Qos::AtLeastOnce, Some(1)).into())
         .await;
@@ -382,7 +409,7 @@ async fn unacknowledged_qos1_is_resent_with_dup_after_resume() {
         .await;
     s.recv(T).await.expect("connack");
     s.send(v5_sub(1, &[("i/#", Qos::AtLeastOnce)]).into()).await;
-    s.recv(T).await.expect("suback");
+    s.suback().await;
     let (mut p, _) = v5(b.addr, "p", "admin2", Opts::default()).await;
     p.send(v5_pub("i/1", b"once", Qos::AtLeastOnce, Some(1)).into())
         .await;
@@ -391,7 +418,7 @@ async fn unacknowledged_qos1_is_resent_with_dup_after_resume() {
         other => panic!("{other:?}"),
     }
     drop(s); // never acknowledged
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    b.offline("inflight").await;
     let (mut s, c) = v5(
         b.addr,
         "inflight",
@@ -427,7 +454,7 @@ async fn v311_persistent_session_resumes_with_queued_messages() {
         other => panic!("{other:?}"),
     }
     s.send(v3_sub(1, &[("q/#", Qos::AtLeastOnce)]).into()).await;
-    s.recv(T).await.expect("suback");
+    s.suback().await;
     s.send_raw(&[0xe0, 0x00]).await; // normal DISCONNECT: the session stays
     assert!(s.until_closed(T).await.is_ok());
     let (mut p, _) = v5(b.addr, "pub", "admin2", Opts::default()).await;
@@ -452,7 +479,7 @@ async fn publishing_beyond_broker_capabilities_is_refused() {
         retain_available: false,
         ..Default::default()
     };
-    let b = start(broker_support::policy::lwt(), cfg).await;
+    let b = start(support::policy::lwt(), cfg).await;
     let (mut s, c) = v5(b.addr, "s", "admin", Opts::default()).await;
     assert!(c
         .props()
@@ -485,7 +512,7 @@ async fn publishing_beyond_broker_capabilities_is_refused() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_clients_receive_maximum_limits_what_we_send_unacknowledged() {
     use mqtt_protocol_core::mqtt::packet::ReceiveMaximum;
     let b = lwt_broker().await;
@@ -499,7 +526,7 @@ async fn the_clients_receive_maximum_limits_what_we_send_unacknowledged() {
         .await;
     s.recv(T).await.expect("connack");
     s.send(v5_sub(1, &[("w/#", Qos::AtLeastOnce)]).into()).await;
-    s.recv(T).await.expect("suback");
+    s.suback().await;
     let (mut p, _) = v5(b.addr, "p", "admin2", Opts::default()).await;
     for i in 1..=3u16 {
         p.send(v5_pub("w/x", &[i as u8], Qos::AtLeastOnce, Some(i)).into())
@@ -507,7 +534,9 @@ async fn the_clients_receive_maximum_limits_what_we_send_unacknowledged() {
         p.recv(T).await.expect("puback");
     }
     let first = s.recv(T).await.expect("first");
-    s.expect_nothing(Duration::from_millis(300)).await;
+    // No marker can pass a full window (deliveries leave in order), so: the broker
+    // has done all it can, and nothing more was sent.
+    s.expect_nothing_once_idle().await;
     // Acknowledging it opens the window for the next one.
     let Packet::V5_0Publish(first) = first else {
         panic!("{first:?}")
@@ -580,7 +609,9 @@ async fn an_authentication_method_gets_0x8c() {
     );
 }
 
-#[tokio::test]
+/// On the paused clock: the last exchange keeps its connection open, so it ends
+/// when the broker is idle (virtual `T`) rather than after five real seconds.
+#[tokio::test(start_paused = true)]
 async fn bad_connect_flags_are_malformed_in_both_versions() {
     let b = lwt_broker().await;
     let v3 = v3_connect("c", Some("admin"), None).to_continuous_buffer();
@@ -646,7 +677,7 @@ async fn packet_identifier_0_is_a_protocol_error_and_not_delivered() {
     let b = lwt_broker().await;
     let (mut sub, _) = v5(b.addr, "sub", "admin2", Opts::default()).await;
     sub.send(v5_sub(1, &[("t", Qos::AtLeastOnce)]).into()).await;
-    sub.recv(T).await.expect("suback");
+    sub.suback().await;
     // QoS 1 id 0; QoS 2 id 0 sent twice (the codec once answered that with
     // a PUBREC it could not build, and panicked).
     let publishes: [&[u8]; 2] = [
@@ -665,7 +696,7 @@ async fn packet_identifier_0_is_a_protocol_error_and_not_delivered() {
             vec![0x82]
         );
     }
-    sub.expect_nothing(Duration::from_millis(300)).await;
+    sub.expect_own_marker_first("t").await;
 }
 
 #[tokio::test]
@@ -673,7 +704,7 @@ async fn a_subscription_identifier_from_a_client_is_a_protocol_error() {
     let b = lwt_broker().await;
     let (mut sub, _) = v5(b.addr, "sub", "admin2", Opts::default()).await;
     sub.send(v5_sub(1, &[("t", Qos::AtMostOnce)]).into()).await;
-    sub.recv(T).await.expect("suback");
+    sub.suback().await;
     let (mut p, _) = v5(b.addr, "p", "admin", Opts::default()).await;
     // PUBLISH QoS 0 "t", properties: Subscription Identifier 5.
     p.send_raw(&[0x30, 0x07, 0x00, 0x01, b't', 0x02, 0x0B, 0x05, b'x'])
@@ -683,7 +714,7 @@ async fn a_subscription_identifier_from_a_client_is_a_protocol_error() {
         seen.iter().map(disconnect_code).collect::<Vec<_>>(),
         vec![0x82]
     );
-    sub.expect_nothing(Duration::from_millis(300)).await;
+    sub.expect_own_marker_first("t").await;
 }
 
 #[tokio::test]
@@ -735,7 +766,9 @@ async fn a_small_maximum_packet_size_still_gets_a_connack() {
 /// writes before it reads (Paho's answers PUBRECs with PUBRELs) gets no broken
 /// pipe and can read the DISCONNECT and its reason. Closing with the client's
 /// bytes unread made the kernel answer them with a reset.
-#[tokio::test]
+/// On the paused clock, so that the writes fall inside the broker's linger
+/// however loaded the machine is.
+#[tokio::test(start_paused = true)]
 async fn a_client_still_writing_after_a_protocol_error_reads_the_disconnect() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let b = lwt_broker().await;

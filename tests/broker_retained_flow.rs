@@ -3,10 +3,8 @@
 //! §3.8.4), however many there are: none is lost to the bounded queues
 //! (issue 11, item 4). Real clients (rumqttc) and raw packets over loopback.
 
-mod broker_support;
+mod support;
 
-use broker_support::packets::*;
-use broker_support::*;
 use mqtt_protocol_core::mqtt::packet::{v5_0, Packet, Qos, ReceiveMaximum, SessionExpiryInterval};
 use mqtt_protocol_core::mqtt::Version;
 use rumqttc::v5::mqttbytes::v5::Packet as Packet5;
@@ -15,6 +13,8 @@ use rumqttc::{Event, Incoming, MqttOptions, QoS};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
+use support::packets::*;
+use support::*;
 use topicgate::broker::BrokerConfig;
 
 const RETAINED: usize = 5_000;
@@ -130,11 +130,14 @@ fn v5_connect_rm(id: &str, resume: bool) -> v5_0::Connect {
     )
 }
 
-/// The PUBLISHes that arrive before `quiet` passes without one.
-async fn publishes_until_quiet(raw: &mut Raw, quiet: Duration) -> Vec<(u16, String)> {
+/// The PUBLISHes that arrive until the broker has nothing more to send. On the
+/// paused clock a read times out only when no task can run and no I/O is ready,
+/// so this is exact, not a quiet period.
+async fn publishes_until_idle(raw: &mut Raw) -> Vec<(u16, String)> {
+    support::wait::paused();
     let mut got = Vec::new();
     for _ in 0..10_000 {
-        match raw.recv(quiet).await {
+        match raw.recv(Duration::from_millis(1)).await {
             Ok(Packet::V5_0Publish(p)) => {
                 got.push((p.packet_id().unwrap_or(0), p.topic_name().to_string()))
             }
@@ -145,7 +148,7 @@ async fn publishes_until_quiet(raw: &mut Raw, quiet: Duration) -> Vec<(u16, Stri
     got
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn retained_messages_wait_for_the_clients_receive_maximum() {
     let b = start(policy::lwt(), BrokerConfig::default()).await;
     retain_many(b.addr, 50).await;
@@ -157,7 +160,7 @@ async fn retained_messages_wait_for_the_clients_receive_maximum() {
     assert_eq!(v5_connack(&raw.recv(T).await.expect("connack")).0, 0);
     raw.send(v5_sub(1, &[("r/#", Qos::AtLeastOnce)]).into())
         .await;
-    let first = publishes_until_quiet(&mut raw, Duration::from_millis(500)).await;
+    let first = publishes_until_idle(&mut raw).await;
     assert_eq!(first.len(), 10, "{first:?}");
     // Acknowledging five lets exactly five more through, the next in topic order.
     for (id, _) in &first[..5] {
@@ -170,7 +173,7 @@ async fn retained_messages_wait_for_the_clients_receive_maximum() {
         )
         .await;
     }
-    let second = publishes_until_quiet(&mut raw, Duration::from_millis(500)).await;
+    let second = publishes_until_idle(&mut raw).await;
     let topics: Vec<&str> = second.iter().map(|(_, t)| t.as_str()).collect();
     assert_eq!(
         topics,
@@ -178,7 +181,7 @@ async fn retained_messages_wait_for_the_clients_receive_maximum() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn retained_messages_still_owed_are_sent_after_the_session_resumes() {
     // An inflight window and a queue far smaller than the retained set.
     let cfg = BrokerConfig {
@@ -209,7 +212,8 @@ async fn retained_messages_still_owed_are_sent_after_the_session_resumes() {
         .await;
     let mut first = 0;
     for _ in 0..100 {
-        match raw.recv(Duration::from_millis(500)).await {
+        match raw.recv(Duration::from_millis(1)).await {
+            // until idle (paused clock)
             Ok(Packet::V3_1_1Publish(_)) => first += 1,
             Ok(_) => {}
             Err(_) => break,
@@ -217,23 +221,13 @@ async fn retained_messages_still_owed_are_sent_after_the_session_resumes() {
     }
     assert_eq!(first, 10, "the inflight window");
     drop(raw);
+    b.offline("owed").await;
 
     // Resumed (and now acknowledging): the unacknowledged ten come again, then the rest.
     let mut seen = BTreeSet::new();
-    let mut resumed = None;
-    for _ in 0..50 {
-        let mut raw = Raw::open(b.addr, Version::V3_1_1).await;
-        raw.send(persistent("owed").into()).await;
-        if let Ok(p) = raw.recv(T).await {
-            if v3_connack(&p) == 0 {
-                resumed = Some(raw);
-                break;
-            }
-        }
-        // The old connection may not have been noticed closed yet.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut raw = resumed.expect("session resumed");
+    let mut raw = Raw::open(b.addr, Version::V3_1_1).await;
+    raw.send(persistent("owed").into()).await;
+    assert_eq!(v3_connack(&raw.recv(T).await.expect("connack")), 0);
     for _ in 0..N * 3 {
         if seen.len() == N {
             break;
@@ -276,7 +270,7 @@ async fn a_new_subscribe_to_the_same_filter_sends_the_retained_messages_again() 
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn unsubscribing_forgets_the_retained_messages_still_owed() {
     let b = start(policy::lwt(), BrokerConfig::default()).await;
     retain_many(b.addr, 50).await;
@@ -286,7 +280,7 @@ async fn unsubscribing_forgets_the_retained_messages_still_owed() {
     assert_eq!(v5_connack(&raw.recv(T).await.expect("connack")).0, 0);
     raw.send(v5_sub(1, &[("r/#", Qos::AtLeastOnce)]).into())
         .await;
-    let first = publishes_until_quiet(&mut raw, Duration::from_millis(500)).await;
+    let first = publishes_until_idle(&mut raw).await;
     assert_eq!(first.len(), 10);
     raw.send(
         v5_0::Unsubscribe::builder()
@@ -308,5 +302,9 @@ async fn unsubscribing_forgets_the_retained_messages_still_owed() {
         )
         .await;
     }
-    raw.expect_nothing(Duration::from_millis(500)).await;
+    // Nothing owed is sent any more: a marker on another filter comes first.
+    raw.send(v5_sub(3, &[("m/#", Qos::AtLeastOnce)]).into())
+        .await;
+    raw.suback().await; // past the UNSUBACK
+    raw.expect_own_marker_first("m/1").await;
 }

@@ -1,13 +1,14 @@
 //! `topicgate serve`: startup refusals, artifacts, config, graceful stop.
 
-mod broker_support;
+mod support;
 
-use broker_support::packets::*;
-use broker_support::*;
 use mqtt_protocol_core::mqtt::packet::Qos;
 use mqtt_protocol_core::mqtt::Version;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::packets::*;
+use support::serve::listening_port;
+use support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_topicgate");
 

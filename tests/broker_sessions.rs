@@ -2,14 +2,14 @@
 //! assigned client identifiers nobody can guess or take first, and the bound
 //! on the sessions one authentication name may hold.
 
-mod broker_support;
+mod support;
 
-use broker_support::packets::*;
-use broker_support::*;
 use mqtt_protocol_core::mqtt::packet::{Packet, Property, SessionExpiryInterval};
 use mqtt_protocol_core::mqtt::Version;
 use std::net::SocketAddr;
 use std::time::Duration;
+use support::packets::*;
+use support::*;
 use topicgate::broker::BrokerConfig;
 
 /// Connects with MQTT 5; returns the connection, the CONNACK's reason code and
@@ -88,9 +88,9 @@ async fn a_squatter_on_the_next_predictable_identifier_does_not_refuse_the_legit
     assert!((1..=20).all(|s| successor(&first, s) != id));
     // No squatter was taken over either.
     for s in &mut squatters {
-        s.expect_nothing(Duration::from_millis(100)).await;
-        assert!(!s.closed);
+        s.ping().await;
     }
+    assert_eq!(b.broker.shared().sessions.count_for("admin2"), 20);
 }
 
 #[tokio::test]
@@ -121,9 +121,10 @@ async fn an_empty_client_id_never_joins_an_existing_session_of_the_same_identity
         other => panic!("{other:?}"),
     }
     for h in &mut held {
-        h.expect_nothing(Duration::from_millis(100)).await;
-        assert!(!h.closed, "a held session was taken over");
+        h.ping().await; // not closed by a takeover
     }
+    // The first, the 20 held and the new one: a takeover would have replaced one.
+    assert_eq!(b.broker.shared().sessions.count_for("admin"), 22);
 }
 
 fn limited(n: usize) -> BrokerConfig {
@@ -184,7 +185,7 @@ async fn the_session_limit_refuses_one_more_session_online_or_offline() {
     assert_eq!(b.broker.shared().sessions.count_for("admin"), 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_expired_session_frees_its_slot() {
     let b = start(policy::lwt(), limited(1)).await;
     let (raw, rc, _) = v5_with(b.addr, "e1", "admin", expiring(1)).await;
@@ -192,8 +193,19 @@ async fn an_expired_session_frees_its_slot() {
     drop(raw);
     let (_r, rc, _) = v5(b.addr, "e2", "admin").await;
     assert_eq!(rc, 0x97, "the stored session still counts");
-    // After its expiry interval the session ends and the slot is free.
-    eventually(|| !b.broker.shared().sessions.contains("e1")).await;
+    // Just before its expiry interval it still counts; at it, it ends and the slot
+    // is free (`gone` polls, which moves the paused clock: bound it).
+    tokio::time::advance(Duration::from_millis(999)).await;
+    let (_r, rc, _) = v5(b.addr, "e2", "admin").await;
+    assert_eq!(rc, 0x97, "expired early");
+    let at = tokio::time::Instant::now();
+    tokio::time::advance(Duration::from_millis(1)).await;
+    b.gone("e1").await;
+    assert!(
+        at.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        at.elapsed()
+    );
     let (_r, rc, _) = v5(b.addr, "e2", "admin").await;
     assert_eq!(rc, 0);
 }
@@ -209,7 +221,10 @@ async fn a_session_that_ends_with_its_connection_frees_its_slot_at_once() {
     assert_eq!(rc, 0);
 }
 
-#[tokio::test]
+/// On the paused clock: the publisher's wait for room is a broker timer, and the
+/// read below stops when the broker has nothing more to send, not after a quiet
+/// half second.
+#[tokio::test(start_paused = true)]
 async fn every_message_for_a_session_is_delivered_or_counted_as_dropped() {
     // Small window and queues, and a publisher that waits little for room.
     let cfg = BrokerConfig {
@@ -266,15 +281,7 @@ async fn every_message_for_a_session_is_delivered_or_counted_as_dropped() {
         }
     }
     drop(sub);
-    eventually(|| {
-        b.broker
-            .shared()
-            .sessions
-            .all()
-            .iter()
-            .any(|s| s.client_id == "keeper" && !s.is_online())
-    })
-    .await;
+    b.offline("keeper").await;
 
     // Resumed: what was kept arrives; the rest must have been counted.
     let mut sub = Raw::open(b.addr, Version::V3_1_1).await;
@@ -346,15 +353,7 @@ async fn a_resumed_v5_session_acknowledges_its_resent_messages_and_goes_on() {
     }
     assert!(unacked.is_some());
     drop(sub);
-    eventually(|| {
-        b.broker
-            .shared()
-            .sessions
-            .all()
-            .iter()
-            .any(|s| s.client_id == "resumer" && !s.is_online())
-    })
-    .await;
+    b.offline("resumer").await;
     // Resume, acknowledge the resent message, then a new one must still arrive.
     let mut sub = Raw::open(b.addr, Version::V5_0).await;
     sub.send(connect(true).into()).await;

@@ -1,15 +1,15 @@
 //! semantics.md §5: every case of Last Will and Testament, over real sockets.
 
-mod broker_support;
+mod support;
 
-use broker_support::packets::*;
-use broker_support::*;
 use mqtt_protocol_core::mqtt::packet::{
     ContentType, Packet, Property, Qos, SessionExpiryInterval, UserProperty,
 };
 use mqtt_protocol_core::mqtt::Version;
 use std::net::SocketAddr;
 use std::time::Duration;
+use support::packets::*;
+use support::*;
 
 const WILL_TOPIC: &str = "clients/sensor1/status";
 
@@ -56,6 +56,17 @@ async fn sensor_v3(addr: SocketAddr) -> Raw {
     raw
 }
 
+/// A watcher reads no will before this marker (see `Raw::expect_marker_first`).
+const MARKER_TOPIC: &str = "clients/marker/status";
+
+/// admin, who may publish the marker on a watched topic.
+async fn marker_source(addr: SocketAddr) -> Raw {
+    let mut raw = Raw::open(addr, Version::V5_0).await;
+    raw.send(v5_connect("marker", Some("admin")).into()).await;
+    assert_eq!(v5_connack(&raw.recv(T).await.expect("connack")).0, 0);
+    raw
+}
+
 async fn expect_will(w: &mut Raw) -> Packet {
     let p = w.recv(T).await.expect("will");
     let (t, payload, _, _) = publish_parts(&p);
@@ -92,7 +103,7 @@ async fn connection_reset_publishes_the_will() {
     expect_will(&mut w).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn keep_alive_expiry_publishes_the_will_and_v5_gets_0x8d() {
     let b = lwt_broker().await;
     let mut w = watcher(b.addr, "a1", "actuator1", Version::V5_0, Qos::AtLeastOnce).await;
@@ -111,19 +122,20 @@ async fn keep_alive_expiry_publishes_the_will_and_v5_gets_0x8d() {
         seen.iter().map(disconnect_code).collect::<Vec<_>>(),
         vec![0x8D]
     );
+    // The paused clock makes this exact: one and a half times the keep-alive.
     let waited = start.elapsed();
     assert!(
-        waited >= Duration::from_millis(1400),
+        waited >= Duration::from_millis(1500),
         "closed too early: {waited:?}"
     );
     assert!(
-        waited < Duration::from_millis(2500),
+        waited < Duration::from_millis(1600),
         "closed too late: {waited:?}"
     );
     expect_will(&mut w).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn keep_alive_is_kept_by_pingreq() {
     let b = lwt_broker().await;
     let mut s = sensor_v5(
@@ -135,8 +147,9 @@ async fn keep_alive_is_kept_by_pingreq() {
         },
     )
     .await;
+    // 2.4 s in all, past the 1.5 s a silent client gets.
     for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        tokio::time::advance(Duration::from_millis(600)).await;
         s.send_raw(&[0xC0, 0x00]).await;
         assert!(matches!(s.recv(T).await, Ok(Packet::V5_0Pingresp(_))));
     }
@@ -178,6 +191,7 @@ async fn disconnect_with_will_message_0x04_publishes_it() {
 async fn normal_disconnect_in_every_wire_form_discards_the_will() {
     let b = lwt_broker().await;
     let mut w = watcher(b.addr, "a1", "actuator1", Version::V5_0, Qos::AtLeastOnce).await;
+    let mut m = marker_source(b.addr).await;
     for form in [
         &[0xE0u8, 0x00][..],
         &[0xE0, 0x01, 0x00],
@@ -190,7 +204,8 @@ async fn normal_disconnect_in_every_wire_form_discards_the_will() {
     let mut s = sensor_v3(b.addr).await;
     s.send_raw(&[0xE0, 0x00]).await;
     assert!(s.until_closed(T).await.is_ok());
-    w.expect_nothing(Duration::from_millis(300)).await;
+    b.gone("sensor1-cid").await;
+    w.expect_marker_first(&mut m, MARKER_TOPIC).await;
     assert_eq!(b.broker.stats().wills_published.get(), 0);
 }
 
@@ -198,6 +213,7 @@ async fn normal_disconnect_in_every_wire_form_discards_the_will() {
 async fn takeover_publishes_the_old_connections_will_and_sends_0x8e() {
     let b = lwt_broker().await;
     let mut w = watcher(b.addr, "a1", "actuator1", Version::V5_0, Qos::AtLeastOnce).await;
+    let mut m = marker_source(b.addr).await;
     let mut old = sensor_v5(b.addr, 0, Opts::default()).await;
     // The new connection has a different will payload, to tell them apart.
     let mut new = Raw::open(b.addr, Version::V5_0).await;
@@ -211,8 +227,8 @@ async fn takeover_publishes_the_old_connections_will_and_sends_0x8e() {
     );
     assert_eq!(v5_connack(&new.recv(T).await.expect("connack")).0, 0);
     expect_will(&mut w).await; // payload "offline": the OLD will
-    w.expect_nothing(Duration::from_millis(200)).await;
-    // 3.1.1 takeover: the old one is closed, its will published.
+    w.expect_marker_first(&mut m, MARKER_TOPIC).await; // and not the new one
+                                                       // 3.1.1 takeover: the old one is closed, its will published.
     let old3 = sensor_v3(b.addr).await;
     let mut old3 = old3;
     let mut new3 = Raw::open(b.addr, Version::V3_1_1).await;
@@ -230,28 +246,34 @@ async fn takeover_publishes_the_old_connections_will_and_sends_0x8e() {
 async fn a_new_connections_will_is_not_published_when_an_older_one_ends() {
     let b = lwt_broker().await;
     let mut w = watcher(b.addr, "a1", "actuator1", Version::V5_0, Qos::AtLeastOnce).await;
+    let mut m = marker_source(b.addr).await;
     let mut old = Raw::open(b.addr, Version::V5_0).await;
     old.send(v5_connect("sensor1-cid", Some("sensor1")).into())
         .await; // no will
     old.recv(T).await.expect("connack");
     let _new = sensor_v5(b.addr, 0, Opts::default()).await; // with a will
     assert!(old.until_closed(T).await.is_ok());
-    w.expect_nothing(Duration::from_millis(300)).await;
+    w.expect_marker_first(&mut m, MARKER_TOPIC).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn will_delay_publishes_later_and_resume_cancels_it() {
     let b = lwt_broker().await;
     let mut w = watcher(b.addr, "a1", "actuator1", Version::V5_0, Qos::AtLeastOnce).await;
-    // Delay 1 s, session expiry 60 s: published after ~1 s.
+    let mut m = marker_source(b.addr).await;
+    // Delay 1 s, session expiry 60 s: published after 1 s (exact on the paused clock).
     let start = tokio::time::Instant::now();
     drop(sensor_v5(b.addr, 1, expiry(60)).await);
     expect_will(&mut w).await;
-    assert!(start.elapsed() >= Duration::from_millis(900));
+    let t = start.elapsed();
+    assert!(
+        t >= Duration::from_secs(1) && t < Duration::from_millis(1100),
+        "{t:?}"
+    );
 
     // Resumed (Clean Start 0) before the delay: never published.
     drop(sensor_v5(b.addr, 2, expiry(60)).await);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.offline("sensor1-cid").await;
     let mut again = Raw::open(b.addr, Version::V5_0).await;
     let o = Opts {
         resume: true,
@@ -264,29 +286,40 @@ async fn will_delay_publishes_later_and_resume_cancels_it() {
         Packet::V5_0Connack(c) => assert!(c.session_present()),
         other => panic!("{other:?}"),
     }
-    w.expect_nothing(Duration::from_millis(2500)).await;
+    tokio::time::advance(Duration::from_secs(3)).await; // past the 2 s delay
+    w.expect_marker_first(&mut m, MARKER_TOPIC).await;
     // That resumed connection has no will: its abrupt end publishes nothing (no stale will).
     drop(again);
-    w.expect_nothing(Duration::from_millis(500)).await;
+    b.offline("sensor1-cid").await;
+    tokio::time::advance(Duration::from_secs(3)).await;
+    w.expect_marker_first(&mut m, MARKER_TOPIC).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn clean_start_reconnect_publishes_the_pending_will_at_once() {
     let b = lwt_broker().await;
     let mut w = watcher(b.addr, "a1", "actuator1", Version::V5_0, Qos::AtLeastOnce).await;
+    let mut m = marker_source(b.addr).await;
     drop(sensor_v5(b.addr, 30, expiry(60)).await);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    w.expect_nothing(Duration::from_millis(100)).await;
+    b.offline("sensor1-cid").await;
+    w.expect_marker_first(&mut m, MARKER_TOPIC).await; // pending, not published
+    let start = tokio::time::Instant::now();
     let mut fresh = Raw::open(b.addr, Version::V5_0).await;
     fresh
         .send(v5_connect("sensor1-cid", Some("sensor1")).into())
         .await;
     fresh.recv(T).await.expect("connack");
-    let p = w.recv(Duration::from_secs(2)).await.expect("will at once");
+    let p = w.recv(T).await.expect("will at once");
     assert_eq!(publish_parts(&p).0, WILL_TOPIC);
+    // At once: no timer ran (the paused clock moves only to fire one).
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn will_delay_longer_than_session_expiry_fires_at_expiry() {
     let b = lwt_broker().await;
     let mut w = watcher(b.addr, "a1", "actuator1", Version::V5_0, Qos::AtLeastOnce).await;
@@ -295,24 +328,28 @@ async fn will_delay_longer_than_session_expiry_fires_at_expiry() {
     expect_will(&mut w).await;
     let t = start.elapsed();
     assert!(
-        t >= Duration::from_millis(900) && t < Duration::from_secs(3),
+        t >= Duration::from_secs(1) && t < Duration::from_millis(1100),
         "{t:?}"
     );
     eventually(|| !b.broker.shared().sessions.contains("sensor1-cid")).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn will_is_authorized_again_when_it_fires() {
     let b = lwt_broker().await;
     let mut w = watcher(b.addr, "a1", "actuator1", Version::V5_0, Qos::AtLeastOnce).await;
+    let mut m = marker_source(b.addr).await;
     let s = sensor_v5(b.addr, 1, expiry(60)).await;
     drop(s);
     // The policy is reloaded before the will fires: sensor1 may no longer publish.
-    b.broker.replace_policy(broker_support::policy::compile(
-        &broker_support::policy::lwt_yaml(false, None),
-    ));
-    w.expect_nothing(Duration::from_millis(1600)).await;
-    assert_eq!(b.broker.stats().wills_dropped.get(), 1);
+    b.broker
+        .replace_policy(support::policy::compile(&support::policy::lwt_yaml(
+            false, None,
+        )));
+    tokio::time::advance(Duration::from_secs(2)).await; // past the 1 s delay
+    eventually(|| b.broker.stats().wills_dropped.get() == 1).await;
+    w.expect_marker_first(&mut m, MARKER_TOPIC).await;
+    assert_eq!(b.broker.stats().wills_published.get(), 0);
 }
 
 #[tokio::test]
@@ -368,7 +405,7 @@ async fn policy_close_of_v3_publisher_publishes_its_will() {
     expect_will(&mut w).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn will_message_expiry_counts_from_publication() {
     use mqtt_protocol_core::mqtt::packet::MessageExpiryInterval;
     let b = lwt_broker().await;
@@ -379,7 +416,7 @@ async fn will_message_expiry_counts_from_publication() {
     };
     let s = sensor_v5(b.addr, 0, o).await;
     // The connection outlives the expiry interval; the will must still be delivered.
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    tokio::time::advance(Duration::from_millis(1300)).await;
     drop(s);
     match expect_will(&mut w).await {
         Packet::V5_0Publish(p) => assert!(p

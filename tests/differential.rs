@@ -4,7 +4,7 @@
 //! A policy is generated from a vector of random choices (so proptest can shrink
 //! it) as YAML text, and goes through the whole front end and compiler.
 
-mod common;
+mod support;
 
 use proptest::prelude::*;
 use topicgate::decisions::reference;
@@ -207,7 +207,7 @@ proptest! {
     fn index_agrees_with_reference(data in proptest::collection::vec(any::<u32>(), 600)) {
         let mut c = Choices { data: &data, at: 0 };
         let yaml = policy(&mut c);
-        let p = common::compile(&yaml);
+        let p = support::policy::compiled(&yaml);
         // Membership: the compiler's evaluation against the reference's own.
         for client in 0..p.client_count() {
             for g in 0..p.policy.groups.len() {
@@ -269,7 +269,7 @@ proptest! {
         use topicgate::source::span::{Sp, Span};
         let mut c = Choices { data: &data, at: 0 };
         let yaml = policy(&mut c);
-        let p = common::compile(&yaml);
+        let p = support::policy::compiled(&yaml);
         for _ in 0..8 {
             let name = client_name(&mut c, &p);
             let t = topic(&mut c, false);
@@ -294,7 +294,7 @@ proptest! {
 /// (whose chain marks the template that contains the filter).
 fn agree_on_subscribe(p: &topicgate::compiler::CompiledPolicy, client: &str, filter: &str) -> bool {
     use topicgate::decisions::explain::{explain, Question};
-    let allowed = common::may_subscribe(p, client, filter);
+    let allowed = support::decide::may_subscribe(p, client, filter);
     let e = explain(p, client, &Question::Subscribe(filter.to_string()));
     assert_eq!(
         e.allowed(),
@@ -328,7 +328,7 @@ permissionBindings:
 /// (neither matches `$` topics).
 #[test]
 fn plus_hash_grants_hash_and_shared_hash() {
-    let p = common::compile(PLUS_HASH);
+    let p = support::policy::compiled(PLUS_HASH);
     for f in ["#", "$share/g/#", "/#", "+/#", "a/#", "+", "a/b/#"] {
         assert!(agree_on_subscribe(&p, "s1", f), "{f}");
     }
@@ -351,7 +351,7 @@ permissionBindings:
 /// MQTT carries `$share/NAME/F` as one field: 65,535 bytes in all, prefix included.
 #[test]
 fn a_shared_filter_of_65536_bytes_is_invalid() {
-    let p = common::compile(HASH);
+    let p = support::policy::compiled(HASH);
     let fits = format!("$share/g/{}", "a".repeat(65_535 - "$share/g/".len()));
     assert_eq!(fits.len(), 65_535);
     assert!(agree_on_subscribe(&p, "s1", &fits));

@@ -3,18 +3,18 @@
 //! publish side, and Mosquitto's documented differences (README.md) hold.
 //!
 //! Needs the mosquitto broker; `harness = false` so that the summary shows these
-//! tests as ignored when it is missing (see `common::peers`).
+//! tests as ignored when it is missing (see `support::peers`).
 
-mod common;
+mod support;
 
-use common::mosquitto::{self, Mosquitto};
-use common::peers::{Interop, Peer};
 use rumqttc::mqttbytes::v4::{LastWill, Packet, Publish};
 use rumqttc::mqttbytes::QoS;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
+use support::mosquitto::{self, Mosquitto};
+use support::peers::{Interop, Peer};
 use topicgate::bench::client::{Conn, ConnectSpec};
 
 const POLICY: &str = r#"
@@ -98,7 +98,7 @@ fn export(dir: &Path) -> std::path::PathBuf {
 }
 
 fn main() -> std::process::ExitCode {
-    common::peers::main(&[
+    support::peers::main(&[
         Interop {
             name: "exported_acl_enforces_the_publish_side_in_mosquitto",
             needs: &[Peer::Mosquitto],

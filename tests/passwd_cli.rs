@@ -2,10 +2,10 @@
 //! client in through `topicgate serve` with that password (password identity mode,
 //! a real rumqttc client over loopback), and keeps a wrong password out.
 
-mod broker_support;
+mod support;
 use rumqttc::{ConnectReturnCode, ConnectionError, Event, Incoming, MqttOptions};
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn bin() -> Command {
@@ -44,14 +44,6 @@ fn hash_of(password: &str) -> String {
         .and_then(|l| l.strip_suffix('"'))
         .unwrap_or_else(|| panic!("not a passwordHash line: {out:?}"))
         .to_string()
-}
-
-struct Killer(Child);
-impl Drop for Killer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// The CONNACK a 3.1.1 client gets for `user`/`password`.
@@ -103,8 +95,8 @@ permissionBindings:
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn serve");
-    let port = broker_support::listening_port(&mut child);
-    let serve = Killer(child);
+    let port = support::serve::listening_port(&mut child);
+    let serve = support::serve::Killer::one(child);
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

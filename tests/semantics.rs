@@ -1,14 +1,15 @@
 //! Every rule of semantics.md §1-§3 and §8, each with its allowed and its denied side.
 
-mod common;
-use common::*;
+mod support;
+use support::decide::*;
+use support::policy::compiled;
 use topicgate::diag::Code;
 
 const SEED: &str = include_str!("../policies/lwt.yaml");
 
 #[test]
 fn seed_scenario_decisions() {
-    let p = compile(SEED);
+    let p = compiled(SEED);
     assert!(may_publish(&p, "sensor1", "clients/sensor1/status"));
     assert!(!may_publish(&p, "sensor2", "clients/sensor1/status"));
     assert!(
@@ -35,7 +36,7 @@ fn seed_scenario_decisions() {
 
 #[test]
 fn authentication_names_are_case_insensitive_for_lookup_but_substituted_in_original_case() {
-    let p = compile(
+    let p = compiled(
         r##"
 clients:
   dev-1: { authenticationName: Sensor-A, attributes: { t: s } }
@@ -96,7 +97,7 @@ clients:
 
 #[test]
 fn disabled_clients_can_do_nothing() {
-    let p = compile(
+    let p = compiled(
         r##"
 clients:
   on: {}
@@ -119,7 +120,7 @@ permissionBindings:
 
 #[test]
 fn the_all_group_contains_everyone_and_cannot_be_redefined() {
-    let p = compile(
+    let p = compiled(
         r##"
 clients: { a: {}, b: { attributes: { k: 1 } } }
 topicSpaces: { tsp: { topicTemplates: [ "x/+" ] }, tsp2: { topicTemplates: [ "y" ] } }
@@ -148,7 +149,7 @@ permissionBindings:
 
 /// The clients (sorted) that a query selects.
 fn members(query: &str) -> Vec<String> {
-    let p = compile(&ATTRS.replace("QUERY", query));
+    let p = compiled(&ATTRS.replace("QUERY", query));
     let mut out: Vec<String> = ["s1", "s2", "h1"]
         .iter()
         .filter(|c| may_publish(&p, c, "x"))
@@ -243,7 +244,7 @@ permissionBindings:
 "##;
 
 fn with_template(t: &str) -> topicgate::compiler::CompiledPolicy {
-    compile(&TEMPLATES.replace("TEMPLATE", &format!("\"{t}\"")))
+    compiled(&TEMPLATES.replace("TEMPLATE", &format!("\"{t}\"")))
 }
 
 #[test]
@@ -329,7 +330,7 @@ fn arrays_missing_and_shape_changing_values_grant_nothing() {
 
 #[test]
 fn subscribe_needs_one_template_containing_the_whole_filter() {
-    let p = compile(
+    let p = compiled(
         r##"
 clients: { c: {} }
 topicSpaces: { tsp: { topicTemplates: [ "a/+/x", "a/+/y", "b/#" ] } }
@@ -363,7 +364,7 @@ permissionBindings: { bsub: { clientGroup: $all, topicSpace: tsp, permission: su
 
 #[test]
 fn rights_are_the_union_of_all_bindings_of_all_groups() {
-    let p = compile(
+    let p = compiled(
         r##"
 clients: { c: { attributes: { a: 1, b: 2 } } }
 clientGroups: { gra: { query: "attributes.a = 1" }, grb: { query: "attributes.b = 2" } }
@@ -414,7 +415,7 @@ fn authentication_names_in_queries_ignore_case_and_check_warns_when_a_policy_rel
 fn not_equal_on_an_array_holds_when_no_element_matches_even_against_an_integer() {
     // `k` is an array on one client and an integer on another (issue 12).
     let policy = |query: &str| {
-        compile(&format!(
+        compiled(&format!(
             r##"
 clients:
   arr: {{ attributes: {{ k: [a, b] }} }}

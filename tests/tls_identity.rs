@@ -2,9 +2,9 @@
 //! accepted and refused case asserts the exact outcome, for MQTT 5 and 3.1.1,
 //! over TLS 1.3 and TLS 1.2.
 
-mod tls_support;
+mod support;
 
-use tls_support::*;
+use support::tls::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use topicgate::certs::dev_ca::{self_signed_client, DevCa, Issued, Validity};

@@ -5,21 +5,22 @@
 //!   (usernames, `--dev`) and `--wss` (client certificates).
 //!
 //! `harness = false`: when a peer is missing the summary shows the test as ignored
-//! with the reason, and with `CI` set it fails (see `common::peers`).
+//! with the reason, and with `CI` set it fails (see `support::peers`).
 
-mod common;
+mod support;
 
-use common::peers::{js_dir, Interop, Peer};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+use support::peers::{js_dir, Interop, Peer};
+use support::serve::{announced, port_of, Killer};
 
 const WAIT: Duration = Duration::from_secs(10);
 
 fn main() -> std::process::ExitCode {
-    common::peers::main(&[
+    support::peers::main(&[
         Interop {
             name: "mosquitto_clients_over_tls_seed_scenario",
             needs: &[Peer::MosquittoClients],
@@ -31,16 +32,6 @@ fn main() -> std::process::ExitCode {
             run: mqtt_js_over_websockets_seed_scenario,
         },
     ])
-}
-
-struct Killer(Vec<Child>);
-impl Drop for Killer {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 fn bin() -> Command {
@@ -88,20 +79,17 @@ fn serve(policy: &Path, certs: &Path, flags: &[&str]) -> (Killer, Vec<u16>) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn serve");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut ports = Vec::new();
-    for _ in 0..flags
+    let listeners = flags
         .iter()
         .filter(|f| f.starts_with("--"))
         .filter(|f| **f != "--dev")
-        .count()
-    {
-        let mut line = String::new();
-        out.read_line(&mut line).expect("listening line");
-        let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok());
-        ports.push(port.unwrap_or_else(|| panic!("unexpected line: {line:?}")));
-    }
-    (Killer(vec![child]), ports)
+        .count();
+    let ports = announced(&mut child, listeners)
+        .0
+        .iter()
+        .map(|l| port_of(l))
+        .collect();
+    (Killer::one(child), ports)
 }
 
 /// Lines of a child's stdout, on a channel (so reads can time out).

@@ -2,11 +2,11 @@
 //! (identity from the client certificate), subprotocol `mqtt`, binary frames that
 //! need not align with packets, and the same enforcement and wills as TCP.
 
-mod tls_support;
+mod support;
 
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
-use tls_support::*;
+use support::tls::*;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -247,7 +247,7 @@ async fn secure_websocket_takes_identity_from_the_client_certificate() {
     assert_eq!(c.packet().await.map(|p| p[3]), Some(0x87));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_client_that_never_upgrades_is_closed_after_the_connect_timeout() {
     use tokio::io::AsyncReadExt;
     log();
@@ -270,9 +270,17 @@ async fn a_client_that_never_upgrades_is_closed_after_the_connect_timeout() {
     tokio::io::AsyncWriteExt::write_all(&mut tcp, b"GET /mqtt HTTP/1.1\r\n")
         .await
         .expect("write");
+    let start = tokio::time::Instant::now();
     let mut buf = Vec::new();
     let n = tokio::time::timeout(T, tcp.read_to_end(&mut buf))
         .await
         .expect("closed by the server");
     assert!(n.is_ok_and(|n| n == 0) || buf.is_empty(), "{buf:?}");
+    // Exact on the paused clock: at the connect timeout, not before.
+    let waited = start.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(190)
+            && waited <= std::time::Duration::from_millis(200),
+        "{waited:?}"
+    );
 }

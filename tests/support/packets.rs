@@ -1,5 +1,4 @@
 //! Builders for the packets tests send, and accessors for what they receive.
-#![allow(dead_code)]
 
 use mqtt_protocol_core::mqtt::packet::{
     v3_1_1, v5_0, Packet, Property, Qos, SubEntry, SubOpts, WillDelayInterval,

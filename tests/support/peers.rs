@@ -6,8 +6,6 @@
 //! `cargo test` summary instead of passing without running. With `CI` set, a
 //! missing peer is a failure that names it. `scripts/test-peers.sh` installs them.
 
-#![allow(dead_code)]
-
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};

@@ -1,11 +1,11 @@
-//! Shared helpers for the broker integration tests: a broker on an ephemeral
-//! loopback port, a raw MQTT client driven by mqtt-protocol-core, and timeouts.
-#![allow(dead_code)]
+//! An in-process broker on an ephemeral loopback port, and a raw MQTT client
+//! driven by mqtt-protocol-core.
 
-pub mod packets;
-pub mod policy;
-
+use super::packets::{publish_parts, v3_pub, v5_pub};
+use super::policy;
+use super::wait::T;
 use mqtt_protocol_core::mqtt::connection::Event;
+use mqtt_protocol_core::mqtt::packet::Qos;
 use mqtt_protocol_core::mqtt::packet::{GenericPacketTrait, Packet};
 use mqtt_protocol_core::mqtt::{role, Connection, Version};
 use std::collections::VecDeque;
@@ -16,8 +16,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use topicgate::broker::{Broker, BrokerConfig, IdentityMode};
 use topicgate::decisions::access::AccessPolicy;
-
-pub const T: Duration = Duration::from_secs(5);
 
 pub struct TestBroker {
     pub broker: Broker,
@@ -33,19 +31,37 @@ pub async fn start_with(
     config: BrokerConfig,
     identity: IdentityMode,
 ) -> TestBroker {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "topicgate=warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
+    super::log();
     let broker = Broker::new(policy, config, identity);
     let (addr, _task) = broker
         .listen("127.0.0.1:0".parse().unwrap())
         .await
         .expect("bind");
     TestBroker { broker, addr }
+}
+
+impl TestBroker {
+    /// Waits until `client_id`'s session is held offline: its connection ended and
+    /// the broker detached it (bounded polling of the registry).
+    pub async fn offline(&self, client_id: &str) {
+        let sessions = &self.broker.shared().sessions;
+        super::wait::eventually(|| {
+            sessions
+                .all()
+                .iter()
+                .any(|s| s.client_id == client_id && !s.is_online())
+        })
+        .await;
+    }
+}
+
+impl TestBroker {
+    /// Waits until `client_id` has no session any more (ended, expired or
+    /// discarded; bounded polling of the registry).
+    pub async fn gone(&self, client_id: &str) {
+        let sessions = &self.broker.shared().sessions;
+        super::wait::eventually(|| !sessions.contains(client_id)).await;
+    }
 }
 
 pub async fn lwt_broker() -> TestBroker {
@@ -161,34 +177,112 @@ impl Raw {
         }
     }
 
-    /// Asserts that no PUBLISH arrives for `d` (acknowledgements are ignored).
-    pub async fn expect_nothing(&mut self, d: Duration) {
-        let deadline = tokio::time::Instant::now() + d;
+    /// Reads up to the next SUBACK, past other acknowledgements; a PUBLISH
+    /// before it fails the test (a barrier's subscription must not swallow one).
+    pub async fn suback(&mut self) -> Packet {
         loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.recv(left).await {
-                Err(RecvError::Timeout) => return,
-                Ok(p @ (Packet::V5_0Publish(_) | Packet::V3_1_1Publish(_))) => {
-                    panic!("expected no message, got {p:?}")
+            match self.recv(T).await.expect("SUBACK") {
+                p @ (Packet::V5_0Suback(_) | Packet::V3_1_1Suback(_)) => return p,
+                p @ (Packet::V5_0Publish(_) | Packet::V3_1_1Publish(_)) => {
+                    panic!("a message arrived before the SUBACK: {p:?}")
                 }
-                Ok(_) => {}
-                Err(RecvError::Closed) => panic!("connection closed unexpectedly"),
+                _ => {}
             }
+        }
+    }
+
+    /// A PINGREQ answered by a PINGRESP as the next packet that is not a
+    /// PUBLISH: the connection is open and was not closed or taken over.
+    pub async fn ping(&mut self) {
+        self.send_raw(&[0xC0, 0x00]).await;
+        let mut kept = VecDeque::new();
+        loop {
+            match self.recv(T).await.expect("PINGRESP") {
+                Packet::V5_0Pingresp(_) | Packet::V3_1_1Pingresp(_) => break,
+                p @ (Packet::V5_0Publish(_) | Packet::V3_1_1Publish(_)) => kept.push_back(p),
+                other => panic!("expected PINGRESP, got {other:?}"),
+            }
+        }
+        kept.append(&mut self.inbox);
+        self.inbox = kept;
+    }
+
+    /// For a "nothing was sent" that no marker can prove (a full inflight window
+    /// holds a marker back as well). On the paused clock a sleep ends only when no
+    /// task can run and no I/O is ready, so once it ends the broker has written all
+    /// it was going to; then no PUBLISH may be waiting on this socket.
+    pub async fn expect_nothing_once_idle(&mut self) {
+        super::wait::paused();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        match self.recv(Duration::ZERO).await {
+            Err(RecvError::Timeout) => {}
+            Err(RecvError::Closed) => panic!("connection closed unexpectedly"),
+            Ok(p) => panic!("expected nothing, got {p:?}"),
+        }
+    }
+
+    /// Proves that no PUBLISH reached this client before now, by ordering rather
+    /// than by waiting: `via` publishes a marker at QoS 1 on `topic` (which this
+    /// client is subscribed to) and waits for its PUBACK, then the next PUBLISH this
+    /// client reads must be that marker. The broker routes a PUBLISH before it
+    /// acknowledges it, and a session's deliveries leave in order, so a message
+    /// routed here before the marker arrives before it and fails the test.
+    /// Acknowledgements in between are skipped.
+    pub async fn expect_marker_first(&mut self, via: &mut Raw, topic: &str) {
+        via.publish_marker(topic).await;
+        self.expect_marker(topic).await;
+    }
+
+    /// [`Self::expect_marker_first`] with this client as the marker's publisher: it
+    /// must be allowed to publish on `topic` and subscribed to it without No Local.
+    pub async fn expect_own_marker_first(&mut self, topic: &str) {
+        self.publish_marker(topic).await;
+        self.expect_marker(topic).await;
+    }
+
+    /// Publishes the marker at QoS 1 and waits for its PUBACK (the PUBACK proves it
+    /// was routed). Packets read meanwhile stay queued for the next `recv`.
+    pub async fn publish_marker(&mut self, topic: &str) {
+        const MARKER_ID: u16 = 65_000;
+        let p: Packet = match self.mqtt.get_protocol_version() {
+            Version::V5_0 => v5_pub(topic, MARKER, Qos::AtLeastOnce, Some(MARKER_ID)).into(),
+            _ => v3_pub(topic, MARKER, Qos::AtLeastOnce, Some(MARKER_ID)).into(),
+        };
+        self.send(p).await;
+        let mut kept = VecDeque::new();
+        loop {
+            match self.recv(T).await.expect("the marker's PUBACK") {
+                Packet::V5_0Puback(a) if a.packet_id() == MARKER_ID => {
+                    let code = a.reason_code().map(|c| c as u8).unwrap_or(0);
+                    assert_eq!(code, 0, "the marker on {topic} was not accepted");
+                    break;
+                }
+                Packet::V3_1_1Puback(a) if a.packet_id() == MARKER_ID => break,
+                other => kept.push_back(other),
+            }
+        }
+        kept.append(&mut self.inbox);
+        self.inbox = kept;
+    }
+
+    async fn expect_marker(&mut self, topic: &str) {
+        loop {
+            let p = self.recv(T).await.expect("the marker");
+            if !matches!(p, Packet::V5_0Publish(_) | Packet::V3_1_1Publish(_)) {
+                continue;
+            }
+            let (t, payload, _, _) = publish_parts(&p);
+            assert!(
+                t == topic && payload == MARKER,
+                "a message arrived before the marker on {topic}: {p:?}"
+            );
+            return;
         }
     }
 }
 
-/// Waits until `f` is true or fails after `T`.
-pub async fn eventually(mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + T;
-    while !f() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not reached in time"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+/// The payload of a barrier marker.
+pub const MARKER: &[u8] = b"marker";
 
 /// Writes `bytes` on a fresh socket and reads until the broker closes it (or `T`
 /// passes); returns what the broker sent and whether it closed. For byte
@@ -206,19 +300,4 @@ pub async fn exchange(addr: SocketAddr, bytes: &[u8]) -> (Vec<u8>, bool) {
             Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
         }
     }
-}
-
-/// The port a `topicgate serve` child printed on its first stdout line
-/// (`listening on mqtt://127.0.0.1:PORT`); takes the child's stdout.
-pub fn listening_port(child: &mut std::process::Child) -> u16 {
-    use std::io::{BufRead, BufReader};
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout piped"))
-        .read_line(&mut line)
-        .expect("listening line");
-    line.trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
 }

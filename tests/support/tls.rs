@@ -1,8 +1,6 @@
 //! Shared helpers for the TLS tests: certificates generated per test, a broker
 //! with a `--mqtts` (or `--wss`) listener on an ephemeral loopback port, rustls
 //! clients, and raw CONNECT/CONNACK bytes to assert exact reason codes.
-#![allow(dead_code)]
-
 use rustls::client::ResolvesClientCert;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -10,7 +8,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, SignatureScheme, SupportedProtocolVersion};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -20,24 +18,14 @@ use topicgate::broker::tls::{self, ServerCertificate, TlsListener};
 use topicgate::broker::{Broker, BrokerConfig, IdentityMode};
 use topicgate::certs::dev_ca::{DevCa, Issued};
 use topicgate::certs::thumbprint;
-use topicgate::compiler::load::{compile_text, from_compilation};
-use topicgate::decisions::access::AccessPolicy;
 
-pub const T: Duration = Duration::from_secs(5);
+pub use super::log;
+pub use super::policy::compile;
+pub use super::wait::T;
 
 /// rumqttc is built without a default provider: install `ring` once per process.
 pub fn install_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-pub fn log() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "topicgate=warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
 }
 
 /// A development CA with a server certificate for localhost.
@@ -110,12 +98,6 @@ pub fn lwt_policy(auth: &[(&str, Option<String>)], cas: &[&DevCa]) -> String {
         }
     }
     y
-}
-
-pub fn compile(yaml: &str) -> Arc<dyn AccessPolicy> {
-    let loaded = from_compilation(compile_text("policy.yaml", yaml, None))
-        .unwrap_or_else(|e| panic!("policy does not compile: {e}\n{yaml}"));
-    Arc::new(loaded.policy)
 }
 
 pub struct TlsBroker {

@@ -2,8 +2,6 @@
 //! (`apt-get install mosquitto`); the interop harness ([`super::peers`]) reports a
 //! test that needs it as ignored, or failed under CI, when it is missing.
 
-#![allow(dead_code)]
-
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -15,7 +15,7 @@ pub mod run;
 pub mod sweep;
 pub mod wire;
 
-use crate::broker_support::policy;
+use crate::support::policy;
 use gen::Knobs;
 use mqtt_protocol_core::mqtt::Version;
 use std::net::SocketAddr;

@@ -1,7 +1,8 @@
-//! Real compiled policies for the broker tests: YAML text through the compiler.
+//! Real compiled policies for the tests: YAML text through the compiler.
 
 use std::sync::Arc;
-use topicgate::compiler::{compile_text, load::from_compilation};
+use topicgate::analysis::rules::rule_for;
+use topicgate::compiler::{compile_text, load::from_compilation, CompiledPolicy};
 use topicgate::decisions::access::AccessPolicy;
 
 /// The seed scenario (policies/lwt.yaml) plus `admin`/`admin2` (publish and
@@ -65,12 +66,31 @@ permissionBindings:
     )
 }
 
-/// Compiles YAML text; panics with the diagnostics when it has errors.
+/// Compiles YAML text as `topicgate serve` does (front end and verifier); panics
+/// with the diagnostics and the text when it has errors.
 pub fn compile(yaml: &str) -> Arc<dyn AccessPolicy> {
-    let c = compile_text("test.yaml", yaml, None);
-    match from_compilation(c) {
+    match from_compilation(compile_text("test.yaml", yaml, None)) {
         Ok(loaded) => Arc::new(loaded.policy),
-        Err(e) => panic!("test policy does not compile: {e:?}"),
+        Err(e) => panic!("test policy does not compile: {e:?}\n{yaml}"),
+    }
+}
+
+/// Compiles a YAML policy that must have no front-end errors. The verifier's errors
+/// (a value that would change a template's shape, a type mismatch in a query) stop
+/// [`compile`], but the decision tests exercise exactly how decisions treat such
+/// policies, so the decision structure is built from the resolved policy directly.
+pub fn compiled(yaml: &str) -> CompiledPolicy {
+    let c = compile_text("test.yaml", yaml, None);
+    let errors: Vec<String> = c
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error() && rule_for(d.code).is_none())
+        .map(|d| d.message.clone())
+        .collect();
+    assert!(errors.is_empty(), "unexpected errors: {errors:#?}");
+    match c.resolved {
+        Some(resolved) => CompiledPolicy::build(resolved, c.source_hash),
+        None => panic!("policy does not resolve"),
     }
 }
 

@@ -3,8 +3,8 @@
 
 use super::case::{Case, Ending, Script, Step};
 use super::wire::{kind, Field, Packet};
-use crate::broker_support::packets::{v3_connect, v3_pub, v3_sub, v5_connect, v5_pub, v5_sub};
-use crate::broker_support::{Raw, RecvError};
+use crate::support::packets::{v3_connect, v3_pub, v3_sub, v5_connect, v5_pub, v5_sub};
+use crate::support::{Raw, RecvError};
 use mqtt_protocol_core::mqtt::packet::{Packet as CodecPacket, Qos};
 use mqtt_protocol_core::mqtt::Version;
 use std::collections::VecDeque;
@@ -259,7 +259,7 @@ async fn health(addr: SocketAddr, n: u64, version: Version) -> Result<(), String
     loop {
         match c.recv(HEALTH_LIMIT).await {
             Ok(p @ (CodecPacket::V5_0Publish(_) | CodecPacket::V3_1_1Publish(_))) => {
-                let (t, body, _, _) = crate::broker_support::packets::publish_parts(&p);
+                let (t, body, _, _) = crate::support::packets::publish_parts(&p);
                 if t == topic && body == payload.as_bytes() {
                     break;
                 }
