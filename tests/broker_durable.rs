@@ -5,16 +5,17 @@
 //! offline subscribers: QoS 1 at least once, QoS 2 exactly once, in order
 //! per publisher.
 
-mod broker_support;
+mod support;
 
-use broker_support::packets::*;
-use broker_support::*;
 use mqtt_protocol_core::mqtt::packet::{Packet, Property, Qos, SessionExpiryInterval};
 use mqtt_protocol_core::mqtt::Version;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use support::packets::*;
+use support::serve::listening_port;
+use support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_topicgate");
 
@@ -245,31 +246,39 @@ async fn publish_burst(
 }
 
 /// Reads what a resumed subscriber is sent until every expected payload
-/// arrived and nothing more comes for a short while; returns payload counts
-/// in arrival order.
-async fn drain(c: &mut Raw, expected: &BTreeSet<String>) -> Vec<String> {
+/// arrived, then until a marker published after that (decision 0028: a
+/// barrier, not a quiet period): a duplicate queued before the restart comes
+/// before the marker. Returns the payloads in arrival order, marker excluded.
+async fn drain(c: &mut Raw, addr: SocketAddr, expected: &BTreeSet<String>) -> Vec<String> {
+    let mut seen = read_until(c, |seen| expected.iter().all(|e| seen.contains(e))).await;
+    let marker = format!("marker-{}", seen.len());
+    publish_one(addr, "pub5", "data/marker", &marker).await;
+    seen.extend(read_until(c, |more| more.contains(&marker)).await);
+    seen.retain(|p| *p != marker);
+    seen
+}
+
+/// PUBLISH payloads until `done` says so (or `T` passes without one).
+async fn read_until(c: &mut Raw, done: impl Fn(&[String]) -> bool) -> Vec<String> {
     let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let all = expected.iter().all(|e| seen.contains(e));
-        let wait = if all {
-            std::time::Duration::from_millis(300)
-        } else {
-            T
-        };
-        if tokio::time::Instant::now() > deadline {
-            break;
+    // Bounded: no test here sends more than a few hundred messages.
+    for _ in 0..10_000 {
+        if done(&seen) {
+            return seen;
         }
-        match c.recv(wait).await {
+        match c.recv(T).await {
             Ok(p @ (Packet::V5_0Publish(_) | Packet::V3_1_1Publish(_))) => {
                 let (_, payload, _, _) = publish_parts(&p);
                 seen.push(String::from_utf8(payload).expect("utf-8"));
             }
             Ok(_) => {}
-            Err(_) => break,
+            Err(e) => panic!(
+                "stopped waiting ({e:?}) with {} messages: {seen:?}",
+                seen.len()
+            ),
         }
     }
-    seen
+    panic!("more messages than the test sends: {seen:?}");
 }
 
 fn check_delivery(who: &str, seen: &[String], acked: &Acked) {
@@ -367,7 +376,7 @@ async fn acknowledged_messages_sessions_and_retained_messages_survive_sigkill() 
                 present,
                 "cycle {cycle}: {id}'s session is gone after the restart"
             );
-            let seen = drain(&mut c, &expected).await;
+            let seen = drain(&mut c, b.addr, &expected).await;
             check_delivery(&format!("cycle {cycle}, {id}"), &seen, &acked);
             disconnect(c, v5).await;
         }
@@ -377,10 +386,16 @@ async fn acknowledged_messages_sessions_and_retained_messages_survive_sigkill() 
         r.send(v5_connect("reader", Some("reader")).into()).await;
         assert_eq!(v5_connack(&r.recv(T).await.expect("CONNACK")).0, 0);
         subscribe(&mut r, true, "data/state/+").await;
+        // Retained messages come before what is published after the SUBSCRIBE.
+        publish_one(b.addr, "pub5", "data/state/marker", "marker").await;
         let mut retained = BTreeMap::new();
-        while let Ok(p) = r.recv(std::time::Duration::from_millis(500)).await {
+        for _ in 0..10 {
+            let p = r.recv(T).await.expect("retained messages, then the marker");
             if let Packet::V5_0Publish(_) = p {
                 let (topic, payload, _, retain) = publish_parts(&p);
+                if topic == "data/state/marker" {
+                    break;
+                }
                 assert!(retain);
                 retained.insert(topic, String::from_utf8(payload).expect("utf-8"));
             }
@@ -469,7 +484,9 @@ async fn the_policy_in_force_at_restart_applies_to_restored_sessions() {
     publish_one(b.addr, "pub5", "data/other", "revoked").await;
     publish_one(b.addr, "pub5", "data/keep", "kept").await;
     (s5, _) = connect(b.addr, "sub5", true).await;
-    let seen = drain(&mut s5, &BTreeSet::from(["kept".to_string()])).await;
+    // `kept` was published after `revoked`: had `data/+` survived, `revoked`
+    // would come first.
+    let seen = read_until(&mut s5, |seen| seen.iter().any(|p| p == "kept")).await;
     assert_eq!(seen, vec!["kept".to_string()]);
     disconnect(s5, true).await;
 }
@@ -497,20 +514,28 @@ async fn a_will_whose_delay_ran_out_while_the_broker_was_down_is_published_at_st
     p.send(v5_connect_with("pub5", Some("pub5"), will, o).into())
         .await;
     assert_eq!(v5_connack(&p.recv(T).await.expect("CONNACK")).0, 0);
-    drop(p);
-    // Its record (with the pending will) is written when the broker sees the
-    // socket close; an acknowledged message after that is behind it in the
-    // ordered writer, so once it is acknowledged the will is stored too.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    publish_one(b.addr, "pub3", "data/marker", "marker").await;
+    // DISCONNECT 0x04: end with the will. The broker closes the socket and
+    // then writes the session's record (with the pending will); the message
+    // acknowledged below, sent after the close was seen, is behind that
+    // record in the ordered writer.
+    let with_will = mqtt_protocol_core::mqtt::packet::v5_0::Disconnect::builder()
+        .reason_code(
+            mqtt_protocol_core::mqtt::result_code::DisconnectReasonCode::DisconnectWithWillMessage,
+        )
+        .build()
+        .expect("disconnect");
+    p.send(with_will.into()).await;
+    let _ = p.until_closed(T).await;
+    publish_one(b.addr, "pub3", "data/ordered", "ordered").await;
     b.kill();
-    // Down for longer than the will delay.
+    // Down for longer than the will delay (wall-clock time must pass: the
+    // will's due time is stored as wall-clock time).
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
 
     let b = Served::start(&policy, &data);
     let (mut s5, _) = connect(b.addr, "sub5", true).await;
-    let want = BTreeSet::from(["marker".to_string(), "pub5 gone".to_string()]);
-    let seen = drain(&mut s5, &want).await;
+    let want = BTreeSet::from(["ordered".to_string(), "pub5 gone".to_string()]);
+    let seen = drain(&mut s5, b.addr, &want).await;
     assert_eq!(
         seen.iter().filter(|p| *p == "pub5 gone").count(),
         1,
