@@ -44,9 +44,14 @@ struct Served {
 
 impl Served {
     fn start(policy: &Path, data: &Path) -> Served {
+        Served::start_with(policy, data, &[])
+    }
+
+    fn start_with(policy: &Path, data: &Path, extra: &[&str]) -> Served {
         let mut child = Command::new(BIN)
             .args(["serve", "--dev", "--mqtt", "127.0.0.1:0", "--data"])
             .arg(data)
+            .args(extra)
             .arg(policy)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -57,6 +62,21 @@ impl Served {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
         }
+    }
+
+    /// SIGTERM, and waits (bounded) for the graceful stop.
+    fn stop(mut self) {
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        for _ in 0..200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "serve exited with {status}");
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("serve did not stop within 10 s of SIGTERM");
     }
 
     /// SIGKILL: no shutdown path runs.
@@ -541,5 +561,31 @@ async fn a_will_whose_delay_ran_out_while_the_broker_was_down_is_published_at_st
         1,
         "the will, once: {seen:?}"
     );
+    disconnect(s5, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relaxed_durability_loses_nothing_at_a_graceful_stop() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let policy = tmp.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY).expect("policy");
+    // An fsync an hour after the first unsynced commit: only the stop syncs.
+    let config = tmp.path().join("relaxed.yaml");
+    std::fs::write(&config, "durability: relaxed\nrelaxedSyncInterval: 3600\n").expect("config");
+    let data = tmp.path().join("data");
+    let config = config.to_str().expect("utf-8 path");
+
+    let b = Served::start_with(&policy, &data, &["--config", config]);
+    let (mut s5, _) = connect(b.addr, "sub5", true).await;
+    subscribe(&mut s5, true, "data/+").await;
+    disconnect(s5, true).await;
+    publish_one(b.addr, "pub3", "data/x", "before the stop").await;
+    b.stop();
+
+    let b = Served::start(&policy, &data);
+    let (mut s5, present) = connect(b.addr, "sub5", true).await;
+    assert!(present, "the session was lost at a graceful stop");
+    let seen = read_until(&mut s5, |seen| seen.iter().any(|p| p == "before the stop")).await;
+    assert_eq!(seen, vec!["before the stop".to_string()]);
     disconnect(s5, true).await;
 }

@@ -344,6 +344,12 @@ async fn serve(
     info!("shutting down");
     ops.stopping();
     broker.shutdown().await;
+    if let Some(store) = &broker.shared().store {
+        // What the sessions' last changes wrote, fsynced even when relaxed.
+        if let Err(e) = store.flush().wait().await {
+            warn!(error = %e, "the broker store could not be synced at shutdown");
+        }
+    }
     ops.stopped(&broker).await;
     exit::OK
 }

@@ -123,6 +123,7 @@ impl Store {
             tx.send(Request {
                 ops,
                 done: Some(done),
+                sync: false,
             })
             .is_ok()
         });
@@ -133,8 +134,27 @@ impl Store {
     /// a crash before they are durable only delivers a copy again).
     pub fn submit_detached(&self, ops: Vec<Op>) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(Request { ops, done: None });
+            let _ = tx.send(Request {
+                ops,
+                done: None,
+                sync: false,
+            });
         }
+    }
+
+    /// Resolves once everything enqueued so far is fsynced, whatever the
+    /// durability (at shutdown, so that `relaxed` loses nothing there).
+    pub fn flush(&self) -> Durable {
+        let (done, rx) = oneshot::channel();
+        let sent = self.tx.as_ref().is_some_and(|tx| {
+            tx.send(Request {
+                ops: Vec::new(),
+                done: Some(done),
+                sync: true,
+            })
+            .is_ok()
+        });
+        Durable(sent.then_some(rx))
     }
 }
 

@@ -67,6 +67,8 @@ pub(super) type Outcome = Result<(), String>;
 pub(super) struct Request {
     pub ops: Vec<Op>,
     pub done: Option<oneshot::Sender<Outcome>>,
+    /// Fsync this batch whatever the durability (a flush at shutdown).
+    pub sync: bool,
 }
 
 /// Changes applied in one transaction at most: bounds the latency of the
@@ -104,13 +106,15 @@ pub(super) fn run(db: Database, dir: PathBuf, durability: Durability, rx: Receiv
                 Err(_) => break,
             }
         }
-        let immediate = match durability {
-            Durability::Sync => true,
-            Durability::Relaxed { window } => {
-                let since = *unsynced_since.get_or_insert_with(Instant::now);
-                since.elapsed() >= window
-            }
-        };
+        let flush = batch.iter().any(|r| r.sync);
+        let immediate = flush
+            || match durability {
+                Durability::Sync => true,
+                Durability::Relaxed { window } => {
+                    let since = *unsynced_since.get_or_insert_with(Instant::now);
+                    since.elapsed() >= window
+                }
+            };
         let outcome = commit(&db, &batch, immediate).map_err(|e| {
             let e = StoreError::Write {
                 dir: dir.clone(),
