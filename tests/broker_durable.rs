@@ -589,3 +589,62 @@ async fn relaxed_durability_loses_nothing_at_a_graceful_stop() {
     assert_eq!(seen, vec!["before the stop".to_string()]);
     disconnect(s5, true).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qos2_publish_answered_pubrec_is_released_after_a_restart_and_not_routed_again() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let policy = tmp.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY).expect("policy");
+    let data = tmp.path().join("data");
+
+    let b = Served::start(&policy, &data);
+    let (mut s5, _) = connect(b.addr, "sub5", true).await;
+    subscribe(&mut s5, true, "data/+").await;
+    disconnect(s5, true).await;
+    // pub5 (persistent) sends a QoS 2 PUBLISH and gets PUBREC; the broker dies
+    // before its PUBREL.
+    let (mut p, _) = connect(b.addr, "pub5", true).await;
+    p.mqtt.set_auto_pub_response(false);
+    p.send(v5_pub("data/q2", b"once", Qos::ExactlyOnce, Some(7)).into())
+        .await;
+    match p.recv(T).await.expect("PUBREC") {
+        Packet::V5_0Pubrec(r) => assert_eq!(r.packet_id(), 7),
+        other => panic!("expected PUBREC, got {other:?}"),
+    }
+    b.kill();
+    drop(p);
+
+    let b = Served::start(&policy, &data);
+    let (mut p, present) = connect(b.addr, "pub5", true).await;
+    assert!(present);
+    // Not knowing whether the PUBREC arrived, the client sends the PUBLISH again
+    // (DUP), then releases it: PUBREC again, no second copy, PUBCOMP success.
+    p.mqtt.set_auto_pub_response(false);
+    let dup = v5_pub("data/q2", b"once", Qos::ExactlyOnce, Some(7)).set_dup(true);
+    p.send(dup.into()).await;
+    match p.recv(T).await.expect("PUBREC") {
+        Packet::V5_0Pubrec(r) => assert_eq!(r.packet_id(), 7),
+        other => panic!("expected PUBREC, got {other:?}"),
+    }
+    let rel = mqtt_protocol_core::mqtt::packet::v5_0::Pubrel::builder()
+        .packet_id(7)
+        .build()
+        .expect("PUBREL");
+    p.send(rel.into()).await;
+    match p.recv(T).await.expect("PUBCOMP") {
+        Packet::V5_0Pubcomp(c) => {
+            assert_eq!(c.packet_id(), 7);
+            let code = c.reason_code().map(|c| c as u8).unwrap_or(0);
+            assert_eq!(
+                code, 0,
+                "PUBREL after the restart: the PUBLISH must still be known"
+            );
+        }
+        other => panic!("expected PUBCOMP, got {other:?}"),
+    }
+    disconnect(p, true).await;
+    let (mut s5, _) = connect(b.addr, "sub5", true).await;
+    let seen = drain(&mut s5, b.addr, &BTreeSet::from(["once".to_string()])).await;
+    assert_eq!(seen, vec!["once".to_string()], "exactly once");
+    disconnect(s5, true).await;
+}
