@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: topicgate's broker against Mosquitto, on this machine, in
-# one run. Both serve the same policy (1,000 generated device clients plus the bench
-# clients): topicgate from the policy file, Mosquitto from the ACL that
-# `topicgate policy export --to mosquitto` writes. Every scenario of
-# `topicgate bench` runs against both, alternating which broker goes first, RUNS
-# times; the medians and the ratio topicgate/Mosquitto go to docs/performance.md
-# (section "Broker vs Mosquitto"). Not part of CI: it takes about 10 minutes.
+# Side-by-side benchmark: topicgate's broker against rumqttd and Mosquitto, on this
+# machine, in one run. topicgate and Mosquitto serve the same policy (1,000 generated
+# device clients plus the bench clients): topicgate from the policy file, Mosquitto
+# from the ACL that `topicgate policy export --to mosquitto` writes. rumqttd 0.20 has
+# no ACL at all: it runs with NO AUTHORIZATION (every client may publish and
+# subscribe anywhere), which the table says beside its figures. Every scenario of
+# `topicgate bench` runs against each broker, rotating which broker goes first, RUNS
+# times; the medians and the ratios go to docs/performance.md (section "Broker vs
+# rumqttd and Mosquitto"). Not part of CI: it takes about 15 minutes.
 #
-# Identity: both brokers trust the username without a password (topicgate
-# `serve --dev`, Mosquitto with no password_file), so neither spends time on
-# password hashing and both apply the same per-username ACL. Loopback only.
+# rumqttd is embedded as a library by the small crate in scripts/rumqttd-peer/,
+# which this script copies to a build directory outside the repository
+# (RUMQTTD_BUILD_DIR, default /tmp/topicgate-rumqttd-peer) and builds there from
+# crates.io; later runs reuse that build.
+#
+# Identity: every broker trusts the username without a password (topicgate
+# `serve --dev`, Mosquitto with no password_file, rumqttd with no auth), so none
+# spends time on password hashing. Loopback only.
 #
 # Usage: scripts/bench-vs-mosquitto.sh            (RUNS=3 by default)
 #        RUNS=5 scripts/bench-vs-mosquitto.sh
 #        QUICK=1 scripts/bench-vs-mosquitto.sh    (short runs, to try the script; no docs written)
+#        RUMQTTD=0 scripts/bench-vs-mosquitto.sh  (topicgate and Mosquitto only)
 #        NICE=-10 scripts/bench-vs-mosquitto.sh   (run brokers and bench at a higher priority than
 #                                                  other work on a shared machine; recorded in the doc)
-#        DURABLE=1 scripts/bench-vs-mosquitto.sh  (durable state: topicgate `serve --data DIR` with
+#        DURABLE=1 RUMQTTD=0 scripts/bench-vs-mosquitto.sh
+#                                                 (durable state: topicgate `serve --data DIR` with
 #                                                  DURABILITY=sync|relaxed, default sync; Mosquitto with
 #                                                  `persistence true`; publishers and subscribers use
 #                                                  persistent sessions (`bench --persistent`); written to
@@ -30,6 +39,9 @@ DURABLE=${DURABLE:-0}
 DURABILITY=${DURABILITY:-sync}
 MOSQ_PORT=${MOSQ_PORT:-18883}
 TG_PORT=${TG_PORT:-18884}
+# rumqttd listens for MQTT 3.1.1 on RUMQ_PORT (what the bench speaks) and for MQTT 5 on RUMQ_PORT+1.
+RUMQ_PORT=${RUMQ_PORT:-18885}
+RUMQTTD=${RUMQTTD:-1}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release/topicgate
@@ -46,6 +58,21 @@ command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq 
 
 say "building topicgate (release)"
 (cd "$ROOT" && cargo build --release --quiet)
+
+BROKERS="topicgate mosquitto"
+if [ "$RUMQTTD" = 1 ]; then
+    BROKERS="topicgate rumqttd mosquitto"
+    PEER_DIR=${RUMQTTD_BUILD_DIR:-${TMPDIR:-/tmp}/topicgate-rumqttd-peer}
+    say "building the rumqttd peer (release) in $PEER_DIR"
+    mkdir -p "$PEER_DIR/src"
+    # Copied only when changed, so that a rebuild is skipped when nothing changed.
+    for f in Cargo.toml src/main.rs; do
+        cmp -s "$ROOT/scripts/rumqttd-peer/$f" "$PEER_DIR/$f" || cp "$ROOT/scripts/rumqttd-peer/$f" "$PEER_DIR/$f"
+    done
+    (cd "$PEER_DIR" && env -u CARGO_TARGET_DIR cargo build --release --quiet)
+    RUMQTTD_BIN=$PEER_DIR/target/release/rumqttd-peer
+    RUMQ_VERSION="rumqttd $(awk '/^name = "rumqttd"$/{getline; gsub(/"/, "", $3); print $3}' "$PEER_DIR/Cargo.lock")"
+fi
 
 WORK=$(mktemp -d /tmp/bench-vs-mosquitto.XXXXXX)
 # Mosquitto drops root privileges to its own user, which must be able to read the ACL.
@@ -104,6 +131,37 @@ CONF
 else
     TG_DATA_ARGS=()
 fi
+# rumqttd's own format. It has no per-session queue limit: a filter's messages live in
+# a commit log (here up to 10 segments of 100 MB) that each subscriber reads at its
+# own pace; QoS 1 toward a subscriber is capped by its built-in 100 in flight.
+# max_inflight_count is how many packets it reads from a connection per batch;
+# next_connection_delay_ms 0 accepts connections without its default 1 ms pause.
+# No [console], [prometheus] or [metrics] section: nothing but the listeners.
+rumq_listener() {
+    cat <<CONF
+[$1.1]
+name = "$1-bench"
+listen = "127.0.0.1:$2"
+next_connection_delay_ms = 0
+    [$1.1.connections]
+    connection_timeout_ms = 60000
+    max_payload_size = 1048576
+    max_inflight_count = 256
+    dynamic_filters = true
+CONF
+}
+{
+    cat <<CONF
+id = 0
+[router]
+max_connections = 30010
+max_outgoing_packet_count = 200
+max_segment_size = 104857600
+max_segment_count = 10
+CONF
+    rumq_listener v4 "$RUMQ_PORT"
+    rumq_listener v5 "$((RUMQ_PORT + 1))"
+} > "$WORK/rumqttd.toml"
 
 wait_port() {
     for _ in $(seq 1 200); do
@@ -125,12 +183,20 @@ start_brokers() {
     RUST_LOG=topicgate=warn nice -n "$NICE" "$BIN" serve "$WORK/policy.yaml" --mqtt "127.0.0.1:$TG_PORT" --dev \
         --config "$WORK/topicgate.yaml" "${TG_DATA_ARGS[@]}" >>"$WORK/topicgate.log" 2>&1 &
     TG_PID=$!; PIDS+=("$TG_PID")
+    RUMQ_PID=""
+    if [ "$RUMQTTD" = 1 ]; then
+        nice -n "$NICE" "$RUMQTTD_BIN" "$WORK/rumqttd.toml" >>"$WORK/rumqttd.log" 2>&1 &
+        RUMQ_PID=$!; PIDS+=("$RUMQ_PID")
+        wait_port "$RUMQ_PORT"
+    fi
     wait_port "$MOSQ_PORT"
     wait_port "$TG_PORT"
 }
 stop_brokers() {
-    kill "$MOSQ_PID" "$TG_PID" 2>/dev/null || true
-    wait "$MOSQ_PID" "$TG_PID" 2>/dev/null || true
+    # shellcheck disable=SC2086
+    kill "$MOSQ_PID" "$TG_PID" $RUMQ_PID 2>/dev/null || true
+    # shellcheck disable=SC2086
+    wait "$MOSQ_PID" "$TG_PID" $RUMQ_PID 2>/dev/null || true
 }
 
 # The generated policy's bench clients bench-0..7 may publish and subscribe bench/#.
@@ -161,13 +227,22 @@ SCENARIOS=(
 
 mkdir -p "$WORK/results"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+read -r -a BROKER_LIST <<<"$BROKERS"
 for run in $(seq 1 "$RUNS"); do
-    if [ $((run % 2)) = 1 ]; then ORDER="topicgate mosquitto"; else ORDER="mosquitto topicgate"; fi
+    # Rotate which broker goes first: run 1 topicgate, run 2 the next one, ...
+    ORDER=""
+    for k in $(seq 0 $((${#BROKER_LIST[@]} - 1))); do
+        ORDER="$ORDER ${BROKER_LIST[$(( (run - 1 + k) % ${#BROKER_LIST[@]} ))]}"
+    done
     for entry in "${SCENARIOS[@]}"; do
         name=${entry%%|*}; args=${entry#*|}
         start_brokers
         for broker in $ORDER; do
-            if [ "$broker" = topicgate ]; then port=$TG_PORT; pid=$TG_PID; else port=$MOSQ_PORT; pid=$MOSQ_PID; fi
+            case $broker in
+                topicgate) port=$TG_PORT; pid=$TG_PID ;;
+                rumqttd) port=$RUMQ_PORT; pid=$RUMQ_PID ;;
+                *) port=$MOSQ_PORT; pid=$MOSQ_PID ;;
+            esac
             say "run $run/$RUNS  $name  $broker"
             # shellcheck disable=SC2086
             timeout 180 nice -n "$NICE" "$BIN" bench $args --port "$port" --broker-pid "$pid" "${IDS[@]}" --json \
@@ -183,11 +258,24 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 MACHINE="$(uname -srm); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(nproc) cores; $(free -g | awk '/Mem:/{print $2}') GiB"
 MOSQ_NODELAY=$(grep -q '^set_tcp_nodelay true' "$WORK/mosquitto/bench.conf" && echo "Mosquitto: set_tcp_nodelay true" || echo "Mosquitto: its default, off")
 MOSQ_VERSION=$("$MOSQUITTO" -h 2>&1 | head -1 || true)
+RUMQ_LINE=""
+if [ "$RUMQTTD" = 1 ]; then
+    RUMQ_LINE="
+- **$RUMQ_VERSION with no authorization at all** (it has no ACL: every client may publish and
+  subscribe anywhere; topicgate and Mosquitto enforce the policy). Embedded by
+  \`scripts/rumqttd-peer/\` (release build) with MQTT 3.1.1 and 5 listeners on loopback, up to
+  30,010 connections, a commit log of 10 x 100 MB per filter, its built-in limit of 100 QoS 1
+  messages in flight toward a subscriber. rumqttd has no TCP_NODELAY option and leaves Nagle on
+  for its own sends (the bench's clients set it on theirs)."
+fi
 TG_VERSION="$("$BIN" --version) ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown))"
 
-SECTION=$(python3 - "$WORK/results" "$RUNS" <<'PY'
+# $BROKERS is split on purpose: one argument per broker.
+# shellcheck disable=SC2086
+SECTION=$(python3 - "$WORK/results" "$RUNS" $BROKERS <<'PY'
 import json, os, statistics, sys
-results, runs = sys.argv[1], int(sys.argv[2])
+results, runs, brokers = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+TITLE = {"topicgate": "topicgate", "rumqttd": "rumqttd (no ACL)", "mosquitto": "Mosquitto"}
 def load(name, broker):
     out = []
     for r in range(1, runs + 1):
@@ -204,10 +292,16 @@ def med(reports, get):
 lat = lambda k: (lambda r: (r.get("latency") or {}).get(k))
 loss = lambda r: (100.0 * r["lost"] / r["expected"]) if r.get("expected") else None
 cpu = lambda r: (r.get("broker") or {}).get("cpu_percent")
+def per_cpu_second(r):
+    # Messages delivered per second of broker CPU time (user + system) over the
+    # measured phase: what a broker costs per message when it shares the cores.
+    secs = (r.get("broker") or {}).get("cpu_seconds")
+    return r["delivered"] / secs if secs and r.get("delivered") is not None else None
 # scenario, metric label, getter, unit, higher is better
 rows = []
 for s in ["fanout-qos0", "fanout-qos1", "pair-qos0", "pair-qos1"]:
     rows += [(s, "delivered msg/s", lambda r: r.get("delivered_per_sec"), "", True),
+             (s, "delivered msg per broker CPU-second", per_cpu_second, "", True),
              (s, "latency p99", lat("p99_ms"), " ms", False),
              (s, "loss", loss, " %", False),
              (s, "broker CPU", cpu, " %", None)]
@@ -230,14 +324,22 @@ def fmt(v, unit):
     if abs(v) >= 100:
         return f"{v:,.0f}{unit}"
     return f"{v:.3g}{unit}"
-print("| scenario | metric | topicgate | Mosquitto | ratio topicgate/Mosquitto |")
-print("|---|---|---:|---:|---:|")
+others = [b for b in brokers if b != "topicgate"]
+print("| scenario | metric | " + " | ".join(TITLE[b] for b in brokers) + " | "
+      + " | ".join(f"topicgate/{TITLE[b].split()[0]}" for b in others) + " |")
+print("|---|---|" + "---:|" * (len(brokers) + len(others)))
 for s, label, get, unit, higher in rows:
-    t, m = med(load(s, "topicgate"), get), med(load(s, "mosquitto"), get)
-    ratio = f"{t / m:.2f}x" if (t is not None and m) else "—"
-    if higher is not None and ratio != "—":
-        ratio += " (higher is better)" if higher else " (lower is better)"
-    print(f"| {s} | {label} | {fmt(t, unit)} | {fmt(m, unit)} | {ratio} |")
+    vals = {b: med(load(s, b), get) for b in brokers}
+    t = vals["topicgate"]
+    ratios = []
+    for b in others:
+        m = vals[b]
+        ratio = f"{t / m:.2f}x" if (t is not None and m) else "—"
+        if higher is not None and ratio != "—":
+            ratio += " (higher is better)" if higher else " (lower is better)"
+        ratios.append(ratio)
+    print(f"| {s} | {label} | " + " | ".join(fmt(vals[b], unit) for b in brokers) + " | "
+          + " | ".join(ratios) + " |")
 errs = []
 for f in sorted(os.listdir(results)):
     if f.endswith(".json"):
@@ -268,16 +370,16 @@ else
 fi
 BODY=$(cat <<MD
 <!-- bench-vs-mosquitto$MARK:start (written by scripts/bench-vs-mosquitto.sh) -->
-## Broker vs Mosquitto$TITLE
+## Broker vs rumqttd and Mosquitto$TITLE
 
-Medians of $RUNS runs, alternating which broker goes first, measured $(date -u '+%Y-%m-%d %H:%M UTC').
+Medians of $RUNS runs, rotating which broker goes first, measured $(date -u '+%Y-%m-%d %H:%M UTC').
 
 - Machine: $MACHINE. Load average before/after: $LOAD_BEFORE / $LOAD_AFTER
   (the load generator shares the machine with the broker under test; NICE=$NICE for brokers and bench).
 - Brokers: topicgate $TG_VERSION (\`topicgate serve --dev\`, 1,008-client generated policy);
   $MOSQ_VERSION with the ACL from \`topicgate policy export --to mosquitto\` of the same policy.
-  Both: username-only identity on loopback, 10,000 queued messages per session, 256 in flight,
-  TCP_NODELAY ($MOSQ_NODELAY).
+  topicgate and Mosquitto: username-only identity on loopback, 10,000 queued messages per session, 256 in flight,
+  TCP_NODELAY ($MOSQ_NODELAY).$RUMQ_LINE
 - Load generator: \`topicgate bench\` (MQTT 3.1.1, 64-byte payloads, TCP_NODELAY).
 - Command: \`scripts/bench-vs-mosquitto.sh\` (RUNS=$RUNS); the scenario arguments are in the script.
   \`connect\` held $CONNS idle connections (open-file limit per process: $FDS).

@@ -255,6 +255,7 @@ impl<'a> UsageMeter<'a> {
             ) * 10.0)
                 .round()
                 / 10.0,
+            cpu_seconds: (procstat::cpu_seconds(&before, &after) * 1000.0).round() / 1000.0,
             rss_before_kib: before.rss_kib,
             rss_after_kib: after.rss_kib,
             peak_rss_kib: after.peak_rss_kib,

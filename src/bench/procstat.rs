@@ -59,13 +59,17 @@ pub fn ticks_per_second() -> u64 {
     }
 }
 
+/// CPU time (user + system) between two samples, in seconds.
+pub fn cpu_seconds(before: &ProcSample, after: &ProcSample) -> f64 {
+    after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 / ticks_per_second() as f64
+}
+
 /// CPU use between two samples, in percent of one core (200 = two cores busy).
 pub fn cpu_percent(before: &ProcSample, after: &ProcSample, wall_secs: f64) -> f64 {
     if wall_secs <= 0.0 {
         return 0.0;
     }
-    let secs = after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 / ticks_per_second() as f64;
-    secs / wall_secs * 100.0
+    cpu_seconds(before, after) / wall_secs * 100.0
 }
 
 /// utime + stime: fields 14 and 15 of `/proc/PID/stat`, counted after the command

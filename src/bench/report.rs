@@ -44,6 +44,9 @@ pub struct BrokerUsage {
     pub pid: u32,
     /// CPU time over wall time, in percent of one core (200 = both cores of two).
     pub cpu_percent: f64,
+    /// CPU time (user + system) over the measured phase, in seconds: delivered
+    /// messages per CPU-second compare what brokers spend per message.
+    pub cpu_seconds: f64,
     pub rss_before_kib: u64,
     pub rss_after_kib: u64,
     pub peak_rss_kib: u64,
@@ -189,7 +192,10 @@ impl Report {
             opt("broker pid", Some(b.pid.to_string()));
             opt(
                 "broker CPU",
-                Some(format!("{:.0}% of one core", b.cpu_percent)),
+                Some(format!(
+                    "{:.0}% of one core ({:.2} CPU-s)",
+                    b.cpu_percent, b.cpu_seconds
+                )),
             );
             opt(
                 "broker RSS",

@@ -5,8 +5,10 @@
 //! write-ahead copy: the broker works from memory and reads the store only
 //! at start.
 
+use super::lifecycle;
+use super::message::Delivery;
 use super::message::{qos_from_u8, Message};
-use super::session::{Delivery, Inflight, Session};
+use super::session::{Inflight, Session};
 use super::state::Shared;
 use super::store::record::{now_ms, MessageRecord};
 use super::store::{convert, Durable, Op, Restored};
@@ -17,19 +19,6 @@ use mqtt_protocol_core::mqtt::Version;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tracing::{info, warn};
-
-/// A session's state read from the store, for [`Session::restore`].
-pub struct Restoring {
-    pub protocol: u8,
-    pub disconnected_at_ms: Option<u64>,
-    pub offline: VecDeque<Delivery>,
-    pub inflight: Option<Inflight>,
-    /// The pending will and when it is due (Unix ms).
-    pub will: Option<(Will, u64)>,
-    /// Seconds from now until the will is due, and until the session expires.
-    pub will_left: u32,
-    pub expiry_left: u32,
-}
 
 /// At CONNECT, once the session is claimed: a persistent session's record is
 /// written, and the answer resolves when it is durable (CONNACK waits: a
@@ -274,19 +263,10 @@ pub fn restore(shared: &Arc<Shared>, restored: Restored) -> RestoreSummary {
             Some((w, due)) => (Some((w, due)), secs_until(due).min(expiry_left)),
             None => (None, 0),
         };
-        session.restore(
-            shared,
-            Restoring {
-                protocol: rec.protocol,
-                disconnected_at_ms: Some(since),
-                offline,
-                inflight,
-                will,
-                will_left,
-                expiry_left,
-            },
-        );
-        shared.sessions.insert_restored(session.clone());
+        let has_will = will.is_some();
+        session.restore(rec.protocol, Some(since), offline, inflight, will);
+        lifecycle::restart_timer(shared, &session, has_will.then_some(will_left), expiry_left);
+        shared.sessions.lock().insert(session.clone());
         sum.sessions += 1;
         if changed {
             if let Some(record) = session.record() {
@@ -303,7 +283,7 @@ pub fn restore(shared: &Arc<Shared>, restored: Restored) -> RestoreSummary {
     sum.wills_due = due_wills.len();
     for w in due_wills {
         info!(client_id = %w.msg.origin, "will fell due while the broker was down: publishing it now");
-        super::will::fire(shared, w);
+        lifecycle::fire_will(shared, w);
     }
     sum
 }

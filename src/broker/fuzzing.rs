@@ -33,6 +33,9 @@ pub const CONNECT_V3: &[u8] = &[
 ];
 
 /// A broker with small limits over [`POLICY`], in dev mode.
+// The panic cannot fire: `POLICY` is a constant that every run of the
+// proptest (tests/broker_proptest.rs) compiles through this function.
+#[allow(clippy::panic)]
 pub fn broker() -> Broker {
     let c = crate::compiler::compile_text("fuzz.yaml", POLICY, None);
     let policy = match crate::compiler::load::from_compilation(c) {
@@ -82,6 +85,10 @@ pub async fn feed(broker: &Broker, input: &[u8]) -> Result<(), String> {
 }
 
 /// One fuzz input: the first byte picks a prefix (none, v5 CONNECT, 3.1.1 CONNECT).
+/// A harness: a finding is reported by panicking, which is how cargo-fuzz and
+/// the proptest learn of it; so is a runtime that cannot be built (nothing
+/// could be fuzzed).
+#[allow(clippy::panic)]
 pub fn fuzz_one(data: &[u8]) {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     let Some((&pick, rest)) = data.split_first() else {

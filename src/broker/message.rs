@@ -1,4 +1,5 @@
-//! An application message as the broker routes it, independent of protocol version.
+//! An application message as the broker routes it, independent of protocol
+//! version, and one copy of it for one session. A leaf: no broker imports.
 
 use mqtt_protocol_core::mqtt::packet::{MessageExpiryInterval, Property, Qos};
 use std::sync::Arc;
@@ -61,6 +62,18 @@ impl Message {
         }
         props
     }
+}
+
+/// One copy of a message for one session.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub msg: Arc<Message>,
+    pub qos: Qos,
+    pub retain: bool,
+    pub subscription_ids: Vec<u32>,
+    /// Its sequence number in the durable store, when it is stored there (a
+    /// QoS 1/2 copy for a persistent session, with `--data`).
+    pub stored: Option<u64>,
 }
 
 /// The lower of two QoS levels.

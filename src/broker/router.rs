@@ -5,23 +5,13 @@
 
 use super::message::{min_qos, qos_u8};
 use super::session::Session;
+use super::sub_options::SubOptions;
 use crate::topic::SubFilter;
-use mqtt_protocol_core::mqtt::packet::{Qos, RetainHandling};
+use mqtt_protocol_core::mqtt::packet::Qos;
 use rustc_hash::FxHashMap as HashMap;
 use smallvec::SmallVec;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-
-/// Options a client chose for one subscription.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SubOptions {
-    /// Granted QoS.
-    pub qos: Qos,
-    pub no_local: bool,
-    pub retain_as_published: bool,
-    pub retain_handling: RetainHandling,
-    pub subscription_id: Option<u32>,
-}
 
 #[derive(Clone)]
 struct Subscriber {
@@ -282,6 +272,7 @@ fn descend<'a>(root: &'a mut Node, filter: &str, depth: usize) -> Option<&'a mut
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mqtt_protocol_core::mqtt::packet::RetainHandling;
 
     fn opts() -> SubOptions {
         SubOptions {

@@ -6,7 +6,7 @@ use super::durable::{self, RestoreSummary};
 use super::policy::PolicyHandle;
 use super::retained::Retained;
 use super::router::Router;
-use super::session::Sessions;
+use super::session::registry::Sessions;
 use super::state::Shared;
 use super::stats::{ListenerGauge, Stats};
 use super::store::{Restored, Store};

@@ -3,11 +3,12 @@
 use super::config::{BrokerConfig, IdentityMode};
 use super::durable;
 use super::events::EventSink;
-use super::message::Message;
+use super::message::{Delivery, Message};
 use super::policy::PolicyHandle;
 use super::retained::Retained;
 use super::router::Router;
-use super::session::{Deliver, Delivery, Session, Sessions};
+use super::session::registry::Sessions;
+use super::session::{Deliver, Session};
 use super::stats::{DropReason, Stats};
 use super::store::{Durable, Store};
 use mqtt_protocol_core::mqtt::packet::Qos;

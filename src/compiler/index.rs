@@ -6,6 +6,7 @@
 //! clients, and grows only with the templates that share a path with the topic.
 
 use super::model::SpaceId;
+use crate::topic::scan::next_slash;
 use crate::topic::{Level, Segment, Template, Var};
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
@@ -123,7 +124,7 @@ impl TemplateIndex {
         values: &[Option<Box<str>>],
         granted: &impl Fn(TemplateId) -> bool,
     ) -> Option<TemplateId> {
-        self.walk(topic, values, granted, false)
+        self.walk::<false>(topic, values, granted)
     }
 
     /// The first template whose filter contains every topic `filter` can match.
@@ -133,42 +134,52 @@ impl TemplateIndex {
         values: &[Option<Box<str>>],
         granted: &impl Fn(TemplateId) -> bool,
     ) -> Option<TemplateId> {
-        self.walk(filter, values, granted, true)
+        self.walk::<true>(filter, values, granted)
     }
 
     /// Depth-first search in trie order (literal, then `+`, then patterns) with an
     /// explicit stack: the depth of a topic or filter is the client's choice, and
     /// must not become call depth. The stack lives inline for ordinary depths, so a
-    /// decision allocates nothing.
-    fn walk(
+    /// decision allocates nothing. `FILTER` is known at compile time, so the
+    /// publish walk carries none of the filter's wildcard tests.
+    fn walk<const FILTER: bool>(
         &self,
         topic_or_filter: &str,
         values: &[Option<Box<str>>],
         granted: &impl Fn(TemplateId) -> bool,
-        filter: bool,
     ) -> Option<TemplateId> {
-        // (node, the levels after it (`None`: no level left), whether the levels
-        // before it form no topic: none, or the one empty level of `/...`).
-        let mut stack: SmallVec<[(u32, Option<&str>, bool); 16]> = SmallVec::new();
-        stack.push((0, Some(topic_or_filter), true));
-        while let Some((node, rest, no_topic_yet)) = stack.pop() {
+        let bytes = topic_or_filter.as_bytes();
+        let mut stack = Stack::default();
+        stack.push(Step {
+            node: 0,
+            no_topic_yet: true,
+            rest: 0,
+        });
+        while let Some(Step {
+            node,
+            no_topic_yet,
+            rest,
+        }) = stack.pop()
+        {
             let n = &self.nodes[node as usize];
             // `T/#` covers this level and anything below, so any rest (even none) matches.
             if let Some(t) = n.hash_ends.iter().copied().find(|t| granted(*t)) {
                 return Some(t);
             }
-            let Some(rest) = rest else {
+            if rest == NO_LEVEL_LEFT {
                 if let Some(t) = n.ends.iter().copied().find(|t| granted(*t)) {
                     return Some(t);
                 }
                 continue;
+            }
+            // `/` is ASCII, so a byte scan splits the UTF-8 text at character boundaries.
+            let (level, after) = match next_slash(bytes, rest) {
+                Some(i) => (&topic_or_filter[rest..i], i + 1),
+                None => (&topic_or_filter[rest..], NO_LEVEL_LEFT),
             };
-            let (level, after) = match rest.split_once('/') {
-                Some((level, after)) => (level, Some(after)),
-                None => (rest, None),
-            };
-            let no_topic = no_topic_yet && node == 0 && level.is_empty();
-            if filter && level == "#" {
+            // Only a filter's `#` asks whether the levels before form no topic.
+            let no_topic = FILTER && no_topic_yet && node == 0 && level.is_empty();
+            if FILTER && level == "#" {
                 // A template `#` here contains a filter `#`, checked above. So does
                 // `+/#` when the levels before are no topic: every topic has a level
                 // there (`#` and `+/#` are the same set; `/#` and `/+/#` too).
@@ -185,24 +196,24 @@ impl TemplateIndex {
                 }
                 continue;
             }
-            if filter && level == "+" {
+            if FILTER && level == "+" {
                 // A `+` in the filter is contained only by a `+` in the template.
                 if let Some(p) = n.plus {
-                    stack.push((p, after, false));
+                    stack.push(Step::to(p, after, false));
                 }
                 continue;
             }
             // Pushed in reverse so that they are tried in trie order.
             for (pattern, c) in n.patterns.iter().rev() {
                 if pattern_matches(pattern, level, values) {
-                    stack.push((*c, after, no_topic));
+                    stack.push(Step::to(*c, after, no_topic));
                 }
             }
             if let Some(p) = n.plus {
-                stack.push((p, after, no_topic));
+                stack.push(Step::to(p, after, no_topic));
             }
             if let Some(&c) = n.literal.get(level) {
-                stack.push((c, after, no_topic));
+                stack.push(Step::to(c, after, no_topic));
             }
         }
         None
@@ -210,6 +221,51 @@ impl TemplateIndex {
 
     pub fn node_count(&self) -> usize {
         self.nodes.len()
+    }
+}
+
+/// The walk's stack, whose top lives in a local: most levels have one child to go
+/// on with, which is then pushed and popped without touching the vector.
+#[derive(Default)]
+struct Stack {
+    top: Option<Step>,
+    below: SmallVec<[Step; 16]>,
+}
+
+impl Stack {
+    #[inline]
+    fn push(&mut self, step: Step) {
+        if let Some(previous) = self.top.replace(step) {
+            self.below.push(previous);
+        }
+    }
+    #[inline]
+    fn pop(&mut self) -> Option<Step> {
+        self.top.take().or_else(|| self.below.pop())
+    }
+}
+
+/// `Step::rest` when the topic has no level left after the node.
+const NO_LEVEL_LEFT: usize = usize::MAX;
+
+/// One pending step of the walk: a trie node and where the levels after it start.
+#[derive(Clone, Copy)]
+struct Step {
+    node: u32,
+    /// Whether the levels before the node form no topic: none, or the one empty
+    /// level of `/...`.
+    no_topic_yet: bool,
+    /// Byte offset of the next level in the topic, or [`NO_LEVEL_LEFT`].
+    rest: usize,
+}
+
+impl Step {
+    fn to(node: u32, rest: usize, no_topic_yet: bool) -> Step {
+        Step {
+            node,
+            no_topic_yet,
+            rest,
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::access::{AccessPolicy, ClientId, PasswordCheck, Verdict};
 use super::{Decision, DenyKind, Grant};
-use crate::compiler::compiled::CompiledPolicy;
+use crate::compiler::compiled::{CompiledPolicy, SpaceGrants};
 use crate::compiler::model::BindingId;
 use crate::source::model::Permission;
 use crate::topic::{parse_subscription, validate_name};
@@ -19,7 +19,7 @@ impl CompiledPolicy {
             profile.publish.contains(self.template_ref(t).space)
         });
         match found {
-            Some(t) => self.allowed(client, t, Permission::Publisher),
+            Some(t) => self.allowed(t, &profile.publish),
             None => Decision::deny(
                 DenyKind::NotGranted,
                 format!(
@@ -56,7 +56,7 @@ impl CompiledPolicy {
             profile.subscribe.contains(self.template_ref(t).space)
         });
         match found {
-            Some(t) => self.allowed(client, t, Permission::Subscriber),
+            Some(t) => self.allowed(t, &profile.subscribe),
             None => Decision::deny(
                 DenyKind::NotGranted,
                 format!(
@@ -114,12 +114,12 @@ impl CompiledPolicy {
     }
 
     /// The fast path allocates nothing on success: the reason is left empty and
-    /// [`CompiledPolicy::describe_grant`] renders it when someone asks.
-    fn allowed(&self, client: ClientId, template: u32, permission: Permission) -> Decision {
+    /// [`CompiledPolicy::describe_grant`] renders it when someone asks. `grants` is
+    /// the asking client's profile for the permission asked (what
+    /// [`CompiledPolicy::granting_binding`] would look up again).
+    fn allowed(&self, template: u32, grants: &SpaceGrants) -> Decision {
         let at = self.template_ref(template);
-        let binding = self
-            .granting_binding(client, at.space, permission)
-            .unwrap_or(0);
+        let binding = grants.binding(at.space).unwrap_or(0);
         let grant = Grant {
             binding,
             topic_space: at.space,

@@ -12,10 +12,12 @@
 //! - [`filter`]: filters as values, and matching.
 //! - [`algebra`]: subset, intersection and witnesses of difference, exact.
 //! - [`limits`]: `maxTopicLevels` and `maxTopicLength`.
+//! - [`scan`]: byte scans of topic text for the decision path.
 
 pub mod algebra;
 pub mod filter;
 pub mod limits;
+pub mod scan;
 pub mod shared;
 pub mod template;
 pub mod validate;

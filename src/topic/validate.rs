@@ -1,6 +1,7 @@
 //! What a valid topic name and filter are (semantics.md §3): the MQTT rules, with the
 //! same messages for `policy check`, the decisions and the broker.
 
+use super::scan::has_nul_or_wildcard;
 use super::template::{TemplateError, TemplateErrorKind};
 
 /// The topic errors are the template errors: one notion of a valid topic.
@@ -42,6 +43,11 @@ pub(super) fn common_checks(text: &str) -> Result<(), TopicError> {
 
 /// Checks a topic name as a client would PUBLISH it.
 pub fn validate_name(topic: &str) -> Result<(), TopicError> {
+    // Every publish decision asks this: the valid case in one pass over the bytes,
+    // the errors (with their positions) from the checks below.
+    if is_plainly_valid_name(topic) {
+        return Ok(());
+    }
     common_checks(topic)?;
     if let Some(i) = topic.find(['+', '#']) {
         return Err(syntax(
@@ -51,6 +57,14 @@ pub fn validate_name(topic: &str) -> Result<(), TopicError> {
         ));
     }
     Ok(())
+}
+
+/// Not empty, at most [`MAX_TOPIC_BYTES`], and no U+0000, `+` or `#`: exactly when
+/// [`validate_name`] accepts.
+#[inline]
+fn is_plainly_valid_name(topic: &str) -> bool {
+    let bytes = topic.as_bytes();
+    !bytes.is_empty() && bytes.len() <= MAX_TOPIC_BYTES && !has_nul_or_wildcard(bytes)
 }
 
 /// Checks a subscription filter (after any `$share/NAME/` prefix is removed).
@@ -88,5 +102,15 @@ mod tests {
         assert!(validate_filter("a//+/#").is_ok());
         assert!(validate_name(&"a".repeat(MAX_TOPIC_BYTES)).is_ok());
         assert!(validate_name(&"a".repeat(MAX_TOPIC_BYTES + 1)).is_err());
+    }
+
+    proptest::proptest! {
+        /// The byte scan of the fast path accepts exactly what the checks with
+        /// positions accept, multi-byte characters included.
+        #[test]
+        fn the_byte_scan_agrees_with_the_checks(s in "[a/+#\u{0}\u{7f}\u{80}\u{ff}\u{2b2b}é€£$ ]{0,40}") {
+            let checked = common_checks(&s).is_ok() && !s.contains(['+', '#']);
+            proptest::prop_assert_eq!(is_plainly_valid_name(&s), checked);
+        }
     }
 }

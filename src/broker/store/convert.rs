@@ -2,7 +2,7 @@
 
 use super::record::{now_ms, MessageRecord, PropRecord, SubRecord};
 use crate::broker::message::{qos_from_u8, qos_u8, Message};
-use crate::broker::router::SubOptions;
+use crate::broker::sub_options::SubOptions;
 use mqtt_protocol_core::mqtt::packet::{
     ContentType, CorrelationData, PayloadFormat, PayloadFormatIndicator, Property, ResponseTopic,
     RetainHandling, UserProperty,

@@ -4,8 +4,10 @@
 //! from the store in batches (the session's retained backlog), never copied
 //! whole into the bounded delivery queue, where the excess would be lost.
 
-use super::connection::Conn;
-use super::session::{Delivery, RetainedStep};
+use super::queue::RetainedDue;
+use super::Conn;
+use crate::broker::message::Delivery;
+use crate::broker::session::RetainedStep;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Messages taken from the store at a time.
@@ -15,19 +17,6 @@ const BATCH: usize = 64;
 const BATCHES_PER_TURN: usize = 16;
 /// Output per turn, in bytes, past which the rest waits for the next turn.
 const OUTPUT_PER_TURN: usize = 64 * 1024;
-
-/// Whether retained messages are owed to the connection's session, and what
-/// their sending waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RetainedDue {
-    /// None owed.
-    #[default]
-    None,
-    /// Room in the inflight window (a PUBACK / PUBCOMP).
-    Window,
-    /// The next turn of the connection's loop.
-    Turn,
-}
 
 impl<S> Conn<S>
 where

@@ -1,11 +1,12 @@
 //! The webhook sink of lifecycle events: CloudEvents HTTP batched mode
 //! (`POST`, `Content-Type: application/cloudevents-batch+json`, a JSON array),
 //! retried with exponential backoff. It runs in a task of its own behind a
-//! bounded queue (`events.rs`): while it retries, events that do not fit in
+//! bounded queue (`events`): while it retries, events that do not fit in
 //! the queue are dropped and counted, and the broker never waits for it.
 
-use super::events::{Change, EventsError, Msg};
-use super::stats::Counter;
+use super::error::EventsError;
+use super::record::{Change, Msg};
+use crate::broker::stats::Counter;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Request, StatusCode, Uri};

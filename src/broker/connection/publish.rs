@@ -1,15 +1,15 @@
 //! PUBLISH from a client: validation, authorization (semantics.md §4) and routing.
 
-use super::connection::{log_denial, Conn, End};
-use super::events::DisconnectionReason;
-use super::message::{qos_u8, Message};
-use super::stats::{Action, DenialCode};
-use super::store::Op;
+use super::{log_denial, Conn, End};
+use crate::broker::events::DisconnectionReason;
+use crate::broker::message::{qos_u8, Message};
+use crate::broker::stats::{Action, DenialCode};
+use crate::broker::store::Op;
 use crate::decisions::access::Verdict;
 use crate::topic;
 use mqtt_protocol_core::mqtt::packet::{v3_1_1, v5_0, Packet, Qos, ReasonString};
 use mqtt_protocol_core::mqtt::result_code::{
-    DisconnectReasonCode, PubackReasonCode, PubrecReasonCode,
+    DisconnectReasonCode, MqttError, PubackReasonCode, PubrecReasonCode,
 };
 use mqtt_protocol_core::mqtt::Version;
 use std::sync::Arc;
@@ -83,6 +83,7 @@ where
                 "publish to `{}` is not allowed: {}",
                 msg.topic, verdict.reason
             );
+            // The reason string only explains: one too long for the field is left out.
             let reason = rpi.then(|| ReasonString::new(reason).ok()).flatten();
             match (msg.qos, packet_id) {
                 (Qos::AtLeastOnce, Some(id)) => {
@@ -92,9 +93,7 @@ where
                     if let Some(r) = reason {
                         b = b.props(vec![r.into()]);
                     }
-                    if let Ok(p) = b.build() {
-                        self.ack(p.into());
-                    }
+                    self.send_built("PUBACK", b.build());
                 }
                 (Qos::ExactlyOnce, Some(id)) => {
                     let mut b = v5_0::Pubrec::builder()
@@ -103,9 +102,7 @@ where
                     if let Some(r) = reason {
                         b = b.props(vec![r.into()]);
                     }
-                    if let Ok(p) = b.build() {
-                        self.ack(p.into());
-                    }
+                    self.send_built("PUBREC", b.build());
                 }
                 _ => self.shared.stats.publish_denied_qos0_dropped.inc(),
             }
@@ -128,13 +125,19 @@ where
             }
             _ => None,
         };
+        let ack = match self.ack_packet(qos, packet_id, v5) {
+            Some((_, Ok(p))) => Some(p),
+            Some((what, Err(e))) => {
+                self.build_failed(what, &e);
+                None
+            }
+            None => None,
+        };
         // The writer is ordered: the later of the two covers both.
         if let Some(d) = qos2_state.or(written) {
             self.store_wait = Some(d);
-            if let Some(p) = self.ack_packet(qos, packet_id, v5) {
-                self.acks_waiting.push(p);
-            }
-        } else if let Some(p) = self.ack_packet(qos, packet_id, v5) {
+            self.acks_waiting.extend(ack);
+        } else if let Some(p) = ack {
             self.ack(p);
         }
     }
@@ -146,29 +149,79 @@ where
     }
 
     /// PUBACK or PUBREC (success) for the client's protocol version.
-    fn ack_packet(&self, qos: Qos, packet_id: Option<u16>, v5: bool) -> Option<Packet> {
-        match (qos, packet_id, v5) {
-            (Qos::AtLeastOnce, Some(id), true) => v5_0::Puback::builder()
-                .packet_id(id)
-                .build()
-                .ok()
-                .map(Into::into),
-            (Qos::AtLeastOnce, Some(id), false) => v3_1_1::Puback::builder()
-                .packet_id(id)
-                .build()
-                .ok()
-                .map(Into::into),
-            (Qos::ExactlyOnce, Some(id), true) => v5_0::Pubrec::builder()
-                .packet_id(id)
-                .build()
-                .ok()
-                .map(Into::into),
-            (Qos::ExactlyOnce, Some(id), false) => v3_1_1::Pubrec::builder()
-                .packet_id(id)
-                .build()
-                .ok()
-                .map(Into::into),
-            _ => None,
-        }
+    fn ack_packet(
+        &self,
+        qos: Qos,
+        packet_id: Option<u16>,
+        v5: bool,
+    ) -> Option<(&'static str, Result<Packet, MqttError>)> {
+        Some(match (qos, packet_id?, v5) {
+            (Qos::AtLeastOnce, id, true) => (
+                "PUBACK",
+                v5_0::Puback::builder()
+                    .packet_id(id)
+                    .build()
+                    .map(Into::into),
+            ),
+            (Qos::AtLeastOnce, id, false) => (
+                "PUBACK",
+                v3_1_1::Puback::builder()
+                    .packet_id(id)
+                    .build()
+                    .map(Into::into),
+            ),
+            (Qos::ExactlyOnce, id, true) => (
+                "PUBREC",
+                v5_0::Pubrec::builder()
+                    .packet_id(id)
+                    .build()
+                    .map(Into::into),
+            ),
+            (Qos::ExactlyOnce, id, false) => (
+                "PUBREC",
+                v3_1_1::Pubrec::builder()
+                    .packet_id(id)
+                    .build()
+                    .map(Into::into),
+            ),
+            (Qos::AtMostOnce, _, _) => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::connection::Conn;
+    use crate::broker::fuzzing;
+    use crate::broker::lifecycle::{self, Claim};
+
+    /// A QoS 1 PUBLISH whose PUBACK cannot be built (packet identifier 0: the
+    /// frame scan refuses it before the codec, so only a broker bug gets here)
+    /// closes the connection instead of leaving the client waiting for it.
+    #[tokio::test]
+    async fn an_acknowledgement_that_cannot_be_built_closes_the_connection() {
+        let broker = fuzzing::broker();
+        let shared = broker.shared().clone();
+        let (_client, io) = tokio::io::duplex(1024);
+        let mut conn = Conn::new(shared.clone(), io, "test".into(), 1, None);
+        let Claim::Attached { session, .. } =
+            lifecycle::claim(&shared, Some("c"), "admin", true, 1)
+        else {
+            panic!("admin may claim a session");
+        };
+        conn.attach("c".into(), "admin".into(), session, None, true);
+        let msg = Message {
+            topic: "a/b".into(),
+            payload: Arc::from(&b"x"[..]),
+            qos: Qos::AtLeastOnce,
+            retain: false,
+            props: Vec::new(),
+            expires_at: None,
+            origin: Arc::from("c"),
+        };
+        conn.on_publish(msg, Some(0));
+        assert_eq!(conn.end, Some(End::Abnormal));
+        assert!(conn.out.is_empty(), "nothing half-built was sent");
     }
 }

@@ -1,10 +1,10 @@
 //! SUBSCRIBE and UNSUBSCRIBE: per-filter authorization (semantics.md §4),
 //! subscription options and retained messages.
 
-use super::connection::{log_denial, Conn, End};
-use super::message::{qos_from_u8, qos_u8};
-use super::router::SubOptions;
-use super::stats::{Action, DenialCode};
+use super::{log_denial, Conn, End};
+use crate::broker::message::{qos_from_u8, qos_u8};
+use crate::broker::stats::{Action, DenialCode};
+use crate::broker::sub_options::SubOptions;
 use crate::topic;
 use mqtt_protocol_core::mqtt::packet::{
     v3_1_1, v5_0, Property, Qos, ReasonString, RetainHandling, SubEntry,
@@ -48,13 +48,11 @@ where
                 _ => SubackReturnCode::Failure,
             })
             .collect();
-        if let Ok(p) = v3_1_1::Suback::builder()
+        let suback = v3_1_1::Suback::builder()
             .packet_id(s.packet_id())
             .return_codes(codes)
-            .build()
-        {
-            self.send(p.into());
-        }
+            .build();
+        self.send_built("SUBACK", suback);
         self.send_retained(s.entries(), &outcomes, None);
     }
 
@@ -86,13 +84,12 @@ where
             .reason_codes(codes);
         let rpi = self.client.as_ref().is_some_and(|c| c.request_problem_info);
         if rpi && !reasons.is_empty() {
+            // The reason string only explains: one too long for the field is left out.
             if let Ok(r) = ReasonString::new(reasons.join("; ")) {
                 b = b.props(vec![r.into()]);
             }
         }
-        if let Ok(p) = b.build() {
-            self.send(p.into());
-        }
+        self.send_built("SUBACK", b.build());
         self.send_retained(s.entries(), &outcomes, sub_id);
     }
 
@@ -163,7 +160,7 @@ where
         }
         // Written before SUBACK goes out; ordered before any message that
         // will be acknowledged for the new subscriptions.
-        super::durable::session_changed(&self.shared, &session);
+        crate::broker::durable::session_changed(&self.shared, &session);
         Some(outcomes)
     }
 
@@ -208,9 +205,8 @@ where
         for f in u.entries() {
             self.unsubscribe_one(f.as_str());
         }
-        if let Ok(p) = v3_1_1::Unsuback::builder().packet_id(u.packet_id()).build() {
-            self.send(p.into());
-        }
+        let unsuback = v3_1_1::Unsuback::builder().packet_id(u.packet_id()).build();
+        self.send_built("UNSUBACK", unsuback);
     }
 
     pub(super) fn on_unsubscribe_v5(&mut self, u: &v5_0::Unsubscribe) {
@@ -233,13 +229,11 @@ where
                 }
             })
             .collect();
-        if let Ok(p) = v5_0::Unsuback::builder()
+        let unsuback = v5_0::Unsuback::builder()
             .packet_id(u.packet_id())
             .reason_codes(codes)
-            .build()
-        {
-            self.send(p.into());
-        }
+            .build();
+        self.send_built("UNSUBACK", unsuback);
     }
 
     fn unsubscribe_one(&mut self, raw: &str) -> bool {
@@ -252,7 +246,7 @@ where
         let had = client.session.remove_subscription(raw);
         self.shared.router.unsubscribe(&client.client_id, &sub);
         if had {
-            super::durable::session_changed(&self.shared, &client.session);
+            crate::broker::durable::session_changed(&self.shared, &client.session);
         }
         had
     }

@@ -1,0 +1,146 @@
+//! Backpressure between connections: taking the session's mail only as far as
+//! the outbound queue has room (what is left keeps its publishers waiting),
+//! and a publisher waiting, bounded by `maxPublisherWait`, for room in the
+//! mailboxes its last PUBLISH found full.
+
+use super::{Conn, End};
+use crate::broker::events::DisconnectionReason;
+use crate::broker::message::Delivery;
+use crate::broker::session::{Deliver, Kick, Session};
+use crate::broker::stats::DropReason;
+use mqtt_protocol_core::mqtt::result_code::DisconnectReasonCode;
+use std::pin::Pin;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::futures::Notified;
+use tokio::time::Instant;
+use tracing::info;
+
+/// Past this, the mail queue gives memory back once traffic is light again.
+const MAIL_KEEP: usize = 1024;
+
+/// The attached session and the connection's pinned wake-up future.
+pub(super) type Own<'s, 'w> = (&'s Session, Pin<&'w mut Notified<'s>>);
+
+impl<S> Conn<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// Takes the session's mail, as much as the queue behind the inflight window
+    /// has room for, and acts on a kick. Mail left in the mailbox keeps its
+    /// publishers waiting (backpressure) instead of being dropped here.
+    pub(super) fn take_mail(&mut self, session: &Session) {
+        let mut mail = std::mem::take(&mut self.mail);
+        let max = self.shared.config.max_queued_messages;
+        let room = max.saturating_sub(self.pending.len());
+        let got = session.take_mail(self.conn_id, max, room, &mut mail);
+        self.mail_left = got.left > 0;
+        for d in mail.drain(..) {
+            self.enqueue(d);
+        }
+        if mail.capacity() > MAIL_KEEP && got.taken < MAIL_KEEP / 4 {
+            mail.shrink_to(MAIL_KEEP / 4);
+        }
+        self.mail = mail;
+        if got.detached {
+            // The session no longer knows this connection.
+            self.disconnection
+                .get_or_insert(DisconnectionReason::SessionTakenOver);
+            self.end.get_or_insert(End::Abnormal);
+            return;
+        }
+        let Some(client) = &self.client else { return };
+        match got.kick {
+            Kick::TakenOver => {
+                info!(client_id = %client.client_id, "session taken over by a new connection");
+                self.server_disconnect(DisconnectReasonCode::SessionTakenOver, None);
+            }
+            Kick::NotAuthorized => {
+                info!(client_id = %client.client_id, "the policy no longer allows this client");
+                self.server_disconnect(
+                    DisconnectReasonCode::NotAuthorized,
+                    Some("the policy in force no longer allows this client"),
+                );
+            }
+            Kick::None => {}
+        }
+    }
+
+    /// Waits (bounded by `maxPublisherWait`) for room in the mailboxes this
+    /// client's last PUBLISH found full; what still finds no room is dropped.
+    pub(super) async fn wait_for_room(&mut self, own: &mut Option<Own<'_, '_>>) {
+        let deadline = Instant::now() + self.shared.config.max_publisher_wait;
+        let mut blocked = std::mem::take(&mut self.blocked);
+        for (target, d) in blocked.drain(..) {
+            let stored = d.stored;
+            if !self.deliver_waiting(&target, d, deadline, own).await {
+                self.shared
+                    .stats
+                    .drop_message(DropReason::PublisherWaitExpired);
+                crate::broker::durable::unstore(
+                    &self.shared,
+                    &target.client_id,
+                    stored.into_iter().collect(),
+                );
+            }
+        }
+        self.blocked = blocked;
+    }
+
+    /// Delivers one blocked copy once `target`'s mailbox has room, until
+    /// `deadline`. Meanwhile this connection goes on taking and sending its own
+    /// mail: two clients publishing to each other must not wait on each other.
+    pub(super) async fn deliver_waiting(
+        &mut self,
+        target: &Session,
+        mut d: Delivery,
+        deadline: Instant,
+        own: &mut Option<Own<'_, '_>>,
+    ) -> bool {
+        let max = self.shared.config.max_queued_messages;
+        loop {
+            let room = target.room();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match target.deliver(d, max) {
+                Deliver::Queued => return true,
+                Deliver::Dropped => return false,
+                Deliver::Full(back) => d = back,
+            }
+            if target.is_stalled() || self.end.is_some() {
+                return false;
+            }
+            let woke = match own.as_mut() {
+                Some((_, wake)) => tokio::select! {
+                    r = tokio::time::timeout_at(deadline, room.as_mut()) => r.map(|()| false),
+                    () = wake.as_mut() => Ok(true),
+                },
+                None => tokio::time::timeout_at(deadline, room)
+                    .await
+                    .map(|()| false),
+            };
+            match woke {
+                // Room, perhaps: try again.
+                Ok(false) => {}
+                Ok(true) => {
+                    if let Some((session, wake)) = own.as_mut() {
+                        wake.set(session.woken());
+                        self.take_mail(session);
+                        self.drain_pending();
+                        self.flush().await;
+                    }
+                }
+                Err(_) => {
+                    target.mark_stalled();
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Feeds received bytes to the codec, one packet per `recv` call.
+    /// Sends what is ready (acknowledgements), then waits for room for the blocked copies.
+    pub(super) async fn relieve(&mut self, own: &mut Option<Own<'_, '_>>) {
+        self.flush().await;
+        self.wait_for_room(own).await;
+    }
+}

@@ -1,0 +1,359 @@
+//! One client connection: framing with mqtt-protocol-core over any byte stream,
+//! and the task that owns all per-connection state. No lock is held across an
+//! await.
+//!
+//! The flow, file by file:
+//! - `run_loop`: the task; the CONNECT handshake, then one loop over the
+//!   socket, the session's wake-up, shutdown and the timers;
+//! - `inbound`: bytes to the codec, its events, each decoded packet acted on:
+//!   `connect`, `publish`, `subscribe` (with authorization);
+//! - `backpressure`: taking the session's mail as far as there is room, and a
+//!   publisher waiting for room in full mailboxes;
+//! - `outbound`: deliveries waiting for the client's inflight window, and the
+//!   owed retained messages (`retained`) in their turn;
+//! - `send`: packets encoded and written;
+//! - this file: the state, starting the task, and releasing the session at
+//!   its end (whatever ends it).
+
+mod backpressure;
+mod connect;
+mod durable_acks;
+mod inbound;
+mod outbound;
+mod publish;
+mod queue;
+mod retained;
+mod run_loop;
+mod send;
+mod subscribe;
+
+use super::events::DisconnectionReason;
+use super::frame::{Fault, FrameScan};
+use super::lifecycle;
+use super::message::Delivery;
+use super::session::{Inflight, Session};
+use super::state::Shared;
+use super::tls::PeerCertificates;
+use super::will::Will;
+use crate::compiler::compiled::ClientId;
+use mqtt_protocol_core::mqtt::connection::ConnectionOptions;
+use mqtt_protocol_core::mqtt::packet::Packet;
+use mqtt_protocol_core::mqtt::{role, Connection, Version};
+use queue::RetainedDue;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+/// How the network connection ended, which decides the will's fate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// DISCONNECT (3.1.1) or DISCONNECT 0x00 (5): the will is discarded.
+    Normal,
+    /// Anything else: socket closed, keep-alive, protocol error, DISCONNECT 0x04,
+    /// policy close, takeover. The will is published.
+    Abnormal,
+    /// The broker is shutting down: the will is not published (decision).
+    Shutdown,
+}
+
+/// What an authenticated, attached connection knows about itself.
+pub struct Client {
+    /// Shared with every message it publishes (`Message::origin`).
+    pub(super) client_id: Arc<str>,
+    pub(super) auth_name: String,
+    pub(super) session: Arc<Session>,
+    /// Boxed: most connections have none, and every connection holds this struct.
+    pub(super) will: Option<Box<Will>>,
+    pub(super) request_problem_info: bool,
+    /// The client's index in the policy of a generation (None: not in it),
+    /// looked up again only after the policy is replaced.
+    pub(super) policy_client: Option<(u64, Option<ClientId>)>,
+}
+
+/// The per-connection task state.
+pub struct Conn<S> {
+    /// The client certificate a TLS handshake proved, if the listener is TLS.
+    pub(super) certificate: Option<PeerCertificates>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) io: S,
+    pub(super) mqtt: Connection<role::Server>,
+    pub(super) conn_id: u64,
+    pub(super) peer: String,
+    pub(super) out: Vec<u8>,
+    /// Set once the codec asked to close, or we decided to.
+    pub(super) end: Option<End>,
+    pub(super) keepalive: Option<(Instant, u64)>,
+    /// When the packet being received must be complete (`partialPacketTimeout`).
+    pub(super) partial_deadline: Option<Instant>,
+    pub(super) client: Option<Client>,
+    /// QoS 1/2 deliveries waiting for the client's inflight window.
+    pub(super) pending: VecDeque<Delivery>,
+    /// Packets the codec decoded, not yet acted on.
+    pub(super) inbox: VecDeque<Packet>,
+    /// For the SUBSCRIBE being handled: whether each granted filter is new.
+    pub(super) subscribed_new: Vec<bool>,
+    /// Packet identifiers in use for our QoS 1/2 PUBLISHes to the client.
+    pub(super) inflight_out: usize,
+    /// MQTT 5: identifiers of the client's QoS 2 PUBLISHes not yet released,
+    /// to answer a PUBREL for any other with PUBCOMP 0x92 (§3.7.2.1). The codec
+    /// keeps the same set but only lets it be copied; at most Receive Maximum long.
+    pub(super) qos2_open: Vec<u16>,
+    /// MQTT 5: the client's Receive Maximum, enforced here rather than by the
+    /// codec (see `preauth::check`).
+    pub(super) client_receive_maximum: u16,
+    /// Fixed-header flag check in front of the codec.
+    pub(super) frames: FrameScan,
+    /// What the scan found wrong; acted on after the packets before it.
+    pub(super) fault: Option<Fault>,
+    /// The codec failed to decode a packet of the bytes just fed: what it asked to
+    /// send (its DISCONNECT). Like `fault`, acted on after the packets decoded
+    /// before it, so that they are not lost and their answers go first.
+    pub(super) decode_failed: Option<Vec<u8>>,
+    /// A packet arrived in the bytes just fed (restarts the keep-alive period).
+    pub(super) heard: bool,
+    /// Deliveries taken from the session's mailbox, being encoded.
+    pub(super) mail: VecDeque<Delivery>,
+    /// The last take left mail in the session's mailbox for want of room.
+    pub(super) mail_left: bool,
+    /// Copies of this client's PUBLISH that met a full mailbox: the connection
+    /// waits for room (and reads nothing meanwhile) before its next packet.
+    pub(super) blocked: Vec<(Arc<Session>, Delivery)>,
+    /// Retained messages owed to the session, and what sending them waits for.
+    pub(super) retained_due: RetainedDue,
+    /// Deliveries at the front of `pending` that go before the owed retained messages.
+    pub(super) retained_ahead: usize,
+    /// Why the connection is ending, when known before it ends (lifecycle events).
+    pub(super) disconnection: Option<DisconnectionReason>,
+    /// Packet ID -> store sequence of the stored copies in flight to the client:
+    /// removed from the store once the client has them (PUBACK, PUBREC).
+    pub(super) stored_out: Vec<(u16, u64)>,
+    /// Acknowledgements of the client's PUBLISHes that wait for the store
+    /// (`store_wait`), in the order the PUBLISHes came.
+    pub(super) acks_waiting: Vec<Packet>,
+    /// Resolves when everything the waiting acknowledgements need is durable.
+    pub(super) store_wait: Option<crate::broker::store::Durable>,
+}
+
+/// Serves one connection on `io` until it ends. Works on any byte stream
+/// (TCP, TLS, WebSocket).
+pub fn run<S>(shared: Arc<Shared>, io: S, peer: String, conn_id: u64) -> impl Future<Output = ()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    run_with_certificate(shared, io, peer, conn_id, None)
+}
+
+/// Like [`run`], for a stream whose TLS handshake proved possession of a client
+/// certificate: the certificate, not the listener's identity mode, names the client.
+pub fn run_with_certificate<S>(
+    shared: Arc<Shared>,
+    io: S,
+    peer: String,
+    conn_id: u64,
+    certificate: Option<PeerCertificates>,
+) -> impl Future<Output = ()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    run_holding(shared, io, peer, conn_id, certificate, ())
+}
+
+/// Like [`run_with_certificate`], dropping `guard` (a connection permit) when the
+/// connection ends. The state is built before the future, which then holds it
+/// once: every idle connection keeps this future, so its size is its memory.
+pub fn run_holding<S, G>(
+    shared: Arc<Shared>,
+    io: S,
+    peer: String,
+    conn_id: u64,
+    certificate: Option<PeerCertificates>,
+    guard: G,
+) -> impl Future<Output = ()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    G: Send,
+{
+    let mut conn = Conn::new(shared, io, peer, conn_id, certificate);
+    async move {
+        conn.serve().await;
+        drop(guard);
+    }
+}
+
+impl<S> Conn<S> {
+    /// A connection's state before the first byte: no client, nothing queued.
+    fn new(
+        shared: Arc<Shared>,
+        io: S,
+        peer: String,
+        conn_id: u64,
+        certificate: Option<PeerCertificates>,
+    ) -> Self {
+        let options = ConnectionOptions::new()
+            .maximum_packet_size_recv(shared.config.max_packet_size)
+            .receive_maximum(shared.config.receive_maximum);
+        let mut mqtt = Connection::<role::Server>::with_options(Version::Undetermined, options);
+        mqtt.set_auto_ping_response(true);
+        mqtt.set_auto_pub_response(false);
+        // Use topic aliases towards MQTT 5 clients that allow them (Topic Alias Maximum > 0).
+        mqtt.set_auto_map_topic_alias_send(true);
+        Conn {
+            shared,
+            io,
+            mqtt,
+            conn_id,
+            peer,
+            out: Vec::new(),
+            end: None,
+            keepalive: None,
+            partial_deadline: None,
+            client: None,
+            pending: VecDeque::new(),
+            inbox: VecDeque::new(),
+            subscribed_new: Vec::new(),
+            inflight_out: 0,
+            qos2_open: Vec::new(),
+            client_receive_maximum: u16::MAX,
+            frames: FrameScan::default(),
+            fault: None,
+            decode_failed: None,
+            heard: false,
+            mail: VecDeque::new(),
+            mail_left: false,
+            blocked: Vec::new(),
+            retained_due: RetainedDue::None,
+            retained_ahead: 0,
+            disconnection: None,
+            stored_out: Vec::new(),
+            acks_waiting: Vec::new(),
+            store_wait: None,
+            certificate,
+        }
+    }
+
+    /// Attaches the client after a successful CONNACK: queued messages go out.
+    pub fn attach(
+        &mut self,
+        client_id: String,
+        auth_name: String,
+        session: Arc<Session>,
+        will: Option<Will>,
+        request_problem_info: bool,
+    ) {
+        self.client = Some(Client {
+            client_id: Arc::from(client_id),
+            auth_name,
+            session,
+            will: will.map(Box::new),
+            request_problem_info,
+            policy_client: None,
+        });
+    }
+}
+
+/// Whatever ends the task releases what the connection holds: the normal end
+/// (via `serve`), a panic unwinding through it, or the future being dropped
+/// (cancelled). Otherwise the session would stay attached to a connection that
+/// no longer exists, and every later CONNECT with its client ID would wait for a
+/// takeover that never completes (issue 11). The connection permit is released
+/// by the future that holds it, the same way.
+impl<S> Drop for Conn<S> {
+    fn drop(&mut self) {
+        // Releasing may start the session's expiry timer, which needs a runtime;
+        // a connection dropped outside one (never a spawned task) has nobody
+        // left to release to, and a panic here could abort the process.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.finish();
+        }
+    }
+}
+
+impl<S> Conn<S> {
+    /// Detaches from the session and decides the will (semantics.md §5).
+    fn finish(&mut self) {
+        let Some(mut client) = self.client.take() else {
+            return;
+        };
+        let end = self.end.unwrap_or(End::Abnormal);
+        let will = match end {
+            End::Abnormal => client.will.take().map(|w| *w),
+            End::Normal | End::Shutdown => None,
+        };
+        if let Some(w) = &will {
+            debug!(client_id = %client.client_id, topic = %w.msg.topic, "connection ended abnormally: will armed");
+        }
+        // While unwinding from a panic the codec's state is not trusted (and a
+        // second panic would abort the process): its unacknowledged packets are lost.
+        let inflight = (!std::thread::panicking()).then(|| Inflight {
+            version: self.mqtt.get_protocol_version(),
+            packets: self.mqtt.get_stored_packets(),
+            qos2_handled: self.mqtt.get_qos2_publish_handled(),
+            stored: std::mem::take(&mut self.stored_out),
+        });
+        let why = disconnection_at_end(self.end, self.disconnection);
+        self.shared
+            .events
+            .disconnected(&client.auth_name, &client.client_id, why);
+        let shared = self.shared.clone();
+        // Undelivered QoS 1/2 messages go back to the (now offline) session.
+        let mut undelivered = std::mem::take(&mut self.pending);
+        undelivered.extend(self.mail.drain(..));
+        lifecycle::release(
+            &shared,
+            &client.session,
+            self.conn_id,
+            will,
+            inflight,
+            undelivered,
+        );
+        debug!(client_id = %client.client_id, auth = %client.auth_name, ?end, "connection closed");
+    }
+}
+
+/// The reason of a connection that ended as `end` (None: it just stopped),
+/// unless one was noted on the way.
+fn disconnection_at_end(
+    end: Option<End>,
+    noted: Option<DisconnectionReason>,
+) -> DisconnectionReason {
+    noted.unwrap_or(match end {
+        Some(End::Normal) => DisconnectionReason::ClientInitiatedDisconnect,
+        Some(End::Shutdown) => DisconnectionReason::ServerInitiatedDisconnect,
+        Some(End::Abnormal) | None => DisconnectionReason::ConnectionLost,
+    })
+}
+
+/// Logs a denial the same way everywhere: client, action, topic, reason.
+pub fn log_denial(client: &str, client_id: &str, action: &str, topic: &str, reason: &str) {
+    warn!(client, client_id, action, topic, reason, "denied");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_way_a_connection_ended_gives_its_disconnection_reason() {
+        let end = disconnection_at_end;
+        assert_eq!(
+            end(Some(End::Normal), None),
+            DisconnectionReason::ClientInitiatedDisconnect
+        );
+        assert_eq!(
+            end(Some(End::Shutdown), None),
+            DisconnectionReason::ServerInitiatedDisconnect
+        );
+        assert_eq!(
+            end(Some(End::Abnormal), None),
+            DisconnectionReason::ConnectionLost
+        );
+        assert_eq!(end(None, None), DisconnectionReason::ConnectionLost);
+        assert_eq!(
+            end(Some(End::Abnormal), Some(DisconnectionReason::ClientError)),
+            DisconnectionReason::ClientError
+        );
+    }
+}

@@ -1,0 +1,191 @@
+//! What the broker sends: packets through the codec's state machine, a
+//! delivery encoded for the client's protocol version, a DISCONNECT with its
+//! reason, and the output buffer written to the socket.
+
+use super::{Conn, End};
+use crate::broker::encode;
+use crate::broker::events::DisconnectionReason;
+use crate::broker::message::Delivery;
+use crate::broker::stats::DropReason;
+use mqtt_protocol_core::mqtt::connection::Event;
+use mqtt_protocol_core::mqtt::packet::{v3_1_1, v5_0};
+use mqtt_protocol_core::mqtt::packet::{Packet, Qos, SubscriptionIdentifier};
+use mqtt_protocol_core::mqtt::result_code::{DisconnectReasonCode, MqttError};
+use mqtt_protocol_core::mqtt::Version;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tracing::warn;
+
+/// Past this, the output buffer gives memory back after a write.
+const OUT_KEEP: usize = 64 * 1024;
+
+impl<S> Conn<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// Sends a packet through the codec's state machine.
+    pub fn send(&mut self, p: Packet) {
+        let ev = self.mqtt.send(p);
+        self.handle_events(ev);
+    }
+
+    /// MQTT 5: DISCONNECT with `code` (and a reason string) before closing; 3.1.1: just close.
+    pub fn server_disconnect(&mut self, code: DisconnectReasonCode, reason: Option<&str>) {
+        self.disconnection
+            .get_or_insert(DisconnectionReason::of_server_code(code));
+        if self.mqtt.get_protocol_version() == Version::V5_0 && self.client.is_some() {
+            let with_reason = reason
+                .and_then(|r| mqtt_protocol_core::mqtt::packet::ReasonString::new(r).ok())
+                .map(|rs| {
+                    v5_0::Disconnect::builder()
+                        .reason_code(code)
+                        .props(vec![rs.into()])
+                        .build()
+                });
+            let mut sent = false;
+            if let Some(Ok(d)) = with_reason {
+                let ev = self.mqtt.send(d.into());
+                // MQTT 5 §3.14.2.2.3: the reason string is left out when the
+                // packet would exceed the client's Maximum Packet Size.
+                sent = !ev
+                    .iter()
+                    .any(|e| matches!(e, Event::NotifyError(MqttError::PacketTooLarge)));
+                if sent {
+                    self.handle_events(ev);
+                }
+            }
+            if !sent {
+                let bare = v5_0::Disconnect::builder().reason_code(code).build();
+                self.send_built("DISCONNECT", bare);
+            }
+        }
+        self.end.get_or_insert(End::Abnormal);
+    }
+
+    /// Sends a packet the broker built or, when building it failed (our bug,
+    /// not the client's), logs it and closes the connection: an acknowledgement
+    /// is never dropped silently, which would leave the client waiting.
+    pub(super) fn send_built<P: Into<Packet>>(
+        &mut self,
+        what: &'static str,
+        built: Result<P, MqttError>,
+    ) {
+        match built {
+            Ok(p) => self.send(p.into()),
+            Err(e) => self.build_failed(what, &e),
+        }
+    }
+
+    /// A packet the broker had to send could not be built: logged, and the
+    /// connection closes (the client would otherwise wait for it forever).
+    pub(super) fn build_failed(&mut self, what: &'static str, e: &MqttError) {
+        warn!(peer = %self.peer, packet = what, error = %e, "cannot build a packet to send: closing the connection");
+        self.end.get_or_insert(End::Abnormal);
+    }
+
+    pub(super) async fn flush(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
+        let w = tokio::time::timeout(Duration::from_secs(30), self.io.write_all(&self.out)).await;
+        self.out.clear();
+        // Keep a buffer for the next turn, but not a burst's worth on an idle connection.
+        if self.out.capacity() > OUT_KEEP {
+            self.out.shrink_to(OUT_KEEP / 8);
+        }
+        if !matches!(w, Ok(Ok(()))) {
+            self.end.get_or_insert(End::Abnormal);
+        }
+    }
+
+    /// Encodes one delivery for this client's protocol version and sends it.
+    pub(super) fn deliver(&mut self, d: Delivery) {
+        if d.msg.expired() {
+            self.shared.stats.drop_message(DropReason::Expired);
+            self.unstore(d.stored);
+            return;
+        }
+        self.shared.stats.delivered(d.qos);
+        // MQTT 3.1.1 QoS 0 carries no state in the codec: encode it straight into
+        // the output, without building a packet object (the hot path of fan-out).
+        if d.qos == Qos::AtMostOnce && self.mqtt.get_protocol_version() == Version::V3_1_1 {
+            encode::v3_qos0_publish(&mut self.out, &d.msg.topic, &d.msg.payload, d.retain);
+            return;
+        }
+        let packet_id = if d.qos == Qos::AtMostOnce {
+            None
+        } else {
+            match self.mqtt.acquire_packet_id() {
+                Ok(id) => {
+                    self.inflight_out += 1;
+                    if let Some(seq) = d.stored {
+                        self.stored_out.push((id, seq));
+                    }
+                    Some(id)
+                }
+                Err(_) => {
+                    // No identifier left (the window check makes this unreachable in
+                    // practice): drop rather than spin.
+                    self.shared.stats.drop_message(DropReason::NoPacketId);
+                    return;
+                }
+            }
+        };
+        let built = match self.mqtt.get_protocol_version() {
+            Version::V5_0 => build_v5_publish(&d, packet_id),
+            _ => build_v3_publish(&d, packet_id),
+        };
+        let packet = match built {
+            Ok(packet) => packet,
+            Err(e) => {
+                if let Some(id) = packet_id {
+                    let ev = self.mqtt.release_packet_id(id);
+                    self.handle_events(ev);
+                }
+                return self.build_failed("PUBLISH", &e);
+            }
+        };
+        let ev = self.mqtt.send(packet);
+        let refused = ev.iter().any(|e| matches!(e, Event::NotifyError(_)));
+        self.handle_events(ev);
+        if refused {
+            if let Some(id) = packet_id {
+                let ev = self.mqtt.release_packet_id(id);
+                self.handle_events(ev);
+            }
+        }
+    }
+}
+
+/// An MQTT 5 PUBLISH of `d`: its forwarded properties, the remaining
+/// expiry and every matching subscription identifier.
+fn build_v5_publish(d: &Delivery, id: Option<u16>) -> Result<Packet, MqttError> {
+    let mut props = d.msg.outgoing_props();
+    for sub_id in &d.subscription_ids {
+        props.push(SubscriptionIdentifier::new(*sub_id)?.into());
+    }
+    let mut b = v5_0::Publish::builder()
+        .topic_name(d.msg.topic.as_str())?
+        .qos(d.qos)
+        .retain(d.retain)
+        .payload(d.msg.payload.clone());
+    if let Some(id) = id {
+        b = b.packet_id(id);
+    }
+    if !props.is_empty() {
+        b = b.props(props);
+    }
+    Ok(b.build()?.into())
+}
+
+fn build_v3_publish(d: &Delivery, id: Option<u16>) -> Result<Packet, MqttError> {
+    let mut b = v3_1_1::Publish::builder()
+        .topic_name(d.msg.topic.as_str())?
+        .qos(d.qos)
+        .retain(d.retain)
+        .payload(d.msg.payload.clone());
+    if let Some(id) = id {
+        b = b.packet_id(id);
+    }
+    Ok(b.build()?.into())
+}

@@ -1,0 +1,586 @@
+//! Sessions: what outlives a network connection (subscriptions, queued
+//! messages, owed retained messages, a delayed will), and the registry of them
+//! (`registry`). This module holds a session's state and the transitions of
+//! it; when they happen (claim at CONNECT, release at the end of a connection,
+//! expiry) is decided by `broker::lifecycle`, one layer up.
+
+mod backlog;
+pub mod registry;
+
+use backlog::RetainedBacklog;
+pub use backlog::RetainedStep;
+
+use crate::broker::message::{qos_u8, Delivery};
+use crate::broker::retained::{Retained, RetainedCursor};
+use crate::broker::store::convert;
+use crate::broker::store::record::{self, SessionRecord, WillRecord};
+use crate::broker::sub_options::SubOptions;
+use crate::broker::will::Will;
+use mqtt_protocol_core::mqtt::common::HashSet;
+use mqtt_protocol_core::mqtt::packet::{GenericStorePacket, Qos};
+use mqtt_protocol_core::mqtt::Version;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::futures::Notified;
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+use tracing::warn;
+
+/// Why another part of the broker asks a connection to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kick {
+    None,
+    /// A new connection with the same client ID took the session over.
+    TakenOver,
+    /// The policy in force no longer knows or enables the client.
+    NotAuthorized,
+}
+
+/// The connection a session is attached to, and the mail waiting for it.
+///
+/// The mailbox is a plain queue under the session's lock rather than a channel:
+/// an idle connection then holds no channel allocation, and the connection takes
+/// everything queued in one swap, so one write carries many messages.
+struct Attached {
+    conn_id: u64,
+    /// Deliveries the connection has not taken yet (at most `max_queued_messages`).
+    mailbox: VecDeque<Delivery>,
+    kick: Kick,
+}
+
+/// What a publisher's delivery to one session came to.
+pub enum Deliver {
+    /// Queued for the connection or, offline, in the session.
+    Queued,
+    /// Dropped: QoS 0 to an offline session, a full offline queue, an ended session,
+    /// or a connection that stopped taking its mail.
+    Dropped,
+    /// The attached connection's mailbox is full: the caller may wait for room
+    /// ([`Session::room`]) and try again, or drop it.
+    Full(Delivery),
+}
+
+/// What the attached connection finds when it is woken.
+pub struct Mail {
+    /// Deliveries taken, oldest first.
+    pub taken: usize,
+    /// Deliveries left in the mailbox (beyond the limit).
+    pub left: usize,
+    pub kick: Kick,
+    /// The session no longer knows this connection.
+    pub detached: bool,
+}
+
+/// QoS 1/2 state saved from a connection of a persistent session.
+pub struct Inflight {
+    pub version: Version,
+    pub packets: Vec<GenericStorePacket<u16>>,
+    pub qos2_handled: HashSet<u16>,
+    /// Packet ID -> store sequence of the stored copies among `packets`.
+    pub stored: Vec<(u16, u64)>,
+}
+
+#[derive(Default)]
+struct SessionState {
+    attached: Option<Attached>,
+    offline: VecDeque<Delivery>,
+    /// Raw filter (with `$share/NAME/` if any) -> options.
+    subscriptions: HashMap<String, SubOptions>,
+    /// Session expiry in seconds; `u32::MAX` never expires.
+    expiry: u32,
+    pending_will: Option<Box<Will>>,
+    timer: Option<AbortHandle>,
+    inflight: Option<Box<Inflight>>,
+    /// Retained messages owed to subscriptions.
+    retained: RetainedBacklog,
+    /// The offline queue overflowed since the session was last online (logged once).
+    offline_overflowed: bool,
+    ended: bool,
+    /// MQTT protocol level of the last connection (4 or 5), for the store.
+    protocol: u8,
+    /// When the last connection ended (Unix ms), for the store.
+    disconnected_at_ms: Option<u64>,
+    /// When `pending_will` is due (Unix ms), for the store.
+    will_due_ms: Option<u64>,
+}
+
+/// A session, named by its client ID and owned by one authentication name.
+pub struct Session {
+    pub client_id: String,
+    pub auth_name: String,
+    online: AtomicBool,
+    state: Mutex<SessionState>,
+    /// Wakes the attached connection: mail arrived or it was kicked. It keeps a
+    /// permit when nobody waits, so a wake between two waits is not lost.
+    wake: Notify,
+    /// Wakes publishers waiting for room in the mailbox and connections waiting
+    /// for this session's connection to detach.
+    room: Notify,
+    /// A publisher waited for room in vain: until the connection takes its mail
+    /// again, deliveries that find the mailbox full are dropped without waiting.
+    stalled: AtomicBool,
+    /// Session expiry > 0 (see [`Session::is_persistent`]).
+    persistent: AtomicBool,
+}
+
+impl Session {
+    pub(crate) fn new(client_id: &str, auth_name: &str) -> Arc<Session> {
+        Arc::new(Session {
+            client_id: client_id.to_string(),
+            auth_name: auth_name.to_string(),
+            online: AtomicBool::new(false),
+            state: Mutex::new(SessionState::default()),
+            wake: Notify::new(),
+            room: Notify::new(),
+            stalled: AtomicBool::new(false),
+            persistent: AtomicBool::new(false),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SessionState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a network connection is attached now.
+    pub fn is_online(&self) -> bool {
+        self.online.load(Ordering::Relaxed)
+    }
+
+    /// Hands one copy to the attached connection's mailbox or, when offline, to
+    /// the bounded queue (QoS 1/2 only).
+    pub fn deliver(&self, d: Delivery, max_queue: usize) -> Deliver {
+        let mut st = self.lock();
+        if st.ended {
+            return Deliver::Dropped;
+        }
+        if let Some(a) = &mut st.attached {
+            if a.mailbox.len() >= max_queue.max(1) {
+                return Deliver::Full(d);
+            }
+            let first = a.mailbox.is_empty();
+            a.mailbox.push_back(d);
+            drop(st);
+            // A non-empty mailbox has already woken the connection, which takes all of it.
+            if first {
+                self.wake.notify_one();
+            }
+            return Deliver::Queued;
+        }
+        if d.qos == Qos::AtMostOnce {
+            // MQTT: QoS 0 is not queued for an offline session.
+            return Deliver::Dropped;
+        }
+        if st.offline.len() >= max_queue {
+            if !std::mem::replace(&mut st.offline_overflowed, true) {
+                warn!(
+                    client_id = %self.client_id, max_queued_messages = max_queue,
+                    "offline queue full: further QoS 1/2 messages for this session are dropped (counted) until it reconnects"
+                );
+            }
+            return Deliver::Dropped;
+        }
+        st.offline.push_back(d);
+        Deliver::Queued
+    }
+
+    /// Resolves when the attached connection has taken mail from a full mailbox
+    /// or detached. Create and `enable` it before [`deliver`](Self::deliver)
+    /// returns `Full`, so that a take in between is not missed.
+    pub fn room(&self) -> Notified<'_> {
+        self.room.notified()
+    }
+
+    /// A publisher waited for room in vain and the connection has not taken mail
+    /// since: copies that find the mailbox full are dropped at once, so one stuck
+    /// subscriber cannot hold its publishers back again and again.
+    pub fn is_stalled(&self) -> bool {
+        self.stalled.load(Ordering::Relaxed)
+    }
+
+    pub fn mark_stalled(&self) {
+        // Logged once per stall (the flag clears when the connection takes mail).
+        if !self.stalled.swap(true, Ordering::Relaxed) {
+            warn!(
+                client_id = %self.client_id,
+                "mailbox stayed full: copies for this subscriber are dropped (counted) until it takes mail again"
+            );
+        }
+    }
+
+    /// Resolves when the attached connection is woken (mail or kick).
+    pub fn woken(&self) -> Notified<'_> {
+        self.wake.notified()
+    }
+
+    /// For the attached connection `conn_id`: moves up to `limit` deliveries of
+    /// its mail to `into` and reports a kick, or that the session no longer knows it.
+    pub fn take_mail(
+        &self,
+        conn_id: u64,
+        max_queue: usize,
+        limit: usize,
+        into: &mut VecDeque<Delivery>,
+    ) -> Mail {
+        let mut st = self.lock();
+        let Some(a) = st.attached.as_mut().filter(|a| a.conn_id == conn_id) else {
+            return Mail {
+                taken: 0,
+                left: 0,
+                kick: Kick::None,
+                detached: true,
+            };
+        };
+        let before = a.mailbox.len();
+        if before <= limit && into.is_empty() {
+            // Swap rather than copy: the two queues keep their capacity in turn.
+            std::mem::swap(&mut a.mailbox, into);
+        } else {
+            into.extend(a.mailbox.drain(..before.min(limit)));
+        }
+        let left = a.mailbox.len();
+        let taken = before - left;
+        let kick = a.kick;
+        drop(st);
+        if taken > 0 {
+            self.stalled.store(false, Ordering::Relaxed);
+            // Publishers wait only on a full mailbox; waking them on every take
+            // would cost a lock per batch for nothing.
+            if before >= max_queue.max(1) {
+                self.room.notify_waiters();
+            }
+        }
+        Mail {
+            taken,
+            left,
+            kick,
+            detached: false,
+        }
+    }
+
+    /// Records a subscription; returns (existed before, count after) or None when
+    /// the limit is reached.
+    pub fn add_subscription(&self, raw: &str, opts: SubOptions, max: usize) -> Option<bool> {
+        let mut st = self.lock();
+        let existed = st.subscriptions.contains_key(raw);
+        if !existed && st.subscriptions.len() >= max {
+            return None;
+        }
+        st.subscriptions.insert(raw.to_string(), opts);
+        Some(existed)
+    }
+
+    /// The raw filters of the session's subscriptions.
+    pub fn subscription_filters(&self) -> Vec<String> {
+        self.lock().subscriptions.keys().cloned().collect()
+    }
+
+    /// Asks the attached connection, if any, to end.
+    pub fn kick(&self, why: Kick) {
+        let mut st = self.lock();
+        if let Some(a) = &mut st.attached {
+            a.kick = why;
+            drop(st);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Waits until no connection is attached (after a takeover was asked for).
+    pub async fn detached(&self) {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if !self.is_online() {
+                return;
+            }
+            room.await;
+        }
+    }
+
+    /// Forgets a subscription, and the retained messages it was still owed.
+    pub fn remove_subscription(&self, raw: &str) -> bool {
+        let mut st = self.lock();
+        st.retained.forget(raw);
+        st.subscriptions.remove(raw).is_some()
+    }
+
+    /// Owes the subscription to `cursor`'s filter its retained messages, sent
+    /// after those owed to earlier SUBSCRIBEs. A new SUBSCRIBE to the same
+    /// filter starts its messages over (MQTT 5 §3.8.4: they are sent again).
+    pub fn start_retained(
+        &self,
+        cursor: RetainedCursor,
+        granted: Qos,
+        subscription_id: Option<u32>,
+    ) {
+        self.lock().retained.start(cursor, granted, subscription_id);
+    }
+
+    /// Whether retained messages are owed to a subscription.
+    pub fn has_retained(&self) -> bool {
+        !self.lock().retained.is_empty()
+    }
+
+    /// Moves the next retained messages owed into `into`, in order: at most
+    /// `window` at QoS 1/2 (the room in the client's inflight window) and at
+    /// most `batch` in all.
+    pub fn next_retained(
+        &self,
+        store: &Retained,
+        window: usize,
+        batch: usize,
+        into: &mut Vec<Delivery>,
+    ) -> RetainedStep {
+        self.lock().retained.next(store, window, batch, into)
+    }
+
+    /// Messages queued while offline, to send after CONNACK.
+    pub fn take_offline(&self) -> VecDeque<Delivery> {
+        let mut st = self.lock();
+        st.offline_overflowed = false;
+        std::mem::take(&mut st.offline)
+    }
+
+    /// Saved QoS state of the previous connection, when the versions match.
+    pub fn take_inflight(&self, version: Version) -> Option<Inflight> {
+        self.lock()
+            .inflight
+            .take()
+            .filter(|i| i.version == version)
+            .map(|i| *i)
+    }
+
+    pub fn set_expiry(&self, secs: u32) {
+        self.lock().expiry = secs;
+        self.persistent.store(secs > 0, Ordering::Relaxed);
+    }
+
+    /// Whether the session outlives its connection (expiry > 0): with
+    /// `--data` its state is kept in the store (decision 0025).
+    pub fn is_persistent(&self) -> bool {
+        self.persistent.load(Ordering::Relaxed)
+    }
+
+    /// Records the protocol level of the connection attached now.
+    pub fn set_protocol(&self, level: u8) {
+        self.lock().protocol = level;
+    }
+
+    /// The session as the store keeps it; None once it has ended.
+    pub fn record(&self) -> Option<SessionRecord> {
+        let st = self.lock();
+        if st.ended {
+            return None;
+        }
+        let mut subscriptions: Vec<_> = st
+            .subscriptions
+            .iter()
+            .map(|(raw, o)| convert::sub_record(raw, o))
+            .collect();
+        subscriptions.sort_by(|a, b| a.filter.cmp(&b.filter));
+        let will = match (&st.pending_will, st.will_due_ms) {
+            (Some(w), Some(due_ms)) => Some(WillRecord {
+                msg: convert::message_record(&w.msg, qos_u8(w.msg.qos), &[]),
+                due_ms,
+                expiry: w.expiry,
+                auth_name: w.auth_name.clone(),
+            }),
+            _ => None,
+        };
+        Some(SessionRecord {
+            auth_name: self.auth_name.clone(),
+            expiry: st.expiry,
+            protocol: st.protocol,
+            subscriptions,
+            disconnected_at_ms: st.disconnected_at_ms,
+            will,
+        })
+    }
+
+    /// Puts the state read from the store back into a session made at start
+    /// (before any connection): offline queue, QoS 2 state of its publisher
+    /// side, pending will and when it is due, when its connection ended.
+    pub(crate) fn restore(
+        &self,
+        protocol: u8,
+        disconnected_at_ms: Option<u64>,
+        offline: VecDeque<Delivery>,
+        inflight: Option<Inflight>,
+        will: Option<(Will, u64)>,
+    ) {
+        let mut st = self.lock();
+        st.protocol = protocol;
+        st.disconnected_at_ms = disconnected_at_ms;
+        st.offline = offline;
+        st.inflight = inflight.map(Box::new);
+        st.will_due_ms = will.as_ref().map(|(_, due)| *due);
+        st.pending_will = will.map(|(w, _)| Box::new(w));
+    }
+
+    pub fn expiry(&self) -> u32 {
+        self.lock().expiry
+    }
+
+    /// Whether `auth_name` owns the session: authentication names compare
+    /// without case (semantics.md §1).
+    pub fn owned_by(&self, auth_name: &str) -> bool {
+        self.auth_name.to_lowercase() == auth_name.to_lowercase()
+    }
+}
+
+/// What a session held when it ended: for the lifecycle to unsubscribe and
+/// to publish.
+pub struct Ended {
+    /// The raw filters (with `$share/NAME/` if any) of its subscriptions.
+    pub subscriptions: Vec<String>,
+    /// A will whose delay had not run out.
+    pub will: Option<Will>,
+}
+
+/// What detaching a connection found.
+pub struct Detached {
+    /// QoS 1/2 deliveries beyond the offline queue's room, dropped.
+    pub dropped: u64,
+    /// The session's expiry in seconds (`u32::MAX`: never).
+    pub expiry: u32,
+    /// Store sequences of the dropped copies, to remove from the store.
+    pub unstored: Vec<u64>,
+}
+
+/// The transitions of a session's life. `broker::lifecycle` calls them while
+/// it holds the registry's lock, so that none of them interleaves with another
+/// for the same client ID; each takes the session's own lock briefly.
+impl Session {
+    /// Asks the attached connection, if any, to leave for a takeover. True
+    /// when one is attached: the caller waits for [`detached`](Self::detached).
+    pub(crate) fn ask_to_leave(&self) -> bool {
+        let mut st = self.lock();
+        let Some(a) = &mut st.attached else {
+            return false;
+        };
+        a.kick = Kick::TakenOver;
+        drop(st);
+        self.wake.notify_one();
+        true
+    }
+
+    /// Stops the expiry timer and takes the will whose delay was running.
+    pub(crate) fn stop_timer(&self) -> Option<Will> {
+        let mut st = self.lock();
+        if let Some(t) = st.timer.take() {
+            t.abort();
+        }
+        st.pending_will.take().map(|w| *w)
+    }
+
+    /// Attaches connection `conn_id` with an empty mailbox.
+    pub(crate) fn attach(&self, conn_id: u64) {
+        let mut st = self.lock();
+        st.attached = Some(Attached {
+            conn_id,
+            mailbox: VecDeque::new(),
+            kick: Kick::None,
+        });
+        st.disconnected_at_ms = None;
+        st.will_due_ms = None;
+        self.online.store(true, Ordering::Relaxed);
+        self.stalled.store(false, Ordering::Relaxed);
+    }
+
+    /// Detaches connection `conn_id`: `undelivered` (the connection's queue)
+    /// and the mail it never took go to the offline queue (QoS 1/2 only, up
+    /// to `max_queue`). None when `conn_id` is not the attached connection.
+    pub(crate) fn detach(
+        &self,
+        conn_id: u64,
+        undelivered: VecDeque<Delivery>,
+        max_queue: usize,
+    ) -> Option<Detached> {
+        let mut st = self.lock();
+        if st.attached.as_ref().map(|a| a.conn_id) != Some(conn_id) {
+            return None;
+        }
+        let mail = st.attached.take().map(|a| a.mailbox).unwrap_or_default();
+        self.online.store(false, Ordering::Relaxed);
+        let mut dropped = 0u64;
+        let mut unstored = Vec::new();
+        for d in undelivered.into_iter().chain(mail) {
+            if d.qos == Qos::AtMostOnce {
+                continue;
+            }
+            if st.offline.len() < max_queue {
+                st.offline.push_back(d);
+            } else {
+                dropped += 1;
+                unstored.extend(d.stored);
+            }
+        }
+        if dropped > 0 {
+            st.offline_overflowed = true;
+        }
+        st.disconnected_at_ms = Some(record::now_ms());
+        Some(Detached {
+            dropped,
+            expiry: st.expiry,
+            unstored,
+        })
+    }
+
+    /// Keeps an offline session's QoS state and the will whose delay runs.
+    pub(crate) fn hold(&self, inflight: Option<Inflight>, will: Option<Will>) {
+        let mut st = self.lock();
+        st.inflight = inflight.map(Box::new);
+        st.will_due_ms = will.as_ref().and_then(|w| {
+            let delay = u64::from(w.delay.min(st.expiry));
+            st.disconnected_at_ms
+                .map(|t| t.saturating_add(delay * 1000))
+        });
+        st.pending_will = will.map(Box::new);
+    }
+
+    /// The task that publishes the delayed will and ends the session at expiry.
+    pub(crate) fn set_timer(&self, timer: AbortHandle) {
+        self.lock().timer = Some(timer);
+    }
+
+    /// The will whose delay ran out, if the session still holds it.
+    pub(crate) fn take_pending_will(&self) -> Option<Will> {
+        let mut st = self.lock();
+        st.will_due_ms = None;
+        st.pending_will.take().map(|w| *w)
+    }
+
+    /// Ends the session: it takes no delivery any more and forgets what it
+    /// held. The timer is forgotten, not stopped (the expiry task itself may
+    /// be the caller).
+    pub(crate) fn end(&self) -> Ended {
+        end(&mut self.lock())
+    }
+
+    /// Ends the session unless a connection attached or it ended meanwhile
+    /// (for expiry).
+    pub(crate) fn end_if_offline(&self) -> Option<Ended> {
+        let mut st = self.lock();
+        if st.attached.is_some() || st.ended {
+            return None;
+        }
+        Some(end(&mut st))
+    }
+
+    /// Wakes publishers waiting for room, and a connection waiting to take over.
+    pub(crate) fn notify_detached(&self) {
+        self.room.notify_waiters();
+    }
+}
+
+fn end(st: &mut SessionState) -> Ended {
+    st.ended = true;
+    st.timer = None;
+    st.offline.clear();
+    st.retained.clear();
+    Ended {
+        subscriptions: st.subscriptions.drain().map(|(k, _)| k).collect(),
+        will: st.pending_will.take().map(|w| *w),
+    }
+}
