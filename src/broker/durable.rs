@@ -6,8 +6,8 @@
 //! at start.
 
 use super::lifecycle;
+use super::message::qos_from_u8;
 use super::message::Delivery;
-use super::message::{qos_from_u8, Message};
 use super::session::{Inflight, Session};
 use super::state::Shared;
 use super::store::record::{now_ms, MessageRecord};
@@ -77,28 +77,6 @@ pub fn unstore(shared: &Shared, client_id: &str, seqs: Vec<u64>) {
         })
         .collect();
     store.submit_detached(ops);
-}
-
-/// Op that stores one copy of `msg` for `client_id`.
-pub fn put_copy(client_id: &str, seq: u64, d: &Delivery) -> Op {
-    Op::PutMessage {
-        client_id: client_id.to_string(),
-        seq,
-        record: convert::message_record(&d.msg, super::message::qos_u8(d.qos), &d.subscription_ids),
-    }
-}
-
-/// Op that records (or, for an empty payload, deletes) a retained message.
-pub fn put_retained(msg: &Message) -> Op {
-    if msg.payload.is_empty() {
-        Op::DeleteRetained {
-            topic: msg.topic.clone(),
-        }
-    } else {
-        Op::PutRetained {
-            record: convert::message_record(msg, super::message::qos_u8(msg.qos), &[]),
-        }
-    }
 }
 
 /// What a restart did to the stored state, for the start-up log line.

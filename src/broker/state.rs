@@ -1,7 +1,6 @@
 //! State shared by every connection: policy, sessions, subscriptions, retained messages.
 
 use super::config::{BrokerConfig, IdentityMode};
-use super::durable;
 use super::events::EventSink;
 use super::message::{Delivery, Message};
 use super::policy::PolicyHandle;
@@ -10,7 +9,7 @@ use super::router::Router;
 use super::session::registry::Sessions;
 use super::session::{Deliver, Session};
 use super::stats::{DropReason, Stats};
-use super::store::{Durable, Store};
+use super::store::{convert, Durable, Op, Store};
 use mqtt_protocol_core::mqtt::packet::Qos;
 use std::sync::Arc;
 use tokio::sync::{watch, Semaphore};
@@ -53,7 +52,7 @@ impl Shared {
         if msg.retain && self.config.retain_available {
             self.retained.set(msg.clone());
             if self.store.is_some() {
-                ops.push(durable::put_retained(&msg));
+                ops.push(convert::put_retained(&msg));
             }
         }
         let targets = self.router.route(&msg.topic, &msg.origin, msg.qos);
@@ -82,7 +81,7 @@ impl Shared {
             };
             if d.qos != Qos::AtMostOnce && t.session.is_persistent() {
                 let seq = store.next_seq();
-                ops.push(durable::put_copy(&t.session.client_id, seq, &d));
+                ops.push(convert::put_copy(&t.session.client_id, seq, &d));
                 d.stored = Some(seq);
             }
             copies.push((t.session, d));
@@ -91,7 +90,12 @@ impl Shared {
         for (session, d) in copies {
             let stored = d.stored;
             if !self.hand_over(&session, d, blocked.as_deref_mut()) {
-                durable::unstore(self, &session.client_id, stored.into_iter().collect());
+                if let Some(seq) = stored {
+                    store.submit_detached(vec![Op::DeleteMessage {
+                        client_id: session.client_id.clone(),
+                        seq,
+                    }]);
+                }
             }
         }
         written

@@ -1,7 +1,8 @@
 //! Between the broker's in-memory types and the store's records.
 
 use super::record::{now_ms, MessageRecord, PropRecord, SubRecord};
-use crate::broker::message::{qos_from_u8, qos_u8, Message};
+use super::Op;
+use crate::broker::message::{qos_from_u8, qos_u8, Delivery, Message};
 use crate::broker::sub_options::SubOptions;
 use mqtt_protocol_core::mqtt::packet::{
     ContentType, CorrelationData, PayloadFormat, PayloadFormatIndicator, Property, ResponseTopic,
@@ -109,6 +110,28 @@ pub fn sub_options(r: &SubRecord) -> SubOptions {
             _ => RetainHandling::DoNotSendRetained,
         },
         subscription_id: r.subscription_id,
+    }
+}
+
+/// Op that stores one copy of `msg` for `client_id`.
+pub fn put_copy(client_id: &str, seq: u64, d: &Delivery) -> Op {
+    Op::PutMessage {
+        client_id: client_id.to_string(),
+        seq,
+        record: message_record(&d.msg, qos_u8(d.qos), &d.subscription_ids),
+    }
+}
+
+/// Op that records (or, for an empty payload, deletes) a retained message.
+pub fn put_retained(msg: &Message) -> Op {
+    if msg.payload.is_empty() {
+        Op::DeleteRetained {
+            topic: msg.topic.clone(),
+        }
+    } else {
+        Op::PutRetained {
+            record: message_record(msg, qos_u8(msg.qos), &[]),
+        }
     }
 }
 
