@@ -5,7 +5,7 @@
 
 use crate::compiler::model::NamespaceSettings;
 use crate::topic::TopicLimits;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// How a plaintext listener learns who a client is.
@@ -19,7 +19,7 @@ pub enum IdentityMode {
 }
 
 /// Limits and protocol options of the broker. All sizes are in bytes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct BrokerConfig {
     /// Open connections accepted at once; more get CONNACK Server Busy / Server unavailable.
@@ -100,7 +100,7 @@ pub struct BrokerConfig {
 }
 
 /// The `durability` setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DurabilityMode {
     Sync,
@@ -190,8 +190,12 @@ impl BrokerConfig {
 }
 
 mod secs {
-    use serde::{Deserialize, Deserializer};
+    use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let secs = f64::deserialize(d)?;

@@ -197,7 +197,7 @@ pub fn restore(shared: &Arc<Shared>, restored: Restored) -> RestoreSummary {
                 beyond.push(seq);
                 continue;
             }
-            offline.push_back(delivery(seq, &m));
+            offline.push_back(delivery(seq, &m, shared.router.epoch()));
         }
         if !beyond.is_empty() {
             warn!(
@@ -266,12 +266,13 @@ pub fn restore(shared: &Arc<Shared>, restored: Restored) -> RestoreSummary {
     sum
 }
 
-fn delivery(seq: u64, m: &MessageRecord) -> Delivery {
+fn delivery(seq: u64, m: &MessageRecord, epoch: u64) -> Delivery {
     Delivery {
         msg: Arc::new(convert::message(m)),
         qos: qos_from_u8(m.qos),
         retain: m.retain,
         subscription_ids: m.subscription_ids.clone(),
         stored: Some(seq),
+        epoch,
     }
 }

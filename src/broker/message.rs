@@ -74,6 +74,10 @@ pub struct Delivery {
     /// Its sequence number in the durable store, when it is stored there (a
     /// QoS 1/2 copy for a persistent session, with `--data`).
     pub stored: Option<u64>,
+    /// The router's epoch when it was routed: a copy routed before a policy
+    /// reload finished is checked against the session's subscriptions again
+    /// before it is sent (`Session::receives`, decision 0023).
+    pub epoch: u64,
 }
 
 /// The lower of two QoS levels.

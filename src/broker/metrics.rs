@@ -189,6 +189,45 @@ impl prometheus_client::collector::Collector for BrokerCollector {
             i64::try_from(shared.retained.len()).unwrap_or(i64::MAX),
         )?;
 
+        let mut m = e.encode_descriptor(
+            "topicgate_policy_reloads",
+            "Policy reloads (SIGHUP, --watch), by result: ok = put in force, error = refused",
+            None,
+            MetricType::Counter,
+        )?;
+        for (result, c) in [
+            ("ok", &stats.policy_reloads_ok),
+            ("error", &stats.policy_reloads_failed),
+        ] {
+            ConstCounter::new(c.get()).encode(m.encode_family(&[("result", result)])?)?;
+        }
+        counter(
+            &mut e,
+            "topicgate_subscriptions_revoked",
+            "Subscriptions removed because a reloaded policy no longer grants them",
+            stats.subscriptions_revoked.get(),
+        )?;
+        // Summed over the sessions at scrape time: the packet path keeps no
+        // shared counter for them (each connection stores its own depth).
+        let (queued, inflight) = shared
+            .sessions
+            .all()
+            .iter()
+            .map(|s| s.depth())
+            .fold((0usize, 0usize), |(q, i), d| (q + d.queued, i + d.inflight));
+        gauge(
+            &mut e,
+            "topicgate_queued_messages",
+            "Message copies waiting for their subscriber (mailboxes, offline queues, behind the inflight window)",
+            i64::try_from(queued).unwrap_or(i64::MAX),
+        )?;
+        gauge(
+            &mut e,
+            "topicgate_inflight_messages",
+            "QoS 1/2 PUBLISHes sent to clients and not yet acknowledged",
+            i64::try_from(inflight).unwrap_or(i64::MAX),
+        )?;
+
         let hash = shared.policy.current().policy_hash();
         let mut m = e.encode_descriptor(
             "topicgate_policy",

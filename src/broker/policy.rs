@@ -33,7 +33,13 @@ impl PolicyHandle {
         (inner.0.clone(), inner.1)
     }
 
+    /// The generation of the policy in force now.
+    pub fn generation(&self) -> u64 {
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).1
+    }
+
     /// Replaces the policy; connections see it at their next decision.
+    /// Call it through `reload::apply`, which also revokes what it no longer grants.
     pub fn replace(&self, policy: Arc<dyn AccessPolicy>) {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         let generation = inner.1.wrapping_add(1);

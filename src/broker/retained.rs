@@ -96,7 +96,7 @@ impl Retained {
         cursor: &mut RetainedCursor,
         mut visit: impl FnMut(&Arc<Message>) -> bool,
     ) -> Advance {
-        let prefix = literal_prefix(&cursor.filter);
+        let prefix = topic::trie::literal_prefix(&cursor.filter);
         let mut expired = Vec::new();
         let outcome = {
             let st = self.read();
@@ -153,18 +153,6 @@ impl Retained {
     }
 }
 
-/// The part of `filter` before its first wildcard level, without the separator:
-/// every topic it matches starts with it (`a/b/#` also matches `a/b`).
-fn literal_prefix(filter: &str) -> &str {
-    let wild = filter.find(['+', '#']).unwrap_or(filter.len());
-    let head = &filter[..wild];
-    if wild == filter.len() {
-        head
-    } else {
-        head.strip_suffix('/').unwrap_or(head)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,15 +187,6 @@ mod tests {
             }
         }
         panic!("cursor never finished");
-    }
-
-    #[test]
-    fn literal_prefixes_stop_before_the_first_wildcard_level() {
-        assert_eq!(literal_prefix("a/b/#"), "a/b");
-        assert_eq!(literal_prefix("a/+/c"), "a");
-        assert_eq!(literal_prefix("#"), "");
-        assert_eq!(literal_prefix("+/x"), "");
-        assert_eq!(literal_prefix("a/b"), "a/b");
     }
 
     #[test]

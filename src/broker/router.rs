@@ -2,16 +2,22 @@
 //!
 //! Publishing takes only a read lock on the trie (many publishers route at
 //! once); subscribe and unsubscribe take the write lock briefly.
+//!
+//! The trie also keeps the *epoch*: the policy generation its subscriptions
+//! were last revalidated for. A policy reload holds the write lock while it
+//! swaps the policy and removes what the new one revokes, then publishes the
+//! new epoch; deliveries carry the epoch they were routed in, so a copy
+//! routed before a reload is checked again before it is sent (decision 0023).
 
 use super::message::{min_qos, qos_u8};
 use super::session::Session;
 use super::sub_options::SubOptions;
+use crate::topic::trie::{self, levels, LevelTrie};
 use crate::topic::SubFilter;
 use mqtt_protocol_core::mqtt::packet::Qos;
 use rustc_hash::FxHashMap as HashMap;
-use smallvec::SmallVec;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, RwLockWriteGuard};
 
 #[derive(Clone)]
 struct Subscriber {
@@ -30,6 +36,12 @@ struct Node {
     children: HashMap<String, Node>,
     subs: HashMap<String, Subscriber>,
     shared: HashMap<String, SharedGroup>,
+}
+
+impl LevelTrie for Node {
+    fn child(&self, level: &str) -> Option<&Self> {
+        self.children.get(level)
+    }
 }
 
 impl Node {
@@ -64,34 +76,72 @@ pub struct Target {
 #[derive(Default)]
 pub struct Router {
     root: RwLock<Node>,
+    /// The policy generation the subscriptions in the trie were granted or
+    /// revalidated under. Written only with the write lock held.
+    epoch: AtomicU64,
+}
+
+/// A SUBSCRIBE decided under a policy that a reload replaced before the
+/// subscription reached the trie: decide it again under the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaleEpoch;
+
+/// The trie held for a policy reload: nothing routes or subscribes meanwhile.
+pub struct ReloadGuard<'a> {
+    root: RwLockWriteGuard<'a, Node>,
+    epoch: &'a AtomicU64,
+}
+
+impl ReloadGuard<'_> {
+    /// Removes `client_id`'s subscription to `sub`. Returns true when it existed.
+    pub fn unsubscribe(&mut self, client_id: &str, sub: &SubFilter<'_>) -> bool {
+        remove(&mut self.root, sub.filter, client_id, sub.share)
+    }
+
+    /// Ends the reload: the trie now holds only what policy generation
+    /// `epoch` grants, and routes from now on carry it.
+    pub fn finish(self, epoch: u64) {
+        self.epoch.store(epoch, Ordering::Release);
+    }
 }
 
 impl Router {
+    /// The epoch of the trie (see the module comment). Read before routing:
+    /// a route that starts after a reload finished sees its trie.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Holds the trie for a policy reload until the guard is finished or dropped.
+    pub fn begin_reload(&self) -> ReloadGuard<'_> {
+        ReloadGuard {
+            root: self.root.write().unwrap_or_else(|e| e.into_inner()),
+            epoch: &self.epoch,
+        }
+    }
+
+    /// Like [`subscribe`](Self::subscribe) for a subscription the policy of
+    /// generation `epoch` granted: refused when a reload has revalidated the
+    /// trie for another generation since (checked under the write lock, so the
+    /// reload cannot miss the subscription).
+    pub fn subscribe_at(
+        &self,
+        session: &Arc<Session>,
+        sub: &SubFilter<'_>,
+        opts: SubOptions,
+        epoch: u64,
+    ) -> Result<bool, StaleEpoch> {
+        let mut root = self.root.write().unwrap_or_else(|e| e.into_inner());
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return Err(StaleEpoch);
+        }
+        Ok(insert(&mut root, session, sub, opts))
+    }
+
     /// Adds or replaces `session`'s subscription to `sub`. Returns true when it existed before.
     pub fn subscribe(&self, session: &Arc<Session>, sub: &SubFilter<'_>, opts: SubOptions) -> bool {
         let mut root = self.root.write().unwrap_or_else(|e| e.into_inner());
-        let mut node = &mut *root;
-        for level in sub.filter.split('/') {
-            node = node.children.entry(level.to_string()).or_default();
-        }
-        let subscriber = Subscriber {
-            session: session.clone(),
-            opts,
-        };
-        let id = session.client_id.clone();
-        match sub.share {
-            None => node.subs.insert(id, subscriber).is_some(),
-            Some(group) => {
-                let g = node.shared.entry(group.to_string()).or_default();
-                if let Some(m) = g.members.iter_mut().find(|(c, _)| *c == id) {
-                    m.1 = subscriber;
-                    true
-                } else {
-                    g.members.push((id, subscriber));
-                    false
-                }
-            }
-        }
+        insert(&mut root, session, sub, opts)
     }
 
     /// Removes `client_id`'s subscription to `sub`. Returns true when it existed.
@@ -105,7 +155,7 @@ impl Router {
     pub fn route(&self, topic: &str, origin: &str, msg_qos: Qos) -> Vec<Target> {
         let root = self.root.read().unwrap_or_else(|e| e.into_inner());
         let mut found: Vec<&Node> = Vec::new();
-        collect(&root, topic, &mut found);
+        trie::matching_nodes(&*root, topic, &mut found);
 
         let mut targets: Vec<Target> = Vec::new();
         // One matching node (the common case) cannot hold a session twice: only
@@ -173,37 +223,28 @@ impl Router {
     }
 }
 
-/// Every trie node whose filter matches `topic`, walked with an explicit stack:
-/// a topic's depth comes from a client, so it must not become call depth.
-fn collect<'a>(root: &'a Node, topic: &'a str, out: &mut Vec<&'a Node>) {
-    let dollar = topic.starts_with('$');
-    // (node, the levels left after it, whether it is the root). `None` = no level left.
-    let mut stack: SmallVec<[(&Node, Option<&str>, bool); 16]> = SmallVec::new();
-    stack.push((root, Some(topic), true));
-    while let Some((node, rest, at_root)) = stack.pop() {
-        // A filter starting with a wildcard never matches a `$` topic.
-        let wild_ok = !(dollar && at_root);
-        if wild_ok {
-            if let Some(h) = node.children.get("#") {
-                out.push(h);
+/// Adds or replaces `session`'s subscription to `sub`. True when it existed before.
+fn insert(root: &mut Node, session: &Arc<Session>, sub: &SubFilter<'_>, opts: SubOptions) -> bool {
+    let mut node = root;
+    for level in levels(sub.filter) {
+        node = node.children.entry(level.to_string()).or_default();
+    }
+    let subscriber = Subscriber {
+        session: session.clone(),
+        opts,
+    };
+    let id = session.client_id.clone();
+    match sub.share {
+        None => node.subs.insert(id, subscriber).is_some(),
+        Some(group) => {
+            let g = node.shared.entry(group.to_string()).or_default();
+            if let Some(m) = g.members.iter_mut().find(|(c, _)| *c == id) {
+                m.1 = subscriber;
+                true
+            } else {
+                g.members.push((id, subscriber));
+                false
             }
-        }
-        let Some(rest) = rest else {
-            out.push(node);
-            continue;
-        };
-        let (level, after) = match rest.split_once('/') {
-            Some((level, after)) => (level, Some(after)),
-            None => (rest, None),
-        };
-        // Pushed in reverse: the literal child is walked first, as before.
-        if wild_ok {
-            if let Some(c) = node.children.get("+") {
-                stack.push((c, after, false));
-            }
-        }
-        if let Some(c) = node.children.get(level) {
-            stack.push((c, after, false));
         }
     }
 }
@@ -216,7 +257,7 @@ fn remove(root: &mut Node, filter: &str, client: &str, share: Option<&str>) -> b
     let mut keep_depth = 0;
     let mut node = &*root;
     let mut depth = 0;
-    for level in filter.split('/') {
+    for level in levels(filter) {
         if depth > 0
             && !(node.children.len() == 1 && node.subs.is_empty() && node.shared.is_empty())
         {
@@ -251,7 +292,7 @@ fn remove(root: &mut Node, filter: &str, client: &str, share: Option<&str>) -> b
     if leaf.is_empty() {
         if let (Some(parent), Some(level)) = (
             descend(root, filter, keep_depth),
-            filter.split('/').nth(keep_depth),
+            levels(filter).nth(keep_depth),
         ) {
             // Dropping the branch is iterative too (`Drop for Node`).
             parent.children.remove(level);
@@ -263,7 +304,7 @@ fn remove(root: &mut Node, filter: &str, client: &str, share: Option<&str>) -> b
 /// The node `depth` levels down along `filter`, if the trie has it.
 fn descend<'a>(root: &'a mut Node, filter: &str, depth: usize) -> Option<&'a mut Node> {
     let mut node = root;
-    for level in filter.split('/').take(depth) {
+    for level in levels(filter).take(depth) {
         node = node.children.get_mut(level)?;
     }
     Some(node)
@@ -299,6 +340,29 @@ mod tests {
             .collect();
         ids.sort();
         ids
+    }
+
+    /// A subscription decided under a policy generation that a reload has
+    /// since revalidated the trie past is refused, not inserted; the current
+    /// generation is taken.
+    #[test]
+    fn a_subscription_decided_before_a_reload_is_refused_after_it() {
+        let r = Router::default();
+        let s = Session::new("c", "alice");
+        let decided_at = r.epoch();
+        let mut guard = r.begin_reload();
+        assert!(!guard.unsubscribe("c", &plain("a/b")));
+        guard.finish(decided_at + 1);
+        assert_eq!(
+            r.subscribe_at(&s, &plain("a/b"), opts(), decided_at),
+            Err(StaleEpoch)
+        );
+        assert!(routed(&r, "a/b").is_empty());
+        assert_eq!(
+            r.subscribe_at(&s, &plain("a/b"), opts(), r.epoch()),
+            Ok(false)
+        );
+        assert_eq!(routed(&r, "a/b"), ["c"]);
     }
 
     /// Far deeper than any limit allows: insert, route, remove and drop are loops.
@@ -447,6 +511,143 @@ mod tests {
                     prop_assert!(removed, "unsubscribe {:?}", sub);
                 }
                 prop_assert!(r.is_empty());
+            }
+        }
+
+        /// One step of a random history: client `client` subscribes (with QoS
+        /// `qos`) or unsubscribes filter number `filter` of the pool.
+        #[derive(Debug, Clone)]
+        enum Op {
+            Subscribe {
+                client: usize,
+                filter: usize,
+                qos: u8,
+            },
+            Unsubscribe {
+                client: usize,
+                filter: usize,
+            },
+        }
+
+        fn op(clients: usize, filters: usize) -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (0..clients, 0..filters, 0..3u8).prop_map(|(client, filter, qos)| Op::Subscribe {
+                    client,
+                    filter,
+                    qos
+                }),
+                (0..clients, 0..filters)
+                    .prop_map(|(client, filter)| Op::Unsubscribe { client, filter }),
+            ]
+        }
+
+        /// The pool's filter `i` as subscribed: plain, or in group `g` or `h`.
+        fn sub_of(pool: &[(String, bool)], i: usize) -> SubFilter<'_> {
+            let (f, shared) = &pool[i];
+            SubFilter {
+                share: shared.then_some(if i.is_multiple_of(2) { "g" } else { "h" }),
+                filter: f,
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+            /// After any history of subscribes (replacing options) and
+            /// unsubscribes, the trie routes every topic exactly as brute force
+            /// over the live subscriptions with `topic::matches` says: the same
+            /// sessions, each once at the highest granted QoS with every matching
+            /// subscription identifier, plus one member of each matching shared
+            /// group. Unsubscribe reports whether the subscription existed.
+            #[test]
+            fn any_history_routes_like_brute_force_matching(
+                pool in prop::collection::vec(filter(), 1..6),
+                ops in prop::collection::vec(op(3, 6), 1..24),
+                topics in prop::collection::vec(topic(), 1..6),
+            ) {
+                let r = Router::default();
+                let sessions: Vec<_> = (0..3)
+                    .map(|i| Session::new(&format!("c{i}"), "alice"))
+                    .collect();
+                // The model: (client, pool index) -> granted QoS.
+                let mut live: std::collections::BTreeMap<(usize, usize), u8> = Default::default();
+                for op in &ops {
+                    match *op {
+                        Op::Subscribe { client, filter, qos } if filter < pool.len() => {
+                            let o = SubOptions {
+                                qos: crate::broker::message::qos_from_u8(qos),
+                                subscription_id: Some(filter as u32 + 1),
+                                ..opts()
+                            };
+                            // Identical filters in the pool are one subscription.
+                            let same: Vec<usize> = (0..pool.len())
+                                .filter(|j| sub_of(&pool, *j) == sub_of(&pool, filter))
+                                .collect();
+                            let existed = same.iter().any(|j| live.contains_key(&(client, *j)));
+                            for j in &same {
+                                live.remove(&(client, *j));
+                            }
+                            prop_assert_eq!(r.subscribe(&sessions[client], &sub_of(&pool, filter), o), existed);
+                            live.insert((client, filter), qos);
+                        }
+                        Op::Unsubscribe { client, filter } if filter < pool.len() => {
+                            let same: Vec<usize> = (0..pool.len())
+                                .filter(|j| sub_of(&pool, *j) == sub_of(&pool, filter))
+                                .collect();
+                            let existed = same.iter().any(|j| live.remove(&(client, *j)).is_some());
+                            prop_assert_eq!(r.unsubscribe(&format!("c{client}"), &sub_of(&pool, filter)), existed);
+                        }
+                        _ => {}
+                    }
+                }
+                for t in &topics {
+                    // Plain: client -> (highest QoS, subscription ids).
+                    let mut want: std::collections::BTreeMap<String, (u8, Vec<u32>)> = Default::default();
+                    // Shared: (group, filter) -> members.
+                    let mut groups: std::collections::BTreeMap<(&str, &str), Vec<String>> = Default::default();
+                    for (&(client, i), &qos) in &live {
+                        let sub = sub_of(&pool, i);
+                        if !crate::topic::matches(sub.filter, t) {
+                            continue;
+                        }
+                        let id = format!("c{client}");
+                        match sub.share {
+                            None => {
+                                let e = want.entry(id).or_insert((0, Vec::new()));
+                                e.0 = e.0.max(qos.min(2));
+                                e.1.push(i as u32 + 1);
+                            }
+                            Some(g) => groups.entry((g, sub.filter)).or_default().push(id),
+                        }
+                    }
+                    let got = r.route(t, "publisher", Qos::ExactlyOnce);
+                    prop_assert_eq!(got.len(), want.len() + groups.len(), "topic {}", t);
+                    let mut plain: Vec<&Target> = Vec::new();
+                    let mut picked: Vec<String> = Vec::new();
+                    for target in &got {
+                        if target.subscription_ids.iter().all(|id| pool[*id as usize - 1].1) {
+                            picked.push(target.session.client_id.clone());
+                        } else {
+                            plain.push(target);
+                        }
+                    }
+                    prop_assert_eq!(plain.len(), want.len(), "topic {}", t);
+                    for target in plain {
+                        let Some((qos, ids)) = want.get(&target.session.client_id) else {
+                            return Err(TestCaseError::fail(format!("{t}: unexpected {}", target.session.client_id)));
+                        };
+                        prop_assert_eq!(qos_u8(target.qos), *qos);
+                        let mut got_ids = target.subscription_ids.clone();
+                        got_ids.sort_unstable();
+                        let mut ids = ids.clone();
+                        ids.sort_unstable();
+                        prop_assert_eq!(got_ids, ids);
+                    }
+                    // Each shared copy goes to a member of a matching group.
+                    for p in &picked {
+                        prop_assert!(groups.values().any(|m| m.contains(p)), "{} got a shared copy of {}", p, t);
+                    }
+                }
             }
         }
     }

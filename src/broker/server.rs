@@ -105,11 +105,13 @@ impl Broker {
     }
 
     /// Swaps the policy in force; every later decision (and every will fired later) uses it.
-    /// Subscriptions the new policy no longer grants are dropped, and clients it no
-    /// longer knows or enables are disconnected (MQTT 5: DISCONNECT 0x87).
-    pub fn replace_policy(&self, policy: Arc<dyn AccessPolicy>) {
-        self.shared.policy.replace(policy);
-        super::reload::revalidate(&self.shared);
+    /// Subscriptions the new policy no longer grants are removed before anything
+    /// more is routed to them; clients it no longer knows or enables are
+    /// disconnected (MQTT 5: DISCONNECT 0x87) and wills it no longer allows are
+    /// discarded (semantics.md §4, "Policy reload"). Counts the reload. Blocks routing briefly:
+    /// see [`reload::apply`](super::reload::apply).
+    pub fn replace_policy(&self, policy: Arc<dyn AccessPolicy>) -> super::reload::Revocation {
+        super::reload::apply(&self.shared, policy)
     }
 
     /// Accepts TCP connections on `listener` until shutdown.

@@ -55,6 +55,9 @@ impl Shared {
                 ops.push(convert::put_retained(&msg));
             }
         }
+        // Read before routing: a copy routed in a trie that a reload is about
+        // to revise carries the old epoch and is checked again before it is sent.
+        let epoch = self.router.epoch();
         let targets = self.router.route(&msg.topic, &msg.origin, msg.qos);
         let Some(store) = &self.store else {
             // In memory only: nothing to write ahead.
@@ -65,6 +68,7 @@ impl Shared {
                     retain: msg.retain && t.retain_as_published,
                     subscription_ids: t.subscription_ids,
                     stored: None,
+                    epoch,
                 };
                 self.hand_over(&t.session, d, blocked.as_deref_mut());
             }
@@ -78,6 +82,7 @@ impl Shared {
                 retain: msg.retain && t.retain_as_published,
                 subscription_ids: t.subscription_ids,
                 stored: None,
+                epoch,
             };
             if d.qos != Qos::AtMostOnce && t.session.is_persistent() {
                 let seq = store.next_seq();

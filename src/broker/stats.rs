@@ -39,15 +39,18 @@ pub enum DropReason {
     NoPacketId,
     /// Its Message Expiry Interval passed before it could be sent.
     Expired,
+    /// Routed before a policy reload that revoked the subscription it matched.
+    Revoked,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::QueueFull,
         DropReason::PublisherWaitExpired,
         DropReason::PacketTooLarge,
         DropReason::NoPacketId,
         DropReason::Expired,
+        DropReason::Revoked,
     ];
     pub fn label(self) -> &'static str {
         match self {
@@ -56,6 +59,7 @@ impl DropReason {
             DropReason::PacketTooLarge => "packet_too_large",
             DropReason::NoPacketId => "no_packet_id",
             DropReason::Expired => "expired",
+            DropReason::Revoked => "revoked",
         }
     }
 }
@@ -160,6 +164,11 @@ pub struct Stats {
     pub wills_published: Counter,
     pub wills_dropped: Counter,
     pub protocol_errors: Counter,
+    /// Subscriptions removed because a reloaded policy no longer grants them.
+    pub subscriptions_revoked: Counter,
+    /// Policy reloads put in force, and refused (the policy had errors).
+    pub policy_reloads_ok: Counter,
+    pub policy_reloads_failed: Counter,
     /// PUBLISH packets received from clients, by QoS.
     pub received: CacheLine<[Counter; 3]>,
     /// PUBLISH packets sent to clients, by QoS.

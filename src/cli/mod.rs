@@ -16,7 +16,9 @@ pub mod output;
 pub mod passwd;
 pub mod query;
 pub mod serve;
+pub mod serve_config;
 pub mod serve_ops;
+pub mod serve_reload;
 pub mod test;
 
 use clap::{CommandFactory, Parser, Subcommand};

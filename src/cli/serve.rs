@@ -1,11 +1,16 @@
-//! `topicgate serve POLICY|ARTIFACT [--mqtt ADDR]... [--mqtts ADDR]... [--ws ADDR]...
-//! [--wss ADDR]... [--cert FILE --key FILE] [--dev] [--anonymous NAME] [--config FILE]
+//! `topicgate serve [POLICY|ARTIFACT] [--mqtt ADDR]... [--mqtts ADDR]... [--ws ADDR]...
+//! [--wss ADDR]... [--cert FILE --key FILE] [--dev] [--anonymous NAME] [--watch]
+//! [--config FILE] [--print-config]
 //! [--data DIR]`
 //!
 //! Boots the enforcing broker from a policy (compiled on the spot, refusing to
 //! start on errors) or a compiled artifact. Listeners open only where a flag asks
-//! for one; `--dev` with no listener flag opens 127.0.0.1:1883.
+//! for one; `--dev` with no listener flag opens 127.0.0.1:1883. Every setting
+//! may also come from `TOPICGATE_*` variables and `--config FILE`
+//! (`serve_config`); SIGHUP and `--watch` reload the policy (`serve_reload`).
 
+use super::serve_config::{self, Settings};
+use super::serve_reload::{self, Reloader, TlsFiles, Trigger};
 use super::{exit, output, serve_ops};
 use crate::broker::durable::RestoreSummary;
 use crate::broker::limits as fd_limits;
@@ -33,34 +38,66 @@ scripts) and paste it under the client: `authentication: { passwordHash: \"...\"
 More: docs/broker.md")]
 pub struct ServeArgs {
     /// The policy: YAML, the DSL (`*.policy`) or a compiled artifact (`policy compile`).
-    pub policy: PathBuf,
+    /// May come from TOPICGATE_POLICY or `policy:` in --config instead.
+    #[arg(env = "TOPICGATE_POLICY")]
+    pub policy: Option<PathBuf>,
     /// Plaintext MQTT listener, `HOST:PORT` (repeatable; port 0 picks one).
     /// With --dev and no listener flag: 127.0.0.1:1883.
-    #[arg(long = "mqtt", value_name = "ADDR")]
+    #[arg(
+        long = "mqtt",
+        value_name = "ADDR",
+        env = "TOPICGATE_MQTT",
+        value_delimiter = ','
+    )]
     pub mqtt: Vec<String>,
     /// MQTT over TLS listener (repeatable); clients authenticate with certificates.
-    #[arg(long = "mqtts", value_name = "ADDR", requires_all = ["cert", "key"])]
+    #[arg(
+        long = "mqtts",
+        value_name = "ADDR",
+        env = "TOPICGATE_MQTTS",
+        value_delimiter = ','
+    )]
     pub mqtts: Vec<String>,
     /// MQTT over WebSocket listener, subprotocol `mqtt` (repeatable).
-    #[arg(long = "ws", value_name = "ADDR")]
+    #[arg(
+        long = "ws",
+        value_name = "ADDR",
+        env = "TOPICGATE_WS",
+        value_delimiter = ','
+    )]
     pub ws: Vec<String>,
     /// MQTT over WebSocket over TLS listener (repeatable); certificate identity.
-    #[arg(long = "wss", value_name = "ADDR", requires_all = ["cert", "key"])]
+    #[arg(
+        long = "wss",
+        value_name = "ADDR",
+        env = "TOPICGATE_WSS",
+        value_delimiter = ','
+    )]
     pub wss: Vec<String>,
-    /// The server certificate chain (PEM) of the TLS listeners.
-    #[arg(long, value_name = "FILE")]
+    /// The server certificate chain (PEM) of the TLS listeners (read again on reload).
+    #[arg(long, value_name = "FILE", env = "TOPICGATE_CERT")]
     pub cert: Option<PathBuf>,
-    /// The private key (PEM) of --cert.
-    #[arg(long, value_name = "FILE")]
+    /// The private key (PEM) of --cert (read again on reload).
+    #[arg(long, value_name = "FILE", env = "TOPICGATE_KEY")]
     pub key: Option<PathBuf>,
     /// Development mode: trust the username alone (no password). Loopback only.
-    #[arg(long)]
-    pub dev: bool,
+    #[arg(long, env = "TOPICGATE_DEV", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "BOOL",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub dev: Option<bool>,
     /// With --dev: clients that send no username act as the policy's client NAME.
-    #[arg(long, value_name = "NAME", requires = "dev")]
+    #[arg(long, value_name = "NAME", env = "TOPICGATE_ANONYMOUS")]
     pub anonymous: Option<String>,
-    /// Broker limits (YAML or JSON; keys as in `BrokerConfig`, e.g. `maxConnections`).
-    #[arg(long, value_name = "FILE")]
+    /// Reload the policy (and the TLS certificate and key) when their files change.
+    /// SIGHUP reloads them too, with or without --watch.
+    #[arg(long, env = "TOPICGATE_WATCH", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "BOOL",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub watch: Option<bool>,
+    /// Configuration file (YAML or JSON): any serve setting (`policy`, `mqtt`,
+    /// `cert`, `dev`, `metrics`, `logFormat`, ...) and the broker limits
+    /// (`maxConnections`, ...). Flags win over TOPICGATE_* variables, which win over it.
+    #[arg(long, value_name = "FILE", env = "TOPICGATE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Keep persistent sessions, their queued QoS 1/2 messages, retained
     /// messages and pending wills in DIR, so that they survive a crash
@@ -68,14 +105,53 @@ pub struct ServeArgs {
     /// is in memory only.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Print the effective configuration (YAML, readable by --config) and exit.
+    #[arg(long = "print-config")]
+    pub print_config: bool,
     #[command(flatten)]
     pub ops: serve_ops::OpsArgs,
 }
 
 pub fn run(args: ServeArgs) -> u8 {
-    serve_ops::init_logging(args.ops.log_format);
+    let settings = match serve_config::resolve(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::ERROR;
+        }
+    };
+    if args.print_config {
+        return match settings.to_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                exit::OK
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                exit::ERROR
+            }
+        };
+    }
+    serve_ops::init_logging(settings.log_format);
+    let policy_path = match settings.policy_path() {
+        Ok(p) => p.to_path_buf(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::ERROR;
+        }
+    };
+    let ops = match ops_args(&settings) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::ERROR;
+        }
+    };
+    // Not a setting of `serve_config`: the data directory is named on the command line only.
+    let data_dir = args.data.clone();
+    let args = settings;
 
-    let loaded = match load::load(&args.policy) {
+    let loaded = match load::load(&policy_path) {
         Ok(l) => l,
         Err(e) => return output::report_load_error(&e),
     };
@@ -96,17 +172,7 @@ pub fn run(args: ServeArgs) -> u8 {
         .map(|n| n.value.clone());
     let policy: Arc<dyn AccessPolicy> = Arc::new(loaded.policy);
 
-    let config = match &args.config {
-        Some(path) => match read_config(path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::ERROR;
-            }
-        },
-        None => BrokerConfig::default(),
-    }
-    .capped_by(&settings);
+    let config = args.limits.clone().capped_by(&settings);
 
     if let Some(fds) = fd_limits::raise_open_file_limit() {
         let wanted = config.max_connections as u64 + fd_limits::RESERVED_DESCRIPTORS;
@@ -140,6 +206,10 @@ pub fn run(args: ServeArgs) -> u8 {
         eprintln!("error: --cert and --key are for TLS listeners: add --mqtts ADDR or --wss ADDR");
         return exit::ERROR;
     }
+    if args.anonymous.is_some() && !args.dev {
+        eprintln!("error: --anonymous NAME is for development mode: add --dev");
+        return exit::ERROR;
+    }
     // (flag, specs, plaintext?) for every listener flag.
     let groups: [(&str, &[String], bool); 4] = [
         ("--mqtt", &mqtt_specs, true),
@@ -167,15 +237,26 @@ pub fn run(args: ServeArgs) -> u8 {
         .map(|(_, a)| *a)
         .collect();
 
-    let tls = match (&args.cert, &args.key) {
+    let (tls, tls_files) = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => match tls_listener(cert, key, &config) {
-            Ok(t) => Some(t),
+            Ok((listener, current)) => (
+                Some(listener),
+                Some(TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    current,
+                }),
+            ),
             Err(e) => {
                 eprintln!("error: {e}");
                 return exit::ERROR;
             }
         },
-        _ => None,
+        (None, None) => (None, None),
+        _ => {
+            eprintln!("error: --cert FILE and --key FILE go together");
+            return exit::ERROR;
+        }
     };
 
     let identity = if addrs.is_empty() {
@@ -242,7 +323,7 @@ pub fn run(args: ServeArgs) -> u8 {
         listeners.push((addr, transport));
     }
     // Opened before any listener: a store that cannot be used stops the start.
-    let store = match &args.data {
+    let store = match &data_dir {
         Some(dir) => match Store::open(dir, config.store_durability()) {
             Ok(opened) => Some(opened),
             Err(e) => {
@@ -252,8 +333,15 @@ pub fn run(args: ServeArgs) -> u8 {
         },
         None => None,
     };
-    let ops = (args.ops, namespace);
-    rt.block_on(serve(policy, config, identity, listeners, ops, store))
+    let ops = (ops, namespace);
+    let reload = ReloadPlan {
+        policy: policy_path,
+        tls: tls_files,
+        watch: args.watch,
+    };
+    rt.block_on(serve(
+        policy, config, identity, listeners, ops, reload, store,
+    ))
 }
 
 /// Says where the broker's state lives, so an operator knows what a crash loses.
@@ -288,11 +376,43 @@ fn log_durability(store: Option<&Store>, summary: Option<&RestoreSummary>) {
     }
 }
 
-/// The TLS handshake settings of `--mqtts` and `--wss`, from the server's files.
-fn tls_listener(cert: &Path, key: &Path, config: &BrokerConfig) -> Result<TlsListener, String> {
+/// The operations settings as `serve_ops` takes them.
+fn ops_args(s: &Settings) -> Result<serve_ops::OpsArgs, String> {
+    let events_webhook = match &s.events_webhook {
+        Some(url) => Some(
+            url.parse::<hyper::Uri>()
+                .map_err(|e| format!("events webhook `{url}`: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok(serve_ops::OpsArgs {
+        metrics: s.metrics,
+        events_file: s.events_file.clone(),
+        events_webhook,
+        log_format: Some(s.log_format),
+    })
+}
+
+/// What a reload reads again, and whether file changes trigger one.
+struct ReloadPlan {
+    policy: PathBuf,
+    tls: Option<TlsFiles>,
+    watch: bool,
+}
+
+/// The TLS handshake settings of `--mqtts` and `--wss`, from the server's
+/// files, and the certificate a reload replaces.
+fn tls_listener(
+    cert: &Path,
+    key: &Path,
+    config: &BrokerConfig,
+) -> Result<(TlsListener, Arc<ServerCertificate>), String> {
     let server_cert = Arc::new(ServerCertificate::from_files(cert, key)?);
-    let server_config = tls::server_config(server_cert)?;
-    Ok(TlsListener::new(server_config, config.connect_timeout))
+    let server_config = tls::server_config(server_cert.clone())?;
+    Ok((
+        TlsListener::new(server_config, config.connect_timeout),
+        server_cert,
+    ))
 }
 
 async fn serve(
@@ -301,6 +421,7 @@ async fn serve(
     identity: IdentityMode,
     listeners: Vec<(SocketAddr, Transport)>,
     (ops, namespace): (serve_ops::OpsArgs, Option<String>),
+    reload: ReloadPlan,
     store: Option<(Store, Restored)>,
 ) -> u8 {
     let signals = StopSignals::install();
@@ -316,6 +437,30 @@ async fn serve(
             log_durability(None, None);
             Broker::new(policy, config, identity)
         }
+    };
+    let mut watched = vec![reload.policy.clone()];
+    if let Some(t) = &reload.tls {
+        watched.extend([t.cert.clone(), t.key.clone()]);
+    }
+    let (trigger, _reloads) = serve_reload::spawn(Reloader {
+        shared: broker.shared().clone(),
+        policy: reload.policy,
+        tls: reload.tls,
+    });
+    // Kept until the broker stops: dropping it ends the watch.
+    let _watch = if reload.watch {
+        match serve_reload::watch(&watched, trigger.clone()) {
+            Ok(w) => {
+                info!(files = ?watched, "watching for changes");
+                Some(w)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::ERROR;
+            }
+        }
+    } else {
+        None
     };
     let ops = match serve_ops::start(&ops, &broker, namespace.as_deref()).await {
         Ok(ops) => ops,
@@ -340,8 +485,10 @@ async fn serve(
         }
     }
     ops.listening();
-    signals.wait().await;
+    serve_reload::notify_systemd(&[sd_notify::NotifyState::Ready]);
+    signals.wait(&trigger).await;
     info!("shutting down");
+    serve_reload::notify_systemd(&[sd_notify::NotifyState::Stopping]);
     ops.stopping();
     broker.shutdown().await;
     if let Some(store) = &broker.shared().store {
@@ -356,8 +503,7 @@ async fn serve(
 
 /// SIGINT/SIGTERM, registered before any listener is announced so that a signal
 /// sent right after the "listening" line is never the default (fatal) action.
-/// SIGHUP is caught too: its default action would kill the broker (and every
-/// client with it); until reload on SIGHUP exists it is logged and ignored.
+/// SIGHUP asks for a reload (its default action would kill the broker).
 struct StopSignals {
     #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
@@ -382,7 +528,8 @@ impl StopSignals {
         StopSignals {}
     }
 
-    async fn wait(self) {
+    /// Until SIGINT or SIGTERM; each SIGHUP meanwhile asks `reload` for a reload.
+    async fn wait(self, reload: &Trigger) {
         #[cfg(unix)]
         if let (Some(mut term), Some(mut int)) = (self.term, self.int) {
             let mut hup = self.hup;
@@ -390,12 +537,12 @@ impl StopSignals {
                 tokio::select! {
                     _ = int.recv() => return,
                     _ = term.recv() => return,
-                    Some(()) = async { hup.as_mut()?.recv().await } => {
-                        warn!("SIGHUP received and ignored: reloading on SIGHUP is not supported yet");
-                    }
+                    Some(()) = async { hup.as_mut()?.recv().await } => reload.request("SIGHUP"),
                 }
             }
         }
+        #[cfg(not(unix))]
+        let _ = reload;
         let _ = tokio::signal::ctrl_c().await;
     }
 }
@@ -407,10 +554,4 @@ fn resolve(spec: &str) -> Result<Vec<SocketAddr>, String> {
         return Err("resolves to no address".into());
     }
     Ok(addrs)
-}
-
-fn read_config(path: &Path) -> Result<BrokerConfig, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    serde_saphyr::from_str(&text).map_err(|e| format!("`{}`: {e}", path.display()))
 }

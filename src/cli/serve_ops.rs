@@ -13,22 +13,34 @@ use tracing::info;
 #[derive(Debug, Clone, Args)]
 pub struct OpsArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics, and /healthz and /readyz.
-    #[arg(long = "metrics", value_name = "ADDR")]
+    #[arg(long = "metrics", value_name = "ADDR", env = "TOPICGATE_METRICS")]
     pub metrics: Option<SocketAddr>,
     /// Append client session lifecycle events (Event Grid's
     /// MQTTClientSessionConnected/Disconnected, CloudEvents JSON) to FILE, one per line.
-    #[arg(long = "events-file", value_name = "FILE")]
+    #[arg(
+        long = "events-file",
+        value_name = "FILE",
+        env = "TOPICGATE_EVENTS_FILE"
+    )]
     pub events_file: Option<PathBuf>,
     /// POST the same events to an http:// URL, in batches (CloudEvents HTTP
     /// batched mode), retrying with backoff; events beyond the queue are dropped.
-    #[arg(long = "events-webhook", value_name = "URL")]
+    #[arg(
+        long = "events-webhook",
+        value_name = "URL",
+        env = "TOPICGATE_EVENTS_WEBHOOK"
+    )]
     pub events_webhook: Option<hyper::Uri>,
-    /// Logs on stderr as human-readable text, or as one JSON object per line.
-    #[arg(long = "log-format", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Logs on stderr as human-readable text, or as one JSON object per line
+    /// [default: text].
+    #[arg(long = "log-format", value_enum, env = "TOPICGATE_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,

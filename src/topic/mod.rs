@@ -13,6 +13,7 @@
 //! - [`algebra`]: subset, intersection and witnesses of difference, exact.
 //! - [`limits`]: `maxTopicLevels` and `maxTopicLength`.
 //! - [`scan`]: byte scans of topic text for the decision path.
+//! - [`trie`]: matching a topic against a trie of filter levels (the broker's router).
 
 pub mod algebra;
 pub mod filter;
@@ -20,6 +21,7 @@ pub mod limits;
 pub mod scan;
 pub mod shared;
 pub mod template;
+pub mod trie;
 pub mod validate;
 
 pub use algebra::{example_topic, intersect, is_subset, witness, Vocabulary};

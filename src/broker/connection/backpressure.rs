@@ -31,7 +31,7 @@ where
     pub(super) fn take_mail(&mut self, session: &Session) {
         let mut mail = std::mem::take(&mut self.mail);
         let max = self.shared.config.max_queued_messages;
-        let room = max.saturating_sub(self.pending.len());
+        let room = self.outbound.room(max);
         let got = session.take_mail(self.conn_id, max, room, &mut mail);
         self.mail_left = got.left > 0;
         for d in mail.drain(..) {
@@ -48,18 +48,14 @@ where
             self.end.get_or_insert(End::Abnormal);
             return;
         }
+        if got.recheck {
+            self.recheck_after_reload();
+        }
         let Some(client) = &self.client else { return };
         match got.kick {
             Kick::TakenOver => {
                 info!(client_id = %client.client_id, "session taken over by a new connection");
                 self.server_disconnect(DisconnectReasonCode::SessionTakenOver, None);
-            }
-            Kick::NotAuthorized => {
-                info!(client_id = %client.client_id, "the policy no longer allows this client");
-                self.server_disconnect(
-                    DisconnectReasonCode::NotAuthorized,
-                    Some("the policy in force no longer allows this client"),
-                );
             }
             Kick::None => {}
         }
@@ -142,5 +138,93 @@ where
     pub(super) async fn relieve(&mut self, own: &mut Option<Own<'_, '_>>) {
         self.flush().await;
         self.wait_for_room(own).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::fuzzing;
+    use crate::broker::lifecycle::{self, Claim};
+    use crate::broker::message::Message;
+    use mqtt_protocol_core::mqtt::packet::Qos;
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn copy() -> Delivery {
+        Delivery {
+            msg: Arc::new(Message {
+                topic: "a".into(),
+                payload: Arc::from(&b"x"[..]),
+                qos: Qos::AtLeastOnce,
+                retain: false,
+                props: Vec::new(),
+                expires_at: None,
+                origin: Arc::from("p"),
+            }),
+            qos: Qos::AtLeastOnce,
+            retain: false,
+            subscription_ids: Vec::new(),
+            epoch: 0,
+        }
+    }
+
+    /// A publisher's connection and a subscriber's session (attached as
+    /// connection 9) whose mailbox is full.
+    fn publisher_and_full_subscriber(
+        broker: &crate::broker::Broker,
+    ) -> (Conn<tokio::io::DuplexStream>, Arc<Session>, usize) {
+        let shared = broker.shared().clone();
+        let max = shared.config.max_queued_messages;
+        let Claim::Attached { session, .. } =
+            lifecycle::claim(&shared, Some("sub"), "admin", true, 9)
+        else {
+            panic!("admin may claim a session");
+        };
+        for _ in 0..max {
+            assert!(matches!(session.deliver(copy(), max), Deliver::Queued));
+        }
+        assert!(matches!(session.deliver(copy(), max), Deliver::Full(_)));
+        let (_client, io) = tokio::io::duplex(1024);
+        (Conn::new(shared, io, "pub".into(), 1, None), session, max)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_publisher_waits_for_room_and_delivers_when_the_subscriber_takes_its_mail() {
+        let broker = fuzzing::broker();
+        let (mut conn, target, max) = publisher_and_full_subscriber(&broker);
+        let taker = target.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            taker.take_mail(9, max, max, &mut VecDeque::new());
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        assert!(
+            conn.deliver_waiting(&target, copy(), deadline, &mut None)
+                .await
+        );
+        assert!(!target.is_stalled());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_publisher_gives_up_at_its_deadline_and_the_stalled_subscriber_is_skipped_after() {
+        let broker = fuzzing::broker();
+        let (mut conn, target, _) = publisher_and_full_subscriber(&broker);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        assert!(
+            !conn
+                .deliver_waiting(&target, copy(), deadline, &mut None)
+                .await
+        );
+        assert!(target.is_stalled());
+        // Stalled: the next copy is refused at once, without waiting for a deadline.
+        let later = Instant::now() + Duration::from_secs(3600);
+        let refused = tokio::time::timeout(
+            Duration::from_secs(1),
+            conn.deliver_waiting(&target, copy(), later, &mut None),
+        )
+        .await;
+        assert_eq!(refused.ok(), Some(false));
     }
 }

@@ -12,6 +12,8 @@
 //! - `outbound`: deliveries waiting for the client's inflight window, and the
 //!   owed retained messages (`retained`) in their turn;
 //! - `send`: packets encoded and written;
+//! - `revocation`: after a policy reload, copies routed before it checked
+//!   again, the client and its will re-authorized;
 //! - this file: the state, starting the task, and releasing the session at
 //!   its end (whatever ends it).
 
@@ -23,6 +25,7 @@ mod outbound;
 mod publish;
 mod queue;
 mod retained;
+mod revocation;
 mod run_loop;
 mod send;
 mod subscribe;
@@ -39,7 +42,7 @@ use crate::compiler::compiled::ClientId;
 use mqtt_protocol_core::mqtt::connection::ConnectionOptions;
 use mqtt_protocol_core::mqtt::packet::Packet;
 use mqtt_protocol_core::mqtt::{role, Connection, Version};
-use queue::RetainedDue;
+use queue::OutboundQueue;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
@@ -89,8 +92,9 @@ pub struct Conn<S> {
     /// When the packet being received must be complete (`partialPacketTimeout`).
     pub(super) partial_deadline: Option<Instant>,
     pub(super) client: Option<Client>,
-    /// QoS 1/2 deliveries waiting for the client's inflight window.
-    pub(super) pending: VecDeque<Delivery>,
+    /// Deliveries waiting for the client's inflight window, and the owed
+    /// retained messages' place among them.
+    pub(super) outbound: OutboundQueue,
     /// Packets the codec decoded, not yet acted on.
     pub(super) inbox: VecDeque<Packet>,
     /// For the SUBSCRIBE being handled: whether each granted filter is new.
@@ -121,10 +125,6 @@ pub struct Conn<S> {
     /// Copies of this client's PUBLISH that met a full mailbox: the connection
     /// waits for room (and reads nothing meanwhile) before its next packet.
     pub(super) blocked: Vec<(Arc<Session>, Delivery)>,
-    /// Retained messages owed to the session, and what sending them waits for.
-    pub(super) retained_due: RetainedDue,
-    /// Deliveries at the front of `pending` that go before the owed retained messages.
-    pub(super) retained_ahead: usize,
     /// Why the connection is ending, when known before it ends (lifecycle events).
     pub(super) disconnection: Option<DisconnectionReason>,
     /// Packet ID -> store sequence of the stored copies in flight to the client:
@@ -211,7 +211,7 @@ impl<S> Conn<S> {
             keepalive: None,
             partial_deadline: None,
             client: None,
-            pending: VecDeque::new(),
+            outbound: OutboundQueue::default(),
             inbox: VecDeque::new(),
             subscribed_new: Vec::new(),
             inflight_out: 0,
@@ -224,8 +224,6 @@ impl<S> Conn<S> {
             mail: VecDeque::new(),
             mail_left: false,
             blocked: Vec::new(),
-            retained_due: RetainedDue::None,
-            retained_ahead: 0,
             disconnection: None,
             stored_out: Vec::new(),
             acks_waiting: Vec::new(),
@@ -299,7 +297,7 @@ impl<S> Conn<S> {
             .disconnected(&client.auth_name, &client.client_id, why);
         let shared = self.shared.clone();
         // Undelivered QoS 1/2 messages go back to the (now offline) session.
-        let mut undelivered = std::mem::take(&mut self.pending);
+        let mut undelivered = self.outbound.take_all();
         undelivered.extend(self.mail.drain(..));
         lifecycle::release(
             &shared,

@@ -26,46 +26,43 @@ where
     /// attached to a session that is owed some: they go out before what is
     /// queued from now on, after what is queued already.
     pub(super) fn retained_owed(&mut self) {
-        if self.retained_due == RetainedDue::None {
-            self.retained_ahead = self.pending.len();
-        }
-        self.retained_due = RetainedDue::Turn;
+        self.outbound.retained_owed();
     }
 
     /// Whether the connection's loop should take another turn for retained
     /// messages without waiting for the network.
     pub(super) fn retained_turn(&self) -> bool {
-        self.retained_due == RetainedDue::Turn && self.retained_ahead == 0
+        self.outbound.retained_turn()
     }
 
     /// Sends owed retained messages while the inflight window and this turn's
     /// output allow. True when none is owed any more.
     pub(super) fn send_retained_batch(&mut self) -> bool {
         let Some(session) = self.client.as_ref().map(|c| c.session.clone()) else {
-            self.retained_due = RetainedDue::None;
+            self.outbound.set_retained_due(RetainedDue::None);
             return true;
         };
-        if self.retained_due == RetainedDue::Window && self.window_room() == 0 {
+        if self.outbound.retained_due() == RetainedDue::Window && self.window_room() == 0 {
             // The next one is QoS 1/2 (they are sent in order): nothing can go yet.
             return false;
         }
         let mut batch: Vec<Delivery> = Vec::with_capacity(BATCH);
         for _ in 0..BATCHES_PER_TURN {
-            let step =
-                session.next_retained(&self.shared.retained, self.window_room(), BATCH, &mut batch);
+            let limits = (self.window_room(), BATCH, self.shared.router.epoch());
+            let step = session.next_retained(&self.shared.retained, limits, &mut batch);
             for d in batch.drain(..) {
                 self.deliver(d);
             }
-            self.retained_due = match step {
+            self.outbound.set_retained_due(match step {
                 RetainedStep::Done => RetainedDue::None,
                 RetainedStep::Window => RetainedDue::Window,
                 RetainedStep::More => RetainedDue::Turn,
-            };
+            });
             if step != RetainedStep::More || self.out.len() >= OUTPUT_PER_TURN || self.end.is_some()
             {
                 break;
             }
         }
-        self.retained_due == RetainedDue::None
+        self.outbound.retained_due() == RetainedDue::None
     }
 }

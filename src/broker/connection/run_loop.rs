@@ -157,7 +157,7 @@ where
                 idle_check.as_mut().reset(next);
             }
             self.drain_pending();
-            if self.mail_left && self.pending.len() < self.shared.config.max_queued_messages {
+            if self.mail_left && self.outbound.len() < self.shared.config.max_queued_messages {
                 self.take_mail(session);
                 self.drain_pending();
             }

@@ -84,6 +84,10 @@ where
     }
 
     pub(super) async fn flush(&mut self) {
+        if let Some(c) = &self.client {
+            c.session
+                .report_depth(self.outbound.len(), self.inflight_out);
+        }
         if self.out.is_empty() {
             return;
         }
@@ -100,6 +104,9 @@ where
 
     /// Encodes one delivery for this client's protocol version and sends it.
     pub(super) fn deliver(&mut self, d: Delivery) {
+        if self.revoked_since_routed(&d) {
+            return;
+        }
         if d.msg.expired() {
             self.shared.stats.drop_message(DropReason::Expired);
             self.unstore(d.stored);

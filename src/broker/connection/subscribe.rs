@@ -3,6 +3,7 @@
 
 use super::{log_denial, Conn, End};
 use crate::broker::message::{qos_from_u8, qos_u8};
+use crate::broker::router::StaleEpoch;
 use crate::broker::stats::{Action, DenialCode};
 use crate::broker::sub_options::SubOptions;
 use crate::topic;
@@ -99,10 +100,6 @@ where
         let session = client.session.clone();
         let auth_name = client.auth_name.clone();
         let client_id = client.client_id.clone();
-        let policy = self.shared.policy.current();
-        let pc = policy
-            .lookup_client(&auth_name)
-            .filter(|c| policy.is_enabled(*c));
         let mut outcomes = Vec::with_capacity(entries.len());
         for e in entries {
             let raw = e.topic_filter();
@@ -126,21 +123,6 @@ where
                 self.server_disconnect(DisconnectReasonCode::ProtocolError, None);
                 return None;
             }
-            let verdict = match pc {
-                Some(c) => policy.may_subscribe(c, sub.filter),
-                None => crate::decisions::access::Verdict::deny("the client is not allowed"),
-            };
-            if !verdict.allowed {
-                self.shared
-                    .stats
-                    .denied(Action::Subscribe, DenialCode::NotAuthorized);
-                log_denial(&auth_name, &client_id, "subscribe", raw, &verdict.reason);
-                outcomes.push(Outcome::NotAuthorized(format!(
-                    "subscribe to `{raw}` is not allowed: {}",
-                    verdict.reason
-                )));
-                continue;
-            }
             let granted = qos_from_u8(qos_u8(opts.qos()).min(self.shared.config.max_qos));
             let so = SubOptions {
                 qos: granted,
@@ -149,19 +131,73 @@ where
                 retain_handling: opts.rh(),
                 subscription_id: sub_id,
             };
-            let max = self.shared.config.max_subscriptions_per_session;
-            let Some(_) = session.add_subscription(raw, so, max) else {
-                outcomes.push(Outcome::Quota);
-                continue;
-            };
-            let existed = self.shared.router.subscribe(&session, &sub, so);
-            self.subscribed_new.push(!existed);
-            outcomes.push(Outcome::Granted(granted));
+            let outcome = self.grant(&session, &sub, raw, so);
+            if let Outcome::NotAuthorized(reason) = &outcome {
+                self.shared
+                    .stats
+                    .denied(Action::Subscribe, DenialCode::NotAuthorized);
+                log_denial(&auth_name, &client_id, "subscribe", raw, reason);
+            }
+            outcomes.push(outcome);
         }
         // Written before SUBACK goes out; ordered before any message that
         // will be acknowledged for the new subscriptions.
         crate::broker::durable::session_changed(&self.shared, &session);
         Some(outcomes)
+    }
+
+    /// Authorizes one filter under the policy in force and records it. A
+    /// policy reload between the decision and the trie makes the router refuse
+    /// it (`subscribe_at`): it is decided again under the new policy, a
+    /// bounded number of times (reloads are rare; three in a row during one
+    /// SUBSCRIBE mean something is reloading in a loop).
+    fn grant(
+        &mut self,
+        session: &std::sync::Arc<crate::broker::session::Session>,
+        sub: &topic::SubFilter<'_>,
+        raw: &str,
+        so: SubOptions,
+    ) -> Outcome {
+        let Some(client) = self.client.as_ref() else {
+            return Outcome::NotAuthorized("the client is not connected".into());
+        };
+        let auth_name = client.auth_name.clone();
+        for _ in 0..3 {
+            let (policy, generation) = self.shared.policy.current_with_generation();
+            let verdict = match policy
+                .lookup_client(&auth_name)
+                .filter(|c| policy.is_enabled(*c))
+            {
+                Some(c) => policy.may_subscribe(c, sub.filter),
+                None => crate::decisions::access::Verdict::deny("the client is not allowed"),
+            };
+            if !verdict.allowed {
+                return Outcome::NotAuthorized(format!(
+                    "subscribe to `{raw}` is not allowed: {}",
+                    verdict.reason
+                ));
+            }
+            let max = self.shared.config.max_subscriptions_per_session;
+            if session.add_subscription(raw, so, max).is_none() {
+                return Outcome::Quota;
+            }
+            match self
+                .shared
+                .router
+                .subscribe_at(session, sub, so, generation)
+            {
+                Ok(existed) => {
+                    self.subscribed_new.push(!existed);
+                    return Outcome::Granted(so.qos);
+                }
+                Err(StaleEpoch) => continue,
+            }
+        }
+        // The trie never took it: neither may the session keep it.
+        session.remove_subscription(raw);
+        Outcome::NotAuthorized(format!(
+            "subscribe to `{raw}`: the policy was being reloaded; subscribe again"
+        ))
     }
 
     /// Owes newly granted filters their retained messages, per Retain Handling;

@@ -62,11 +62,11 @@ impl RetainedBacklog {
     /// Moves the next retained messages owed into `into`, in order: at most
     /// `window` at QoS 1/2 (the room in the client's inflight window) and at
     /// most `batch` in all.
+    /// `epoch` is the router's, read before the call (it tags the deliveries).
     pub fn next(
         &mut self,
         store: &Retained,
-        window: usize,
-        batch: usize,
+        (window, batch, epoch): (usize, usize, u64),
         into: &mut Vec<Delivery>,
     ) -> RetainedStep {
         let mut window_left = window;
@@ -92,6 +92,7 @@ impl RetainedBacklog {
                     retain: true,
                     subscription_ids: sub_id.into_iter().collect(),
                     stored: None,
+                    epoch,
                 });
                 true
             });

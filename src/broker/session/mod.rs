@@ -20,7 +20,7 @@ use mqtt_protocol_core::mqtt::common::HashSet;
 use mqtt_protocol_core::mqtt::packet::{GenericStorePacket, Qos};
 use mqtt_protocol_core::mqtt::Version;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
@@ -33,8 +33,6 @@ pub enum Kick {
     None,
     /// A new connection with the same client ID took the session over.
     TakenOver,
-    /// The policy in force no longer knows or enables the client.
-    NotAuthorized,
 }
 
 /// The connection a session is attached to, and the mail waiting for it.
@@ -47,6 +45,9 @@ struct Attached {
     /// Deliveries the connection has not taken yet (at most `max_queued_messages`).
     mailbox: VecDeque<Delivery>,
     kick: Kick,
+    /// The policy was replaced: the connection re-authorizes what it holds
+    /// itself (its client, its will).
+    recheck: bool,
 }
 
 /// What a publisher's delivery to one session came to.
@@ -68,6 +69,8 @@ pub struct Mail {
     /// Deliveries left in the mailbox (beyond the limit).
     pub left: usize,
     pub kick: Kick,
+    /// The policy was replaced since the last take: re-authorize the client and will.
+    pub recheck: bool,
     /// The session no longer knows this connection.
     pub detached: bool,
 }
@@ -122,6 +125,20 @@ pub struct Session {
     stalled: AtomicBool,
     /// Session expiry > 0 (see [`Session::is_persistent`]).
     persistent: AtomicBool,
+    /// Deliveries queued in the attached connection behind the inflight window,
+    /// and its QoS 1/2 PUBLISHes unacknowledged: written by that connection
+    /// alone (plain stores, no contention), summed only at scrape.
+    queued_in_connection: AtomicUsize,
+    inflight: AtomicUsize,
+}
+
+/// How many messages wait in one session, for the queue-depth gauges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Depth {
+    /// In the mailbox, the offline queue and the connection's queue.
+    pub queued: usize,
+    /// Sent at QoS 1/2 and not yet acknowledged.
+    pub inflight: usize,
 }
 
 impl Session {
@@ -135,6 +152,8 @@ impl Session {
             room: Notify::new(),
             stalled: AtomicBool::new(false),
             persistent: AtomicBool::new(false),
+            queued_in_connection: AtomicUsize::new(0),
+            inflight: AtomicUsize::new(0),
         })
     }
 
@@ -228,6 +247,7 @@ impl Session {
                 taken: 0,
                 left: 0,
                 kick: Kick::None,
+                recheck: false,
                 detached: true,
             };
         };
@@ -241,6 +261,7 @@ impl Session {
         let left = a.mailbox.len();
         let taken = before - left;
         let kick = a.kick;
+        let recheck = std::mem::replace(&mut a.recheck, false);
         drop(st);
         if taken > 0 {
             self.stalled.store(false, Ordering::Relaxed);
@@ -254,6 +275,7 @@ impl Session {
             taken,
             left,
             kick,
+            recheck,
             detached: false,
         }
     }
@@ -273,6 +295,70 @@ impl Session {
     /// The raw filters of the session's subscriptions.
     pub fn subscription_filters(&self) -> Vec<String> {
         self.lock().subscriptions.keys().cloned().collect()
+    }
+
+    /// Whether a subscription the session holds now matches `topic`: a copy
+    /// routed before a policy reload is sent only if so.
+    pub fn receives(&self, topic: &str) -> bool {
+        self.lock().subscriptions.keys().any(|raw| {
+            crate::topic::parse_subscription(raw)
+                .is_ok_and(|sub| crate::topic::matches(sub.filter, topic))
+        })
+    }
+
+    /// The policy was replaced: wakes the attached connection, if any, to
+    /// re-authorize what it holds (see [`Mail::recheck`]).
+    pub fn policy_changed(&self) {
+        let mut st = self.lock();
+        if let Some(a) = &mut st.attached {
+            a.recheck = true;
+            drop(st);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Drops the delayed will waiting for its time if `allowed` says no; true when it did.
+    pub fn discard_pending_will_unless(&self, allowed: impl FnOnce(&Will) -> bool) -> bool {
+        let mut st = self.lock();
+        match st.pending_will.as_deref() {
+            Some(w) if !allowed(w) => {
+                st.pending_will = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// For the attached connection: what waits in it and what is in flight.
+    /// Stores only a change, so an idle turn writes nothing shared.
+    pub fn report_depth(&self, queued: usize, inflight: usize) {
+        if self.queued_in_connection.load(Ordering::Relaxed) != queued {
+            self.queued_in_connection.store(queued, Ordering::Relaxed);
+        }
+        if self.inflight.load(Ordering::Relaxed) != inflight {
+            self.inflight.store(inflight, Ordering::Relaxed);
+        }
+    }
+
+    /// The messages waiting in the session now (scrape time only: takes its lock).
+    pub fn depth(&self) -> Depth {
+        let st = self.lock();
+        let mailbox = st.attached.as_ref().map_or(0, |a| a.mailbox.len());
+        let offline = st.offline.len();
+        let online = st.attached.is_some();
+        drop(st);
+        let (connection, inflight) = if online {
+            (
+                self.queued_in_connection.load(Ordering::Relaxed),
+                self.inflight.load(Ordering::Relaxed),
+            )
+        } else {
+            (0, 0)
+        };
+        Depth {
+            queued: mailbox + offline + connection,
+            inflight,
+        }
     }
 
     /// Asks the attached connection, if any, to end.
@@ -325,14 +411,14 @@ impl Session {
     /// Moves the next retained messages owed into `into`, in order: at most
     /// `window` at QoS 1/2 (the room in the client's inflight window) and at
     /// most `batch` in all.
+    /// `epoch` is the router's, read before the call (it tags the deliveries).
     pub fn next_retained(
         &self,
         store: &Retained,
-        window: usize,
-        batch: usize,
+        limits: (usize, usize, u64),
         into: &mut Vec<Delivery>,
     ) -> RetainedStep {
-        self.lock().retained.next(store, window, batch, into)
+        self.lock().retained.next(store, limits, into)
     }
 
     /// Messages queued while offline, to send after CONNACK.
@@ -481,6 +567,7 @@ impl Session {
             conn_id,
             mailbox: VecDeque::new(),
             kick: Kick::None,
+            recheck: false,
         });
         st.disconnected_at_ms = None;
         st.will_due_ms = None;

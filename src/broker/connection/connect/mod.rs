@@ -36,7 +36,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     pub(in crate::broker::connection) async fn on_connect(&mut self, info: ConnectInfo) {
-        let policy = self.shared.policy.current();
+        let (policy, decided_under) = self.shared.policy.current_with_generation();
         let Some(client) = self.authenticate(&*policy, &info) else {
             return;
         };
@@ -64,6 +64,12 @@ where
             will,
             info.request_problem_info,
         );
+        // A reload that swapped the policy after this CONNECT was decided may
+        // have scanned the sessions before this one attached: the connection
+        // re-authorizes itself (client, will) right after CONNACK.
+        if self.shared.policy.generation() != decided_under {
+            session.policy_changed();
+        }
         if present {
             self.restore_inflight(&session, info.version);
         }
