@@ -24,11 +24,19 @@
 #        RUMQTTD=0 scripts/bench-vs-mosquitto.sh  (topicgate and Mosquitto only)
 #        NICE=-10 scripts/bench-vs-mosquitto.sh   (run brokers and bench at a higher priority than
 #                                                  other work on a shared machine; recorded in the doc)
+#        DURABLE=1 RUMQTTD=0 scripts/bench-vs-mosquitto.sh
+#                                                 (durable state: topicgate `serve --data DIR` with
+#                                                  DURABILITY=sync|relaxed, default sync; Mosquitto with
+#                                                  `persistence true`; publishers and subscribers use
+#                                                  persistent sessions (`bench --persistent`); written to
+#                                                  its own section of docs/performance.md)
 set -euo pipefail
 
 RUNS=${RUNS:-3}
 QUICK=${QUICK:-0}
 NICE=${NICE:-0}
+DURABLE=${DURABLE:-0}
+DURABILITY=${DURABILITY:-sync}
 MOSQ_PORT=${MOSQ_PORT:-18883}
 TG_PORT=${TG_PORT:-18884}
 # rumqttd listens for MQTT 3.1.1 on RUMQ_PORT (what the bench speaks) and for MQTT 5 on RUMQ_PORT+1.
@@ -112,6 +120,17 @@ maxQueuedMessages: 10000
 receiveMaximum: 256
 maxSessionsPerAuthenticationName: 30000
 CONF
+if [ "$DURABLE" = 1 ]; then
+    # Mosquitto writes its database at autosave_interval and at shutdown (not per message).
+    cat >> "$WORK/mosquitto/bench.conf" <<CONF
+persistence true
+persistence_location $WORK/mosquitto-data/
+CONF
+    echo "durability: $DURABILITY" >> "$WORK/topicgate.yaml"
+    TG_DATA_ARGS=(--data "$WORK/topicgate-data")
+else
+    TG_DATA_ARGS=()
+fi
 # rumqttd's own format. It has no per-session queue limit: a filter's messages live in
 # a commit log (here up to 10 segments of 100 MB) that each subscriber reads at its
 # own pace; QoS 1 toward a subscriber is capped by its built-in 100 in flight.
@@ -156,10 +175,13 @@ wait_port() {
 # Each scenario gets freshly started brokers: memory per connection is then not
 # hidden by what an earlier scenario left allocated, and no backlog carries over.
 start_brokers() {
+    # Every scenario starts from empty stores.
+    rm -rf "$WORK/topicgate-data" "$WORK/mosquitto-data"
+    mkdir -p "$WORK/mosquitto-data"; chmod 777 "$WORK/mosquitto-data"
     nice -n "$NICE" "$MOSQUITTO" -c "$WORK/mosquitto/bench.conf" >>"$WORK/mosquitto.log" 2>&1 &
     MOSQ_PID=$!; PIDS+=("$MOSQ_PID")
     RUST_LOG=topicgate=warn nice -n "$NICE" "$BIN" serve "$WORK/policy.yaml" --mqtt "127.0.0.1:$TG_PORT" --dev \
-        --config "$WORK/topicgate.yaml" >>"$WORK/topicgate.log" 2>&1 &
+        --config "$WORK/topicgate.yaml" "${TG_DATA_ARGS[@]}" >>"$WORK/topicgate.log" 2>&1 &
     TG_PID=$!; PIDS+=("$TG_PID")
     RUMQ_PID=""
     if [ "$RUMQTTD" = 1 ]; then
@@ -179,6 +201,7 @@ stop_brokers() {
 
 # The generated policy's bench clients bench-0..7 may publish and subscribe bench/#.
 IDS=(--publisher-user 'bench-{i}' --subscriber-user 'bench-{i}' --will-user bench-0 --idle-user bench-1)
+if [ "$DURABLE" = 1 ]; then IDS+=(--persistent); fi
 if [ "$QUICK" = 1 ]; then
     MSGS=200000; DUR=3; STORM=500; CONNS=2000; KILLS=10
 else
@@ -339,9 +362,15 @@ if [ "$QUICK" = 1 ]; then
     exit 0
 fi
 
+if [ "$DURABLE" = 1 ]; then
+    MARK="-durable"
+    TITLE=", durable state (topicgate \`--data\`, durability: $DURABILITY; Mosquitto \`persistence true\`; persistent sessions)"
+else
+    MARK=""; TITLE=""
+fi
 BODY=$(cat <<MD
-<!-- bench-vs-mosquitto:start (written by scripts/bench-vs-mosquitto.sh) -->
-## Broker vs rumqttd and Mosquitto
+<!-- bench-vs-mosquitto$MARK:start (written by scripts/bench-vs-mosquitto.sh) -->
+## Broker vs rumqttd and Mosquitto$TITLE
 
 Medians of $RUNS runs, rotating which broker goes first, measured $(date -u '+%Y-%m-%d %H:%M UTC').
 
@@ -356,18 +385,18 @@ Medians of $RUNS runs, rotating which broker goes first, measured $(date -u '+%Y
   \`connect\` held $CONNS idle connections (open-file limit per process: $FDS).
 
 $SECTION
-<!-- bench-vs-mosquitto:end -->
+<!-- bench-vs-mosquitto$MARK:end -->
 MD
 )
-python3 - "$DOC" "$BODY" <<'PY'
+python3 - "$DOC" "$BODY" "$MARK" <<'PY'
 import re, sys
-path, body = sys.argv[1], sys.argv[2]
+path, body, mark = sys.argv[1], sys.argv[2], sys.argv[3]
 try:
     with open(path) as f:
         doc = f.read()
 except FileNotFoundError:
     doc = "# Performance\n"
-pattern = re.compile(r"<!-- bench-vs-mosquitto:start.*?<!-- bench-vs-mosquitto:end -->", re.S)
+pattern = re.compile(rf"<!-- bench-vs-mosquitto{mark}:start.*?<!-- bench-vs-mosquitto{mark}:end -->", re.S)
 doc = pattern.sub(lambda _: body, doc) if pattern.search(doc) else doc.rstrip("\n") + "\n\n" + body + "\n"
 with open(path, "w") as f:
     f.write(doc)

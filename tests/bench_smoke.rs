@@ -79,6 +79,7 @@ fn config(addr: SocketAddr, scenario: Scenario) -> BenchConfig {
         hold: Duration::from_millis(100),
         broker_pid: Some(std::process::id()),
         names: Names::default(),
+        persistent: false,
         progress: false,
     }
 }

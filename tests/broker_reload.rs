@@ -572,6 +572,7 @@ async fn a_copy_routed_before_the_reload_and_queued_after_it_is_not_sent() {
         retain: false,
         subscription_ids: Vec::new(),
         epoch: routed_at,
+        stored: None,
     };
 
     let revoked = b

@@ -45,6 +45,7 @@ fn spec(user: &str, id: &str) -> ConnectSpec {
         password: None,
         keep_alive_secs: 30,
         will: None,
+        persistent: false,
     }
 }
 

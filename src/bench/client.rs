@@ -30,6 +30,9 @@ pub struct ConnectSpec {
     pub password: Option<String>,
     pub keep_alive_secs: u16,
     pub will: Option<LastWill>,
+    /// Clean session 0: the broker keeps the session (and, with durable
+    /// state, stores what is queued for it).
+    pub persistent: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +79,7 @@ impl Conn {
         };
         let mut connect = Connect::new(spec.client_id.clone());
         connect.keep_alive = spec.keep_alive_secs;
+        connect.clean_session = !spec.persistent;
         connect.last_will = spec.will.clone();
         if let Some(user) = &spec.username {
             connect.set_login(user.clone(), spec.password.clone().unwrap_or_default());

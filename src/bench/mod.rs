@@ -180,6 +180,8 @@ pub struct BenchConfig {
     pub hold: Duration,
     pub broker_pid: Option<u32>,
     pub names: Names,
+    /// Publishers and subscribers connect with clean session 0 (fanout, pair).
+    pub persistent: bool,
     /// Print a progress line on stderr.
     pub progress: bool,
 }
@@ -192,6 +194,7 @@ impl BenchConfig {
             password: self.names.password.clone(),
             keep_alive_secs: 60,
             will: None,
+            persistent: self.persistent,
         }
     }
 }

@@ -161,6 +161,7 @@ fn will_spec(cfg: &BenchConfig, i: usize, run: u32, keep_alive: u16) -> super::c
     .write(&mut payload);
     let mut spec = cfg.spec(Role::Will, i);
     spec.keep_alive_secs = keep_alive;
+    spec.persistent = false;
     spec.will = Some(LastWill {
         topic: cfg.names.will_topic(i),
         message: Bytes::from(payload),

@@ -86,6 +86,37 @@ pub struct BrokerConfig {
     /// Most bytes in a topic name or filter (for `$share/NAME/F`, the whole string).
     /// Bounds what one subscription pins in memory.
     pub max_topic_length: usize,
+
+    // Durable state (`--data DIR`, decision 0025).
+    /// When an acknowledgement may be sent for what the store must keep:
+    /// `sync` (default) after it is fsynced; `relaxed` once it is committed,
+    /// with an fsync at most `relaxedSyncInterval` later (a crash can lose
+    /// that window's acknowledged messages).
+    pub durability: DurabilityMode,
+    /// With `durability: relaxed`: the longest a committed change waits for
+    /// its fsync, in seconds (the loss window).
+    #[serde(with = "secs")]
+    pub relaxed_sync_interval: Duration,
+}
+
+/// The `durability` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilityMode {
+    Sync,
+    Relaxed,
+}
+
+impl BrokerConfig {
+    /// The store's durability for this configuration.
+    pub fn store_durability(&self) -> crate::broker::store::Durability {
+        match self.durability {
+            DurabilityMode::Sync => crate::broker::store::Durability::Sync,
+            DurabilityMode::Relaxed => crate::broker::store::Durability::Relaxed {
+                window: self.relaxed_sync_interval,
+            },
+        }
+    }
 }
 
 impl BrokerConfig {
@@ -124,6 +155,8 @@ impl Default for BrokerConfig {
             // at most 128 levels per matching branch.
             max_topic_levels: 128,
             max_topic_length: 4096,
+            durability: DurabilityMode::Sync,
+            relaxed_sync_interval: Duration::from_millis(100),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! does what follows from them (unsubscribing, publishing a will), with the
 //! broker's shared state at hand.
 
+use super::durable;
 use super::message::Delivery;
 use super::session::{Ended, Inflight, Session};
 use super::state::Shared;
@@ -139,6 +140,7 @@ pub fn release(
                 "undelivered QoS 1/2 messages beyond the offline queue dropped at disconnect"
             );
         }
+        durable::unstore(shared, &session.client_id, detached.unstored);
         let expiry = detached.expiry;
         if expiry == 0 {
             ended = Some(session.end());
@@ -155,6 +157,7 @@ pub fn release(
             };
             let timed = expiry != u32::MAX || pending.is_some();
             session.hold(inflight, pending);
+            durable::session_changed(shared, session);
             if timed {
                 let task = tokio::spawn(expire(
                     shared.clone(),
@@ -175,6 +178,25 @@ pub fn release(
     }
 }
 
+/// Starts the timer of a session restored from the store: its will after
+/// `will_left` seconds (if it holds one), its end after `expiry_left`.
+pub(crate) fn restart_timer(
+    shared: &Arc<Shared>,
+    session: &Arc<Session>,
+    will_left: Option<u32>,
+    expiry_left: u32,
+) {
+    if expiry_left != u32::MAX || will_left.is_some() {
+        let task = tokio::spawn(expire(
+            shared.clone(),
+            session.clone(),
+            will_left,
+            expiry_left,
+        ));
+        session.set_timer(task.abort_handle());
+    }
+}
+
 /// Publishes a delayed will when its time comes, then ends the session at expiry.
 async fn expire(shared: Arc<Shared>, session: Arc<Session>, will_delay: Option<u32>, expiry: u32) {
     let mut waited = 0u32;
@@ -183,6 +205,7 @@ async fn expire(shared: Arc<Shared>, session: Arc<Session>, will_delay: Option<u
         waited = d;
         if let Some(w) = session.take_pending_will() {
             fire_will(&shared, w);
+            durable::session_changed(&shared, &session);
         }
     }
     if expiry == u32::MAX {
@@ -204,6 +227,7 @@ async fn expire(shared: Arc<Shared>, session: Arc<Session>, will_delay: Option<u
 /// What follows the end of a session: its subscriptions leave the router and
 /// a will whose delay still ran is published now.
 fn after_end(shared: &Shared, client_id: &str, ended: Ended) {
+    durable::session_ended(shared, client_id);
     for raw in ended.subscriptions {
         if let Ok(sub) = topic::parse_subscription(&raw) {
             shared.router.unsubscribe(client_id, &sub);
@@ -241,6 +265,7 @@ pub fn fire_will(shared: &Shared, will: Will) {
     if let Some(secs) = will.expiry {
         msg.expires_at = Some(Instant::now() + Duration::from_secs(u64::from(secs)));
     }
-    // Nobody to hold back: a will that finds a full mailbox is dropped.
-    shared.publish(Arc::new(msg), None);
+    // Nobody to hold back: a will that finds a full mailbox is dropped. Nobody
+    // waits for the store either: the will's copies are written ahead anyway.
+    let _written = shared.publish(Arc::new(msg), None);
 }

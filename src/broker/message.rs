@@ -71,6 +71,9 @@ pub struct Delivery {
     pub qos: Qos,
     pub retain: bool,
     pub subscription_ids: Vec<u32>,
+    /// Its sequence number in the durable store, when it is stored there (a
+    /// QoS 1/2 copy for a persistent session, with `--data`).
+    pub stored: Option<u64>,
     /// The router's epoch when it was routed: a copy routed before a policy
     /// reload finished is checked against the session's subscriptions again
     /// before it is sent (`Session::receives`, decision 0023).

@@ -2,12 +2,14 @@
 
 use super::config::{BrokerConfig, IdentityMode};
 use super::connection;
+use super::durable::{self, RestoreSummary};
 use super::policy::PolicyHandle;
 use super::retained::Retained;
 use super::router::Router;
 use super::session::registry::Sessions;
 use super::state::Shared;
 use super::stats::{ListenerGauge, Stats};
+use super::store::{Restored, Store};
 use super::tls::PeerCertificates;
 use crate::decisions::access::AccessPolicy;
 use mqtt_protocol_core::mqtt::common::Cursor;
@@ -45,6 +47,30 @@ impl Broker {
         config: BrokerConfig,
         identity: IdentityMode,
     ) -> Self {
+        Self::build(policy, config, identity, None)
+    }
+
+    /// A broker that keeps its durable state in `store` (`--data`), resumed
+    /// from `restored` under the policy and limits given (see
+    /// `durable::restore`). Call within a Tokio runtime.
+    pub fn with_store(
+        policy: Arc<dyn AccessPolicy>,
+        config: BrokerConfig,
+        identity: IdentityMode,
+        store: Store,
+        restored: Restored,
+    ) -> (Self, RestoreSummary) {
+        let broker = Self::build(policy, config, identity, Some(store));
+        let summary = durable::restore(&broker.shared, restored);
+        (broker, summary)
+    }
+
+    fn build(
+        policy: Arc<dyn AccessPolicy>,
+        config: BrokerConfig,
+        identity: IdentityMode,
+        store: Option<Store>,
+    ) -> Self {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let permits = Arc::new(Semaphore::new(config.max_connections));
         let pre_auth_budget = Arc::new(Semaphore::new(config.max_pre_auth_bytes as usize));
@@ -59,6 +85,7 @@ impl Broker {
             stats: Stats::default(),
             events: Default::default(),
             shutdown: shutdown_rx,
+            store,
         });
         Broker {
             shared,

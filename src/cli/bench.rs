@@ -123,6 +123,10 @@ pub struct BenchArgs {
     /// First topic level of every bench topic.
     #[arg(long, default_value = "bench", help_heading = "Identities")]
     pub topic_prefix: String,
+    /// Publishers and subscribers connect with clean session 0, so that a broker
+    /// with durable state (`serve --data`) stores what it queues for them.
+    #[arg(long)]
+    pub persistent: bool,
     /// Print the result as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -198,6 +202,7 @@ impl BenchArgs {
                 client_id_prefix: self.client_id_prefix.clone(),
                 topic_prefix: self.topic_prefix.clone(),
             },
+            persistent: self.persistent,
             progress: true,
         })
     }

@@ -1,6 +1,7 @@
 //! `topicgate serve [POLICY|ARTIFACT] [--mqtt ADDR]... [--mqtts ADDR]... [--ws ADDR]...
 //! [--wss ADDR]... [--cert FILE --key FILE] [--dev] [--anonymous NAME] [--watch]
-//! [--config FILE] [--print-config]`
+//! [--config FILE] [--print-config]
+//! [--data DIR]`
 //!
 //! Boots the enforcing broker from a policy (compiled on the spot, refusing to
 //! start on errors) or a compiled artifact. Listeners open only where a flag asks
@@ -11,8 +12,10 @@
 use super::serve_config::{self, Settings};
 use super::serve_reload::{self, Reloader, TlsFiles, Trigger};
 use super::{exit, output, serve_ops};
+use crate::broker::durable::RestoreSummary;
 use crate::broker::limits as fd_limits;
 use crate::broker::listeners::{self, Transport};
+use crate::broker::store::{Durability, Restored, Store};
 use crate::broker::tls::{self, ServerCertificate, TlsError, TlsListener};
 use crate::broker::{Broker, BrokerConfig, IdentityMode};
 use crate::decisions::access::AccessPolicy;
@@ -22,7 +25,7 @@ use clap::Args;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tracing::info;
+use tracing::{info, warn};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Identity:\n  \
@@ -96,6 +99,12 @@ pub struct ServeArgs {
     /// (`maxConnections`, ...). Flags win over TOPICGATE_* variables, which win over it.
     #[arg(long, value_name = "FILE", env = "TOPICGATE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Keep persistent sessions, their queued QoS 1/2 messages, retained
+    /// messages and pending wills in DIR, so that they survive a crash
+    /// (created if new; see `durability` in --config). Without it, all state
+    /// is in memory only.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
     /// Print the effective configuration (YAML, readable by --config) and exit.
     #[arg(long = "print-config")]
     pub print_config: bool,
@@ -138,6 +147,8 @@ pub fn run(args: ServeArgs) -> u8 {
             return exit::ERROR;
         }
     };
+    // Not a setting of `serve_config`: the data directory is named on the command line only.
+    let data_dir = args.data.clone();
     let args = settings;
 
     let loaded = match pipeline::load(&policy_path) {
@@ -311,13 +322,58 @@ pub fn run(args: ServeArgs) -> u8 {
         };
         listeners.push((addr, transport));
     }
+    // Opened before any listener: a store that cannot be used stops the start.
+    let store = match &data_dir {
+        Some(dir) => match Store::open(dir, config.store_durability()) {
+            Ok(opened) => Some(opened),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::ERROR;
+            }
+        },
+        None => None,
+    };
     let ops = (ops, namespace);
     let reload = ReloadPlan {
         policy: policy_path,
         tls: tls_files,
         watch: args.watch,
     };
-    rt.block_on(serve(policy, config, identity, listeners, ops, reload))
+    rt.block_on(serve(
+        policy, config, identity, listeners, ops, reload, store,
+    ))
+}
+
+/// Says where the broker's state lives, so an operator knows what a crash loses.
+fn log_durability(store: Option<&Store>, summary: Option<&RestoreSummary>) {
+    let Some(store) = store else {
+        warn!("no --data: sessions, queued messages, retained messages and wills are in memory only and are lost when the broker stops");
+        return;
+    };
+    let dir = store.dir().display().to_string();
+    match store.durability() {
+        Durability::Sync => info!(
+            data = %dir, durability = "sync",
+            "durable state: acknowledgements wait until the message is fsynced (group commit)"
+        ),
+        Durability::Relaxed { window } => warn!(
+            data = %dir, durability = "relaxed", window_ms = window.as_millis() as u64,
+            "durable state, relaxed: acknowledged messages of the last window can be lost in a crash"
+        ),
+    }
+    if let Some(s) = summary {
+        info!(
+            sessions = s.sessions,
+            messages = s.messages,
+            retained = s.retained,
+            sessions_dropped = s.sessions_dropped,
+            sessions_expired = s.sessions_expired,
+            subscriptions_revoked = s.subscriptions_revoked,
+            messages_dropped = s.messages_dropped,
+            wills_due = s.wills_due,
+            "state restored from the store"
+        );
+    }
 }
 
 /// The operations settings as `serve_ops` takes them.
@@ -366,11 +422,22 @@ async fn serve(
     listeners: Vec<(SocketAddr, Transport)>,
     (ops, namespace): (serve_ops::OpsArgs, Option<String>),
     reload: ReloadPlan,
+    store: Option<(Store, Restored)>,
 ) -> u8 {
     let signals = StopSignals::install();
     let hash = policy.policy_hash();
-    let broker = Broker::new(policy, config, identity);
     info!(policy_sha256 = %hash, "policy loaded");
+    let broker = match store {
+        Some((store, restored)) => {
+            let (broker, summary) = Broker::with_store(policy, config, identity, store, restored);
+            log_durability(broker.shared().store.as_ref(), Some(&summary));
+            broker
+        }
+        None => {
+            log_durability(None, None);
+            Broker::new(policy, config, identity)
+        }
+    };
     let mut watched = vec![reload.policy.clone()];
     if let Some(t) = &reload.tls {
         watched.extend([t.cert.clone(), t.key.clone()]);
@@ -424,6 +491,12 @@ async fn serve(
     serve_reload::notify_systemd(&[sd_notify::NotifyState::Stopping]);
     ops.stopping();
     broker.shutdown().await;
+    if let Some(store) = &broker.shared().store {
+        // What the sessions' last changes wrote, fsynced even when relaxed.
+        if let Err(e) = store.flush().wait().await {
+            warn!(error = %e, "the broker store could not be synced at shutdown");
+        }
+    }
     ops.stopped(&broker).await;
     exit::OK
 }

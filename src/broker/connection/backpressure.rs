@@ -67,10 +67,16 @@ where
         let deadline = Instant::now() + self.shared.config.max_publisher_wait;
         let mut blocked = std::mem::take(&mut self.blocked);
         for (target, d) in blocked.drain(..) {
+            let stored = d.stored;
             if !self.deliver_waiting(&target, d, deadline, own).await {
                 self.shared
                     .stats
                     .drop_message(DropReason::PublisherWaitExpired);
+                crate::broker::durable::unstore(
+                    &self.shared,
+                    &target.client_id,
+                    stored.into_iter().collect(),
+                );
             }
         }
         self.blocked = blocked;
@@ -161,6 +167,7 @@ mod tests {
             retain: false,
             subscription_ids: Vec::new(),
             epoch: 0,
+            stored: None,
         }
     }
 

@@ -103,8 +103,9 @@ where
                 Event::RequestTimerCancel(TimerKind::PingreqRecv) => self.keepalive = None,
                 Event::RequestTimerReset { .. } | Event::RequestTimerCancel(_) => {}
                 Event::NotifyError(e) => self.codec_error(e),
-                Event::NotifyPacketIdReleased(_) => {
+                Event::NotifyPacketIdReleased(id) => {
                     self.inflight_out = self.inflight_out.saturating_sub(1);
+                    self.delivered_stored(id);
                 }
                 Event::NotifyPacketReceived(p) => {
                     self.heard = true;
@@ -152,6 +153,9 @@ where
                 Wait::Connect(info) => Box::pin(self.on_connect(*info)).await,
                 Wait::Room => Box::pin(self.relieve(&mut own)).await,
             }
+        }
+        if self.store_wait.is_some() || !self.acks_waiting.is_empty() {
+            Box::pin(self.send_acks_when_durable()).await;
         }
         if let Some(disconnect) = self.decode_failed.take() {
             if self.end.is_none() {
@@ -248,10 +252,12 @@ where
                 self.on_publish(msg, p.packet_id());
             }
             GenericPacket::V3_1_1Pubrec(r) => {
+                self.delivered_stored(r.packet_id());
                 let rel = v3_1_1::Pubrel::builder().packet_id(r.packet_id()).build();
                 self.send_built("PUBREL", rel);
             }
             GenericPacket::V5_0Pubrec(r) => {
+                self.delivered_stored(r.packet_id());
                 let failed = r.reason_code().is_some_and(|c| c.is_failure());
                 if !failed {
                     let rel = v5_0::Pubrel::builder().packet_id(r.packet_id()).build();
@@ -259,11 +265,13 @@ where
                 }
             }
             GenericPacket::V3_1_1Pubrel(r) => {
+                self.released_qos2(r.packet_id());
                 let comp = v3_1_1::Pubcomp::builder().packet_id(r.packet_id()).build();
                 self.send_built("PUBCOMP", comp);
             }
             GenericPacket::V5_0Pubrel(r) => {
                 let id = r.packet_id();
+                self.released_qos2(id);
                 let open = self.qos2_open.iter().position(|x| *x == id);
                 let mut comp = v5_0::Pubcomp::builder().packet_id(id);
                 match open {

@@ -19,6 +19,7 @@
 
 mod backpressure;
 mod connect;
+mod durable_acks;
 mod inbound;
 mod outbound;
 mod publish;
@@ -126,6 +127,14 @@ pub struct Conn<S> {
     pub(super) blocked: Vec<(Arc<Session>, Delivery)>,
     /// Why the connection is ending, when known before it ends (lifecycle events).
     pub(super) disconnection: Option<DisconnectionReason>,
+    /// Packet ID -> store sequence of the stored copies in flight to the client:
+    /// removed from the store once the client has them (PUBACK, PUBREC).
+    pub(super) stored_out: Vec<(u16, u64)>,
+    /// Acknowledgements of the client's PUBLISHes that wait for the store
+    /// (`store_wait`), in the order the PUBLISHes came.
+    pub(super) acks_waiting: Vec<Packet>,
+    /// Resolves when everything the waiting acknowledgements need is durable.
+    pub(super) store_wait: Option<crate::broker::store::Durable>,
 }
 
 /// Serves one connection on `io` until it ends. Works on any byte stream
@@ -216,6 +225,9 @@ impl<S> Conn<S> {
             mail_left: false,
             blocked: Vec::new(),
             disconnection: None,
+            stored_out: Vec::new(),
+            acks_waiting: Vec::new(),
+            store_wait: None,
             certificate,
         }
     }
@@ -277,6 +289,7 @@ impl<S> Conn<S> {
             version: self.mqtt.get_protocol_version(),
             packets: self.mqtt.get_stored_packets(),
             qos2_handled: self.mqtt.get_qos2_publish_handled(),
+            stored: std::mem::take(&mut self.stored_out),
         });
         let why = disconnection_at_end(self.end, self.disconnection);
         self.shared

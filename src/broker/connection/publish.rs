@@ -4,11 +4,12 @@ use super::{log_denial, Conn, End};
 use crate::broker::events::DisconnectionReason;
 use crate::broker::message::{qos_u8, Message};
 use crate::broker::stats::{Action, DenialCode};
+use crate::broker::store::Op;
 use crate::decisions::access::Verdict;
 use crate::topic;
-use mqtt_protocol_core::mqtt::packet::{v3_1_1, v5_0, Qos, ReasonString};
+use mqtt_protocol_core::mqtt::packet::{v3_1_1, v5_0, Packet, Qos, ReasonString};
 use mqtt_protocol_core::mqtt::result_code::{
-    DisconnectReasonCode, PubackReasonCode, PubrecReasonCode,
+    DisconnectReasonCode, MqttError, PubackReasonCode, PubrecReasonCode,
 };
 use mqtt_protocol_core::mqtt::Version;
 use std::sync::Arc;
@@ -108,27 +109,83 @@ where
             return;
         }
 
-        // Acknowledge, then route.
-        match (msg.qos, packet_id, v5) {
-            (Qos::AtLeastOnce, Some(id), true) => {
-                let ack = v5_0::Puback::builder().packet_id(id).build();
-                self.send_built("PUBACK", ack);
+        // Route (writing ahead what must survive a crash), then acknowledge.
+        let qos = msg.qos;
+        let written = self.shared.publish(Arc::new(msg), Some(&mut self.blocked));
+        let qos2_state = match (qos, packet_id, &self.shared.store) {
+            // The PUBREC below promises exactly once: a PUBLISH sent again with
+            // this identifier after a restart must not be routed again.
+            (Qos::ExactlyOnce, Some(id), Some(store)) if self.session_persistent() => {
+                self.client.as_ref().map(|c| {
+                    store.submit(vec![Op::PutQos2 {
+                        client_id: c.client_id.to_string(),
+                        packet_id: id,
+                    }])
+                })
             }
-            (Qos::AtLeastOnce, Some(id), false) => {
-                let ack = v3_1_1::Puback::builder().packet_id(id).build();
-                self.send_built("PUBACK", ack);
+            _ => None,
+        };
+        let ack = match self.ack_packet(qos, packet_id, v5) {
+            Some((_, Ok(p))) => Some(p),
+            Some((what, Err(e))) => {
+                self.build_failed(what, &e);
+                None
             }
-            (Qos::ExactlyOnce, Some(id), true) => {
-                let ack = v5_0::Pubrec::builder().packet_id(id).build();
-                self.send_built("PUBREC", ack);
-            }
-            (Qos::ExactlyOnce, Some(id), false) => {
-                let ack = v3_1_1::Pubrec::builder().packet_id(id).build();
-                self.send_built("PUBREC", ack);
-            }
-            _ => {}
+            None => None,
+        };
+        // The writer is ordered: the later of the two covers both.
+        if let Some(d) = qos2_state.or(written) {
+            self.store_wait = Some(d);
+            self.acks_waiting.extend(ack);
+        } else if let Some(p) = ack {
+            self.ack(p);
         }
-        self.shared.publish(Arc::new(msg), Some(&mut self.blocked));
+    }
+
+    fn session_persistent(&self) -> bool {
+        self.client
+            .as_ref()
+            .is_some_and(|c| c.session.is_persistent())
+    }
+
+    /// PUBACK or PUBREC (success) for the client's protocol version.
+    fn ack_packet(
+        &self,
+        qos: Qos,
+        packet_id: Option<u16>,
+        v5: bool,
+    ) -> Option<(&'static str, Result<Packet, MqttError>)> {
+        Some(match (qos, packet_id?, v5) {
+            (Qos::AtLeastOnce, id, true) => (
+                "PUBACK",
+                v5_0::Puback::builder()
+                    .packet_id(id)
+                    .build()
+                    .map(Into::into),
+            ),
+            (Qos::AtLeastOnce, id, false) => (
+                "PUBACK",
+                v3_1_1::Puback::builder()
+                    .packet_id(id)
+                    .build()
+                    .map(Into::into),
+            ),
+            (Qos::ExactlyOnce, id, true) => (
+                "PUBREC",
+                v5_0::Pubrec::builder()
+                    .packet_id(id)
+                    .build()
+                    .map(Into::into),
+            ),
+            (Qos::ExactlyOnce, id, false) => (
+                "PUBREC",
+                v3_1_1::Pubrec::builder()
+                    .packet_id(id)
+                    .build()
+                    .map(Into::into),
+            ),
+            (Qos::AtMostOnce, _, _) => return None,
+        })
     }
 }
 

@@ -164,6 +164,7 @@ mod tests {
             retain: false,
             subscription_ids: Vec::new(),
             epoch: 0,
+            stored: None,
         }
     }
 

@@ -109,6 +109,7 @@ where
         }
         if d.msg.expired() {
             self.shared.stats.drop_message(DropReason::Expired);
+            self.unstore(d.stored);
             return;
         }
         self.shared.stats.delivered(d.qos);
@@ -124,6 +125,9 @@ where
             match self.mqtt.acquire_packet_id() {
                 Ok(id) => {
                     self.inflight_out += 1;
+                    if let Some(seq) = d.stored {
+                        self.stored_out.push((id, seq));
+                    }
                     Some(id)
                 }
                 Err(_) => {

@@ -140,6 +140,9 @@ where
             }
             outcomes.push(outcome);
         }
+        // Written before SUBACK goes out; ordered before any message that
+        // will be acknowledged for the new subscriptions.
+        crate::broker::durable::session_changed(&self.shared, &session);
         Some(outcomes)
     }
 
@@ -278,6 +281,9 @@ where
         };
         let had = client.session.remove_subscription(raw);
         self.shared.router.unsubscribe(&client.client_id, &sub);
+        if had {
+            crate::broker::durable::session_changed(&self.shared, &client.session);
+        }
         had
     }
 }

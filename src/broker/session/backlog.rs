@@ -91,6 +91,7 @@ impl RetainedBacklog {
                     qos,
                     retain: true,
                     subscription_ids: sub_id.into_iter().collect(),
+                    stored: None,
                     epoch,
                 });
                 true

@@ -10,8 +10,10 @@ pub mod registry;
 use backlog::RetainedBacklog;
 pub use backlog::RetainedStep;
 
-use crate::broker::message::Delivery;
+use crate::broker::message::{qos_u8, Delivery};
 use crate::broker::retained::{Retained, RetainedCursor};
+use crate::broker::store::convert;
+use crate::broker::store::record::{self, SessionRecord, WillRecord};
 use crate::broker::sub_options::SubOptions;
 use crate::broker::will::Will;
 use mqtt_protocol_core::mqtt::common::HashSet;
@@ -78,6 +80,8 @@ pub struct Inflight {
     pub version: Version,
     pub packets: Vec<GenericStorePacket<u16>>,
     pub qos2_handled: HashSet<u16>,
+    /// Packet ID -> store sequence of the stored copies among `packets`.
+    pub stored: Vec<(u16, u64)>,
 }
 
 #[derive(Default)]
@@ -96,6 +100,12 @@ struct SessionState {
     /// The offline queue overflowed since the session was last online (logged once).
     offline_overflowed: bool,
     ended: bool,
+    /// MQTT protocol level of the last connection (4 or 5), for the store.
+    protocol: u8,
+    /// When the last connection ended (Unix ms), for the store.
+    disconnected_at_ms: Option<u64>,
+    /// When `pending_will` is due (Unix ms), for the store.
+    will_due_ms: Option<u64>,
 }
 
 /// A session, named by its client ID and owned by one authentication name.
@@ -113,6 +123,8 @@ pub struct Session {
     /// A publisher waited for room in vain: until the connection takes its mail
     /// again, deliveries that find the mailbox full are dropped without waiting.
     stalled: AtomicBool,
+    /// Session expiry > 0 (see [`Session::is_persistent`]).
+    persistent: AtomicBool,
     /// Deliveries queued in the attached connection behind the inflight window,
     /// and its QoS 1/2 PUBLISHes unacknowledged: written by that connection
     /// alone (plain stores, no contention), summed only at scrape.
@@ -139,6 +151,7 @@ impl Session {
             wake: Notify::new(),
             room: Notify::new(),
             stalled: AtomicBool::new(false),
+            persistent: AtomicBool::new(false),
             queued_in_connection: AtomicUsize::new(0),
             inflight: AtomicUsize::new(0),
         })
@@ -426,6 +439,69 @@ impl Session {
 
     pub fn set_expiry(&self, secs: u32) {
         self.lock().expiry = secs;
+        self.persistent.store(secs > 0, Ordering::Relaxed);
+    }
+
+    /// Whether the session outlives its connection (expiry > 0): with
+    /// `--data` its state is kept in the store (decision 0025).
+    pub fn is_persistent(&self) -> bool {
+        self.persistent.load(Ordering::Relaxed)
+    }
+
+    /// Records the protocol level of the connection attached now.
+    pub fn set_protocol(&self, level: u8) {
+        self.lock().protocol = level;
+    }
+
+    /// The session as the store keeps it; None once it has ended.
+    pub fn record(&self) -> Option<SessionRecord> {
+        let st = self.lock();
+        if st.ended {
+            return None;
+        }
+        let mut subscriptions: Vec<_> = st
+            .subscriptions
+            .iter()
+            .map(|(raw, o)| convert::sub_record(raw, o))
+            .collect();
+        subscriptions.sort_by(|a, b| a.filter.cmp(&b.filter));
+        let will = match (&st.pending_will, st.will_due_ms) {
+            (Some(w), Some(due_ms)) => Some(WillRecord {
+                msg: convert::message_record(&w.msg, qos_u8(w.msg.qos), &[]),
+                due_ms,
+                expiry: w.expiry,
+                auth_name: w.auth_name.clone(),
+            }),
+            _ => None,
+        };
+        Some(SessionRecord {
+            auth_name: self.auth_name.clone(),
+            expiry: st.expiry,
+            protocol: st.protocol,
+            subscriptions,
+            disconnected_at_ms: st.disconnected_at_ms,
+            will,
+        })
+    }
+
+    /// Puts the state read from the store back into a session made at start
+    /// (before any connection): offline queue, QoS 2 state of its publisher
+    /// side, pending will and when it is due, when its connection ended.
+    pub(crate) fn restore(
+        &self,
+        protocol: u8,
+        disconnected_at_ms: Option<u64>,
+        offline: VecDeque<Delivery>,
+        inflight: Option<Inflight>,
+        will: Option<(Will, u64)>,
+    ) {
+        let mut st = self.lock();
+        st.protocol = protocol;
+        st.disconnected_at_ms = disconnected_at_ms;
+        st.offline = offline;
+        st.inflight = inflight.map(Box::new);
+        st.will_due_ms = will.as_ref().map(|(_, due)| *due);
+        st.pending_will = will.map(|(w, _)| Box::new(w));
     }
 
     pub fn expiry(&self) -> u32 {
@@ -454,6 +530,8 @@ pub struct Detached {
     pub dropped: u64,
     /// The session's expiry in seconds (`u32::MAX`: never).
     pub expiry: u32,
+    /// Store sequences of the dropped copies, to remove from the store.
+    pub unstored: Vec<u64>,
 }
 
 /// The transitions of a session's life. `broker::lifecycle` calls them while
@@ -491,6 +569,8 @@ impl Session {
             kick: Kick::None,
             recheck: false,
         });
+        st.disconnected_at_ms = None;
+        st.will_due_ms = None;
         self.online.store(true, Ordering::Relaxed);
         self.stalled.store(false, Ordering::Relaxed);
     }
@@ -511,6 +591,7 @@ impl Session {
         let mail = st.attached.take().map(|a| a.mailbox).unwrap_or_default();
         self.online.store(false, Ordering::Relaxed);
         let mut dropped = 0u64;
+        let mut unstored = Vec::new();
         for d in undelivered.into_iter().chain(mail) {
             if d.qos == Qos::AtMostOnce {
                 continue;
@@ -519,14 +600,17 @@ impl Session {
                 st.offline.push_back(d);
             } else {
                 dropped += 1;
+                unstored.extend(d.stored);
             }
         }
         if dropped > 0 {
             st.offline_overflowed = true;
         }
+        st.disconnected_at_ms = Some(record::now_ms());
         Some(Detached {
             dropped,
             expiry: st.expiry,
+            unstored,
         })
     }
 
@@ -534,6 +618,11 @@ impl Session {
     pub(crate) fn hold(&self, inflight: Option<Inflight>, will: Option<Will>) {
         let mut st = self.lock();
         st.inflight = inflight.map(Box::new);
+        st.will_due_ms = will.as_ref().and_then(|w| {
+            let delay = u64::from(w.delay.min(st.expiry));
+            st.disconnected_at_ms
+                .map(|t| t.saturating_add(delay * 1000))
+        });
         st.pending_will = will.map(Box::new);
     }
 
@@ -544,7 +633,9 @@ impl Session {
 
     /// The will whose delay ran out, if the session still holds it.
     pub(crate) fn take_pending_will(&self) -> Option<Will> {
-        self.lock().pending_will.take().map(|w| *w)
+        let mut st = self.lock();
+        st.will_due_ms = None;
+        st.pending_will.take().map(|w| *w)
     }
 
     /// Ends the session: it takes no delivery any more and forgets what it

@@ -10,6 +10,7 @@ pub use info::{connect_info, ConnectInfo};
 
 use super::{log_denial, Conn};
 use crate::broker::config::IdentityMode;
+use crate::broker::durable;
 use crate::broker::lifecycle::{self, Claim};
 use crate::broker::message::{qos_u8, Message};
 use crate::broker::session::Session;
@@ -23,7 +24,7 @@ use mqtt_protocol_core::mqtt::Version;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tracing::info;
+use tracing::{info, warn};
 
 /// Takeover waits: the old connection is asked to leave, and waited for this
 /// long this many times before the CONNECT is refused as busy.
@@ -71,6 +72,13 @@ where
         }
         if present {
             self.restore_inflight(&session, info.version);
+        }
+        // A persistent session is in the store before CONNACK says so; a new
+        // one replaces whatever the store held under its client ID.
+        if let Some(written) = durable::connected(&self.shared, &session, present) {
+            if let Err(e) = written.wait().await {
+                warn!(client_id = %client_id, error = %e, "session not stored: the store could not be written");
+            }
         }
         let accepted = Accepted {
             present,
@@ -323,6 +331,7 @@ where
             granted
         };
         session.set_expiry(expiry);
+        session.set_protocol(if info.version == Version::V5_0 { 5 } else { 4 });
         granted
     }
 
@@ -330,6 +339,7 @@ where
     fn restore_inflight(&mut self, session: &Session, version: Version) {
         if let Some(inflight) = session.take_inflight(version) {
             self.inflight_out = inflight.packets.len();
+            self.stored_out = inflight.stored;
             self.qos2_open = inflight.qos2_handled.iter().copied().collect();
             self.mqtt.restore_packets(inflight.packets);
             self.mqtt

@@ -1,0 +1,278 @@
+//! What the broker writes to its durable store (`--data`), and when; and the
+//! state it resumes from at start (decision 0025, semantics.md §11).
+//!
+//! Only persistent sessions (session expiry > 0) are stored. The store is a
+//! write-ahead copy: the broker works from memory and reads the store only
+//! at start.
+
+use super::lifecycle;
+use super::message::qos_from_u8;
+use super::message::Delivery;
+use super::session::{Inflight, Session};
+use super::state::Shared;
+use super::store::record::{now_ms, MessageRecord};
+use super::store::{convert, Durable, Op, Restored};
+use super::will::Will;
+use crate::topic;
+use mqtt_protocol_core::mqtt::common::HashSet;
+use mqtt_protocol_core::mqtt::Version;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tracing::{info, warn};
+
+/// At CONNECT, once the session is claimed: a persistent session's record is
+/// written, and the answer resolves when it is durable (CONNACK waits: a
+/// Session Present after a restart must be true). A session that resumed
+/// with expiry 0 ends with this connection: its stored state goes now.
+pub fn connected(shared: &Shared, session: &Session, present: bool) -> Option<Durable> {
+    let store = shared.store.as_ref()?;
+    if !session.is_persistent() {
+        if present {
+            session_ended(shared, &session.client_id);
+        }
+        return None;
+    }
+    let record = session.record()?;
+    Some(store.submit(vec![Op::PutSession {
+        client_id: session.client_id.clone(),
+        record,
+    }]))
+}
+
+/// Writes the session's current record (detached: a later acknowledged
+/// message is behind it in the same ordered writer).
+pub fn session_changed(shared: &Shared, session: &Session) {
+    let Some(store) = &shared.store else { return };
+    if !session.is_persistent() {
+        return;
+    }
+    if let Some(record) = session.record() {
+        store.submit_detached(vec![Op::PutSession {
+            client_id: session.client_id.clone(),
+            record,
+        }]);
+    }
+}
+
+/// The session ended: its record, queue and QoS 2 state go.
+pub fn session_ended(shared: &Shared, client_id: &str) {
+    if let Some(store) = &shared.store {
+        store.submit_detached(vec![Op::DeleteSession {
+            client_id: client_id.to_string(),
+        }]);
+    }
+}
+
+/// Copies that will not be delivered any more (acknowledged, dropped, expired).
+pub fn unstore(shared: &Shared, client_id: &str, seqs: Vec<u64>) {
+    let Some(store) = &shared.store else { return };
+    if seqs.is_empty() {
+        return;
+    }
+    let ops = seqs
+        .into_iter()
+        .map(|seq| Op::DeleteMessage {
+            client_id: client_id.to_string(),
+            seq,
+        })
+        .collect();
+    store.submit_detached(ops);
+}
+
+/// What a restart did to the stored state, for the start-up log line.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RestoreSummary {
+    pub sessions: usize,
+    pub messages: usize,
+    pub retained: usize,
+    pub sessions_dropped: usize,
+    pub sessions_expired: usize,
+    pub subscriptions_revoked: usize,
+    pub messages_dropped: usize,
+    pub wills_due: usize,
+}
+
+/// Puts the stored state back into a broker that has no sessions yet,
+/// applying the policy and limits in force now exactly as a policy reload
+/// would (semantics.md §11): a session whose client is gone or disabled is
+/// dropped, a subscription no longer granted is revoked, a queue beyond
+/// `maxQueuedMessages` keeps its oldest copies. Sessions that expired while
+/// the broker was down are removed; wills that fell due are published.
+pub fn restore(shared: &Arc<Shared>, restored: Restored) -> RestoreSummary {
+    let mut sum = RestoreSummary::default();
+    let Some(store) = &shared.store else {
+        return sum;
+    };
+    let mut ops = Vec::new();
+    let now = now_ms();
+    for r in restored.retained {
+        if r.expires_at_ms.is_some_and(|t| t <= now) {
+            ops.push(Op::DeleteRetained { topic: r.topic });
+            continue;
+        }
+        shared.retained.set(Arc::new(convert::message(&r)));
+        sum.retained += 1;
+    }
+    let policy = shared.policy.current();
+    let max_queue = shared.config.max_queued_messages;
+    let mut due_wills = Vec::new();
+    for rs in restored.sessions {
+        let rec = rs.record;
+        let id = rs.client_id;
+        let drop_session = |ops: &mut Vec<Op>| {
+            ops.push(Op::DeleteSession {
+                client_id: id.clone(),
+            })
+        };
+        let client = policy
+            .lookup_client(&rec.auth_name)
+            .filter(|c| policy.is_enabled(*c));
+        let Some(client) = client else {
+            warn!(
+                client = %rec.auth_name, client_id = %id,
+                "stored session dropped at start: the policy in force no longer allows its client"
+            );
+            sum.sessions_dropped += 1;
+            drop_session(&mut ops);
+            continue;
+        };
+        // A session whose connection was open at the crash ended then; we count
+        // from now, which keeps it at least as long as it would have lived.
+        let since = rec.disconnected_at_ms.unwrap_or(now);
+        let expiry = rec.expiry.min(shared.config.max_session_expiry);
+        let ends_ms = since.saturating_add(u64::from(expiry) * 1000);
+        let will = rec.will.map(|w| {
+            let will = Will {
+                msg: convert::message(&w.msg),
+                delay: 0,
+                expiry: w.expiry,
+                auth_name: w.auth_name,
+            };
+            (will, w.due_ms)
+        });
+        if expiry != u32::MAX && ends_ms <= now {
+            info!(client_id = %id, "stored session expired while the broker was down: removed");
+            sum.sessions_expired += 1;
+            drop_session(&mut ops);
+            due_wills.extend(will.map(|(w, _)| w));
+            continue;
+        }
+        let session = Session::new(&id, &rec.auth_name);
+        session.set_expiry(expiry);
+        let mut changed = expiry != rec.expiry;
+        for sub in &rec.subscriptions {
+            let Ok(parsed) = topic::parse_subscription(&sub.filter) else {
+                changed = true;
+                continue;
+            };
+            let verdict = policy.may_subscribe(client, parsed.filter);
+            if !verdict.allowed {
+                warn!(
+                    client = %rec.auth_name, client_id = %id, action = "subscribe",
+                    topic = %sub.filter, reason = %verdict.reason,
+                    "stored subscription revoked at start: the policy in force no longer grants it"
+                );
+                sum.subscriptions_revoked += 1;
+                changed = true;
+                continue;
+            }
+            let opts = convert::sub_options(sub);
+            if session
+                .add_subscription(
+                    &sub.filter,
+                    opts,
+                    shared.config.max_subscriptions_per_session,
+                )
+                .is_some()
+            {
+                shared.router.subscribe(&session, &parsed, opts);
+            } else {
+                changed = true;
+            }
+        }
+        let mut offline = VecDeque::new();
+        let mut beyond = Vec::new();
+        for (seq, m) in rs.queue {
+            if offline.len() >= max_queue {
+                beyond.push(seq);
+                continue;
+            }
+            offline.push_back(delivery(seq, &m, shared.router.epoch()));
+        }
+        if !beyond.is_empty() {
+            warn!(
+                client_id = %id, dropped = beyond.len(), max_queued_messages = max_queue,
+                "stored messages beyond maxQueuedMessages dropped at start (the oldest are kept)"
+            );
+            sum.messages_dropped += beyond.len();
+            shared
+                .stats
+                .drop_messages(super::stats::DropReason::QueueFull, beyond.len() as u64);
+            ops.extend(beyond.into_iter().map(|seq| Op::DeleteMessage {
+                client_id: id.clone(),
+                seq,
+            }));
+        }
+        sum.messages += offline.len();
+        let version = if rec.protocol == 5 {
+            Version::V5_0
+        } else {
+            Version::V3_1_1
+        };
+        let inflight = (!rs.qos2_in.is_empty()).then(|| Inflight {
+            version,
+            packets: Vec::new(),
+            qos2_handled: rs.qos2_in.iter().copied().collect::<HashSet<u16>>(),
+            stored: Vec::new(),
+        });
+        let secs_until =
+            |ms: u64| u32::try_from(ms.saturating_sub(now).div_ceil(1000)).unwrap_or(u32::MAX);
+        let expiry_left = if expiry == u32::MAX {
+            u32::MAX
+        } else {
+            secs_until(ends_ms)
+        };
+        let (will, will_left) = match will {
+            Some((w, due)) if due <= now => {
+                due_wills.push(w);
+                changed = true;
+                (None, 0)
+            }
+            Some((w, due)) => (Some((w, due)), secs_until(due).min(expiry_left)),
+            None => (None, 0),
+        };
+        let has_will = will.is_some();
+        session.restore(rec.protocol, Some(since), offline, inflight, will);
+        lifecycle::restart_timer(shared, &session, has_will.then_some(will_left), expiry_left);
+        shared.sessions.lock().insert(session.clone());
+        sum.sessions += 1;
+        if changed {
+            if let Some(record) = session.record() {
+                ops.push(Op::PutSession {
+                    client_id: id.clone(),
+                    record,
+                });
+            }
+        }
+    }
+    if !ops.is_empty() {
+        store.submit_detached(ops);
+    }
+    sum.wills_due = due_wills.len();
+    for w in due_wills {
+        info!(client_id = %w.msg.origin, "will fell due while the broker was down: publishing it now");
+        lifecycle::fire_will(shared, w);
+    }
+    sum
+}
+
+fn delivery(seq: u64, m: &MessageRecord, epoch: u64) -> Delivery {
+    Delivery {
+        msg: Arc::new(convert::message(m)),
+        qos: qos_from_u8(m.qos),
+        retain: m.retain,
+        subscription_ids: m.subscription_ids.clone(),
+        stored: Some(seq),
+        epoch,
+    }
+}

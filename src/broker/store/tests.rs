@@ -1,0 +1,290 @@
+use super::record::{MessageRecord, SessionRecord, SubRecord, WillRecord};
+use super::*;
+
+fn message(topic: &str, payload: &str) -> MessageRecord {
+    MessageRecord {
+        topic: topic.into(),
+        payload: payload.as_bytes().to_vec(),
+        qos: 1,
+        retain: false,
+        props: Vec::new(),
+        expires_at_ms: None,
+        origin: "pub".into(),
+        subscription_ids: Vec::new(),
+    }
+}
+
+fn session(auth: &str) -> SessionRecord {
+    SessionRecord {
+        auth_name: auth.into(),
+        expiry: 3600,
+        protocol: 5,
+        subscriptions: vec![SubRecord {
+            filter: "a/#".into(),
+            qos: 1,
+            no_local: false,
+            retain_as_published: false,
+            retain_handling: 0,
+            subscription_id: None,
+        }],
+        disconnected_at_ms: Some(1),
+        will: Some(WillRecord {
+            msg: message("a/will", "gone"),
+            due_ms: 2,
+            expiry: None,
+            auth_name: auth.into(),
+        }),
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+fn put_message(store: &Store, client_id: &str, payload: &str) -> (u64, Op) {
+    let seq = store.next_seq();
+    (
+        seq,
+        Op::PutMessage {
+            client_id: client_id.into(),
+            seq,
+            record: message("a/b", payload),
+        },
+    )
+}
+
+#[test]
+fn a_new_directory_opens_empty_and_what_was_written_reads_back_after_reopening() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let (store, restored) = Store::open(&dir, Durability::Sync).expect("opens");
+    assert!(restored.sessions.is_empty() && restored.retained.is_empty());
+    let (s1, m1) = put_message(&store, "c1", "one");
+    let (s2, m2) = put_message(&store, "c1", "two");
+    let (_, m3) = put_message(&store, "c1", "three");
+    let mut retained = message("a/r", "kept");
+    retained.retain = true;
+    let ops = vec![
+        Op::PutSession {
+            client_id: "c1".into(),
+            record: session("alice"),
+        },
+        m1,
+        m2,
+        m3,
+        Op::PutQos2 {
+            client_id: "c1".into(),
+            packet_id: 7,
+        },
+        Op::PutRetained {
+            record: retained.clone(),
+        },
+        Op::PutRetained {
+            record: message("a/gone", "x"),
+        },
+    ];
+    block_on(store.submit(ops).wait()).expect("durable");
+    let third = s2 + 1;
+    block_on(
+        store
+            .submit(vec![
+                Op::DeleteMessage {
+                    client_id: "c1".into(),
+                    seq: third,
+                },
+                Op::DeleteRetained {
+                    topic: "a/gone".into(),
+                },
+            ])
+            .wait(),
+    )
+    .expect("durable");
+    drop(store);
+
+    let (store, restored) = Store::open(&dir, Durability::Sync).expect("reopens");
+    assert_eq!(restored.sessions.len(), 1);
+    let s = &restored.sessions[0];
+    assert_eq!(s.client_id, "c1");
+    assert_eq!(s.record, session("alice"));
+    let payloads: Vec<_> = s
+        .queue
+        .iter()
+        .map(|(seq, m)| (*seq, m.payload.clone()))
+        .collect();
+    assert_eq!(payloads, vec![(s1, b"one".to_vec()), (s2, b"two".to_vec())]);
+    assert_eq!(s.qos2_in, vec![7]);
+    assert_eq!(restored.retained, vec![retained]);
+    // Sequence numbers continue above what is stored (a deleted one may be
+    // reused: nothing refers to it any more).
+    assert!(store.next_seq() > s2);
+}
+
+#[test]
+fn deleting_a_session_removes_its_queue_and_qos2_state_only() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(tmp.path(), Durability::Sync).expect("opens");
+    let mut ops = Vec::new();
+    for id in ["c1", "c2"] {
+        ops.push(Op::PutSession {
+            client_id: id.into(),
+            record: session(id),
+        });
+        ops.push(put_message(&store, id, id).1);
+        ops.push(Op::PutQos2 {
+            client_id: id.into(),
+            packet_id: 1,
+        });
+    }
+    ops.push(Op::DeleteSession {
+        client_id: "c1".into(),
+    });
+    block_on(store.submit(ops).wait()).expect("durable");
+    drop(store);
+    let (_, restored) = Store::open(tmp.path(), Durability::Sync).expect("reopens");
+    assert_eq!(restored.sessions.len(), 1);
+    assert_eq!(restored.sessions[0].client_id, "c2");
+    assert_eq!(restored.sessions[0].queue.len(), 1);
+    assert!(restored.orphans.is_empty() && restored.orphan_qos2.is_empty());
+}
+
+#[test]
+fn messages_written_after_their_session_ended_are_not_restored_and_are_cleaned_up() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(tmp.path(), Durability::Sync).expect("opens");
+    let (_, m) = put_message(&store, "gone", "late");
+    block_on(store.submit(vec![m]).wait()).expect("durable");
+    drop(store);
+    let (store, restored) = Store::open(tmp.path(), Durability::Sync).expect("reopens");
+    assert!(restored.sessions.is_empty());
+    assert_eq!(restored.orphans.len(), 1);
+    drop(store);
+    let (_, restored) = Store::open(tmp.path(), Durability::Sync).expect("reopens");
+    assert!(restored.orphans.is_empty());
+}
+
+#[test]
+fn relaxed_durability_still_writes_everything_by_close() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let relaxed = Durability::Relaxed {
+        window: std::time::Duration::from_secs(3600),
+    };
+    let (store, _) = Store::open(tmp.path(), relaxed).expect("opens");
+    let ops = vec![Op::PutSession {
+        client_id: "c".into(),
+        record: session("a"),
+    }];
+    block_on(store.submit(ops).wait()).expect("committed");
+    drop(store);
+    let (_, restored) = Store::open(tmp.path(), Durability::Sync).expect("reopens");
+    assert_eq!(restored.sessions.len(), 1);
+}
+
+#[test]
+fn a_directory_holding_other_files_is_refused_and_left_alone() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("notes.txt"), "mine").expect("write");
+    let err = Store::open(tmp.path(), Durability::Sync)
+        .err()
+        .expect("refused");
+    assert!(matches!(err, StoreError::Foreign { .. }), "{err}");
+    assert!(err.to_string().contains("notes.txt"), "{err}");
+    assert!(!tmp.path().join(schema::FILE).exists());
+}
+
+#[test]
+fn a_store_file_that_is_not_a_database_is_refused_as_damaged_and_kept() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join(schema::FILE);
+    let junk = vec![0x5au8; 8192];
+    std::fs::write(&file, &junk).expect("write");
+    let err = Store::open(tmp.path(), Durability::Sync)
+        .err()
+        .expect("refused");
+    assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
+    assert_eq!(std::fs::read(&file).expect("read"), junk);
+}
+
+#[test]
+fn a_database_of_another_program_is_refused_as_foreign() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    {
+        let db = redb::Database::create(tmp.path().join(schema::FILE)).expect("create");
+        let tx = db.begin_write().expect("tx");
+        {
+            let t: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("other");
+            tx.open_table(t)
+                .expect("table")
+                .insert("k", 1)
+                .expect("insert");
+        }
+        tx.commit().expect("commit");
+    }
+    let err = Store::open(tmp.path(), Durability::Sync)
+        .err()
+        .expect("refused");
+    assert!(matches!(err, StoreError::Foreign { .. }), "{err}");
+}
+
+#[test]
+fn a_store_of_another_format_version_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    drop(Store::open(tmp.path(), Durability::Sync).expect("creates"));
+    {
+        let db = redb::Database::open(tmp.path().join(schema::FILE)).expect("open");
+        let tx = db.begin_write().expect("tx");
+        tx.open_table(schema::META)
+            .expect("meta")
+            .insert("version", &99u32.to_be_bytes()[..])
+            .expect("insert");
+        tx.commit().expect("commit");
+    }
+    let err = Store::open(tmp.path(), Durability::Sync)
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(err, StoreError::UnsupportedVersion { found: 99, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_record_that_does_not_decode_makes_the_store_damaged() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    drop(Store::open(tmp.path(), Durability::Sync).expect("creates"));
+    {
+        let db = redb::Database::open(tmp.path().join(schema::FILE)).expect("open");
+        let tx = db.begin_write().expect("tx");
+        tx.open_table(schema::SESSIONS)
+            .expect("sessions")
+            .insert("c", &[0xffu8, 0xff, 0xff][..])
+            .expect("insert");
+        tx.commit().expect("commit");
+    }
+    let err = Store::open(tmp.path(), Durability::Sync)
+        .err()
+        .expect("refused");
+    assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
+    assert!(err.to_string().contains("session `c`"), "{err}");
+}
+
+#[test]
+fn a_store_in_use_by_another_handle_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_store, _) = Store::open(tmp.path(), Durability::Sync).expect("opens");
+    let err = Store::open(tmp.path(), Durability::Sync)
+        .err()
+        .expect("refused");
+    assert!(matches!(err, StoreError::InUse { .. }), "{err}");
+}
+
+#[test]
+fn a_creation_interrupted_before_the_rename_is_started_over() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("broker-state.redb.new"), b"half").expect("write");
+    let (_, restored) = Store::open(tmp.path(), Durability::Sync).expect("opens");
+    assert!(restored.sessions.is_empty());
+    assert!(!tmp.path().join("broker-state.redb.new").exists());
+}

@@ -1,0 +1,650 @@
+//! `serve --data`: persistent sessions, their queued QoS 1/2 messages and
+//! retained messages survive SIGKILL of the broker process (issue 14,
+//! decision 0025). The real binary is killed and restarted on the same
+//! directory; every message a publisher saw acknowledged must reach the
+//! offline subscribers: QoS 1 at least once, QoS 2 exactly once, in order
+//! per publisher.
+
+mod support;
+
+use mqtt_protocol_core::mqtt::packet::{Packet, Property, Qos, SessionExpiryInterval};
+use mqtt_protocol_core::mqtt::Version;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use support::packets::*;
+use support::serve::listening_port;
+use support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_topicgate");
+
+const POLICY: &str = r#"
+namespace: durable-test
+clients:
+  pub5: { attributes: { role: pub } }
+  pub3: { attributes: { role: pub } }
+  sub5: { attributes: { role: sub } }
+  sub3: { attributes: { role: sub } }
+  reader: { attributes: { role: sub } }
+clientGroups:
+  pubs: { query: "attributes.role = 'pub'" }
+  subs: { query: "attributes.role = 'sub'" }
+topicSpaces:
+  data: { topicTemplates: [ "data/#" ] }
+permissionBindings:
+  pubs-data: { clientGroup: pubs, topicSpace: data, permission: publisher }
+  subs-data: { clientGroup: subs, topicSpace: data, permission: subscriber }
+"#;
+
+struct Served {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Served {
+    fn start(policy: &Path, data: &Path) -> Served {
+        Served::start_with(policy, data, &[])
+    }
+
+    fn start_with(policy: &Path, data: &Path, extra: &[&str]) -> Served {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--dev", "--mqtt", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra)
+            .arg(policy)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let port = listening_port(&mut child);
+        Served {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    /// SIGTERM, and waits (bounded) for the graceful stop.
+    fn stop(mut self) {
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        for _ in 0..200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "serve exited with {status}");
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("serve did not stop within 10 s of SIGTERM");
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn expiry() -> Vec<Property> {
+    vec![SessionExpiryInterval::new(3600).expect("expiry").into()]
+}
+
+/// Connects a persistent session; returns the client and Session Present.
+async fn connect(addr: SocketAddr, id: &str, v5: bool) -> (Raw, bool) {
+    let version = if v5 { Version::V5_0 } else { Version::V3_1_1 };
+    let mut c = Raw::open(addr, version).await;
+    let o = Opts {
+        resume: true,
+        props: if v5 { expiry() } else { Vec::new() },
+        ..Opts::default()
+    };
+    if v5 {
+        c.send(v5_connect_with(id, Some(id), None, o).into()).await;
+    } else {
+        c.send(v3_connect_with(id, Some(id), None, o).into()).await;
+    }
+    let present = match c.recv(T).await.expect("CONNACK") {
+        Packet::V5_0Connack(a) => {
+            assert_eq!(a.reason_code() as u8, 0, "{id} refused");
+            a.session_present()
+        }
+        Packet::V3_1_1Connack(a) => {
+            assert_eq!(a.return_code() as u8, 0, "{id} refused");
+            a.session_present()
+        }
+        other => panic!("expected CONNACK, got {other:?}"),
+    };
+    (c, present)
+}
+
+async fn subscribe(c: &mut Raw, v5: bool, filter: &str) {
+    if v5 {
+        c.send(v5_sub(1, &[(filter, Qos::ExactlyOnce)]).into())
+            .await;
+    } else {
+        c.send(v3_sub(1, &[(filter, Qos::ExactlyOnce)]).into())
+            .await;
+    }
+    match c.recv(T).await.expect("SUBACK") {
+        Packet::V5_0Suback(_) | Packet::V3_1_1Suback(_) => {}
+        other => panic!("expected SUBACK, got {other:?}"),
+    }
+}
+
+async fn disconnect(mut c: Raw, v5: bool) {
+    let p: Packet = if v5 {
+        mqtt_protocol_core::mqtt::packet::v5_0::Disconnect::builder()
+            .build()
+            .expect("disconnect")
+            .into()
+    } else {
+        mqtt_protocol_core::mqtt::packet::v3_1_1::Disconnect::new().into()
+    };
+    c.send(p).await;
+    let _ = c.until_closed(T).await;
+}
+
+/// What the publishers saw acknowledged: payload -> QoS, per publisher in order.
+#[derive(Default)]
+struct Acked {
+    by_publisher: BTreeMap<String, Vec<(String, Qos)>>,
+    /// The retained message each publisher saw acknowledged, if it did.
+    retained: BTreeMap<String, String>,
+}
+
+/// Publishes `count` messages (QoS alternating 1, 2, 1, 1, 2...) from `id`,
+/// all at once, then reads acknowledgements. With `kill_after`, the broker
+/// is killed (by the caller) once that many are acknowledged: returns the
+/// client still reading. Payloads are `ID-CYCLE-N`.
+async fn publish_burst(
+    addr: SocketAddr,
+    id: &str,
+    v5: bool,
+    cycle: usize,
+    count: u16,
+    acked: &mut Acked,
+    stop_after: Option<usize>,
+) -> Raw {
+    let (mut c, _) = connect(addr, id, v5).await;
+    let mut sent: BTreeMap<u16, (String, Qos)> = BTreeMap::new();
+    // Identifiers of a cycle are its own: a QoS 2 exchange the kill cut short
+    // keeps its identifier in use in the resumed session (MQTT 5 §4.3.3).
+    let base = u16::try_from(cycle * 1000).expect("small cycle");
+    for n in 1..=count {
+        let qos = if n % 3 == 0 {
+            Qos::ExactlyOnce
+        } else {
+            Qos::AtLeastOnce
+        };
+        let payload = format!("{id}-{cycle}-{n:04}");
+        let topic = format!("data/{id}");
+        let p: Packet = if v5 {
+            v5_pub(&topic, payload.as_bytes(), qos, Some(base + n)).into()
+        } else {
+            v3_pub(&topic, payload.as_bytes(), qos, Some(base + n)).into()
+        };
+        c.send(p).await;
+        sent.insert(base + n, (payload, qos));
+    }
+    // A retained message per cycle, acknowledged like the others.
+    let retained = format!("state-{cycle}");
+    let topic = format!("data/state/{id}");
+    let p: Packet = if v5 {
+        mqtt_protocol_core::mqtt::packet::v5_0::Publish::builder()
+            .topic_name(topic.as_str())
+            .expect("topic")
+            .qos(Qos::AtLeastOnce)
+            .retain(true)
+            .packet_id(base + count + 1)
+            .payload(retained.as_bytes())
+            .build()
+            .expect("publish")
+            .into()
+    } else {
+        mqtt_protocol_core::mqtt::packet::v3_1_1::Publish::builder()
+            .topic_name(topic.as_str())
+            .expect("topic")
+            .qos(Qos::AtLeastOnce)
+            .retain(true)
+            .packet_id(base + count + 1)
+            .payload(retained.as_bytes())
+            .build()
+            .expect("publish")
+            .into()
+    };
+    c.send(p).await;
+    sent.insert(base + count + 1, (retained, Qos::AtLeastOnce));
+    let qos2 = sent
+        .values()
+        .filter(|(_, q)| *q == Qos::ExactlyOnce)
+        .count();
+    let mut completed = 0usize;
+    let mut got = 0usize;
+    let want = sent.len();
+    let mut retained_acked = None;
+    let list = acked.by_publisher.entry(id.to_string()).or_default();
+    let done = |got: usize, completed: usize| match stop_after {
+        Some(s) => got >= s,
+        None => got >= want && completed >= qos2,
+    };
+    while !done(got, completed) {
+        let id = match c.recv(T).await {
+            Ok(Packet::V5_0Puback(a)) => a.packet_id(),
+            Ok(Packet::V3_1_1Puback(a)) => a.packet_id(),
+            Ok(Packet::V5_0Pubrec(a)) => a.packet_id(),
+            Ok(Packet::V3_1_1Pubrec(a)) => a.packet_id(),
+            Ok(Packet::V5_0Pubcomp(_)) | Ok(Packet::V3_1_1Pubcomp(_)) => {
+                completed += 1;
+                continue;
+            }
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(e) => panic!("acknowledgements stopped after {got}: {e:?}"),
+        };
+        // A v5 PUBACK/PUBREC with a failure code would not be an acknowledgement.
+
+        got += 1;
+        if let Some((payload, qos)) = sent.get(&id) {
+            if payload.starts_with("state-") {
+                retained_acked = Some(payload.clone());
+            } else {
+                list.push((payload.clone(), *qos));
+            }
+        }
+    }
+    if let Some(r) = retained_acked {
+        acked.retained.insert(id.to_string(), r);
+    }
+    c
+}
+
+/// Reads what a resumed subscriber is sent until every expected payload
+/// arrived, then until a marker published after that (decision 0028: a
+/// barrier, not a quiet period): a duplicate queued before the restart comes
+/// before the marker. Returns the payloads in arrival order, marker excluded.
+async fn drain(c: &mut Raw, addr: SocketAddr, expected: &BTreeSet<String>) -> Vec<String> {
+    let mut seen = read_until(c, |seen| expected.iter().all(|e| seen.contains(e))).await;
+    let marker = format!("marker-{}", seen.len());
+    publish_one(addr, "pub5", "data/marker", &marker).await;
+    seen.extend(read_until(c, |more| more.contains(&marker)).await);
+    seen.retain(|p| *p != marker);
+    seen
+}
+
+/// PUBLISH payloads until `done` says so (or `T` passes without one).
+async fn read_until(c: &mut Raw, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let mut seen = Vec::new();
+    // Bounded: no test here sends more than a few hundred messages.
+    for _ in 0..10_000 {
+        if done(&seen) {
+            return seen;
+        }
+        match c.recv(T).await {
+            Ok(p @ (Packet::V5_0Publish(_) | Packet::V3_1_1Publish(_))) => {
+                let (_, payload, _, _) = publish_parts(&p);
+                seen.push(String::from_utf8(payload).expect("utf-8"));
+            }
+            Ok(_) => {}
+            Err(e) => panic!(
+                "stopped waiting ({e:?}) with {} messages: {seen:?}",
+                seen.len()
+            ),
+        }
+    }
+    panic!("more messages than the test sends: {seen:?}");
+}
+
+fn check_delivery(who: &str, seen: &[String], acked: &Acked) {
+    for (publisher, list) in &acked.by_publisher {
+        let mine: Vec<&String> = seen
+            .iter()
+            .filter(|p| p.starts_with(&format!("{publisher}-")))
+            .collect();
+        for (payload, qos) in list {
+            let n = mine.iter().filter(|p| **p == payload).count();
+            match qos {
+                Qos::ExactlyOnce => {
+                    assert_eq!(n, 1, "{who}: QoS 2 `{payload}` delivered {n} times")
+                }
+                _ => assert!(n >= 1, "{who}: acknowledged QoS 1 `{payload}` lost"),
+            }
+        }
+        // In order per publisher (first deliveries; a QoS 1 copy may come again).
+        let mut firsts: Vec<&String> = Vec::new();
+        for p in &mine {
+            if !firsts.contains(p) {
+                firsts.push(p);
+            }
+        }
+        let mut sorted = firsts.clone();
+        sorted.sort();
+        assert_eq!(firsts, sorted, "{who}: {publisher}'s messages out of order");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_messages_sessions_and_retained_messages_survive_sigkill() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let policy = tmp.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY).expect("policy");
+    let data = tmp.path().join("data");
+
+    // Two persistent subscribers, MQTT 5 and 3.1.1, subscribe and go offline.
+    let broker = Served::start(&policy, &data);
+    for (id, v5) in [("sub5", true), ("sub3", false)] {
+        let (mut c, present) = connect(broker.addr, id, v5).await;
+        assert!(!present);
+        subscribe(&mut c, v5, "data/+").await;
+        disconnect(c, v5).await;
+    }
+    let mut broker = Some(broker);
+    let mut last_retained: BTreeMap<String, String> = BTreeMap::new();
+
+    for cycle in 1..=3usize {
+        let b = broker.take().expect("running");
+        let mut acked = Acked::default();
+        // Cycle 2 kills the broker in the middle of a burst: only what was
+        // acknowledged by then is owed.
+        let mid_burst = cycle == 2;
+        let p5 = publish_burst(
+            b.addr,
+            "pub5",
+            true,
+            cycle,
+            120,
+            &mut acked,
+            mid_burst.then_some(40),
+        )
+        .await;
+        // (In the mid-burst cycle the kill comes while pub5 is still sending.)
+        let p3 = if mid_burst {
+            None
+        } else {
+            Some(publish_burst(b.addr, "pub3", false, cycle, 60, &mut acked, None).await)
+        };
+        if let Some(p3) = p3 {
+            disconnect(p3, false).await;
+        }
+        if mid_burst {
+            // Killed while pub5 is still sending: its connection is cut by the kill.
+            b.kill();
+            drop(p5);
+        } else {
+            disconnect(p5, true).await;
+            b.kill();
+        }
+
+        last_retained.extend(acked.retained.clone());
+        let b = Served::start(&policy, &data);
+        let expected: BTreeSet<String> = acked
+            .by_publisher
+            .values()
+            .flatten()
+            .map(|(p, _)| p.clone())
+            .collect();
+        assert!(!expected.is_empty());
+        for (id, v5) in [("sub5", true), ("sub3", false)] {
+            let (mut c, present) = connect(b.addr, id, v5).await;
+            assert!(
+                present,
+                "cycle {cycle}: {id}'s session is gone after the restart"
+            );
+            let seen = drain(&mut c, b.addr, &expected).await;
+            check_delivery(&format!("cycle {cycle}, {id}"), &seen, &acked);
+            disconnect(c, v5).await;
+        }
+        // The retained messages are there, the last one of each publisher.
+        // A fresh session: only the retained messages come.
+        let mut r = Raw::open(b.addr, Version::V5_0).await;
+        r.send(v5_connect("reader", Some("reader")).into()).await;
+        assert_eq!(v5_connack(&r.recv(T).await.expect("CONNACK")).0, 0);
+        subscribe(&mut r, true, "data/state/+").await;
+        // Retained messages come before what is published after the SUBSCRIBE.
+        publish_one(b.addr, "pub5", "data/state/marker", "marker").await;
+        let mut retained = BTreeMap::new();
+        for _ in 0..10 {
+            let p = r.recv(T).await.expect("retained messages, then the marker");
+            if let Packet::V5_0Publish(_) = p {
+                let (topic, payload, _, retain) = publish_parts(&p);
+                if topic == "data/state/marker" {
+                    break;
+                }
+                assert!(retain);
+                retained.insert(topic, String::from_utf8(payload).expect("utf-8"));
+            }
+        }
+        for (publisher, last) in &last_retained {
+            let got = retained.get(&format!("data/state/{publisher}"));
+            let unacked = format!("state-{cycle}");
+            // Sent but not seen acknowledged (the kill came first): either may be there.
+            let ok = got == Some(last)
+                || (acked.retained.get(publisher) != Some(&unacked) && got == Some(&unacked));
+            assert!(
+                ok,
+                "cycle {cycle}: retained message of {publisher} is {got:?}, acknowledged {last}"
+            );
+        }
+        disconnect(r, true).await;
+        broker = Some(b);
+    }
+}
+
+/// The same clients, but `sub3` is gone and `sub5` may only subscribe to `data/keep`.
+const NARROWER: &str = r#"
+namespace: durable-test
+clients:
+  pub5: { attributes: { role: pub } }
+  pub3: { attributes: { role: pub } }
+  sub5: { attributes: { role: sub } }
+  reader: { attributes: { role: sub } }
+clientGroups:
+  pubs: { query: "attributes.role = 'pub'" }
+  subs: { query: "attributes.role = 'sub'" }
+topicSpaces:
+  data: { topicTemplates: [ "data/#" ] }
+  keep: { topicTemplates: [ "data/keep" ] }
+permissionBindings:
+  pubs-data: { clientGroup: pubs, topicSpace: data, permission: publisher }
+  subs-keep: { clientGroup: subs, topicSpace: keep, permission: subscriber }
+"#;
+
+async fn publish_one(addr: SocketAddr, id: &str, topic: &str, payload: &str) {
+    let mut c = Raw::open(addr, Version::V5_0).await;
+    c.send(v5_connect(id, Some(id)).into()).await;
+    assert_eq!(v5_connack(&c.recv(T).await.expect("CONNACK")).0, 0);
+    c.send(v5_pub(topic, payload.as_bytes(), Qos::AtLeastOnce, Some(1)).into())
+        .await;
+    match c.recv(T).await.expect("PUBACK") {
+        Packet::V5_0Puback(a) => assert_eq!(a.reason_code().map(|c| c as u8).unwrap_or(0), 0),
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+    disconnect(c, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_in_force_at_restart_applies_to_restored_sessions() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let wide = tmp.path().join("wide.yaml");
+    let narrow = tmp.path().join("narrow.yaml");
+    std::fs::write(&wide, POLICY).expect("policy");
+    std::fs::write(&narrow, NARROWER).expect("policy");
+    let data = tmp.path().join("data");
+
+    let b = Served::start(&wide, &data);
+    for (id, v5) in [("sub5", true), ("sub3", false)] {
+        let (mut c, _) = connect(b.addr, id, v5).await;
+        subscribe(&mut c, v5, "data/+").await;
+        subscribe(&mut c, v5, "data/keep").await;
+        disconnect(c, v5).await;
+    }
+    b.kill();
+
+    let b = Served::start(&narrow, &data);
+    // sub3's client is gone from the policy: its stored session went with it.
+    let mut c = Raw::open(b.addr, Version::V5_0).await;
+    let o = Opts {
+        resume: true,
+        props: expiry(),
+        ..Opts::default()
+    };
+    c.send(v5_connect_with("sub3", Some("sub3"), None, o).into())
+        .await;
+    assert_ne!(v5_connack(&c.recv(T).await.expect("CONNACK")).0, 0);
+    // sub5 keeps its session and `data/keep`, not `data/+`.
+    let (mut s5, present) = connect(b.addr, "sub5", true).await;
+    assert!(present);
+    disconnect(s5, true).await;
+    publish_one(b.addr, "pub5", "data/other", "revoked").await;
+    publish_one(b.addr, "pub5", "data/keep", "kept").await;
+    (s5, _) = connect(b.addr, "sub5", true).await;
+    // `kept` was published after `revoked`: had `data/+` survived, `revoked`
+    // would come first.
+    let seen = read_until(&mut s5, |seen| seen.iter().any(|p| p == "kept")).await;
+    assert_eq!(seen, vec!["kept".to_string()]);
+    disconnect(s5, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_will_whose_delay_ran_out_while_the_broker_was_down_is_published_at_start() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let policy = tmp.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY).expect("policy");
+    let data = tmp.path().join("data");
+
+    let b = Served::start(&policy, &data);
+    let (mut s5, _) = connect(b.addr, "sub5", true).await;
+    subscribe(&mut s5, true, "data/+").await;
+    disconnect(s5, true).await;
+    // pub5 holds a persistent session and a will delayed by 1 s; its socket
+    // closes without DISCONNECT, so the will is pending.
+    let mut p = Raw::open(b.addr, Version::V5_0).await;
+    let o = Opts {
+        resume: true,
+        props: expiry(),
+        ..Opts::default()
+    };
+    let will = Some(("data/will", &b"pub5 gone"[..], Qos::AtLeastOnce, false, 1));
+    p.send(v5_connect_with("pub5", Some("pub5"), will, o).into())
+        .await;
+    assert_eq!(v5_connack(&p.recv(T).await.expect("CONNACK")).0, 0);
+    // DISCONNECT 0x04: end with the will. The broker closes the socket and
+    // then writes the session's record (with the pending will); the message
+    // acknowledged below, sent after the close was seen, is behind that
+    // record in the ordered writer.
+    let with_will = mqtt_protocol_core::mqtt::packet::v5_0::Disconnect::builder()
+        .reason_code(
+            mqtt_protocol_core::mqtt::result_code::DisconnectReasonCode::DisconnectWithWillMessage,
+        )
+        .build()
+        .expect("disconnect");
+    p.send(with_will.into()).await;
+    let _ = p.until_closed(T).await;
+    publish_one(b.addr, "pub3", "data/ordered", "ordered").await;
+    b.kill();
+    // Down for longer than the will delay (wall-clock time must pass: the
+    // will's due time is stored as wall-clock time).
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    let b = Served::start(&policy, &data);
+    let (mut s5, _) = connect(b.addr, "sub5", true).await;
+    let want = BTreeSet::from(["ordered".to_string(), "pub5 gone".to_string()]);
+    let seen = drain(&mut s5, b.addr, &want).await;
+    assert_eq!(
+        seen.iter().filter(|p| *p == "pub5 gone").count(),
+        1,
+        "the will, once: {seen:?}"
+    );
+    disconnect(s5, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relaxed_durability_loses_nothing_at_a_graceful_stop() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let policy = tmp.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY).expect("policy");
+    // An fsync an hour after the first unsynced commit: only the stop syncs.
+    let config = tmp.path().join("relaxed.yaml");
+    std::fs::write(&config, "durability: relaxed\nrelaxedSyncInterval: 3600\n").expect("config");
+    let data = tmp.path().join("data");
+    let config = config.to_str().expect("utf-8 path");
+
+    let b = Served::start_with(&policy, &data, &["--config", config]);
+    let (mut s5, _) = connect(b.addr, "sub5", true).await;
+    subscribe(&mut s5, true, "data/+").await;
+    disconnect(s5, true).await;
+    publish_one(b.addr, "pub3", "data/x", "before the stop").await;
+    b.stop();
+
+    let b = Served::start(&policy, &data);
+    let (mut s5, present) = connect(b.addr, "sub5", true).await;
+    assert!(present, "the session was lost at a graceful stop");
+    let seen = read_until(&mut s5, |seen| seen.iter().any(|p| p == "before the stop")).await;
+    assert_eq!(seen, vec!["before the stop".to_string()]);
+    disconnect(s5, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qos2_publish_answered_pubrec_is_released_after_a_restart_and_not_routed_again() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let policy = tmp.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY).expect("policy");
+    let data = tmp.path().join("data");
+
+    let b = Served::start(&policy, &data);
+    let (mut s5, _) = connect(b.addr, "sub5", true).await;
+    subscribe(&mut s5, true, "data/+").await;
+    disconnect(s5, true).await;
+    // pub5 (persistent) sends a QoS 2 PUBLISH and gets PUBREC; the broker dies
+    // before its PUBREL.
+    let (mut p, _) = connect(b.addr, "pub5", true).await;
+    p.mqtt.set_auto_pub_response(false);
+    p.send(v5_pub("data/q2", b"once", Qos::ExactlyOnce, Some(7)).into())
+        .await;
+    match p.recv(T).await.expect("PUBREC") {
+        Packet::V5_0Pubrec(r) => assert_eq!(r.packet_id(), 7),
+        other => panic!("expected PUBREC, got {other:?}"),
+    }
+    b.kill();
+    drop(p);
+
+    let b = Served::start(&policy, &data);
+    let (mut p, present) = connect(b.addr, "pub5", true).await;
+    assert!(present);
+    // Not knowing whether the PUBREC arrived, the client sends the PUBLISH again
+    // (DUP), then releases it: PUBREC again, no second copy, PUBCOMP success.
+    p.mqtt.set_auto_pub_response(false);
+    let dup = v5_pub("data/q2", b"once", Qos::ExactlyOnce, Some(7)).set_dup(true);
+    p.send(dup.into()).await;
+    match p.recv(T).await.expect("PUBREC") {
+        Packet::V5_0Pubrec(r) => assert_eq!(r.packet_id(), 7),
+        other => panic!("expected PUBREC, got {other:?}"),
+    }
+    let rel = mqtt_protocol_core::mqtt::packet::v5_0::Pubrel::builder()
+        .packet_id(7)
+        .build()
+        .expect("PUBREL");
+    p.send(rel.into()).await;
+    match p.recv(T).await.expect("PUBCOMP") {
+        Packet::V5_0Pubcomp(c) => {
+            assert_eq!(c.packet_id(), 7);
+            let code = c.reason_code().map(|c| c as u8).unwrap_or(0);
+            assert_eq!(
+                code, 0,
+                "PUBREL after the restart: the PUBLISH must still be known"
+            );
+        }
+        other => panic!("expected PUBCOMP, got {other:?}"),
+    }
+    disconnect(p, true).await;
+    let (mut s5, _) = connect(b.addr, "sub5", true).await;
+    let seen = drain(&mut s5, b.addr, &BTreeSet::from(["once".to_string()])).await;
+    assert_eq!(seen, vec!["once".to_string()], "exactly once");
+    disconnect(s5, true).await;
+}
