@@ -5,6 +5,9 @@
 //! offline subscribers: QoS 1 at least once, QoS 2 exactly once, in order
 //! per publisher.
 
+// Tests fail loudly: unwrap, expect and panic are their assertions (decision 0026).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use mqtt_protocol_core::mqtt::packet::{Packet, Property, Qos, SessionExpiryInterval};
