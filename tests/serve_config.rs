@@ -65,6 +65,7 @@ fn flags_win_over_environment_which_wins_over_the_file() {
          watch: true\n\
          logFormat: json\n\
          eventsFile: events.jsonl\n\
+         data: state\n\
          maxConnections: 7\n",
     );
     // The file alone; relative paths are relative to its directory.
@@ -72,6 +73,7 @@ fn flags_win_over_environment_which_wins_over_the_file() {
     let base = dir.path().to_string_lossy();
     assert_eq!(c["policy"], format!("{base}/from-file.yaml"));
     assert_eq!(c["eventsFile"], format!("{base}/events.jsonl"));
+    assert_eq!(c["data"], format!("{base}/state"));
     assert_eq!(c["mqtt"], serde_json::json!(["127.0.0.1:1001"]));
     assert_eq!(c["metrics"], "127.0.0.1:9001");
     assert_eq!(
@@ -89,6 +91,7 @@ fn flags_win_over_environment_which_wins_over_the_file() {
         ("TOPICGATE_METRICS", "127.0.0.1:9002"),
         ("TOPICGATE_WATCH", "false"),
         ("TOPICGATE_LOG_FORMAT", "text"),
+        ("TOPICGATE_DATA", "/var/lib/from-env"),
     ];
     let c = effective(&[], &env);
     assert_eq!(c["policy"], "from-env.yaml");
@@ -100,6 +103,7 @@ fn flags_win_over_environment_which_wins_over_the_file() {
     assert_eq!(c["watch"], false);
     assert_eq!(c["dev"], true, "not in the environment: the file's");
     assert_eq!(c["logFormat"], "text");
+    assert_eq!(c["data"], "/var/lib/from-env");
     assert_eq!(c["maxConnections"], 7);
 
     // Flags over both.
@@ -113,6 +117,8 @@ fn flags_win_over_environment_which_wins_over_the_file() {
             "--dev=false",
             "--log-format",
             "json",
+            "--data",
+            "/srv/from-flag",
             "from-flag.yaml",
         ],
         &env,
@@ -123,6 +129,7 @@ fn flags_win_over_environment_which_wins_over_the_file() {
     assert_eq!(c["watch"], true);
     assert_eq!(c["dev"], false);
     assert_eq!(c["logFormat"], "json");
+    assert_eq!(c["data"], "/srv/from-flag");
 }
 
 #[test]

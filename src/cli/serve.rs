@@ -103,7 +103,7 @@ pub struct ServeArgs {
     /// messages and pending wills in DIR, so that they survive a crash
     /// (created if new; see `durability` in --config). Without it, all state
     /// is in memory only.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "TOPICGATE_DATA")]
     pub data: Option<PathBuf>,
     /// Print the effective configuration (YAML, readable by --config) and exit.
     #[arg(long = "print-config")]
@@ -147,8 +147,6 @@ pub fn run(args: ServeArgs) -> u8 {
             return exit::ERROR;
         }
     };
-    // Not a setting of `serve_config`: the data directory is named on the command line only.
-    let data_dir = args.data.clone();
     let args = settings;
 
     let loaded = match pipeline::load(&policy_path) {
@@ -323,7 +321,7 @@ pub fn run(args: ServeArgs) -> u8 {
         listeners.push((addr, transport));
     }
     // Opened before any listener: a store that cannot be used stops the start.
-    let store = match &data_dir {
+    let store = match &args.data {
         Some(dir) => match Store::open(dir, config.store_durability()) {
             Ok(opened) => Some(opened),
             Err(e) => {

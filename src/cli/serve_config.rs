@@ -27,6 +27,7 @@ struct ServeFile {
     dev: Option<bool>,
     anonymous: Option<String>,
     watch: Option<bool>,
+    data: Option<PathBuf>,
     metrics: Option<SocketAddr>,
     events_file: Option<PathBuf>,
     events_webhook: Option<String>,
@@ -34,7 +35,7 @@ struct ServeFile {
 }
 
 /// The serve keys, as the file spells them.
-const SERVE_KEYS: [&str; 14] = [
+const SERVE_KEYS: [&str; 15] = [
     "policy",
     "mqtt",
     "mqtts",
@@ -45,6 +46,7 @@ const SERVE_KEYS: [&str; 14] = [
     "dev",
     "anonymous",
     "watch",
+    "data",
     "metrics",
     "eventsFile",
     "eventsWebhook",
@@ -66,6 +68,8 @@ pub struct Settings {
     pub dev: bool,
     pub anonymous: Option<String>,
     pub watch: bool,
+    /// The durable store's directory (`--data`); none: state in memory only.
+    pub data: Option<PathBuf>,
     pub metrics: Option<SocketAddr>,
     pub events_file: Option<PathBuf>,
     pub events_webhook: Option<String>,
@@ -117,6 +121,7 @@ pub fn resolve(args: &ServeArgs) -> Result<Settings, ConfigError> {
         dev: args.dev.or(file.dev).unwrap_or(false),
         anonymous: args.anonymous.clone().or(file.anonymous),
         watch: args.watch.or(file.watch).unwrap_or(false),
+        data: args.data.clone().or(file.data),
         metrics: args.ops.metrics.or(file.metrics),
         events_file: args.ops.events_file.clone().or(file.events_file),
         events_webhook: args
@@ -182,6 +187,7 @@ fn read(path: &Path) -> Result<(ServeFile, BrokerConfig), ConfigError> {
         &mut file.cert,
         &mut file.key,
         &mut file.events_file,
+        &mut file.data,
     ]
     .into_iter()
     .flatten()
