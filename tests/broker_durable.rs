@@ -10,7 +10,9 @@
 
 mod support;
 
-use mqtt_protocol_core::mqtt::packet::{Packet, Property, Qos, SessionExpiryInterval};
+use mqtt_protocol_core::mqtt::packet::{
+    GenericPacketTrait, Packet, Property, Qos, SessionExpiryInterval,
+};
 use mqtt_protocol_core::mqtt::Version;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -650,4 +652,83 @@ async fn a_qos2_publish_answered_pubrec_is_released_after_a_restart_and_not_rout
     let seen = drain(&mut s5, b.addr, &BTreeSet::from(["once".to_string()])).await;
     assert_eq!(seen, vec!["once".to_string()], "exactly once");
     disconnect(s5, true).await;
+}
+
+/// The packet identifiers of the PUBACKs in `bytes` (MQTT 5 frames), in order.
+fn puback_ids(bytes: &[u8]) -> Vec<u16> {
+    let mut ids = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let kind = bytes[at];
+        let (mut len, mut shift, mut i) = (0usize, 0, at + 1);
+        while let Some(b) = bytes.get(i) {
+            len |= usize::from(b & 0x7f) << shift;
+            shift += 7;
+            i += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        if i + len > bytes.len() {
+            break;
+        }
+        if kind == 0x40 {
+            ids.push(u16::from_be_bytes([bytes[i], bytes[i + 1]]));
+        }
+        at = i + len;
+    }
+    ids
+}
+
+/// MQTT-4.6.0-2: PUBACKs go in the order of the PUBLISHes, also when the first
+/// waits for the store (a persistent subscriber gets a copy) and the second is
+/// refused (nothing to store): the refusal must not overtake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_publish_is_acknowledged_after_an_earlier_one_waiting_for_the_store() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let policy = tmp.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY).expect("policy");
+    let b = Served::start(&policy, &tmp.path().join("data"));
+    let (mut s5, _) = connect(b.addr, "sub5", true).await;
+    subscribe(&mut s5, true, "data/+").await;
+    disconnect(s5, true).await;
+
+    let mut s = tokio::net::TcpStream::connect(b.addr)
+        .await
+        .expect("connect");
+    let connect = Packet::from(v5_connect("pub5", Some("pub5")));
+    s.write_all(&connect.to_continuous_buffer())
+        .await
+        .expect("CONNECT");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    // CONNACK first (its own exchange), then both PUBLISHes in one write.
+    while got.len() < 2 || got.len() < 2 + usize::from(got[1]) {
+        let n = tokio::time::timeout(T, s.read(&mut buf))
+            .await
+            .expect("CONNACK")
+            .expect("read");
+        assert!(n > 0, "closed before CONNACK");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got[0], 0x20, "CONNACK");
+    got.clear();
+    let mut both =
+        Packet::from(v5_pub("data/a", b"stored", Qos::AtLeastOnce, Some(1))).to_continuous_buffer();
+    both.extend(
+        Packet::from(v5_pub("other/x", b"refused", Qos::AtLeastOnce, Some(2)))
+            .to_continuous_buffer(),
+    );
+    s.write_all(&both).await.expect("PUBLISHes");
+    let deadline = tokio::time::Instant::now() + T;
+    while puback_ids(&got).len() < 2 {
+        let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
+            .await
+            .expect("two PUBACKs")
+            .expect("read");
+        assert!(n > 0, "closed before two PUBACKs: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(puback_ids(&got), vec![1, 2], "PUBACKs out of PUBLISH order");
 }

@@ -51,6 +51,19 @@ where
         }
     }
 
+    /// [`ack`](Self::ack) for a packet still to be built: a refusal (PUBACK or
+    /// PUBREC 0x87) keeps its place behind acknowledgements waiting for the store.
+    pub(super) fn ack_built<P: Into<Packet>>(
+        &mut self,
+        what: &'static str,
+        built: Result<P, mqtt_protocol_core::mqtt::result_code::MqttError>,
+    ) {
+        match built {
+            Ok(p) => self.ack(p.into()),
+            Err(e) => self.build_failed(what, &e),
+        }
+    }
+
     /// Waits until what the waiting acknowledgements promise is durable, then
     /// sends them. The store failing: nothing is acknowledged and the
     /// connection closes (MQTT 5: DISCONNECT 0x80), so the client sends again.

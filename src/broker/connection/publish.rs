@@ -93,7 +93,7 @@ where
                     if let Some(r) = reason {
                         b = b.props(vec![r.into()]);
                     }
-                    self.send_built("PUBACK", b.build());
+                    self.ack_built("PUBACK", b.build());
                 }
                 (Qos::ExactlyOnce, Some(id)) => {
                     let mut b = v5_0::Pubrec::builder()
@@ -102,7 +102,7 @@ where
                     if let Some(r) = reason {
                         b = b.props(vec![r.into()]);
                     }
-                    self.send_built("PUBREC", b.build());
+                    self.ack_built("PUBREC", b.build());
                 }
                 _ => self.shared.stats.publish_denied_qos0_dropped.inc(),
             }
