@@ -130,6 +130,23 @@ async fn connect(addr: SocketAddr, id: &str, v5: bool) -> (Raw, bool) {
     (c, present)
 }
 
+/// A temporary directory with POLICY written in it, and the data directory's
+/// path inside it (not created: `serve --data` creates it).
+fn scene() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let policy = tmp.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY).expect("policy");
+    let data = tmp.path().join("data");
+    (tmp, policy, data)
+}
+
+/// A persistent session `id` subscribes to `filter` and goes offline.
+async fn offline_subscriber(addr: SocketAddr, id: &str, v5: bool, filter: &str) {
+    let (mut c, _) = connect(addr, id, v5).await;
+    subscribe(&mut c, v5, filter).await;
+    disconnect(c, v5).await;
+}
+
 async fn subscribe(c: &mut Raw, v5: bool, filter: &str) {
     if v5 {
         c.send(v5_sub(1, &[(filter, Qos::ExactlyOnce)]).into())
@@ -336,10 +353,7 @@ fn check_delivery(who: &str, seen: &[String], acked: &Acked) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_messages_sessions_and_retained_messages_survive_sigkill() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let policy = tmp.path().join("policy.yaml");
-    std::fs::write(&policy, POLICY).expect("policy");
-    let data = tmp.path().join("data");
+    let (_tmp, policy, data) = scene();
 
     // Two persistent subscribers, MQTT 5 and 3.1.1, subscribe and go offline.
     let broker = Served::start(&policy, &data);
@@ -518,15 +532,10 @@ async fn the_policy_in_force_at_restart_applies_to_restored_sessions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_will_whose_delay_ran_out_while_the_broker_was_down_is_published_at_start() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let policy = tmp.path().join("policy.yaml");
-    std::fs::write(&policy, POLICY).expect("policy");
-    let data = tmp.path().join("data");
+    let (_tmp, policy, data) = scene();
 
     let b = Served::start(&policy, &data);
-    let (mut s5, _) = connect(b.addr, "sub5", true).await;
-    subscribe(&mut s5, true, "data/+").await;
-    disconnect(s5, true).await;
+    offline_subscriber(b.addr, "sub5", true, "data/+").await;
     // pub5 holds a persistent session and a will delayed by 1 s; its socket
     // closes without DISCONNECT, so the will is pending.
     let mut p = Raw::open(b.addr, Version::V5_0).await;
@@ -571,19 +580,14 @@ async fn a_will_whose_delay_ran_out_while_the_broker_was_down_is_published_at_st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relaxed_durability_loses_nothing_at_a_graceful_stop() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let policy = tmp.path().join("policy.yaml");
-    std::fs::write(&policy, POLICY).expect("policy");
+    let (tmp, policy, data) = scene();
     // An fsync an hour after the first unsynced commit: only the stop syncs.
     let config = tmp.path().join("relaxed.yaml");
     std::fs::write(&config, "durability: relaxed\nrelaxedSyncInterval: 3600\n").expect("config");
-    let data = tmp.path().join("data");
     let config = config.to_str().expect("utf-8 path");
 
     let b = Served::start_with(&policy, &data, &["--config", config]);
-    let (mut s5, _) = connect(b.addr, "sub5", true).await;
-    subscribe(&mut s5, true, "data/+").await;
-    disconnect(s5, true).await;
+    offline_subscriber(b.addr, "sub5", true, "data/+").await;
     publish_one(b.addr, "pub3", "data/x", "before the stop").await;
     b.stop();
 
@@ -597,15 +601,10 @@ async fn relaxed_durability_loses_nothing_at_a_graceful_stop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_qos2_publish_answered_pubrec_is_released_after_a_restart_and_not_routed_again() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let policy = tmp.path().join("policy.yaml");
-    std::fs::write(&policy, POLICY).expect("policy");
-    let data = tmp.path().join("data");
+    let (_tmp, policy, data) = scene();
 
     let b = Served::start(&policy, &data);
-    let (mut s5, _) = connect(b.addr, "sub5", true).await;
-    subscribe(&mut s5, true, "data/+").await;
-    disconnect(s5, true).await;
+    offline_subscriber(b.addr, "sub5", true, "data/+").await;
     // pub5 (persistent) sends a QoS 2 PUBLISH and gets PUBREC; the broker dies
     // before its PUBREL.
     let (mut p, _) = connect(b.addr, "pub5", true).await;
@@ -686,13 +685,9 @@ fn puback_ids(bytes: &[u8]) -> Vec<u16> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_publish_is_acknowledged_after_an_earlier_one_waiting_for_the_store() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let policy = tmp.path().join("policy.yaml");
-    std::fs::write(&policy, POLICY).expect("policy");
-    let b = Served::start(&policy, &tmp.path().join("data"));
-    let (mut s5, _) = connect(b.addr, "sub5", true).await;
-    subscribe(&mut s5, true, "data/+").await;
-    disconnect(s5, true).await;
+    let (_tmp, policy, data) = scene();
+    let b = Served::start(&policy, &data);
+    offline_subscriber(b.addr, "sub5", true, "data/+").await;
 
     let mut s = tokio::net::TcpStream::connect(b.addr)
         .await
