@@ -42,7 +42,10 @@ where
             && self.decode_failed.is_none()
         {
             let before = cursor.position();
-            let events = self.mqtt.recv(&mut cursor);
+            let events = match self.mqtt.recv(&mut cursor) {
+                Ok(events) => events,
+                Err(e) => return self.codec_lost(&e),
+            };
             if events.iter().any(|e| matches!(e, Event::NotifyError(_))) {
                 self.defer_decode_failure(events);
             } else {

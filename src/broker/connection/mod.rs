@@ -18,6 +18,7 @@
 //!   its end (whatever ends it).
 
 mod backpressure;
+mod codec;
 mod connect;
 mod durable_acks;
 mod inbound;
@@ -39,9 +40,7 @@ use super::state::Shared;
 use super::tls::PeerCertificates;
 use super::will::Will;
 use crate::compiler::compiled::ClientId;
-use mqtt_protocol_core::mqtt::connection::ConnectionOptions;
 use mqtt_protocol_core::mqtt::packet::Packet;
-use mqtt_protocol_core::mqtt::{role, Connection, Version};
 use queue::OutboundQueue;
 use std::collections::VecDeque;
 use std::future::Future;
@@ -82,7 +81,8 @@ pub struct Conn<S> {
     pub(super) certificate: Option<PeerCertificates>,
     pub(super) shared: Arc<Shared>,
     pub(super) io: S,
-    pub(super) mqtt: Connection<role::Server>,
+    /// The MQTT codec, dropped while the connection rests (`codec`).
+    pub(in crate::broker::connection) mqtt: codec::Codec,
     pub(super) conn_id: u64,
     pub(super) peer: String,
     pub(super) out: Vec<u8>,
@@ -192,14 +192,7 @@ impl<S> Conn<S> {
         conn_id: u64,
         certificate: Option<PeerCertificates>,
     ) -> Self {
-        let options = ConnectionOptions::new()
-            .maximum_packet_size_recv(shared.config.max_packet_size)
-            .receive_maximum(shared.config.receive_maximum);
-        let mut mqtt = Connection::<role::Server>::with_options(Version::Undetermined, options);
-        mqtt.set_auto_ping_response(true);
-        mqtt.set_auto_pub_response(false);
-        // Use topic aliases towards MQTT 5 clients that allow them (Topic Alias Maximum > 0).
-        mqtt.set_auto_map_topic_alias_send(true);
+        let mqtt = codec::Codec::new(shared.config.max_packet_size, shared.config.receive_maximum);
         Conn {
             shared,
             io,
@@ -270,6 +263,31 @@ impl<S> Drop for Conn<S> {
 }
 
 impl<S> Conn<S> {
+    /// The connection's part of whether its codec may rest: nothing of ours in
+    /// flight, no acknowledgement owed or waiting, no packet partly received
+    /// or decoded and not yet acted on, no fault pending, not ending.
+    pub(super) fn codec_may_rest(&self) -> bool {
+        self.end.is_none()
+            && self.client.is_some()
+            && self.inflight_out == 0
+            && self.qos2_open.is_empty()
+            && self.stored_out.is_empty()
+            && self.acks_waiting.is_empty()
+            && self.store_wait.is_none()
+            && self.inbox.is_empty()
+            && self.blocked.is_empty()
+            && self.fault.is_none()
+            && self.decode_failed.is_none()
+            && !self.frames.mid_packet()
+    }
+
+    /// The codec could not be rebuilt (our bug): logged, and the connection
+    /// closes rather than go on with a codec in the wrong state.
+    pub(super) fn codec_lost(&mut self, e: &codec::RebuildError) {
+        warn!(peer = %self.peer, error = %e, "cannot restore the connection's codec: closing");
+        self.end.get_or_insert(End::Abnormal);
+    }
+
     /// Detaches from the session and decides the will (semantics.md §5).
     fn finish(&mut self) {
         let Some(mut client) = self.client.take() else {
@@ -285,10 +303,19 @@ impl<S> Conn<S> {
         }
         // While unwinding from a panic the codec's state is not trusted (and a
         // second panic would abort the process): its unacknowledged packets are lost.
+        // A resting codec holds no packet (`codec`): nothing to save from it.
         let inflight = (!std::thread::panicking()).then(|| Inflight {
-            version: self.mqtt.get_protocol_version(),
-            packets: self.mqtt.get_stored_packets(),
-            qos2_handled: self.mqtt.get_qos2_publish_handled(),
+            version: self.mqtt.version(),
+            packets: self
+                .mqtt
+                .if_live()
+                .map(|c| c.get_stored_packets())
+                .unwrap_or_default(),
+            qos2_handled: self
+                .mqtt
+                .if_live()
+                .map(|c| c.get_qos2_publish_handled())
+                .unwrap_or_default(),
             stored: std::mem::take(&mut self.stored_out),
         });
         let why = disconnection_at_end(self.end, self.disconnection);

@@ -22,7 +22,7 @@ where
     pub(super) fn on_publish(&mut self, msg: Message, packet_id: Option<u16>) {
         let Some(client) = &self.client else { return };
         self.shared.stats.received(msg.qos);
-        let v5 = self.mqtt.get_protocol_version() == Version::V5_0;
+        let v5 = self.mqtt.version() == Version::V5_0;
         let limits = self.shared.config.topic_limits();
         if topic::validate_name(&msg.topic).is_err() || limits.check(&msg.topic).is_err() {
             self.server_disconnect(DisconnectReasonCode::TopicNameInvalid, None);

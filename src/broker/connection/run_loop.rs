@@ -118,6 +118,9 @@ where
         }
         self.after_connack();
         self.flush().await;
+        // A client that goes quiet after CONNACK rests at once (`codec`).
+        let idle = self.codec_may_rest();
+        self.mqtt.rest_now(idle);
         let wake = session.woken();
         tokio::pin!(wake);
         let stop = shutdown.changed();
@@ -147,7 +150,13 @@ where
                     match self.keepalive {
                         _ if self.partial_deadline.is_some_and(|t| t <= now) => self.partial_expired(),
                         Some((t, _)) if t <= now => self.keepalive_expired(),
-                        _ => idle_check.as_mut().reset(self.next_deadline()),
+                        _ => {
+                            if self.mqtt.rest_check().is_some_and(|t| t <= now) {
+                                let idle = self.codec_may_rest();
+                                self.mqtt.rest_if_unused(now, idle);
+                            }
+                            idle_check.as_mut().reset(self.next_deadline());
+                        }
                     }
                 }
             }
@@ -165,15 +174,18 @@ where
         }
     }
 
-    /// When the keep-alive period ends without a packet, or the packet being
-    /// received must be complete, whichever is first (far away when neither is set).
+    /// When the keep-alive period ends without a packet, the packet being
+    /// received must be complete, or the codec is checked for rest, whichever
+    /// is first (far away when none is set).
     pub(super) fn next_deadline(&self) -> Instant {
         let keepalive = match self.keepalive {
             Some((t, _)) => t,
             None => Instant::now() + Duration::from_secs(3600),
         };
-        self.partial_deadline
-            .map_or(keepalive, |p| p.min(keepalive))
+        [self.partial_deadline, self.mqtt.rest_check()]
+            .into_iter()
+            .flatten()
+            .fold(keepalive, Instant::min)
     }
 
     /// A packet stayed incomplete for `partialPacketTimeout`: whatever the
@@ -191,8 +203,13 @@ where
             info!(client_id = %c.client_id, "keep-alive expired");
         }
         self.keepalive = None;
-        let ev = self.mqtt.notify_timer_fired(TimerKind::PingreqRecv);
-        self.handle_events(ev);
+        match self.mqtt.live() {
+            Ok(codec) => {
+                let ev = codec.notify_timer_fired(TimerKind::PingreqRecv);
+                self.handle_events(ev);
+            }
+            Err(e) => self.codec_lost(&e),
+        }
         self.end.get_or_insert(End::Abnormal);
     }
 

@@ -25,15 +25,17 @@ where
 {
     /// Sends a packet through the codec's state machine.
     pub fn send(&mut self, p: Packet) {
-        let ev = self.mqtt.send(p);
-        self.handle_events(ev);
+        match self.mqtt.send(p) {
+            Ok(ev) => self.handle_events(ev),
+            Err(e) => self.codec_lost(&e),
+        }
     }
 
     /// MQTT 5: DISCONNECT with `code` (and a reason string) before closing; 3.1.1: just close.
     pub fn server_disconnect(&mut self, code: DisconnectReasonCode, reason: Option<&str>) {
         self.disconnection
             .get_or_insert(DisconnectionReason::of_server_code(code));
-        if self.mqtt.get_protocol_version() == Version::V5_0 && self.client.is_some() {
+        if self.mqtt.version() == Version::V5_0 && self.client.is_some() {
             let with_reason = reason
                 .and_then(|r| mqtt_protocol_core::mqtt::packet::ReasonString::new(r).ok())
                 .map(|rs| {
@@ -44,7 +46,10 @@ where
                 });
             let mut sent = false;
             if let Some(Ok(d)) = with_reason {
-                let ev = self.mqtt.send(d.into());
+                let ev = match self.mqtt.send(d.into()) {
+                    Ok(ev) => ev,
+                    Err(e) => return self.codec_lost(&e),
+                };
                 // MQTT 5 §3.14.2.2.3: the reason string is left out when the
                 // packet would exceed the client's Maximum Packet Size.
                 sent = !ev
@@ -115,14 +120,18 @@ where
         self.shared.stats.delivered(d.qos);
         // MQTT 3.1.1 QoS 0 carries no state in the codec: encode it straight into
         // the output, without building a packet object (the hot path of fan-out).
-        if d.qos == Qos::AtMostOnce && self.mqtt.get_protocol_version() == Version::V3_1_1 {
+        if d.qos == Qos::AtMostOnce && self.mqtt.version() == Version::V3_1_1 {
             encode::v3_qos0_publish(&mut self.out, &d.msg.topic, &d.msg.payload, d.retain);
             return;
         }
         let packet_id = if d.qos == Qos::AtMostOnce {
             None
         } else {
-            match self.mqtt.acquire_packet_id() {
+            let acquired = match self.mqtt.live() {
+                Ok(codec) => codec.acquire_packet_id(),
+                Err(e) => return self.codec_lost(&e),
+            };
+            match acquired {
                 Ok(id) => {
                     self.inflight_out += 1;
                     if let Some(seq) = d.stored {
@@ -138,7 +147,7 @@ where
                 }
             }
         };
-        let built = match self.mqtt.get_protocol_version() {
+        let built = match self.mqtt.version() {
             Version::V5_0 => build_v5_publish(&d, packet_id),
             _ => build_v3_publish(&d, packet_id),
         };
@@ -146,20 +155,32 @@ where
             Ok(packet) => packet,
             Err(e) => {
                 if let Some(id) = packet_id {
-                    let ev = self.mqtt.release_packet_id(id);
-                    self.handle_events(ev);
+                    self.release_packet_id(id);
                 }
                 return self.build_failed("PUBLISH", &e);
             }
         };
-        let ev = self.mqtt.send(packet);
+        let ev = match self.mqtt.send(packet) {
+            Ok(ev) => ev,
+            Err(e) => return self.codec_lost(&e),
+        };
         let refused = ev.iter().any(|e| matches!(e, Event::NotifyError(_)));
         self.handle_events(ev);
         if refused {
             if let Some(id) = packet_id {
-                let ev = self.mqtt.release_packet_id(id);
+                self.release_packet_id(id);
+            }
+        }
+    }
+
+    /// Gives back a packet identifier acquired for a PUBLISH that was not sent.
+    fn release_packet_id(&mut self, id: u16) {
+        match self.mqtt.live() {
+            Ok(codec) => {
+                let ev = codec.release_packet_id(id);
                 self.handle_events(ev);
             }
+            Err(e) => self.codec_lost(&e),
         }
     }
 }

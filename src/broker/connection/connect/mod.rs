@@ -341,9 +341,13 @@ where
             self.inflight_out = inflight.packets.len();
             self.stored_out = inflight.stored;
             self.qos2_open = inflight.qos2_handled.iter().copied().collect();
-            self.mqtt.restore_packets(inflight.packets);
-            self.mqtt
-                .restore_qos2_publish_handled(inflight.qos2_handled);
+            match self.mqtt.live() {
+                Ok(codec) => {
+                    codec.restore_packets(inflight.packets);
+                    codec.restore_qos2_publish_handled(inflight.qos2_handled);
+                }
+                Err(e) => self.codec_lost(&e),
+            }
         }
     }
 }
