@@ -266,11 +266,14 @@ impl Codec {
 
     /// The rest check is due: rest if the codec went unused since the last
     /// check (and `idle` allows), else look again after [`REST_AFTER`].
-    pub(super) fn rest_if_unused(&mut self, now: Instant, idle: bool) {
+    /// Whether it rests now.
+    pub(super) fn rest_if_unused(&mut self, now: Instant, idle: bool) -> bool {
         let unused = !std::mem::take(&mut self.used);
-        if !(unused && self.rest_now(idle)) {
-            self.rest_check = Some(now + REST_AFTER);
+        if unused && self.rest_now(idle) {
+            return true;
         }
+        self.rest_check = Some(now + REST_AFTER);
+        false
     }
 }
 

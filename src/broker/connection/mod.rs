@@ -281,6 +281,37 @@ impl<S> Conn<S> {
             && !self.frames.mid_packet()
     }
 
+    /// Rests the connection of a quiet client: the codec's state goes
+    /// (`codec`), and so do the buffers a busier moment left allocated (the
+    /// output buffer keeps up to 64 KiB after a burst), all empty by then.
+    /// `now`: at a rest check (the codec must have gone unused since the
+    /// last one); None: at once (after CONNACK).
+    pub(super) fn rest(&mut self, now: Option<Instant>) {
+        let idle = self.codec_may_rest();
+        let rested = match now {
+            Some(now) => self.mqtt.rest_if_unused(now, idle),
+            None => self.mqtt.rest_now(idle),
+        };
+        if !rested {
+            return;
+        }
+        if self.out.is_empty() {
+            self.out = Vec::new();
+        }
+        if self.mail.is_empty() {
+            self.mail = VecDeque::new();
+        }
+        if self.outbound.len() == 0 {
+            drop(self.outbound.take_all());
+        }
+        self.inbox = VecDeque::new();
+        self.subscribed_new = Vec::new();
+        self.qos2_open = Vec::new();
+        self.stored_out = Vec::new();
+        self.acks_waiting = Vec::new();
+        self.blocked = Vec::new();
+    }
+
     /// The codec could not be rebuilt (our bug): logged, and the connection
     /// closes rather than go on with a codec in the wrong state.
     pub(super) fn codec_lost(&mut self, e: &codec::RebuildError) {

@@ -118,9 +118,8 @@ where
         }
         self.after_connack();
         self.flush().await;
-        // A client that goes quiet after CONNACK rests at once (`codec`).
-        let idle = self.codec_may_rest();
-        self.mqtt.rest_now(idle);
+        // A client that goes quiet after CONNACK rests at once.
+        self.rest(None);
         let wake = session.woken();
         tokio::pin!(wake);
         let stop = shutdown.changed();
@@ -152,8 +151,7 @@ where
                         Some((t, _)) if t <= now => self.keepalive_expired(),
                         _ => {
                             if self.mqtt.rest_check().is_some_and(|t| t <= now) {
-                                let idle = self.codec_may_rest();
-                                self.mqtt.rest_if_unused(now, idle);
+                                self.rest(Some(now));
                             }
                             idle_check.as_mut().reset(self.next_deadline());
                         }
