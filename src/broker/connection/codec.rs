@@ -129,6 +129,7 @@ impl Codec {
     }
 
     /// The protocol version (Undetermined before CONNECT), without waking the codec.
+    #[inline]
     pub(super) fn version(&self) -> Version {
         match (&self.live, &self.negotiated) {
             (Some(c), _) => c.get_protocol_version(),
@@ -143,16 +144,11 @@ impl Codec {
     }
 
     /// The live codec, rebuilt first if it rests.
+    #[inline]
     pub(super) fn live(&mut self) -> Result<&mut Connection<role::Server>, RebuildError> {
         self.used = true;
         if self.live.is_none() {
-            let n = self
-                .negotiated
-                .as_deref()
-                .ok_or(RebuildError::Refused("state"))?;
-            let codec = rebuild(n, self.max_packet_size, self.receive_maximum)?;
-            self.live = Some(Box::new(codec));
-            self.rest_check = Some(Instant::now() + REST_AFTER);
+            self.wake()?;
         }
         // The branch above left it live.
         self.live
@@ -160,8 +156,23 @@ impl Codec {
             .ok_or(RebuildError::Refused("state"))
     }
 
+    /// Rebuilds the resting codec (rare: out of line).
+    #[cold]
+    fn wake(&mut self) -> Result<(), RebuildError> {
+        let n = self
+            .negotiated
+            .as_deref()
+            .ok_or(RebuildError::Refused("state"))?;
+        let codec = rebuild(n, self.max_packet_size, self.receive_maximum)?;
+        self.live = Some(Box::new(codec));
+        self.rest_check = Some(Instant::now() + REST_AFTER);
+        Ok(())
+    }
+
     /// Feeds bytes to the codec (see `Connection::recv`), noting what CONNECT
     /// negotiated and whether the client maps topic aliases.
+    // On every packet: inlined, so the packet and events are not moved once more.
+    #[inline]
     pub(super) fn recv(&mut self, data: &mut Cursor<&[u8]>) -> Result<Vec<Event>, RebuildError> {
         let events = self.live()?.recv(data);
         for ev in &events {
@@ -205,6 +216,8 @@ impl Codec {
 
     /// Sends a packet through the codec (see `Connection::send`), noting what
     /// an accepting CONNACK told and whether topic aliases may be mapped.
+    // On every packet: inlined, so the packet and events are not moved once more.
+    #[inline]
     pub(super) fn send(&mut self, p: Packet) -> Result<Vec<Event>, RebuildError> {
         match &p {
             GenericPacket::V3_1_1Connack(c) => {
@@ -238,6 +251,7 @@ impl Codec {
 
     /// When the connection should next check whether the codec can rest:
     /// None while it rests or never can.
+    #[inline]
     pub(super) fn rest_check(&self) -> Option<Instant> {
         if self.aliases || !self.negotiated.as_deref().is_some_and(|n| n.accepted) {
             return None;
