@@ -40,7 +40,7 @@ where
 
     /// The client answered the stored QoS 2 copy sent under `packet_id` with
     /// PUBREC: the PUBREL about to be sent is stored first, so that a restart
-    /// resends the PUBREL and never the PUBLISH (MQTT-4.3.3).
+    /// resends the PUBREL and never the PUBLISH (MQTT 5 §4.3.3).
     pub(super) fn received_stored(&mut self, packet_id: u16) {
         let sent = self
             .stored_out

@@ -91,7 +91,7 @@ pub enum OutboundState {
     /// PUBLISH sent, no PUBREC yet: resent as PUBLISH with DUP=1.
     PublishSent,
     /// PUBREC received and PUBREL sent: resent as PUBREL, never as PUBLISH
-    /// again (MQTT-4.3.3).
+    /// again (MQTT 5 §4.3.3).
     PubrelSent,
 }
 
