@@ -203,8 +203,22 @@ pub fn restore(shared: &Arc<Shared>, restored: Restored) -> RestoreSummary {
         let mut resend = Resend::default();
         for (seq, m) in rs.queue {
             if let Some(sent) = rs.outbound.get(&seq) {
-                resend.add(version, seq, &m, *sent, shared.router.epoch());
-                continue;
+                if resend.add(version, seq, &m, *sent, shared.router.epoch()) {
+                    continue;
+                }
+                // Cannot go out again as it went: its state goes; a PUBLISH
+                // not yet received is queued again, a released one is done.
+                ops.push(Op::DeleteOutbound {
+                    client_id: id.clone(),
+                    seq,
+                });
+                if sent.state == OutboundState::PubrelSent {
+                    ops.push(Op::DeleteMessage {
+                        client_id: id.clone(),
+                        seq,
+                    });
+                    continue;
+                }
             }
             if offline.len() >= max_queue {
                 beyond.push(seq);
@@ -286,6 +300,9 @@ struct Resend {
 }
 
 impl Resend {
+    /// Adds the copy `seq` as it was last sent; false when it cannot be sent
+    /// that way again (an identifier 0 or used twice, a message the codec
+    /// refuses): only a damaged store holds such a copy.
     fn add(
         &mut self,
         version: Version,
@@ -293,27 +310,33 @@ impl Resend {
         m: &MessageRecord,
         sent: OutboundRecord,
         epoch: u64,
-    ) {
+    ) -> bool {
         let id = sent.packet_id;
+        if id == 0 || self.stored.iter().any(|s| s.packet_id == id) {
+            warn!(
+                packet_id = id,
+                seq, "stored in-flight copy has an unusable packet identifier"
+            );
+            return false;
+        }
         let packet = match sent.state {
             OutboundState::PublishSent => delivery(seq, m, epoch).resend(version, id),
             OutboundState::PubrelSent => resend_pubrel(version, id),
         };
         match packet {
-            Ok(p) if id != 0 && !self.stored.iter().any(|s| s.packet_id == id) => {
+            Ok(p) => {
                 self.packets.push(p);
                 self.stored.push(StoredOut {
                     packet_id: id,
                     seq,
                     id_stored: true,
                 });
+                true
             }
-            // Not a packet the codec takes back (identifier 0 or twice, a
-            // topic it refuses): the store would have to be damaged.
-            _ => warn!(
-                packet_id = id,
-                seq, "stored in-flight copy cannot be sent again: skipped"
-            ),
+            Err(e) => {
+                warn!(packet_id = id, seq, error = %e, "stored in-flight copy cannot be sent again");
+                false
+            }
         }
     }
 }
@@ -326,5 +349,134 @@ fn delivery(seq: u64, m: &MessageRecord, epoch: u64) -> Delivery {
         subscription_ids: m.subscription_ids.clone(),
         stored: Some(seq),
         epoch,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::fuzzing;
+    use crate::broker::store::record::SessionRecord;
+    use crate::broker::store::{Durability, Store};
+    use crate::broker::{Broker, BrokerConfig, IdentityMode};
+
+    fn copy(payload: &str) -> MessageRecord {
+        MessageRecord {
+            topic: "a/b".into(),
+            payload: payload.as_bytes().to_vec(),
+            qos: 2,
+            retain: false,
+            props: Vec::new(),
+            expires_at_ms: None,
+            origin: "p".into(),
+            subscription_ids: Vec::new(),
+        }
+    }
+
+    /// A session of `admin` with four QoS 2 copies: released (PUBREL 5),
+    /// sent (PUBLISH 6), sent under 6 again (only a damaged store holds
+    /// that), and queued. Returns the store reopened and what it read.
+    async fn stored_session(dir: &std::path::Path) -> (Store, Restored, [u64; 4]) {
+        let (store, _) = Store::open(dir, Durability::Sync).expect("opens");
+        let seqs = [(); 4].map(|()| store.next_seq());
+        let session = SessionRecord {
+            auth_name: "admin".into(),
+            expiry: 3600,
+            protocol: 5,
+            subscriptions: Vec::new(),
+            disconnected_at_ms: None,
+            will: None,
+        };
+        let mut ops = vec![Op::PutSession {
+            client_id: "c1".into(),
+            record: session,
+        }];
+        for (seq, payload) in seqs.iter().zip(["released", "sent", "twice", "queued"]) {
+            ops.push(Op::PutMessage {
+                client_id: "c1".into(),
+                seq: *seq,
+                record: copy(payload),
+            });
+        }
+        let sent = [
+            (seqs[0], 5, OutboundState::PubrelSent),
+            (seqs[1], 6, OutboundState::PublishSent),
+            (seqs[2], 6, OutboundState::PublishSent),
+        ];
+        for (seq, packet_id, state) in sent {
+            ops.push(Op::PutOutbound {
+                client_id: "c1".into(),
+                seq,
+                record: OutboundRecord { packet_id, state },
+            });
+        }
+        store.submit(ops).wait().await.expect("durable");
+        drop(store);
+        let (store, restored) = Store::open(dir, Durability::Sync).expect("reopens");
+        (store, restored, seqs)
+    }
+
+    #[tokio::test]
+    async fn copies_in_flight_are_restored_as_the_codec_resends_them_in_queue_order() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (store, restored, seqs) = stored_session(tmp.path()).await;
+        let policy = fuzzing::broker().shared().policy.current();
+        let (broker, summary) = Broker::with_store(
+            policy,
+            BrokerConfig::default(),
+            IdentityMode::Dev { anonymous: None },
+            store,
+            restored,
+        );
+        assert_eq!((summary.messages, summary.in_flight), (4, 2));
+        let session = broker
+            .shared()
+            .sessions
+            .lock()
+            .get("c1")
+            .cloned()
+            .expect("restored");
+        let inflight = session.take_inflight(Version::V5_0).expect("in flight");
+        let resent: Vec<_> = inflight
+            .packets
+            .iter()
+            .map(|p| (p.packet_type(), p.packet_id()))
+            .collect();
+        use mqtt_protocol_core::mqtt::packet::PacketType::{Publish, Pubrel};
+        assert_eq!(resent, vec![(Pubrel, 5), (Publish, 6)]);
+        let GenericStorePacket::V5_0Publish(p) = &inflight.packets[1] else {
+            panic!("a PUBLISH");
+        };
+        assert!(p.dup());
+        assert_eq!(p.payload().as_slice(), b"sent");
+        assert_eq!(
+            inflight.stored,
+            vec![
+                StoredOut {
+                    packet_id: 5,
+                    seq: seqs[0],
+                    id_stored: true
+                },
+                StoredOut {
+                    packet_id: 6,
+                    seq: seqs[1],
+                    id_stored: true
+                },
+            ]
+        );
+        // The copy stored under an identifier already taken goes out again
+        // under a new one, before the copy queued after it.
+        let offline: Vec<_> = session
+            .take_offline()
+            .iter()
+            .map(|d| (d.stored, d.msg.payload.to_vec()))
+            .collect();
+        assert_eq!(
+            offline,
+            vec![
+                (Some(seqs[2]), b"twice".to_vec()),
+                (Some(seqs[3]), b"queued".to_vec())
+            ]
+        );
     }
 }
