@@ -14,7 +14,7 @@ const FILE_NEW: &str = "broker-state.redb.new";
 /// The marker every store holds under `meta["format"]`.
 pub const FORMAT_MAGIC: &[u8] = b"topicgate-broker-store";
 /// Bumped on any change to a table or a record (see `record.rs`).
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// "format" -> magic, "version" -> u32 big-endian.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -26,6 +26,9 @@ pub const QUEUE: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("que
 /// (client ID, packet ID): the session's QoS 2 PUBLISHes that were answered
 /// PUBREC and not yet released (exactly once across a restart).
 pub const QOS2_IN: TableDefinition<(&str, u16), ()> = TableDefinition::new("qos2_in");
+/// client ID -> `OpenWillRecord`: the will of each open connection that has
+/// one, so that a crash does not lose it (format version 2).
+pub const OPEN_WILLS: TableDefinition<&str, &[u8]> = TableDefinition::new("open_wills");
 /// topic -> `MessageRecord`.
 pub const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
 
@@ -96,6 +99,7 @@ fn create(dir: &Path) -> std::io::Result<()> {
         tx.open_table(QUEUE).map_err(std::io::Error::other)?;
         tx.open_table(QOS2_IN).map_err(std::io::Error::other)?;
         tx.open_table(RETAINED).map_err(std::io::Error::other)?;
+        tx.open_table(OPEN_WILLS).map_err(std::io::Error::other)?;
     }
     tx.commit().map_err(std::io::Error::other)?;
     drop(db);

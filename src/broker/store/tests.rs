@@ -1,4 +1,4 @@
-use super::record::{MessageRecord, SessionRecord, SubRecord, WillRecord};
+use super::record::{MessageRecord, OpenWillRecord, SessionRecord, SubRecord, WillRecord};
 use super::*;
 
 fn message(topic: &str, payload: &str) -> MessageRecord {
@@ -148,6 +148,73 @@ fn deleting_a_session_removes_its_queue_and_qos2_state_only() {
     assert_eq!(restored.sessions[0].client_id, "c2");
     assert_eq!(restored.sessions[0].queue.len(), 1);
     assert!(restored.orphans.is_empty() && restored.orphan_qos2.is_empty());
+}
+
+fn open_will(topic: &str) -> OpenWillRecord {
+    OpenWillRecord {
+        msg: message(topic, "offline"),
+        delay: 5,
+        expiry: Some(60),
+        auth_name: "alice".into(),
+    }
+}
+
+#[test]
+fn open_connections_wills_read_back_with_their_session_or_alone_and_go_with_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(tmp.path(), Durability::Sync).expect("opens");
+    let mut ops = Vec::new();
+    for id in ["kept", "ended"] {
+        ops.push(Op::PutSession {
+            client_id: id.into(),
+            record: session(id),
+        });
+        ops.push(Op::PutOpenWill {
+            client_id: id.into(),
+            record: open_will(&format!("status/{id}")),
+        });
+    }
+    for id in ["alone", "discarded"] {
+        ops.push(Op::PutOpenWill {
+            client_id: id.into(),
+            record: open_will(&format!("status/{id}")),
+        });
+    }
+    ops.push(Op::DeleteSession {
+        client_id: "ended".into(),
+    });
+    ops.push(Op::DeleteOpenWill {
+        client_id: "discarded".into(),
+    });
+    block_on(store.submit(ops).wait()).expect("durable");
+    drop(store);
+    let (_, restored) = Store::open(tmp.path(), Durability::Sync).expect("reopens");
+    assert_eq!(restored.sessions.len(), 1);
+    assert_eq!(
+        restored.sessions[0].open_will,
+        Some(open_will("status/kept"))
+    );
+    assert_eq!(
+        restored.open_wills,
+        vec![("alone".to_string(), open_will("status/alone"))]
+    );
+}
+
+#[test]
+fn a_failing_writer_fails_the_callers_and_commits_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(tmp.path(), Durability::Sync).expect("opens");
+    store.fail_writes(true);
+    let put = Op::PutSession {
+        client_id: "c".into(),
+        record: session("c"),
+    };
+    let failed = block_on(store.submit(vec![put.clone()]).wait());
+    assert!(matches!(failed, Err(StoreError::Failed(_))), "{failed:?}");
+    store.fail_writes(false);
+    drop(store);
+    let (_, restored) = Store::open(tmp.path(), Durability::Sync).expect("reopens");
+    assert!(restored.sessions.is_empty());
 }
 
 #[test]
