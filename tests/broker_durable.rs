@@ -862,3 +862,42 @@ async fn a_delayed_will_of_a_crash_waits_from_the_restart_and_a_reconnect_cancel
     );
     disconnect(s5, true).await;
 }
+
+/// The wills of a crash are authorized again against the policy in force
+/// at restart, as every will is when it fires: one the new policy no longer
+/// allows is dropped, one it still allows is published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_will_of_a_crash_that_the_policy_at_restart_no_longer_allows_is_dropped() {
+    let (tmp, policy, data) = scene();
+    let revoked = tmp.path().join("revoked.yaml");
+    let narrowed = POLICY
+        .replace(
+            "back5: { attributes: { role: pub } }",
+            "back5: { attributes: { role: gone } }",
+        )
+        .replace(
+            "dev3: { attributes: { role: pub } }",
+            "dev3: { attributes: { role: gone } }",
+        );
+    assert_ne!(narrowed, POLICY);
+    std::fs::write(&revoked, narrowed).expect("policy");
+
+    let b = Served::start(&policy, &data);
+    offline_status_watcher(b.addr).await;
+    let back5 = connected_with_will(b.addr, "back5", true, false, "back5 offline", 0).await;
+    let dev3 = connected_with_will(b.addr, "dev3", false, true, "dev3 offline", 0).await;
+    let dev5 = connected_with_will(b.addr, "dev5", true, false, "dev5 offline", 0).await;
+    b.kill();
+    drop((back5, dev3, dev5));
+
+    let b = Served::start(&revoked, &data);
+    let (mut s5, _) = connect(b.addr, "sub5", true).await;
+    let want = BTreeSet::from(["dev5 offline".to_string()]);
+    let seen = drain(&mut s5, b.addr, &want).await;
+    assert_eq!(
+        seen,
+        vec!["dev5 offline".to_string()],
+        "only the allowed will"
+    );
+    disconnect(s5, true).await;
+}
