@@ -5,7 +5,7 @@
 use crate::broker::fuzzing;
 use crate::broker::store::{Durability, Store};
 use crate::broker::{Broker, BrokerConfig, IdentityMode};
-use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, LastWill};
+use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, LastWill, LastWillProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, Incoming, MqttOptions};
 use std::net::SocketAddr;
@@ -108,16 +108,37 @@ async fn a_connect_whose_session_cannot_be_stored_is_refused_and_leaves_no_trace
         .expect("sub");
     until(&mut watch_ev, |p| matches!(p, Incoming::SubAck(_))).await;
 
-    // `p` holds a persistent session with one queued QoS 1 message.
-    let (pc, mut pev, _) = connected(v5_options(addr, "p", true, None)).await;
+    // `p` holds a persistent session, offline with a will pending for 300 s
+    // (its socket closed without DISCONNECT), and one queued QoS 1 message.
+    let mut po = v5_options(addr, "p", true, None);
+    let delayed = LastWillProperties {
+        delay_interval: Some(300),
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        content_type: None,
+        response_topic: None,
+        correlation_data: None,
+        user_properties: Vec::new(),
+    };
+    po.set_last_will(LastWill::new(
+        "status/p",
+        "p gone",
+        QoS::AtLeastOnce,
+        true,
+        Some(delayed),
+    ));
+    let (pc, mut pev, _) = connected(po).await;
     pc.subscribe("q/#", QoS::AtLeastOnce).await.expect("sub");
     until(&mut pev, |p| matches!(p, Incoming::SubAck(_))).await;
-    pc.disconnect().await.expect("disconnect");
-    for _ in 0..100 {
-        if pev.poll().await.is_err() {
+    drop((pc, pev));
+    let p = shared.sessions.lock().get("p").cloned().expect("p");
+    for _ in 0..500 {
+        if !p.is_online() {
             break;
         }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    assert!(!p.is_online(), "p went offline");
     let mut o = MqttOptions::new("pub", "127.0.0.1", addr.port());
     o.set_clean_start(true);
     let (pubc, mut pub_ev, _) = connected(o).await;
@@ -125,6 +146,9 @@ async fn a_connect_whose_session_cannot_be_stored_is_refused_and_leaves_no_trace
         .await
         .expect("publish");
     until(&mut pub_ev, |p| matches!(p, Incoming::PubAck(_))).await;
+    // What the store holds of `p`: its pending will, when it went offline...
+    let before = p.record().expect("p's record");
+    assert!(before.will.is_some() && before.disconnected_at_ms.is_some());
 
     shared.store.as_ref().expect("store").fail_writes(true);
 
@@ -173,9 +197,13 @@ async fn a_connect_whose_session_cannot_be_stored_is_refused_and_leaves_no_trace
     // The new sessions did not linger; the resumed one is offline again.
     assert!(!shared.sessions.contains("n"));
     assert!(!shared.sessions.contains("n3"));
-    let p = shared.sessions.lock().get("p").cloned().expect("p kept");
-    assert!(!p.is_online());
-    assert_eq!(p.expiry(), 3600);
+    let kept = shared.sessions.lock().get("p").cloned().expect("p kept");
+    assert!(Arc::ptr_eq(&kept, &p) && !p.is_online());
+    assert_eq!(
+        p.record(),
+        Some(before),
+        "p as it was, pending will included"
+    );
 
     // Once the store works again, `p` resumes its session and gets its queue.
     shared.store.as_ref().expect("store").fail_writes(false);
