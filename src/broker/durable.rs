@@ -20,23 +20,76 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use tracing::{info, warn};
 
-/// At CONNECT, once the session is claimed: a persistent session's record is
-/// written, and the answer resolves when it is durable (CONNACK waits: a
-/// Session Present after a restart must be true). A session that resumed
-/// with expiry 0 ends with this connection: its stored state goes now.
-pub fn connected(shared: &Shared, session: &Session, present: bool) -> Option<Durable> {
+/// At CONNECT, once the session is claimed: a persistent session's record
+/// and the connection's will (semantics.md §11, "Wills across a crash") are
+/// written in one transaction, and the answer resolves when they are durable
+/// (CONNACK waits: a Session Present after a restart must be true, and a will
+/// must survive a crash of the broker). A session that resumed with expiry 0
+/// ends with this connection: its stored state goes now. None: nothing to
+/// wait for.
+pub fn connected(
+    shared: &Shared,
+    session: &Session,
+    present: bool,
+    will: Option<&Will>,
+) -> Option<Durable> {
     let store = shared.store.as_ref()?;
-    if !session.is_persistent() {
-        if present {
-            session_ended(shared, &session.client_id);
+    let client_id = &session.client_id;
+    let mut ops = Vec::new();
+    if session.is_persistent() {
+        ops.push(Op::PutSession {
+            client_id: client_id.clone(),
+            record: session.record()?,
+        });
+        if will.is_none() {
+            // Nothing of an earlier connection may stand for this one's will.
+            ops.push(Op::DeleteOpenWill {
+                client_id: client_id.clone(),
+            });
         }
+    } else if present {
+        ops.push(Op::DeleteSession {
+            client_id: client_id.clone(),
+        });
+    }
+    if let Some(w) = will {
+        ops.push(convert::put_open_will(client_id, w));
+    } else if !session.is_persistent() {
+        // Nobody waits for the removal of what an ended session left.
+        store.submit_detached(ops);
         return None;
     }
-    let record = session.record()?;
-    Some(store.submit(vec![Op::PutSession {
-        client_id: session.client_id.clone(),
-        record,
-    }]))
+    Some(store.submit(ops))
+}
+
+/// The connection of `session` ended: its will is no longer an open
+/// connection's (it was published, discarded or is now pending, which the
+/// session's record says). For a session that lives on, its record is
+/// written in the same transaction, so that a crash finds the will in
+/// exactly one of the two places.
+pub fn connection_ended(shared: &Shared, session: &Session) {
+    let Some(store) = &shared.store else { return };
+    let client_id = session.client_id.clone();
+    let mut ops = Vec::with_capacity(2);
+    if session.is_persistent() {
+        if let Some(record) = session.record() {
+            ops.push(Op::PutSession {
+                client_id: client_id.clone(),
+                record,
+            });
+        }
+    }
+    ops.push(Op::DeleteOpenWill { client_id });
+    store.submit_detached(ops);
+}
+
+/// The open connection's will was discarded (a reload no longer allows it).
+pub fn will_discarded(shared: &Shared, client_id: &str) {
+    if let Some(store) = &shared.store {
+        store.submit_detached(vec![Op::DeleteOpenWill {
+            client_id: client_id.to_string(),
+        }]);
+    }
 }
 
 /// Writes the session's current record (detached: a later acknowledged
@@ -93,6 +146,8 @@ pub struct RestoreSummary {
     /// Of `messages`, the QoS 2 copies in flight at the crash: resent under
     /// their packet identifiers when their session resumes.
     pub in_flight: usize,
+    /// Wills of connections that were open when the broker stopped.
+    pub open_wills: usize,
 }
 
 /// Puts the stored state back into a broker that has no sessions yet,
@@ -100,7 +155,10 @@ pub struct RestoreSummary {
 /// would (semantics.md §11): a session whose client is gone or disabled is
 /// dropped, a subscription no longer granted is revoked, a queue beyond
 /// `maxQueuedMessages` keeps its oldest copies. Sessions that expired while
-/// the broker was down are removed; wills that fell due are published.
+/// the broker was down are removed; wills that fell due are published. The
+/// will of a connection that was open when the broker stopped is handled as
+/// if the connection ended now (semantics.md §11, "Wills across a crash"):
+/// pending in its session for its delay, or published now.
 pub fn restore(shared: &Arc<Shared>, restored: Restored) -> RestoreSummary {
     let mut sum = RestoreSummary::default();
     let Some(store) = &shared.store else {
@@ -144,7 +202,7 @@ pub fn restore(shared: &Arc<Shared>, restored: Restored) -> RestoreSummary {
         let since = rec.disconnected_at_ms.unwrap_or(now);
         let expiry = rec.expiry.min(shared.config.max_session_expiry);
         let ends_ms = since.saturating_add(u64::from(expiry) * 1000);
-        let will = rec.will.map(|w| {
+        let pending = rec.will.map(|w| {
             let will = Will {
                 msg: convert::message(&w.msg),
                 delay: 0,
@@ -153,6 +211,16 @@ pub fn restore(shared: &Arc<Shared>, restored: Restored) -> RestoreSummary {
             };
             (will, w.due_ms)
         });
+        // Its connection was open at the crash: the will of that connection
+        // becomes pending now, as at the end of any connection.
+        let open = rs.open_will.map(|w| {
+            sum.open_wills += 1;
+            let will = convert::open_will(&w);
+            let delay = will.delay.min(shared.config.max_will_delay);
+            (will, now.saturating_add(u64::from(delay) * 1000))
+        });
+        let had_open_will = open.is_some();
+        let will = open.or(pending);
         if expiry != u32::MAX && ends_ms <= now {
             info!(client_id = %id, "stored session expired while the broker was down: removed");
             sum.sessions_expired += 1;
@@ -162,7 +230,14 @@ pub fn restore(shared: &Arc<Shared>, restored: Restored) -> RestoreSummary {
         }
         let session = Session::new(&id, &rec.auth_name);
         session.set_expiry(expiry);
-        let mut changed = expiry != rec.expiry;
+        // The record is written again with the will now pending, in the same
+        // transaction that removes it as an open connection's.
+        let mut changed = expiry != rec.expiry || had_open_will;
+        if had_open_will {
+            ops.push(Op::DeleteOpenWill {
+                client_id: id.clone(),
+            });
+        }
         for sub in &rec.subscriptions {
             let Ok(parsed) = topic::parse_subscription(&sub.filter) else {
                 changed = true;
@@ -277,6 +352,13 @@ pub fn restore(shared: &Arc<Shared>, restored: Restored) -> RestoreSummary {
                 });
             }
         }
+    }
+    // Wills of connections without a persistent session: their session ended
+    // with the connection, so they are published now (semantics.md §11).
+    for (client_id, w) in restored.open_wills {
+        sum.open_wills += 1;
+        due_wills.push(convert::open_will(&w));
+        ops.push(Op::DeleteOpenWill { client_id });
     }
     if !ops.is_empty() {
         store.submit_detached(ops);
