@@ -363,12 +363,14 @@ fn log_durability(store: Option<&Store>, summary: Option<&RestoreSummary>) {
         info!(
             sessions = s.sessions,
             messages = s.messages,
+            in_flight = s.in_flight,
             retained = s.retained,
             sessions_dropped = s.sessions_dropped,
             sessions_expired = s.sessions_expired,
             subscriptions_revoked = s.subscriptions_revoked,
             messages_dropped = s.messages_dropped,
             wills_due = s.wills_due,
+            wills_of_open_connections = s.open_wills,
             "state restored from the store"
         );
     }

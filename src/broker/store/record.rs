@@ -62,6 +62,21 @@ pub struct WillRecord {
     pub auth_name: String,
 }
 
+/// The will of a connection that was open when it was written (semantics.md
+/// §11, "Wills across a crash"): if the broker stops without that connection
+/// ending, the will is published as if it ended at the restart, `delay`
+/// seconds after it. Kept under the client ID, persistent session or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenWillRecord {
+    pub msg: MessageRecord,
+    /// Its Will Delay Interval in seconds (already capped by the config).
+    pub delay: u32,
+    /// Its Message Expiry Interval, counted from when it is published.
+    pub expiry: Option<u32>,
+    /// The authentication name it is authorized for again when it fires.
+    pub auth_name: String,
+}
+
 /// A persistent session (its queued messages are records of their own).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
@@ -74,6 +89,25 @@ pub struct SessionRecord {
     /// When its connection ended (Unix ms); None while connected.
     pub disconnected_at_ms: Option<u64>,
     pub will: Option<WillRecord>,
+}
+
+/// A queued copy that was sent to its subscriber: the packet identifier it
+/// went out under and how far its exchange got, so that a restart resends it
+/// as MQTT requires of a resumed session (semantics.md §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundRecord {
+    pub packet_id: u16,
+    pub state: OutboundState,
+}
+
+/// Where a QoS 2 exchange with the subscriber stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutboundState {
+    /// PUBLISH sent, no PUBREC yet: resent as PUBLISH with DUP=1.
+    PublishSent,
+    /// PUBREC received and PUBREL sent: resent as PUBREL, never as PUBLISH
+    /// again (MQTT 5 §4.3.3).
+    PubrelSent,
 }
 
 /// A record's bytes could not be read back.
@@ -152,6 +186,18 @@ mod tests {
         };
         let back: SessionRecord = decode("session", &encode(&s)).expect("decodes");
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn an_outbound_state_reads_back_equal() {
+        for state in [OutboundState::PublishSent, OutboundState::PubrelSent] {
+            let r = OutboundRecord {
+                packet_id: 65535,
+                state,
+            };
+            let back: OutboundRecord = decode("outbound", &encode(&r)).expect("decodes");
+            assert_eq!(back, r);
+        }
     }
 
     #[test]
