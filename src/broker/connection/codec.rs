@@ -42,6 +42,11 @@ pub(super) struct Codec {
     /// A topic alias was mapped in either direction: the codec's alias maps are
     /// state a rebuild would lose, so it stays live.
     aliases: bool,
+    /// Packets passing may still change what a rebuild needs: until an
+    /// accepting CONNACK, and then while a topic alias could yet be mapped
+    /// (MQTT 5, a Topic Alias Maximum above 0 on either side) and none was.
+    /// Otherwise packets pass without being looked at.
+    watching: bool,
     /// Used since the last rest check.
     used: bool,
     /// When to check next whether the codec went unused (live only).
@@ -123,6 +128,7 @@ impl Codec {
             receive_maximum,
             negotiated: None,
             aliases: false,
+            watching: true,
             used: true,
             rest_check: None,
         }
@@ -175,7 +181,16 @@ impl Codec {
     #[inline]
     pub(super) fn recv(&mut self, data: &mut Cursor<&[u8]>) -> Result<Vec<Event>, RebuildError> {
         let events = self.live()?.recv(data);
-        for ev in &events {
+        if self.watching {
+            self.note_received(&events);
+        }
+        Ok(events)
+    }
+
+    /// What CONNECT negotiated, and whether the client maps topic aliases.
+    #[inline(never)]
+    fn note_received(&mut self, events: &[Event]) {
+        for ev in events {
             match ev {
                 Event::NotifyPacketReceived(GenericPacket::V5_0Publish(p))
                     if p.props()
@@ -211,7 +226,7 @@ impl Codec {
                 _ => {}
             }
         }
-        Ok(events)
+        self.watching = self.watch();
     }
 
     /// Sends a packet through the codec (see `Connection::send`), noting what
@@ -219,7 +234,16 @@ impl Codec {
     // On every packet: inlined, so the packet and events are not moved once more.
     #[inline]
     pub(super) fn send(&mut self, p: Packet) -> Result<Vec<Event>, RebuildError> {
-        match &p {
+        if self.watching {
+            self.note_sent(&p);
+        }
+        Ok(self.live()?.send(p))
+    }
+
+    /// What an accepting CONNACK told, and whether topic aliases may be mapped.
+    #[inline(never)]
+    fn note_sent(&mut self, p: &Packet) {
+        match p {
             GenericPacket::V3_1_1Connack(c) => {
                 let accepted = c.return_code() == ConnectReturnCode::Accepted;
                 if let Some(n) = self.negotiated.as_deref_mut() {
@@ -246,7 +270,16 @@ impl Codec {
             }
             _ => {}
         }
-        Ok(self.live()?.send(p))
+        self.watching = self.watch();
+    }
+
+    /// See `watching`.
+    fn watch(&self) -> bool {
+        let Some(n) = self.negotiated.as_deref().filter(|n| n.accepted) else {
+            return true;
+        };
+        let may_map = |l: &Limits| l.topic_alias_maximum.is_some_and(|max| max > 0);
+        n.version == Version::V5_0 && !self.aliases && (may_map(&n.client) || may_map(&n.told))
     }
 
     /// When the connection should next check whether the codec can rest:
