@@ -6,6 +6,7 @@
 use super::backpressure::Own;
 use super::connect::{connect_info, ConnectInfo};
 use super::{Conn, End};
+use crate::broker::encode;
 use crate::broker::events::DisconnectionReason;
 use crate::broker::frame::Fault;
 use crate::broker::message::Message;
@@ -13,7 +14,7 @@ use crate::broker::stats::DropReason;
 use mqtt_protocol_core::mqtt::common::Cursor;
 use mqtt_protocol_core::mqtt::connection::{Event, TimerKind};
 use mqtt_protocol_core::mqtt::packet::{v3_1_1, v5_0};
-use mqtt_protocol_core::mqtt::packet::{GenericPacket, GenericPacketTrait, Packet, Property, Qos};
+use mqtt_protocol_core::mqtt::packet::{GenericPacket, Packet, Property, Qos};
 use mqtt_protocol_core::mqtt::result_code::{DisconnectReasonCode, MqttError, PubcompReasonCode};
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,7 +63,7 @@ where
         for ev in events {
             match ev {
                 Event::RequestSendPacket { packet, .. } => {
-                    out.extend_from_slice(&packet.to_continuous_buffer());
+                    encode::packet(&mut out, &packet);
                 }
                 Event::NotifyError(e) => {
                     self.shared.stats.protocol_errors.inc();
@@ -86,7 +87,7 @@ where
         {
             match ev {
                 Event::RequestSendPacket { packet, .. } => {
-                    self.out.extend_from_slice(&packet.to_continuous_buffer());
+                    encode::packet(&mut self.out, &packet);
                 }
                 Event::RequestClose => {
                     self.end.get_or_insert(End::Abnormal);
