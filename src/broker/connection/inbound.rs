@@ -110,7 +110,11 @@ where
                 }
                 Event::NotifyPacketReceived(p) => {
                     self.heard = true;
-                    self.inbox.push_back(p);
+                    // One PUBACK per QoS 1 copy delivered: not queued (nor moved twice
+                    // more) when the codec has already done all there is to do with it.
+                    if !codec_handled(&p) {
+                        self.inbox.push_back(p);
+                    }
                 }
             }
         }
@@ -297,7 +301,8 @@ where
                 );
                 self.end.get_or_insert(End::Abnormal);
             }
-            // PUBACK/PUBCOMP are bookkept by the codec; PINGREQ is answered by it.
+            // PUBACK/PUBCOMP are bookkept by the codec; PINGREQ is answered by it
+            // (`codec_handled`: they do not even reach the inbox).
             _ => {}
         }
     }
@@ -331,6 +336,20 @@ where
             End::Abnormal
         });
     }
+}
+
+/// Packets the codec acts on completely (PUBACK and PUBCOMP free the packet
+/// identifier, PINGREQ is answered): [`Conn::on_packet`] has nothing to do with them.
+fn codec_handled(p: &Packet) -> bool {
+    matches!(
+        p,
+        GenericPacket::V3_1_1Puback(_)
+            | GenericPacket::V5_0Puback(_)
+            | GenericPacket::V3_1_1Pubcomp(_)
+            | GenericPacket::V5_0Pubcomp(_)
+            | GenericPacket::V3_1_1Pingreq(_)
+            | GenericPacket::V5_0Pingreq(_)
+    )
 }
 
 /// What stops [`Conn::act_on_inbox`].
