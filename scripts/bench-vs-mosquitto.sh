@@ -24,6 +24,7 @@
 #        RUMQTTD=0 scripts/bench-vs-mosquitto.sh  (topicgate and Mosquitto only)
 #        NICE=-10 scripts/bench-vs-mosquitto.sh   (run brokers and bench at a higher priority than
 #                                                  other work on a shared machine; recorded in the doc)
+#        TGDATA=0 scripts/bench-vs-mosquitto.sh   (no column for topicgate `--data` in the main table)
 #        DURABLE=1 RUMQTTD=0 scripts/bench-vs-mosquitto.sh
 #                                                 (durable state: topicgate `serve --data DIR` with
 #                                                  DURABILITY=sync|relaxed, default sync; Mosquitto with
@@ -42,6 +43,10 @@ TG_PORT=${TG_PORT:-18884}
 # rumqttd listens for MQTT 3.1.1 on RUMQ_PORT (what the bench speaks) and for MQTT 5 on RUMQ_PORT+1.
 RUMQ_PORT=${RUMQ_PORT:-18885}
 RUMQTTD=${RUMQTTD:-1}
+# The main table has a column for topicgate with `--data` (durability: sync) and persistent
+# sessions beside the in-memory one, in the throughput and 10k-latency scenarios (issue 17).
+TGDATA=${TGDATA:-1}
+TGD_PORT=${TGD_PORT:-18887}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release/topicgate
@@ -73,6 +78,8 @@ if [ "$RUMQTTD" = 1 ]; then
     RUMQTTD_BIN=$PEER_DIR/target/release/rumqttd-peer
     RUMQ_VERSION="rumqttd $(awk '/^name = "rumqttd"$/{getline; gsub(/"/, "", $3); print $3}' "$PEER_DIR/Cargo.lock")"
 fi
+if [ "$DURABLE" = 1 ]; then TGDATA=0; fi
+if [ "$TGDATA" = 1 ]; then BROKERS="$BROKERS topicgate-data"; fi
 
 WORK=$(mktemp -d /tmp/bench-vs-mosquitto.XXXXXX)
 # Mosquitto drops root privileges to its own user, which must be able to read the ACL.
@@ -176,13 +183,20 @@ wait_port() {
 # hidden by what an earlier scenario left allocated, and no backlog carries over.
 start_brokers() {
     # Every scenario starts from empty stores.
-    rm -rf "$WORK/topicgate-data" "$WORK/mosquitto-data"
+    rm -rf "$WORK/topicgate-data" "$WORK/mosquitto-data" "$WORK/topicgate-data-column"
     mkdir -p "$WORK/mosquitto-data"; chmod 777 "$WORK/mosquitto-data"
     nice -n "$NICE" "$MOSQUITTO" -c "$WORK/mosquitto/bench.conf" >>"$WORK/mosquitto.log" 2>&1 &
     MOSQ_PID=$!; PIDS+=("$MOSQ_PID")
     RUST_LOG=topicgate=warn nice -n "$NICE" "$BIN" serve "$WORK/policy.yaml" --mqtt "127.0.0.1:$TG_PORT" --dev \
         --config "$WORK/topicgate.yaml" "${TG_DATA_ARGS[@]}" >>"$WORK/topicgate.log" 2>&1 &
     TG_PID=$!; PIDS+=("$TG_PID")
+    TGD_PID=""
+    if [ "$TGDATA" = 1 ]; then
+        RUST_LOG=topicgate=warn nice -n "$NICE" "$BIN" serve "$WORK/policy.yaml" --mqtt "127.0.0.1:$TGD_PORT" --dev \
+            --config "$WORK/topicgate.yaml" --data "$WORK/topicgate-data-column" >>"$WORK/topicgate-data.log" 2>&1 &
+        TGD_PID=$!; PIDS+=("$TGD_PID")
+        wait_port "$TGD_PORT"
+    fi
     RUMQ_PID=""
     if [ "$RUMQTTD" = 1 ]; then
         nice -n "$NICE" "$RUMQTTD_BIN" "$WORK/rumqttd.toml" >>"$WORK/rumqttd.log" 2>&1 &
@@ -194,9 +208,9 @@ start_brokers() {
 }
 stop_brokers() {
     # shellcheck disable=SC2086
-    kill "$MOSQ_PID" "$TG_PID" $RUMQ_PID 2>/dev/null || true
+    kill "$MOSQ_PID" "$TG_PID" $RUMQ_PID $TGD_PID 2>/dev/null || true
     # shellcheck disable=SC2086
-    wait "$MOSQ_PID" "$TG_PID" $RUMQ_PID 2>/dev/null || true
+    wait "$MOSQ_PID" "$TG_PID" $RUMQ_PID $TGD_PID 2>/dev/null || true
 }
 
 # The generated policy's bench clients bench-0..7 may publish and subscribe bench/#.
@@ -238,14 +252,19 @@ for run in $(seq 1 "$RUNS"); do
         name=${entry%%|*}; args=${entry#*|}
         start_brokers
         for broker in $ORDER; do
+            extra=()
+            if [ "$broker" = topicgate-data ]; then
+                case $name in fanout-*|pair-*) extra=(--persistent) ;; *) continue ;; esac
+            fi
             case $broker in
                 topicgate) port=$TG_PORT; pid=$TG_PID ;;
+                topicgate-data) port=$TGD_PORT; pid=$TGD_PID ;;
                 rumqttd) port=$RUMQ_PORT; pid=$RUMQ_PID ;;
                 *) port=$MOSQ_PORT; pid=$MOSQ_PID ;;
             esac
             say "run $run/$RUNS  $name  $broker"
             # shellcheck disable=SC2086
-            timeout 180 nice -n "$NICE" "$BIN" bench $args --port "$port" --broker-pid "$pid" "${IDS[@]}" --json \
+            timeout 180 nice -n "$NICE" "$BIN" bench $args --port "$port" --broker-pid "$pid" "${IDS[@]}" "${extra[@]}" --json \
                 >"$WORK/results/$name.$broker.$run.json" 2>"$WORK/results/$name.$broker.$run.err" \
                 || echo "(bench exited with $? — see $WORK/results/$name.$broker.$run.err)" >&2
             sleep 1
@@ -268,6 +287,13 @@ if [ "$RUMQTTD" = 1 ]; then
   messages in flight toward a subscriber. rumqttd has no TCP_NODELAY option and leaves Nagle on
   for its own sends (the bench's clients set it on theirs)."
 fi
+TGD_LINE=""
+if [ "$TGDATA" = 1 ]; then
+    TGD_LINE="
+- **topicgate --data (sync)**: the same binary with \`--data DIR\` (\`durability: sync\`: every
+  acknowledged message fsynced first, group commit) and persistent sessions (\`bench --persistent\`:
+  clean session 0), in the throughput and 10k-latency scenarios; the other columns use clean sessions."
+fi
 TG_VERSION="$("$BIN" --version) ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown))"
 
 # $BROKERS is split on purpose: one argument per broker.
@@ -275,7 +301,8 @@ TG_VERSION="$("$BIN" --version) ($(cd "$ROOT" && git rev-parse --short HEAD 2>/d
 SECTION=$(python3 - "$WORK/results" "$RUNS" $BROKERS <<'PY'
 import json, os, statistics, sys
 results, runs, brokers = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-TITLE = {"topicgate": "topicgate", "rumqttd": "rumqttd (no ACL)", "mosquitto": "Mosquitto"}
+TITLE = {"topicgate": "topicgate", "rumqttd": "rumqttd (no ACL)", "mosquitto": "Mosquitto",
+         "topicgate-data": "topicgate --data (sync)"}
 def load(name, broker):
     out = []
     for r in range(1, runs + 1):
@@ -324,7 +351,9 @@ def fmt(v, unit):
     if abs(v) >= 100:
         return f"{v:,.0f}{unit}"
     return f"{v:.3g}{unit}"
-others = [b for b in brokers if b != "topicgate"]
+# The ratio columns compare the in-memory topicgate with the peers; the --data
+# column is read against the in-memory one by eye (same run).
+others = [b for b in brokers if b not in ("topicgate", "topicgate-data")]
 print("| scenario | metric | " + " | ".join(TITLE[b] for b in brokers) + " | "
       + " | ".join(f"topicgate/{TITLE[b].split()[0]}" for b in others) + " |")
 print("|---|---|" + "---:|" * (len(brokers) + len(others)))
@@ -379,7 +408,7 @@ Medians of $RUNS runs, rotating which broker goes first, measured $(date -u '+%Y
 - Brokers: topicgate $TG_VERSION (\`topicgate serve --dev\`, 1,008-client generated policy);
   $MOSQ_VERSION with the ACL from \`topicgate policy export --to mosquitto\` of the same policy.
   topicgate and Mosquitto: username-only identity on loopback, 10,000 queued messages per session, 256 in flight,
-  TCP_NODELAY ($MOSQ_NODELAY).$RUMQ_LINE
+  TCP_NODELAY ($MOSQ_NODELAY).$RUMQ_LINE$TGD_LINE
 - Load generator: \`topicgate bench\` (MQTT 3.1.1, 64-byte payloads, TCP_NODELAY).
 - Command: \`scripts/bench-vs-mosquitto.sh\` (RUNS=$RUNS); the scenario arguments are in the script.
   \`connect\` held $CONNS idle connections (open-file limit per process: $FDS).
