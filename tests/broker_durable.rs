@@ -104,8 +104,15 @@ fn expiry() -> Vec<Property> {
 
 /// Connects a persistent session; returns the client and Session Present.
 async fn connect(addr: SocketAddr, id: &str, v5: bool) -> (Raw, bool) {
+    connect_answering(addr, id, v5, true).await
+}
+
+/// [`connect`]; with `answer` false the client does not answer the broker's
+/// QoS 1/2 packets (PUBACK, PUBREC, PUBCOMP): the test does, or not.
+async fn connect_answering(addr: SocketAddr, id: &str, v5: bool, answer: bool) -> (Raw, bool) {
     let version = if v5 { Version::V5_0 } else { Version::V3_1_1 };
     let mut c = Raw::open(addr, version).await;
+    c.mqtt.set_auto_pub_response(answer);
     let o = Opts {
         resume: true,
         props: if v5 { expiry() } else { Vec::new() },
@@ -726,4 +733,216 @@ async fn a_refused_publish_is_acknowledged_after_an_earlier_one_waiting_for_the_
         got.extend_from_slice(&buf[..n]);
     }
     assert_eq!(puback_ids(&got), vec![1, 2], "PUBACKs out of PUBLISH order");
+}
+
+/// Publishes one QoS 2 message and completes the exchange (PUBCOMP).
+async fn publish_qos2(addr: SocketAddr, topic: &str, payload: &str) {
+    let mut c = Raw::open(addr, Version::V5_0).await;
+    c.send(v5_connect("pub5", Some("pub5")).into()).await;
+    assert_eq!(v5_connack(&c.recv(T).await.expect("CONNACK")).0, 0);
+    c.send(v5_pub(topic, payload.as_bytes(), Qos::ExactlyOnce, Some(1)).into())
+        .await;
+    // The client's state machine answers the PUBREC with PUBREL.
+    loop {
+        match c.recv(T).await.expect("PUBCOMP") {
+            Packet::V5_0Pubrec(r) => {
+                assert_eq!(r.reason_code().map(|c| c as u8).unwrap_or(0), 0)
+            }
+            Packet::V5_0Pubcomp(_) => break,
+            other => panic!("expected PUBREC/PUBCOMP, got {other:?}"),
+        }
+    }
+    disconnect(c, true).await;
+}
+
+/// A PUBLISH as (payload, packet identifier, DUP), of either version.
+fn sent(p: &Packet) -> (String, u16, bool) {
+    let (id, dup) = match p {
+        Packet::V5_0Publish(x) => (x.packet_id(), x.dup()),
+        Packet::V3_1_1Publish(x) => (x.packet_id(), x.dup()),
+        other => panic!("expected PUBLISH, got {other:?}"),
+    };
+    let (_, payload, qos, _) = publish_parts(p);
+    assert_eq!(qos, Qos::ExactlyOnce, "{p:?}");
+    (
+        String::from_utf8(payload).expect("utf-8"),
+        id.expect("QoS 2 has an identifier"),
+        dup,
+    )
+}
+
+/// The identifier of a PUBREL of either version.
+fn pubrel_id(p: &Packet) -> Option<u16> {
+    match p {
+        Packet::V5_0Pubrel(r) => Some(r.packet_id()),
+        Packet::V3_1_1Pubrel(r) => Some(r.packet_id()),
+        _ => None,
+    }
+}
+
+/// The next PUBLISH, past acknowledgements.
+async fn next_publish(c: &mut Raw) -> Packet {
+    for _ in 0..100 {
+        let p = c.recv(T).await.expect("a PUBLISH");
+        if let Packet::V5_0Publish(_) | Packet::V3_1_1Publish(_) = p {
+            return p;
+        }
+    }
+    panic!("no PUBLISH among 100 packets");
+}
+
+/// Issue 14, MQTT-4.4.0-1: a QoS 2 copy the subscriber received but did not
+/// answer before the broker was killed is sent again after the restart with
+/// DUP=1 under the same packet identifier (the subscriber may hold it: it
+/// must recognise the copy, not deliver a second one), before what was
+/// queued later, which gets another identifier; then nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qos2_copy_in_flight_at_a_crash_is_sent_again_with_dup_under_its_identifier() {
+    let (_tmp, policy, data) = scene();
+    let subs = [("sub5", true), ("sub3", false)];
+    let b = Served::start(&policy, &data);
+    let mut clients = Vec::new();
+    for (id, v5) in subs {
+        let (mut c, _) = connect_answering(b.addr, id, v5, false).await;
+        subscribe(&mut c, v5, "data/+").await;
+        clients.push(c);
+    }
+    publish_qos2(b.addr, "data/q", "one").await;
+    publish_qos2(b.addr, "data/q", "two").await;
+    let mut ids = Vec::new();
+    for c in &mut clients {
+        let one = sent(&next_publish(c).await);
+        let two = sent(&next_publish(c).await);
+        assert_eq!((one.0.as_str(), one.2), ("one", false));
+        assert_eq!((two.0.as_str(), two.2), ("two", false));
+        ids.push((one.1, two.1));
+    }
+    // Unanswered: both copies are in flight when the broker dies.
+    b.kill();
+    drop(clients);
+
+    let b = Served::start(&policy, &data);
+    publish_qos2(b.addr, "data/q", "three").await;
+    for ((id, v5), (one, two)) in subs.into_iter().zip(ids) {
+        let (mut c, present) = connect(b.addr, id, v5).await;
+        assert!(present, "{id}: session lost");
+        // The client answers now: PUBREC, then PUBCOMP to each PUBREL.
+        let first = sent(&next_publish(&mut c).await);
+        let second = sent(&next_publish(&mut c).await);
+        let third = sent(&next_publish(&mut c).await);
+        assert_eq!(first, ("one".to_string(), one, true), "{id}");
+        assert_eq!(second, ("two".to_string(), two, true), "{id}");
+        assert_eq!(third.0, "three", "{id}");
+        assert!(
+            third.1 != one && third.1 != two,
+            "{id}: identifier {} reused while in flight",
+            third.1
+        );
+        // Each exchange completes (a PUBREL for each), and no copy comes again
+        // before a marker published after them.
+        publish_one(b.addr, "pub5", "data/marker", "marker").await;
+        let mut released = BTreeSet::new();
+        let mut marker = false;
+        for _ in 0..100 {
+            if marker && released.len() == 3 {
+                break;
+            }
+            let p = c.recv(T).await.expect("PUBRELs and the marker");
+            if let Some(r) = pubrel_id(&p) {
+                released.insert(r);
+            } else if let Packet::V5_0Publish(_) | Packet::V3_1_1Publish(_) = p {
+                let (_, payload, _, _) = publish_parts(&p);
+                assert_eq!(payload, b"marker", "{id}: a copy came again: {p:?}");
+                marker = true;
+            }
+        }
+        assert_eq!(released, BTreeSet::from([one, two, third.1]), "{id}");
+        assert!(marker, "{id}: no marker");
+        disconnect(c, v5).await;
+    }
+    // The completed exchanges left the store: another crash brings nothing back.
+    // Removals are not waited for, but the writer is ordered: once a later
+    // copy for these sessions is acknowledged, the removals before it are durable.
+    publish_one(b.addr, "pub5", "data/marker", "sync").await;
+    b.kill();
+    let b = Served::start(&policy, &data);
+    for (id, v5) in subs {
+        let (mut c, present) = connect(b.addr, id, v5).await;
+        assert!(present, "{id}: session lost");
+        publish_one(b.addr, "pub5", "data/marker", "after").await;
+        // Markers queued for this session meanwhile come first (QoS 1).
+        let seen = read_until(&mut c, |seen| seen.iter().any(|p| p == "after")).await;
+        assert!(
+            seen.iter()
+                .all(|p| !["one", "two", "three"].contains(&p.as_str())),
+            "{id}: a completed QoS 2 copy came back: {seen:?}"
+        );
+        disconnect(c, v5).await;
+    }
+}
+
+/// Issue 14, MQTT-4.3.3: once the broker sent PUBREL for a QoS 2 copy it
+/// never sends that PUBLISH again. The subscriber answered PUBREC, got the
+/// PUBREL and went away before PUBCOMP; the broker was killed. After the
+/// restart the resumed subscriber gets the PUBREL under the same identifier,
+/// and not the message (it delivered it already).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qos2_copy_released_before_a_crash_gets_its_pubrel_again_and_never_the_publish() {
+    let (_tmp, policy, data) = scene();
+    let subs = [("sub5", true), ("sub3", false)];
+    let b = Served::start(&policy, &data);
+    let mut clients = Vec::new();
+    for (id, v5) in subs {
+        let (mut c, _) = connect_answering(b.addr, id, v5, false).await;
+        subscribe(&mut c, v5, "data/+").await;
+        clients.push(c);
+    }
+    publish_qos2(b.addr, "data/q", "once").await;
+    let mut ids = Vec::new();
+    for (c, (_, v5)) in clients.iter_mut().zip(subs) {
+        let (payload, pid, _) = sent(&next_publish(c).await);
+        assert_eq!(payload, "once");
+        let pubrec: Packet = if v5 {
+            mqtt_protocol_core::mqtt::packet::v5_0::Pubrec::builder()
+                .packet_id(pid)
+                .build()
+                .expect("PUBREC")
+                .into()
+        } else {
+            mqtt_protocol_core::mqtt::packet::v3_1_1::Pubrec::builder()
+                .packet_id(pid)
+                .build()
+                .expect("PUBREC")
+                .into()
+        };
+        c.send(pubrec).await;
+        let rel = c.recv(T).await.expect("PUBREL");
+        assert_eq!(pubrel_id(&rel), Some(pid), "expected PUBREL, got {rel:?}");
+        ids.push(pid);
+    }
+    // Gone before PUBCOMP; then the broker dies.
+    drop(clients);
+    b.kill();
+
+    let b = Served::start(&policy, &data);
+    for ((id, v5), pid) in subs.into_iter().zip(ids) {
+        let (mut c, present) = connect_answering(b.addr, id, v5, false).await;
+        assert!(present, "{id}: session lost");
+        let p = c.recv(T).await.expect("PUBREL after the restart");
+        assert_eq!(
+            pubrel_id(&p),
+            Some(pid),
+            "{id}: expected PUBREL {pid} first, got {p:?}"
+        );
+        // PUBCOMP (the same bytes in both versions).
+        let [hi, lo] = pid.to_be_bytes();
+        c.send_raw(&[0x70, 0x02, hi, lo]).await;
+        c.mqtt.set_auto_pub_response(true);
+        // The message never comes again: the next PUBLISH is a later marker.
+        publish_one(b.addr, "pub5", "data/marker", "marker").await;
+        let p = next_publish(&mut c).await;
+        let (_, payload, _, _) = publish_parts(&p);
+        assert_eq!(payload, b"marker", "{id}: the PUBLISH came again: {p:?}");
+        disconnect(c, v5).await;
+    }
 }

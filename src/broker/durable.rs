@@ -6,15 +6,15 @@
 //! at start.
 
 use super::lifecycle;
-use super::message::qos_from_u8;
-use super::message::Delivery;
-use super::session::{Inflight, Session};
+use super::message::{qos_from_u8, resend_pubrel, Delivery};
+use super::session::{Inflight, Session, StoredOut};
 use super::state::Shared;
-use super::store::record::{now_ms, MessageRecord};
+use super::store::record::{now_ms, MessageRecord, OutboundRecord, OutboundState};
 use super::store::{convert, Durable, Op, Restored};
 use super::will::Will;
 use crate::topic;
 use mqtt_protocol_core::mqtt::common::HashSet;
+use mqtt_protocol_core::mqtt::packet::GenericStorePacket;
 use mqtt_protocol_core::mqtt::Version;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -90,6 +90,9 @@ pub struct RestoreSummary {
     pub subscriptions_revoked: usize,
     pub messages_dropped: usize,
     pub wills_due: usize,
+    /// Of `messages`, the QoS 2 copies in flight at the crash: resent under
+    /// their packet identifiers when their session resumes.
+    pub in_flight: usize,
 }
 
 /// Puts the stored state back into a broker that has no sessions yet,
@@ -190,9 +193,19 @@ pub fn restore(shared: &Arc<Shared>, restored: Restored) -> RestoreSummary {
                 changed = true;
             }
         }
+        let version = if rec.protocol == 5 {
+            Version::V5_0
+        } else {
+            Version::V3_1_1
+        };
         let mut offline = VecDeque::new();
         let mut beyond = Vec::new();
+        let mut resend = Resend::default();
         for (seq, m) in rs.queue {
+            if let Some(sent) = rs.outbound.get(&seq) {
+                resend.add(version, seq, &m, *sent, shared.router.epoch());
+                continue;
+            }
             if offline.len() >= max_queue {
                 beyond.push(seq);
                 continue;
@@ -213,17 +226,13 @@ pub fn restore(shared: &Arc<Shared>, restored: Restored) -> RestoreSummary {
                 seq,
             }));
         }
-        sum.messages += offline.len();
-        let version = if rec.protocol == 5 {
-            Version::V5_0
-        } else {
-            Version::V3_1_1
-        };
-        let inflight = (!rs.qos2_in.is_empty()).then(|| Inflight {
+        sum.messages += offline.len() + resend.stored.len();
+        sum.in_flight += resend.stored.len();
+        let inflight = (!rs.qos2_in.is_empty() || !resend.stored.is_empty()).then(|| Inflight {
             version,
-            packets: Vec::new(),
+            packets: resend.packets,
             qos2_handled: rs.qos2_in.iter().copied().collect::<HashSet<u16>>(),
-            stored: Vec::new(),
+            stored: resend.stored,
         });
         let secs_until =
             |ms: u64| u32::try_from(ms.saturating_sub(now).div_ceil(1000)).unwrap_or(u32::MAX);
@@ -264,6 +273,49 @@ pub fn restore(shared: &Arc<Shared>, restored: Restored) -> RestoreSummary {
         lifecycle::fire_will(shared, w);
     }
     sum
+}
+
+/// The copies a session had in flight, as its resumed connection sends them
+/// again (the codec's own resend at CONNACK, as for a session resumed in
+/// memory): PUBLISH with DUP=1 or PUBREL, under the stored packet
+/// identifiers, in the order they were queued (semantics.md §11).
+#[derive(Default)]
+struct Resend {
+    packets: Vec<GenericStorePacket<u16>>,
+    stored: Vec<StoredOut>,
+}
+
+impl Resend {
+    fn add(
+        &mut self,
+        version: Version,
+        seq: u64,
+        m: &MessageRecord,
+        sent: OutboundRecord,
+        epoch: u64,
+    ) {
+        let id = sent.packet_id;
+        let packet = match sent.state {
+            OutboundState::PublishSent => delivery(seq, m, epoch).resend(version, id),
+            OutboundState::PubrelSent => resend_pubrel(version, id),
+        };
+        match packet {
+            Ok(p) if id != 0 && !self.stored.iter().any(|s| s.packet_id == id) => {
+                self.packets.push(p);
+                self.stored.push(StoredOut {
+                    packet_id: id,
+                    seq,
+                    id_stored: true,
+                });
+            }
+            // Not a packet the codec takes back (identifier 0 or twice, a
+            // topic it refuses): the store would have to be damaged.
+            _ => warn!(
+                packet_id = id,
+                seq, "stored in-flight copy cannot be sent again: skipped"
+            ),
+        }
+    }
 }
 
 fn delivery(seq: u64, m: &MessageRecord, epoch: u64) -> Delivery {

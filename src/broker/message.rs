@@ -1,7 +1,12 @@
 //! An application message as the broker routes it, independent of protocol
 //! version, and one copy of it for one session. A leaf: no broker imports.
 
-use mqtt_protocol_core::mqtt::packet::{MessageExpiryInterval, Property, Qos};
+use mqtt_protocol_core::mqtt::packet::{
+    v3_1_1, v5_0, GenericStorePacket, MessageExpiryInterval, Packet, Property, Qos,
+    SubscriptionIdentifier,
+};
+use mqtt_protocol_core::mqtt::result_code::MqttError;
+use mqtt_protocol_core::mqtt::Version;
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -78,6 +83,68 @@ pub struct Delivery {
     /// reload finished is checked against the session's subscriptions again
     /// before it is sent (`Session::receives`, decision 0023).
     pub epoch: u64,
+}
+
+impl Delivery {
+    /// This copy as a PUBLISH of `version` under `id` (None for QoS 0).
+    pub fn publish(&self, version: Version, id: Option<u16>) -> Result<Packet, MqttError> {
+        Ok(match version {
+            Version::V5_0 => self.v5_publish(id)?.into(),
+            _ => self.v3_publish(id)?.into(),
+        })
+    }
+
+    /// This copy as the codec keeps a QoS 1/2 PUBLISH sent under `id` and
+    /// not yet acknowledged: with DUP set, to be sent again when the session
+    /// resumes (a session restored from the store, semantics.md §11).
+    pub fn resend(&self, version: Version, id: u16) -> Result<GenericStorePacket<u16>, MqttError> {
+        match version {
+            Version::V5_0 => self.v5_publish(Some(id))?.set_dup(true).try_into(),
+            _ => self.v3_publish(Some(id))?.set_dup(true).try_into(),
+        }
+    }
+
+    /// An MQTT 5 PUBLISH: its forwarded properties, the remaining expiry and
+    /// every matching subscription identifier.
+    fn v5_publish(&self, id: Option<u16>) -> Result<v5_0::Publish, MqttError> {
+        let mut props = self.msg.outgoing_props();
+        for sub_id in &self.subscription_ids {
+            props.push(SubscriptionIdentifier::new(*sub_id)?.into());
+        }
+        let mut b = v5_0::Publish::builder()
+            .topic_name(self.msg.topic.as_str())?
+            .qos(self.qos)
+            .retain(self.retain)
+            .payload(self.msg.payload.clone());
+        if let Some(id) = id {
+            b = b.packet_id(id);
+        }
+        if !props.is_empty() {
+            b = b.props(props);
+        }
+        b.build()
+    }
+
+    fn v3_publish(&self, id: Option<u16>) -> Result<v3_1_1::Publish, MqttError> {
+        let mut b = v3_1_1::Publish::builder()
+            .topic_name(self.msg.topic.as_str())?
+            .qos(self.qos)
+            .retain(self.retain)
+            .payload(self.msg.payload.clone());
+        if let Some(id) = id {
+            b = b.packet_id(id);
+        }
+        b.build()
+    }
+}
+
+/// A PUBREL of `version` as the codec keeps it until its PUBCOMP: sent again
+/// when the session resumes.
+pub fn resend_pubrel(version: Version, id: u16) -> Result<GenericStorePacket<u16>, MqttError> {
+    match version {
+        Version::V5_0 => v5_0::Pubrel::builder().packet_id(id).build()?.try_into(),
+        _ => v3_1_1::Pubrel::builder().packet_id(id).build()?.try_into(),
+    }
 }
 
 /// The lower of two QoS levels.

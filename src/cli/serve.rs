@@ -363,6 +363,7 @@ fn log_durability(store: Option<&Store>, summary: Option<&RestoreSummary>) {
         info!(
             sessions = s.sessions,
             messages = s.messages,
+            in_flight = s.in_flight,
             retained = s.retained,
             sessions_dropped = s.sessions_dropped,
             sessions_expired = s.sessions_expired,

@@ -3,8 +3,10 @@
 
 use super::Conn;
 use crate::broker::durable;
+use crate::broker::session::StoredOut;
+use crate::broker::store::record::{OutboundRecord, OutboundState};
 use crate::broker::store::Op;
-use mqtt_protocol_core::mqtt::packet::Packet;
+use mqtt_protocol_core::mqtt::packet::{Packet, Qos};
 use mqtt_protocol_core::mqtt::result_code::DisconnectReasonCode;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::warn;
@@ -20,12 +22,93 @@ where
         }
     }
 
-    /// The client has the copy sent under `packet_id` (PUBACK, or PUBREC for
-    /// QoS 2, after which only the PUBREL/PUBCOMP exchange is left).
+    /// The stored copy `seq` goes out under `packet_id`. For QoS 2 the
+    /// identifier is stored before the PUBLISH leaves (`flush`): a restart
+    /// resends it under the same identifier, which the client may already
+    /// hold (decision 0030). QoS 1 is resent from the queue under a new one.
+    pub(super) fn sending_stored(&mut self, packet_id: u16, seq: u64, qos: Qos) {
+        let id_stored = qos == Qos::ExactlyOnce;
+        self.stored_out.push(StoredOut {
+            packet_id,
+            seq,
+            id_stored,
+        });
+        if id_stored {
+            self.outbound_state(seq, packet_id, OutboundState::PublishSent);
+        }
+    }
+
+    /// The client answered the stored QoS 2 copy sent under `packet_id` with
+    /// PUBREC: the PUBREL about to be sent is stored first, so that a restart
+    /// resends the PUBREL and never the PUBLISH (MQTT 5 §4.3.3).
+    pub(super) fn received_stored(&mut self, packet_id: u16) {
+        let sent = self
+            .stored_out
+            .iter()
+            .find(|s| s.packet_id == packet_id && s.id_stored)
+            .copied();
+        if let Some(s) = sent {
+            self.outbound_state(s.seq, packet_id, OutboundState::PubrelSent);
+        }
+    }
+
+    fn outbound_state(&mut self, seq: u64, packet_id: u16, state: OutboundState) {
+        if let Some(c) = &self.client {
+            self.before_send.push(Op::PutOutbound {
+                client_id: c.client_id.to_string(),
+                seq,
+                record: OutboundRecord { packet_id, state },
+            });
+        }
+    }
+
+    /// The exchange of the copy sent under `packet_id` is over (PUBACK,
+    /// PUBCOMP, a failed PUBREC, or the codec gave the identifier back): the
+    /// copy leaves the store, with its outbound state.
     pub(super) fn delivered_stored(&mut self, packet_id: u16) {
-        if let Some(i) = self.stored_out.iter().position(|(id, _)| *id == packet_id) {
-            let (_, seq) = self.stored_out.swap_remove(i);
-            self.unstore(Some(seq));
+        let Some(i) = self
+            .stored_out
+            .iter()
+            .position(|s| s.packet_id == packet_id)
+        else {
+            return;
+        };
+        let s = self.stored_out.swap_remove(i);
+        // A state not yet written is not needed any more.
+        self.before_send
+            .retain(|op| !matches!(op, Op::PutOutbound { seq, .. } if *seq == s.seq));
+        if let (Some(store), Some(c)) = (&self.shared.store, &self.client) {
+            let client_id = c.client_id.to_string();
+            let mut ops = vec![Op::DeleteMessage {
+                client_id: client_id.clone(),
+                seq: s.seq,
+            }];
+            if s.id_stored {
+                ops.push(Op::DeleteOutbound {
+                    client_id,
+                    seq: s.seq,
+                });
+            }
+            store.submit_detached(ops);
+        }
+    }
+
+    /// Writes what must be durable before the bytes in `out` leave (one
+    /// batch for everything sent since the last write). The store failing:
+    /// nothing of it is sent and the connection closes (MQTT 5: DISCONNECT
+    /// 0x80); the client gets the copies again when it resumes.
+    pub(super) async fn store_before_send(&mut self) {
+        let ops = std::mem::take(&mut self.before_send);
+        let Some(store) = &self.shared.store else {
+            return;
+        };
+        if let Err(e) = store.submit(ops).wait().await {
+            warn!(peer = %self.peer, error = %e, "packet identifiers not stored: the store could not be written; closing");
+            self.out.clear();
+            self.server_disconnect(
+                DisconnectReasonCode::UnspecifiedError,
+                Some("the broker could not store its state"),
+            );
         }
     }
 

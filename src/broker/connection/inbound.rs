@@ -257,14 +257,16 @@ where
                 self.on_publish(msg, p.packet_id());
             }
             GenericPacket::V3_1_1Pubrec(r) => {
-                self.delivered_stored(r.packet_id());
+                self.received_stored(r.packet_id());
                 let rel = v3_1_1::Pubrel::builder().packet_id(r.packet_id()).build();
                 self.send_built("PUBREL", rel);
             }
             GenericPacket::V5_0Pubrec(r) => {
-                self.delivered_stored(r.packet_id());
                 let failed = r.reason_code().is_some_and(|c| c.is_failure());
+                // A failed PUBREC ended the exchange: the codec released the
+                // identifier (and the copy left the store) already.
                 if !failed {
+                    self.received_stored(r.packet_id());
                     let rel = v5_0::Pubrel::builder().packet_id(r.packet_id()).build();
                     self.send_built("PUBREL", rel);
                 }

@@ -34,7 +34,7 @@ use super::events::DisconnectionReason;
 use super::frame::{Fault, FrameScan};
 use super::lifecycle;
 use super::message::Delivery;
-use super::session::{Inflight, Session};
+use super::session::{Inflight, Session, StoredOut};
 use super::state::Shared;
 use super::tls::PeerCertificates;
 use super::will::Will;
@@ -127,9 +127,13 @@ pub struct Conn<S> {
     pub(super) blocked: Vec<(Arc<Session>, Delivery)>,
     /// Why the connection is ending, when known before it ends (lifecycle events).
     pub(super) disconnection: Option<DisconnectionReason>,
-    /// Packet ID -> store sequence of the stored copies in flight to the client:
-    /// removed from the store once the client has them (PUBACK, PUBREC).
-    pub(super) stored_out: Vec<(u16, u64)>,
+    /// The stored copies in flight to the client: removed from the store once
+    /// the exchange is complete (PUBACK, PUBCOMP).
+    pub(super) stored_out: Vec<StoredOut>,
+    /// Store changes that must be durable before the bytes in `out` leave:
+    /// the packet identifiers of QoS 2 copies sent and their PUBREL state
+    /// (decision 0030). Written as one batch at `flush`.
+    pub(super) before_send: Vec<crate::broker::store::Op>,
     /// Acknowledgements of the client's PUBLISHes that wait for the store
     /// (`store_wait`), in the order the PUBLISHes came.
     pub(super) acks_waiting: Vec<Packet>,
@@ -226,6 +230,7 @@ impl<S> Conn<S> {
             blocked: Vec::new(),
             disconnection: None,
             stored_out: Vec::new(),
+            before_send: Vec::new(),
             acks_waiting: Vec::new(),
             store_wait: None,
             certificate,

@@ -8,8 +8,8 @@ use crate::broker::events::DisconnectionReason;
 use crate::broker::message::Delivery;
 use crate::broker::stats::DropReason;
 use mqtt_protocol_core::mqtt::connection::Event;
-use mqtt_protocol_core::mqtt::packet::{v3_1_1, v5_0};
-use mqtt_protocol_core::mqtt::packet::{Packet, Qos, SubscriptionIdentifier};
+use mqtt_protocol_core::mqtt::packet::v5_0;
+use mqtt_protocol_core::mqtt::packet::{Packet, Qos};
 use mqtt_protocol_core::mqtt::result_code::{DisconnectReasonCode, MqttError};
 use mqtt_protocol_core::mqtt::Version;
 use std::time::Duration;
@@ -88,6 +88,9 @@ where
             c.session
                 .report_depth(self.outbound.len(), self.inflight_out);
         }
+        if !self.before_send.is_empty() {
+            self.store_before_send().await;
+        }
         if self.out.is_empty() {
             return;
         }
@@ -126,7 +129,7 @@ where
                 Ok(id) => {
                     self.inflight_out += 1;
                     if let Some(seq) = d.stored {
-                        self.stored_out.push((id, seq));
+                        self.sending_stored(id, seq, d.qos);
                     }
                     Some(id)
                 }
@@ -138,10 +141,7 @@ where
                 }
             }
         };
-        let built = match self.mqtt.get_protocol_version() {
-            Version::V5_0 => build_v5_publish(&d, packet_id),
-            _ => build_v3_publish(&d, packet_id),
-        };
+        let built = d.publish(self.mqtt.get_protocol_version(), packet_id);
         let packet = match built {
             Ok(packet) => packet,
             Err(e) => {
@@ -162,37 +162,4 @@ where
             }
         }
     }
-}
-
-/// An MQTT 5 PUBLISH of `d`: its forwarded properties, the remaining
-/// expiry and every matching subscription identifier.
-fn build_v5_publish(d: &Delivery, id: Option<u16>) -> Result<Packet, MqttError> {
-    let mut props = d.msg.outgoing_props();
-    for sub_id in &d.subscription_ids {
-        props.push(SubscriptionIdentifier::new(*sub_id)?.into());
-    }
-    let mut b = v5_0::Publish::builder()
-        .topic_name(d.msg.topic.as_str())?
-        .qos(d.qos)
-        .retain(d.retain)
-        .payload(d.msg.payload.clone());
-    if let Some(id) = id {
-        b = b.packet_id(id);
-    }
-    if !props.is_empty() {
-        b = b.props(props);
-    }
-    Ok(b.build()?.into())
-}
-
-fn build_v3_publish(d: &Delivery, id: Option<u16>) -> Result<Packet, MqttError> {
-    let mut b = v3_1_1::Publish::builder()
-        .topic_name(d.msg.topic.as_str())?
-        .qos(d.qos)
-        .retain(d.retain)
-        .payload(d.msg.payload.clone());
-    if let Some(id) = id {
-        b = b.packet_id(id);
-    }
-    Ok(b.build()?.into())
 }

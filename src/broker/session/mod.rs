@@ -80,8 +80,19 @@ pub struct Inflight {
     pub version: Version,
     pub packets: Vec<GenericStorePacket<u16>>,
     pub qos2_handled: HashSet<u16>,
-    /// Packet ID -> store sequence of the stored copies among `packets`.
-    pub stored: Vec<(u16, u64)>,
+    /// The stored copies among `packets`.
+    pub stored: Vec<StoredOut>,
+}
+
+/// A copy in the durable store that is in flight to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredOut {
+    pub packet_id: u16,
+    /// Its sequence in the store.
+    pub seq: u64,
+    /// Its packet identifier and exchange state are in the store too (QoS 2,
+    /// decision 0030): removed with it.
+    pub id_stored: bool,
 }
 
 #[derive(Default)]

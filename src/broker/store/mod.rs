@@ -95,6 +95,12 @@ impl Store {
                     packet_id: *packet_id,
                 }),
         );
+        cleanup.extend(restored.orphan_outbound.iter().map(|(client_id, seq)| {
+            Op::DeleteOutbound {
+                client_id: client_id.clone(),
+                seq: *seq,
+            }
+        }));
         if !cleanup.is_empty() {
             store.submit_detached(cleanup);
         }

@@ -76,6 +76,25 @@ pub struct SessionRecord {
     pub will: Option<WillRecord>,
 }
 
+/// A queued copy that was sent to its subscriber: the packet identifier it
+/// went out under and how far its exchange got, so that a restart resends it
+/// as MQTT requires of a resumed session (semantics.md §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundRecord {
+    pub packet_id: u16,
+    pub state: OutboundState,
+}
+
+/// Where a QoS 2 exchange with the subscriber stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutboundState {
+    /// PUBLISH sent, no PUBREC yet: resent as PUBLISH with DUP=1.
+    PublishSent,
+    /// PUBREC received and PUBREL sent: resent as PUBREL, never as PUBLISH
+    /// again (MQTT 5 §4.3.3).
+    PubrelSent,
+}
+
 /// A record's bytes could not be read back.
 #[derive(Debug, thiserror::Error)]
 #[error("{what}: {source}")]
@@ -152,6 +171,18 @@ mod tests {
         };
         let back: SessionRecord = decode("session", &encode(&s)).expect("decodes");
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn an_outbound_state_reads_back_equal() {
+        for state in [OutboundState::PublishSent, OutboundState::PubrelSent] {
+            let r = OutboundRecord {
+                packet_id: 65535,
+                state,
+            };
+            let back: OutboundRecord = decode("outbound", &encode(&r)).expect("decodes");
+            assert_eq!(back, r);
+        }
     }
 
     #[test]

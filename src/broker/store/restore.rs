@@ -1,8 +1,8 @@
 //! Reading the whole store at start: the state the broker resumes from.
 
 use super::error::StoreError;
-use super::record::{decode, MessageRecord, SessionRecord};
-use super::schema::{QOS2_IN, QUEUE, RETAINED, SESSIONS};
+use super::record::{decode, MessageRecord, OutboundRecord, SessionRecord};
+use super::schema::{OUTBOUND, QOS2_IN, QUEUE, RETAINED, SESSIONS};
 use redb::{Database, ReadableDatabase, ReadableTable};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,6 +14,8 @@ pub struct RestoredSession {
     pub record: SessionRecord,
     /// QoS 1/2 copies not acknowledged, oldest first, with their sequence numbers.
     pub queue: Vec<(u64, MessageRecord)>,
+    /// Sequence -> outbound state of the copies in `queue` that were sent.
+    pub outbound: BTreeMap<u64, OutboundRecord>,
     /// Packet IDs of its QoS 2 PUBLISHes answered PUBREC and not released.
     pub qos2_in: Vec<u16>,
 }
@@ -29,6 +31,8 @@ pub struct Restored {
     /// raced the session's end): not restored, and deleted at start.
     pub orphans: Vec<(String, u64)>,
     pub orphan_qos2: Vec<(String, u16)>,
+    /// Outbound states of copies no longer stored (their removal raced it).
+    pub orphan_outbound: Vec<(String, u64)>,
 }
 
 /// Reads every table. Any record that does not decode makes the store
@@ -54,6 +58,7 @@ pub fn read(db: &Database, dir: &Path) -> Result<Restored, StoreError> {
                 client_id,
                 record,
                 queue: Vec::new(),
+                outbound: BTreeMap::new(),
                 qos2_in: Vec::new(),
             },
         );
@@ -72,6 +77,26 @@ pub fn read(db: &Database, dir: &Path) -> Result<Restored, StoreError> {
                 s.queue.push((seq, msg));
             }
             None => out.orphans.push((client_id.to_string(), seq)),
+        }
+    }
+
+    let t = tx.open_table(OUTBOUND).map_err(|e| table_err(e.into()))?;
+    for row in t.iter().map_err(|e| table_err(e.into()))? {
+        let (k, v) = row.map_err(|e| table_err(e.into()))?;
+        let (client_id, seq) = k.value();
+        let queued = sessions
+            .get_mut(client_id)
+            .filter(|s| s.queue.binary_search_by_key(&seq, |(q, _)| *q).is_ok());
+        match queued {
+            Some(s) => {
+                let r: OutboundRecord = decode("outbound state", v.value()).map_err(|e| {
+                    damaged(format!(
+                        "outbound state of message {seq} of `{client_id}`: {e}"
+                    ))
+                })?;
+                s.outbound.insert(seq, r);
+            }
+            None => out.orphan_outbound.push((client_id.to_string(), seq)),
         }
     }
 

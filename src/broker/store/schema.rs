@@ -14,7 +14,9 @@ const FILE_NEW: &str = "broker-state.redb.new";
 /// The marker every store holds under `meta["format"]`.
 pub const FORMAT_MAGIC: &[u8] = b"topicgate-broker-store";
 /// Bumped on any change to a table or a record (see `record.rs`).
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: the `outbound` table (decision 0030); a version 1 store is migrated
+/// at open (the table is added, nothing else changes).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// "format" -> magic, "version" -> u32 big-endian.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -23,6 +25,10 @@ pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("session
 /// (client ID, sequence) -> `MessageRecord`: QoS 1/2 copies not yet
 /// acknowledged by the session, in the order they were queued.
 pub const QUEUE: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("queue");
+/// (client ID, sequence) -> `OutboundRecord`: the packet identifier a queued
+/// copy was sent under and the state of its exchange (QoS 2 only, decision
+/// 0030); removed with the copy.
+pub const OUTBOUND: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("outbound");
 /// (client ID, packet ID): the session's QoS 2 PUBLISHes that were answered
 /// PUBREC and not yet released (exactly once across a restart).
 pub const QOS2_IN: TableDefinition<(&str, u16), ()> = TableDefinition::new("qos2_in");
@@ -58,7 +64,9 @@ pub fn open(dir: &Path) -> Result<Database, StoreError> {
         create(dir).map_err(io)?;
     }
     let db = Database::open(&file).map_err(|e| opening_failed(dir, e))?;
-    check_marker(dir, &db)?;
+    if check_marker(dir, &db)? == 1 {
+        migrate_from_1(dir, &db)?;
+    }
     Ok(db)
 }
 
@@ -94,6 +102,7 @@ fn create(dir: &Path) -> std::io::Result<()> {
         // for want of it.
         tx.open_table(SESSIONS).map_err(std::io::Error::other)?;
         tx.open_table(QUEUE).map_err(std::io::Error::other)?;
+        tx.open_table(OUTBOUND).map_err(std::io::Error::other)?;
         tx.open_table(QOS2_IN).map_err(std::io::Error::other)?;
         tx.open_table(RETAINED).map_err(std::io::Error::other)?;
     }
@@ -123,7 +132,26 @@ fn opening_failed(dir: &Path, e: redb::DatabaseError) -> StoreError {
     }
 }
 
-fn check_marker(dir: &Path, db: &Database) -> Result<(), StoreError> {
+/// Version 1 lacked the `outbound` table: adding it, empty, and the new
+/// version in one transaction makes a version 2 store (a kill before the
+/// commit leaves the version 1 store as it was).
+fn migrate_from_1(dir: &Path, db: &Database) -> Result<(), StoreError> {
+    let failed = |e: String| StoreError::Write {
+        dir: dir.to_path_buf(),
+        why: format!("migrating the store from format version 1: {e}"),
+    };
+    let tx = db.begin_write().map_err(|e| failed(e.to_string()))?;
+    tx.open_table(OUTBOUND).map_err(|e| failed(e.to_string()))?;
+    tx.open_table(META)
+        .map_err(|e| failed(e.to_string()))?
+        .insert("version", &FORMAT_VERSION.to_be_bytes()[..])
+        .map_err(|e| failed(e.to_string()))?;
+    tx.commit().map_err(|e| failed(e.to_string()))
+}
+
+/// Checks the marker; returns the format version found (the current one,
+/// or 1, which `open` migrates).
+fn check_marker(dir: &Path, db: &Database) -> Result<u32, StoreError> {
     let damaged = |why: String| StoreError::Damaged {
         dir: dir.to_path_buf(),
         why,
@@ -150,12 +178,12 @@ fn check_marker(dir: &Path, db: &Database) -> Result<(), StoreError> {
         .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
         .map(u32::from_be_bytes)
         .ok_or_else(|| damaged("the format version is missing".into()))?;
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != 1 {
         return Err(StoreError::UnsupportedVersion {
             dir: dir.to_path_buf(),
             found: version,
             supported: FORMAT_VERSION,
         });
     }
-    Ok(())
+    Ok(version)
 }

@@ -230,24 +230,28 @@ fn a_database_of_another_program_is_refused_as_foreign() {
 
 #[test]
 fn a_store_of_another_format_version_is_refused() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    drop(Store::open(tmp.path(), Durability::Sync).expect("creates"));
-    {
-        let db = redb::Database::open(tmp.path().join(schema::FILE)).expect("open");
-        let tx = db.begin_write().expect("tx");
-        tx.open_table(schema::META)
-            .expect("meta")
-            .insert("version", &99u32.to_be_bytes()[..])
-            .expect("insert");
-        tx.commit().expect("commit");
+    // Newer, and older than the oldest this version migrates (1).
+    for found in [99u32, 0] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        drop(Store::open(tmp.path(), Durability::Sync).expect("creates"));
+        {
+            let db = redb::Database::open(tmp.path().join(schema::FILE)).expect("open");
+            let tx = db.begin_write().expect("tx");
+            tx.open_table(schema::META)
+                .expect("meta")
+                .insert("version", &found.to_be_bytes()[..])
+                .expect("insert");
+            tx.commit().expect("commit");
+        }
+        let err = Store::open(tmp.path(), Durability::Sync)
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(err, StoreError::UnsupportedVersion { found: f, .. } if f == found),
+            "{err}"
+        );
+        assert!(err.to_string().contains("nothing was changed"), "{err}");
     }
-    let err = Store::open(tmp.path(), Durability::Sync)
-        .err()
-        .expect("refused");
-    assert!(
-        matches!(err, StoreError::UnsupportedVersion { found: 99, .. }),
-        "{err}"
-    );
 }
 
 #[test]
@@ -287,4 +291,135 @@ fn a_creation_interrupted_before_the_rename_is_started_over() {
     let (_, restored) = Store::open(tmp.path(), Durability::Sync).expect("opens");
     assert!(restored.sessions.is_empty());
     assert!(!tmp.path().join("broker-state.redb.new").exists());
+}
+
+fn sent(packet_id: u16, state: record::OutboundState) -> record::OutboundRecord {
+    record::OutboundRecord { packet_id, state }
+}
+
+#[test]
+fn the_outbound_state_of_sent_copies_reads_back_after_reopening_and_goes_with_them() {
+    use record::OutboundState::{PublishSent, PubrelSent};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(tmp.path(), Durability::Sync).expect("opens");
+    let (s1, m1) = put_message(&store, "c1", "one");
+    let (s2, m2) = put_message(&store, "c1", "two");
+    let (s3, m3) = put_message(&store, "c1", "three");
+    let put = |seq, record| Op::PutOutbound {
+        client_id: "c1".into(),
+        seq,
+        record,
+    };
+    let ops = vec![
+        Op::PutSession {
+            client_id: "c1".into(),
+            record: session("alice"),
+        },
+        m1,
+        m2,
+        m3,
+        put(s1, sent(5, PublishSent)),
+        put(s2, sent(6, PublishSent)),
+        put(s3, sent(7, PublishSent)),
+    ];
+    block_on(store.submit(ops).wait()).expect("durable");
+    // PUBREC for the first: its PUBREL is stored over the PUBLISH state; the
+    // third is complete (PUBCOMP) and leaves with its state.
+    let done = vec![
+        put(s1, sent(5, PubrelSent)),
+        Op::DeleteMessage {
+            client_id: "c1".into(),
+            seq: s3,
+        },
+        Op::DeleteOutbound {
+            client_id: "c1".into(),
+            seq: s3,
+        },
+    ];
+    block_on(store.submit(done).wait()).expect("durable");
+    drop(store);
+
+    let (store, restored) = Store::open(tmp.path(), Durability::Sync).expect("reopens");
+    let s = &restored.sessions[0];
+    assert_eq!(s.queue.len(), 2);
+    assert_eq!(
+        s.outbound.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(),
+        vec![(s1, sent(5, PubrelSent)), (s2, sent(6, PublishSent))]
+    );
+    assert!(restored.orphan_outbound.is_empty());
+    // The session's end takes the outbound state with its queue.
+    block_on(
+        store
+            .submit(vec![Op::DeleteSession {
+                client_id: "c1".into(),
+            }])
+            .wait(),
+    )
+    .expect("durable");
+    drop(store);
+    let db = redb::Database::open(tmp.path().join(schema::FILE)).expect("open");
+    let tx = redb::ReadableDatabase::begin_read(&db).expect("tx");
+    let t = tx.open_table(schema::OUTBOUND).expect("outbound");
+    assert_eq!(redb::ReadableTableMetadata::len(&t).expect("len"), 0);
+}
+
+#[test]
+fn an_outbound_state_whose_copy_is_gone_is_not_restored_and_is_cleaned_up() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(tmp.path(), Durability::Sync).expect("opens");
+    let ops = vec![
+        Op::PutSession {
+            client_id: "c1".into(),
+            record: session("alice"),
+        },
+        Op::PutOutbound {
+            client_id: "c1".into(),
+            seq: 42,
+            record: sent(1, record::OutboundState::PublishSent),
+        },
+    ];
+    block_on(store.submit(ops).wait()).expect("durable");
+    drop(store);
+    let (store, restored) = Store::open(tmp.path(), Durability::Sync).expect("reopens");
+    assert!(restored.sessions[0].outbound.is_empty());
+    assert_eq!(restored.orphan_outbound, vec![("c1".to_string(), 42)]);
+    drop(store);
+    let (_, restored) = Store::open(tmp.path(), Durability::Sync).expect("reopens");
+    assert!(restored.orphan_outbound.is_empty());
+}
+
+#[test]
+fn a_format_1_store_is_migrated_at_open_and_keeps_what_it_held() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(tmp.path(), Durability::Sync).expect("creates");
+    let (seq, m) = put_message(&store, "c1", "kept");
+    let ops = vec![
+        Op::PutSession {
+            client_id: "c1".into(),
+            record: session("alice"),
+        },
+        m,
+    ];
+    block_on(store.submit(ops).wait()).expect("durable");
+    drop(store);
+    // What a version 1 store is: no outbound table, version 1.
+    {
+        let db = redb::Database::open(tmp.path().join(schema::FILE)).expect("open");
+        let tx = db.begin_write().expect("tx");
+        tx.delete_table(schema::OUTBOUND).expect("delete");
+        tx.open_table(schema::META)
+            .expect("meta")
+            .insert("version", &1u32.to_be_bytes()[..])
+            .expect("insert");
+        tx.commit().expect("commit");
+    }
+    let (store, restored) = Store::open(tmp.path(), Durability::Sync).expect("migrates");
+    assert_eq!(restored.sessions[0].queue[0].0, seq);
+    drop(store);
+    let db = redb::Database::open(tmp.path().join(schema::FILE)).expect("open");
+    let tx = redb::ReadableDatabase::begin_read(&db).expect("tx");
+    let meta = tx.open_table(schema::META).expect("meta");
+    let version = meta.get("version").expect("get").expect("version");
+    assert_eq!(version.value(), &schema::FORMAT_VERSION.to_be_bytes()[..]);
+    assert!(tx.open_table(schema::OUTBOUND).is_ok());
 }

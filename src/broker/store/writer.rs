@@ -4,8 +4,8 @@
 //! that many publishers share one fsync (decision 0025).
 
 use super::error::StoreError;
-use super::record::{encode, MessageRecord, SessionRecord};
-use super::schema::{QOS2_IN, QUEUE, RETAINED, SESSIONS};
+use super::record::{encode, MessageRecord, OutboundRecord, SessionRecord};
+use super::schema::{OUTBOUND, QOS2_IN, QUEUE, RETAINED, SESSIONS};
 use redb::{Database, Durability as RedbDurability, WriteTransaction};
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -31,7 +31,8 @@ pub enum Op {
         client_id: String,
         record: SessionRecord,
     },
-    /// Removes the session with its queued messages and QoS 2 state.
+    /// Removes the session with its queued messages, their outbound state
+    /// and its QoS 2 state.
     DeleteSession {
         client_id: String,
     },
@@ -41,6 +42,18 @@ pub enum Op {
         record: MessageRecord,
     },
     DeleteMessage {
+        client_id: String,
+        seq: u64,
+    },
+    /// The queued copy `seq` went (or goes) out under `record.packet_id`.
+    PutOutbound {
+        client_id: String,
+        seq: u64,
+        record: OutboundRecord,
+    },
+    /// Forgets the outbound state of copy `seq` (beside its `DeleteMessage`;
+    /// a separate op so that copies never sent cost no second delete).
+    DeleteOutbound {
         client_id: String,
         seq: u64,
     },
@@ -172,6 +185,8 @@ fn apply(tx: &WriteTransaction, op: &Op) -> Result<(), redb::Error> {
             tx.open_table(SESSIONS)?.remove(id)?;
             tx.open_table(QUEUE)?
                 .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
+            tx.open_table(OUTBOUND)?
+                .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
             tx.open_table(QOS2_IN)?
                 .retain_in((id, 0)..=(id, u16::MAX), |_, _| false)?;
         }
@@ -185,6 +200,18 @@ fn apply(tx: &WriteTransaction, op: &Op) -> Result<(), redb::Error> {
         }
         Op::DeleteMessage { client_id, seq } => {
             tx.open_table(QUEUE)?.remove((client_id.as_str(), *seq))?;
+        }
+        Op::DeleteOutbound { client_id, seq } => {
+            tx.open_table(OUTBOUND)?
+                .remove((client_id.as_str(), *seq))?;
+        }
+        Op::PutOutbound {
+            client_id,
+            seq,
+            record,
+        } => {
+            tx.open_table(OUTBOUND)?
+                .insert((client_id.as_str(), *seq), encode(record).as_slice())?;
         }
         Op::PutQos2 {
             client_id,
