@@ -32,6 +32,10 @@ clients:
   sub5: { attributes: { role: sub } }
   sub3: { attributes: { role: sub } }
   reader: { attributes: { role: sub } }
+  dev5: { attributes: { role: pub } }
+  dev3: { attributes: { role: pub } }
+  quit5: { attributes: { role: pub } }
+  back5: { attributes: { role: pub } }
 clientGroups:
   pubs: { query: "attributes.role = 'pub'" }
   subs: { query: "attributes.role = 'sub'" }
@@ -733,6 +737,176 @@ async fn a_refused_publish_is_acknowledged_after_an_earlier_one_waiting_for_the_
         got.extend_from_slice(&buf[..n]);
     }
     assert_eq!(puback_ids(&got), vec![1, 2], "PUBACKs out of PUBLISH order");
+}
+
+/// A client `id` connects with a retained QoS 1 will `payload` to
+/// `data/status/ID` (delay `delay`, MQTT 5), and stays connected: the
+/// returned client holds the socket open. `persistent`: Clean Start 0 with
+/// a session expiry (3.1.1: clean session 0).
+async fn connected_with_will(
+    addr: SocketAddr,
+    id: &str,
+    v5: bool,
+    persistent: bool,
+    payload: &str,
+    delay: u32,
+) -> Raw {
+    let topic = format!("data/status/{id}");
+    let version = if v5 { Version::V5_0 } else { Version::V3_1_1 };
+    let mut c = Raw::open(addr, version).await;
+    let o = Opts {
+        resume: persistent,
+        props: if v5 && persistent {
+            expiry()
+        } else {
+            Vec::new()
+        },
+        ..Opts::default()
+    };
+    if v5 {
+        let will = Some((
+            topic.as_str(),
+            payload.as_bytes(),
+            Qos::AtLeastOnce,
+            true,
+            delay,
+        ));
+        c.send(v5_connect_with(id, Some(id), will, o).into()).await;
+        assert_eq!(v5_connack(&c.recv(T).await.expect("CONNACK")).0, 0, "{id}");
+    } else {
+        let will = Some((topic.as_str(), payload.as_bytes(), Qos::AtLeastOnce, true));
+        c.send(v3_connect_with(id, Some(id), will, o).into()).await;
+        assert_eq!(v3_connack(&c.recv(T).await.expect("CONNACK")), 0, "{id}");
+    }
+    c
+}
+
+/// `sub5` subscribes to the status topics and to the marker `drain` uses,
+/// and goes offline.
+async fn offline_status_watcher(addr: SocketAddr) {
+    let (mut c, _) = connect(addr, "sub5", true).await;
+    subscribe(&mut c, true, "data/status/+").await;
+    subscribe(&mut c, true, "data/marker").await;
+    disconnect(c, true).await;
+}
+
+/// MQTT 5 and 3.1.1 clients with a will are connected when the broker is
+/// killed: at restart their wills are published (the retained `offline`
+/// status a dashboard reads), as if their connections ended then. A client
+/// that disconnected normally before the kill leaves no will.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wills_of_clients_connected_at_a_crash_are_published_at_restart() {
+    let (_tmp, policy, data) = scene();
+
+    let b = Served::start(&policy, &data);
+    offline_status_watcher(b.addr).await;
+    // Not persistent (its session ends with the connection), and persistent
+    // (3.1.1 clean session 0): both wills are kept.
+    let dev5 = connected_with_will(b.addr, "dev5", true, false, "dev5 offline", 0).await;
+    let dev3 = connected_with_will(b.addr, "dev3", false, true, "dev3 offline", 0).await;
+    let quit5 = connected_with_will(b.addr, "quit5", true, true, "quit5 offline", 0).await;
+    disconnect(quit5, true).await;
+    // The broker removes quit5's will before it closes the socket, without
+    // waiting for the store; this message, acknowledged once durable, is
+    // behind that removal in the ordered writer.
+    publish_one(b.addr, "pub5", "data/marker", "barrier").await;
+    b.kill();
+    drop((dev5, dev3));
+
+    let b = Served::start(&policy, &data);
+    let (mut s5, present) = connect(b.addr, "sub5", true).await;
+    assert!(present);
+    let wills = BTreeSet::from(["dev5 offline".to_string(), "dev3 offline".to_string()]);
+    let mut want = wills.clone();
+    want.insert("barrier".to_string());
+    let mut seen = drain(&mut s5, b.addr, &want).await;
+    seen.sort();
+    assert_eq!(
+        seen,
+        want.iter().cloned().collect::<Vec<_>>(),
+        "each will once, and none of the client that disconnected normally"
+    );
+    disconnect(s5, true).await;
+    // A later subscriber finds the statuses retained.
+    let mut r = Raw::open(b.addr, Version::V5_0).await;
+    r.send(v5_connect("reader", Some("reader")).into()).await;
+    assert_eq!(v5_connack(&r.recv(T).await.expect("CONNACK")).0, 0);
+    subscribe(&mut r, true, "data/status/+").await;
+    let mut retained = read_until(&mut r, |seen| wills.iter().all(|w| seen.contains(w))).await;
+    retained.sort();
+    assert_eq!(retained, wills.into_iter().collect::<Vec<_>>());
+}
+
+/// A will with a delay, of a client connected at the crash, waits for its
+/// delay counted from the restart: a client that reconnects within it
+/// cancels its will (MQTT 5), one that does not gets it published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_will_of_a_crash_waits_from_the_restart_and_a_reconnect_cancels_it() {
+    let (_tmp, policy, data) = scene();
+
+    let b = Served::start(&policy, &data);
+    offline_status_watcher(b.addr).await;
+    // back5's will would fall due before dev5's: had the reconnect not
+    // cancelled it, it would come before dev5's and the marker after that.
+    let back5 = connected_with_will(b.addr, "back5", true, true, "back5 offline", 2).await;
+    let dev5 = connected_with_will(b.addr, "dev5", true, true, "dev5 offline", 4).await;
+    b.kill();
+    drop((back5, dev5));
+
+    let b = Served::start(&policy, &data);
+    // back5 comes back within its 2 s: its session is there, its will goes.
+    let (back5, present) = connect(b.addr, "back5", true).await;
+    assert!(present);
+    disconnect(back5, true).await;
+    // dev5 does not: its will is published once its 4 s have passed.
+    let (mut s5, _) = connect(b.addr, "sub5", true).await;
+    let want = BTreeSet::from(["dev5 offline".to_string()]);
+    let seen = drain(&mut s5, b.addr, &want).await;
+    assert_eq!(
+        seen,
+        vec!["dev5 offline".to_string()],
+        "back5's will is not published"
+    );
+    disconnect(s5, true).await;
+}
+
+/// The wills of a crash are authorized again against the policy in force
+/// at restart, as every will is when it fires: one the new policy no longer
+/// allows is dropped, one it still allows is published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_will_of_a_crash_that_the_policy_at_restart_no_longer_allows_is_dropped() {
+    let (tmp, policy, data) = scene();
+    let revoked = tmp.path().join("revoked.yaml");
+    let narrowed = POLICY
+        .replace(
+            "back5: { attributes: { role: pub } }",
+            "back5: { attributes: { role: gone } }",
+        )
+        .replace(
+            "dev3: { attributes: { role: pub } }",
+            "dev3: { attributes: { role: gone } }",
+        );
+    assert_ne!(narrowed, POLICY);
+    std::fs::write(&revoked, narrowed).expect("policy");
+
+    let b = Served::start(&policy, &data);
+    offline_status_watcher(b.addr).await;
+    let back5 = connected_with_will(b.addr, "back5", true, false, "back5 offline", 0).await;
+    let dev3 = connected_with_will(b.addr, "dev3", false, true, "dev3 offline", 0).await;
+    let dev5 = connected_with_will(b.addr, "dev5", true, false, "dev5 offline", 0).await;
+    b.kill();
+    drop((back5, dev3, dev5));
+
+    let b = Served::start(&revoked, &data);
+    let (mut s5, _) = connect(b.addr, "sub5", true).await;
+    let want = BTreeSet::from(["dev5 offline".to_string()]);
+    let seen = drain(&mut s5, b.addr, &want).await;
+    assert_eq!(
+        seen,
+        vec!["dev5 offline".to_string()],
+        "only the allowed will"
+    );
+    disconnect(s5, true).await;
 }
 
 /// Publishes one QoS 2 message and completes the exchange (PUBCOMP).

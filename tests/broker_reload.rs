@@ -492,6 +492,59 @@ async fn a_will_no_longer_allowed_is_discarded_and_not_published() {
     assert_eq!(s.metric("topicgate_wills_discarded_total"), 1.0);
 }
 
+/// With `--data`, a will discarded by a reload is removed from the store too
+/// (semantics.md §11, "Wills across a crash"): after a SIGKILL, a restart
+/// under a policy that would allow it again does not publish it.
+#[tokio::test]
+async fn a_will_discarded_by_a_reload_is_not_published_after_a_crash() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let data_arg = data.path().join("data");
+    let data_arg = data_arg.to_str().expect("utf-8 path");
+    let s = Served::start(&["--data", data_arg]);
+    let mut willer = Raw::open(s.addr, Version::V5_0).await;
+    let will = Some(("w/willer", &b"gone"[..], Qos::AtLeastOnce, true, 0));
+    willer
+        .send(v5_connect_with("willer-cid", Some("willer"), will, Opts::default()).into())
+        .await;
+    assert_eq!(v5_connack(&willer.recv(T).await.expect("connack")).0, 0);
+
+    s.replace_policy(&policy(true));
+    s.signal("-HUP");
+    s.settles(RELOADS_OK, 1.0).await;
+    s.settles("topicgate_wills_discarded_total", 1.0).await;
+    // The removal was queued before the count; a persistent session's CONNACK
+    // waits for a write behind it in the ordered writer.
+    let mut barrier = Raw::open(s.addr, Version::V5_0).await;
+    let o = Opts {
+        resume: true,
+        props: vec![
+            mqtt_protocol_core::mqtt::packet::SessionExpiryInterval::new(60)
+                .expect("expiry")
+                .into(),
+        ],
+        ..Opts::default()
+    };
+    barrier
+        .send(v5_connect_with("pub1-cid", Some("pub1"), None, o).into())
+        .await;
+    assert_eq!(v5_connack(&barrier.recv(T).await.expect("connack")).0, 0);
+    drop(s); // SIGKILL
+    drop((willer, barrier));
+
+    // Restarted under the first policy, which allows the will again.
+    let s = Served::start(&["--data", data_arg]);
+    let mut watcher = subscriber(s.addr, "sub1-cid", "sub1", &["w/#", "b/#"]).await;
+    let mut p = subscriber(s.addr, "pub1-cid", "pub1", &[]).await;
+    p.send(v5_pub("b/after", b"x", Qos::AtMostOnce, None).into())
+        .await;
+    assert_eq!(
+        topics_until(&mut watcher, "b/after").await,
+        Vec::<String>::new(),
+        "no retained will"
+    );
+    assert_eq!(s.metric("topicgate_wills_published_total"), 0.0);
+}
+
 /// systemd readiness (Type=notify): READY=1 once the listeners are up,
 /// RELOADING=1 then READY=1 around a reload, STOPPING=1 at SIGTERM.
 #[cfg(unix)]

@@ -7,7 +7,7 @@
 
 use super::durable;
 use super::message::Delivery;
-use super::session::{Ended, Inflight, Session};
+use super::session::{Ended, Inflight, Offline, Session};
 use super::state::Shared;
 use super::stats::DropReason;
 use super::will::Will;
@@ -23,6 +23,9 @@ pub enum Claim {
     Attached {
         session: Arc<Session>,
         present: bool,
+        /// A resumed session: what it held offline, to put back with
+        /// [`refused`] if the CONNECT is refused after all.
+        prior: Option<Offline>,
     },
     /// The client ID belongs to another authentication name.
     WrongOwner,
@@ -52,7 +55,7 @@ pub fn claim(
     let claim = {
         let mut reg = shared.sessions.lock();
         let existing = client_id.and_then(|id| reg.get(id).cloned());
-        let (session, present) = match existing {
+        let (session, present, prior) = match existing {
             Some(s) => {
                 if !s.owned_by(auth_name) {
                     return Claim::WrongOwner;
@@ -60,22 +63,25 @@ pub fn claim(
                 if s.ask_to_leave() {
                     return Claim::Wait(s);
                 }
-                let pending = s.stop_timer();
                 if clean_start {
+                    let pending = s.stop_timer();
                     let mut old = s.end();
                     old.will = pending;
+                    // In the registry's lock: a later CONNECT's writes come after.
+                    durable::session_ended(shared, &s.client_id);
                     ended = Some((s.client_id.clone(), old));
                     let fresh = Session::new(&s.client_id, auth_name);
                     reg.insert(fresh.clone());
-                    (fresh, false)
+                    (fresh, false, None)
                 } else {
-                    if pending.is_some() {
+                    let prior = s.suspend_offline();
+                    if prior.has_will() {
                         debug!(
                             client_id = %s.client_id,
                             "session resumed before the will delay: will discarded"
                         );
                     }
-                    (s, true)
+                    (s, true, Some(prior))
                 }
             }
             None => {
@@ -92,11 +98,15 @@ pub fn claim(
                 };
                 let fresh = Session::new(&id, auth_name);
                 reg.insert(fresh.clone());
-                (fresh, false)
+                (fresh, false, None)
             }
         };
         session.attach(conn_id);
-        Claim::Attached { session, present }
+        Claim::Attached {
+            session,
+            present,
+            prior,
+        }
     };
     if let Some((id, old)) = ended {
         after_end(shared, &id, old);
@@ -145,6 +155,8 @@ pub fn release(
         if expiry == 0 {
             ended = Some(session.end());
             reg.remove(session);
+            // In the registry's lock: a later CONNECT's writes come after.
+            durable::session_ended(shared, &session.client_id);
             fire_now = will;
         } else {
             let will_delay = will.as_ref().map(|w| w.delay.min(expiry));
@@ -157,7 +169,7 @@ pub fn release(
             };
             let timed = expiry != u32::MAX || pending.is_some();
             session.hold(inflight, pending);
-            durable::session_changed(shared, session);
+            durable::connection_ended(shared, session);
             if timed {
                 let task = tokio::spawn(expire(
                     shared.clone(),
@@ -169,13 +181,47 @@ pub fn release(
             }
         }
     }
-    session.notify_detached();
     if let Some(e) = ended {
         after_end(shared, &session.client_id, e);
     }
+    session.notify_detached();
     if let Some(w) = fire_now {
         fire_will(shared, w);
     }
+}
+
+/// A CONNECT refused after its session was claimed (the store could not be
+/// written): connection `conn_id` detaches and the session is left as if that
+/// CONNECT never came. A resumed session goes back offline with its queue
+/// (and what arrived meanwhile), its pending will and its expiry running as
+/// before; a session made for this CONNECT ends without a trace. No will of
+/// this connection is published: it was never accepted.
+pub fn refused(shared: &Arc<Shared>, session: &Arc<Session>, conn_id: u64, prior: Option<Offline>) {
+    let mut ended = None;
+    {
+        let mut reg = shared.sessions.lock();
+        let max = shared.config.max_queued_messages;
+        let Some(detached) = session.detach(conn_id, VecDeque::new(), max) else {
+            return;
+        };
+        durable::unstore(shared, &session.client_id, detached.unstored);
+        match prior {
+            Some(prior) => {
+                let (will_left, expiry_left) = prior.left(super::store::record::now_ms());
+                session.reinstate(prior);
+                restart_timer(shared, session, will_left, expiry_left);
+            }
+            None => {
+                ended = Some(session.end());
+                reg.remove(session);
+                durable::session_ended(shared, &session.client_id);
+            }
+        }
+    }
+    if let Some(e) = ended {
+        after_end(shared, &session.client_id, e);
+    }
+    session.notify_detached();
 }
 
 /// Starts the timer of a session restored from the store: its will after
@@ -218,6 +264,7 @@ async fn expire(shared: Arc<Shared>, session: Arc<Session>, will_delay: Option<u
             return;
         };
         reg.remove(&session);
+        durable::session_ended(&shared, &session.client_id);
         ended
     };
     debug!(client_id = %session.client_id, "session expired");
@@ -225,9 +272,9 @@ async fn expire(shared: Arc<Shared>, session: Arc<Session>, will_delay: Option<u
 }
 
 /// What follows the end of a session: its subscriptions leave the router and
-/// a will whose delay still ran is published now.
+/// a will whose delay still ran is published now. (Its stored state was
+/// removed in the registry's lock, where it ended.)
 fn after_end(shared: &Shared, client_id: &str, ended: Ended) {
-    durable::session_ended(shared, client_id);
     for raw in ended.subscriptions {
         if let Ok(sub) = topic::parse_subscription(&raw) {
             shared.router.unsubscribe(client_id, &sub);

@@ -370,6 +370,7 @@ fn log_durability(store: Option<&Store>, summary: Option<&RestoreSummary>) {
             subscriptions_revoked = s.subscriptions_revoked,
             messages_dropped = s.messages_dropped,
             wills_due = s.wills_due,
+            wills_of_open_connections = s.open_wills,
             "state restored from the store"
         );
     }

@@ -62,6 +62,7 @@ where
                 "will discarded: the reloaded policy no longer allows it"
             );
             client.will = None;
+            crate::broker::durable::will_discarded(&self.shared, &client.client_id);
             self.shared.stats.wills_dropped.inc();
         }
     }

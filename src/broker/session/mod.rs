@@ -535,6 +535,42 @@ pub struct Ended {
     pub will: Option<Will>,
 }
 
+/// What an offline session held that a resuming CONNECT takes over: its
+/// pending will and when it is due, when its connection ended, its expiry and
+/// protocol level. Put back if that CONNECT is refused after all.
+pub struct Offline {
+    will: Option<Box<Will>>,
+    will_due_ms: Option<u64>,
+    disconnected_at_ms: Option<u64>,
+    expiry: u32,
+    protocol: u8,
+}
+
+impl Offline {
+    /// Whether a will was pending (a resume discards it).
+    pub fn has_will(&self) -> bool {
+        self.will.is_some()
+    }
+
+    /// Seconds until the pending will is due (if there is one) and until the
+    /// session expires (`u32::MAX`: never), counted from `now_ms`.
+    pub fn left(&self, now_ms: u64) -> (Option<u32>, u32) {
+        let secs =
+            |at: u64| u32::try_from(at.saturating_sub(now_ms).div_ceil(1000)).unwrap_or(u32::MAX);
+        let since = self.disconnected_at_ms.unwrap_or(now_ms);
+        let expiry_left = if self.expiry == u32::MAX {
+            u32::MAX
+        } else {
+            secs(since.saturating_add(u64::from(self.expiry) * 1000))
+        };
+        let will_left = self
+            .will
+            .as_ref()
+            .map(|_| secs(self.will_due_ms.unwrap_or(now_ms)).min(expiry_left));
+        (will_left, expiry_left)
+    }
+}
+
 /// What detaching a connection found.
 pub struct Detached {
     /// QoS 1/2 deliveries beyond the offline queue's room, dropped.
@@ -569,6 +605,34 @@ impl Session {
             t.abort();
         }
         st.pending_will.take().map(|w| *w)
+    }
+
+    /// Stops the expiry timer of an offline session being resumed, and keeps
+    /// what it held while offline (see [`Offline`]).
+    pub(crate) fn suspend_offline(&self) -> Offline {
+        let mut st = self.lock();
+        if let Some(t) = st.timer.take() {
+            t.abort();
+        }
+        Offline {
+            will: st.pending_will.take(),
+            will_due_ms: st.will_due_ms,
+            disconnected_at_ms: st.disconnected_at_ms,
+            expiry: st.expiry,
+            protocol: st.protocol,
+        }
+    }
+
+    /// Puts back what [`suspend_offline`](Self::suspend_offline) kept, after
+    /// the connection that resumed the session detached (refused).
+    pub(crate) fn reinstate(&self, prior: Offline) {
+        let mut st = self.lock();
+        st.pending_will = prior.will;
+        st.will_due_ms = prior.will_due_ms;
+        st.disconnected_at_ms = prior.disconnected_at_ms;
+        st.expiry = prior.expiry;
+        st.protocol = prior.protocol;
+        self.persistent.store(prior.expiry > 0, Ordering::Relaxed);
     }
 
     /// Attaches connection `conn_id` with an empty mailbox.

@@ -1,9 +1,10 @@
 //! Between the broker's in-memory types and the store's records.
 
-use super::record::{now_ms, MessageRecord, PropRecord, SubRecord};
+use super::record::{now_ms, MessageRecord, OpenWillRecord, PropRecord, SubRecord};
 use super::Op;
 use crate::broker::message::{qos_from_u8, qos_u8, Delivery, Message};
 use crate::broker::sub_options::SubOptions;
+use crate::broker::will::Will;
 use mqtt_protocol_core::mqtt::packet::{
     ContentType, CorrelationData, PayloadFormat, PayloadFormatIndicator, Property, ResponseTopic,
     RetainHandling, UserProperty,
@@ -132,6 +133,29 @@ pub fn put_retained(msg: &Message) -> Op {
         Op::PutRetained {
             record: message_record(msg, qos_u8(msg.qos), &[]),
         }
+    }
+}
+
+/// Op that stores the will of `client_id`'s open connection.
+pub fn put_open_will(client_id: &str, will: &Will) -> Op {
+    Op::PutOpenWill {
+        client_id: client_id.to_string(),
+        record: OpenWillRecord {
+            msg: message_record(&will.msg, qos_u8(will.msg.qos), &[]),
+            delay: will.delay,
+            expiry: will.expiry,
+            auth_name: will.auth_name.clone(),
+        },
+    }
+}
+
+/// A stored open connection's will back as the broker's.
+pub fn open_will(r: &OpenWillRecord) -> Will {
+    Will {
+        msg: message(&r.msg),
+        delay: r.delay,
+        expiry: r.expiry,
+        auth_name: r.auth_name.clone(),
     }
 }
 

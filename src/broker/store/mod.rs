@@ -34,6 +34,8 @@ pub struct Store {
     tx: Option<mpsc::Sender<Request>>,
     writer: Option<JoinHandle<()>>,
     next_seq: AtomicU64,
+    #[cfg_attr(not(test), allow(dead_code))]
+    fail: writer::FailWrites,
 }
 
 /// Resolves once the changes it was given for are committed (and, in `sync`
@@ -61,11 +63,13 @@ impl Store {
         let db = schema::open(dir)?;
         let restored = restore::read(&db, dir)?;
         let (tx, rx) = mpsc::channel();
+        let fail = writer::FailWrites::default();
         let writer = {
             let owned = dir.to_path_buf();
+            let fail = fail.clone();
             std::thread::Builder::new()
                 .name("topicgate-store".into())
-                .spawn(move || writer::run(db, owned, durability, rx))
+                .spawn(move || writer::run(db, owned, durability, rx, fail))
                 .map_err(|source| StoreError::Io {
                     dir: dir.to_path_buf(),
                     source,
@@ -77,6 +81,7 @@ impl Store {
             tx: Some(tx),
             writer: Some(writer),
             next_seq: AtomicU64::new(restored.next_seq),
+            fail,
         };
         let mut cleanup: Vec<Op> = restored
             .orphans
@@ -105,6 +110,12 @@ impl Store {
             store.submit_detached(cleanup);
         }
         Ok((store, restored))
+    }
+
+    /// Tests only: makes every commit from now on fail (or succeed again).
+    #[cfg(test)]
+    pub fn fail_writes(&self, on: bool) {
+        self.fail.set(on);
     }
 
     pub fn dir(&self) -> &Path {

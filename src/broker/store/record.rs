@@ -62,6 +62,21 @@ pub struct WillRecord {
     pub auth_name: String,
 }
 
+/// The will of a connection that was open when it was written (semantics.md
+/// §11, "Wills across a crash"): if the broker stops without that connection
+/// ending, the will is published as if it ended at the restart, `delay`
+/// seconds after it. Kept under the client ID, persistent session or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenWillRecord {
+    pub msg: MessageRecord,
+    /// Its Will Delay Interval in seconds (already capped by the config).
+    pub delay: u32,
+    /// Its Message Expiry Interval, counted from when it is published.
+    pub expiry: Option<u32>,
+    /// The authentication name it is authorized for again when it fires.
+    pub auth_name: String,
+}
+
 /// A persistent session (its queued messages are records of their own).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {

@@ -1,8 +1,8 @@
 //! Reading the whole store at start: the state the broker resumes from.
 
 use super::error::StoreError;
-use super::record::{decode, MessageRecord, OutboundRecord, SessionRecord};
-use super::schema::{OUTBOUND, QOS2_IN, QUEUE, RETAINED, SESSIONS};
+use super::record::{decode, MessageRecord, OpenWillRecord, OutboundRecord, SessionRecord};
+use super::schema::{OPEN_WILLS, OUTBOUND, QOS2_IN, QUEUE, RETAINED, SESSIONS};
 use redb::{Database, ReadableDatabase, ReadableTable};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,6 +18,8 @@ pub struct RestoredSession {
     pub outbound: BTreeMap<u64, OutboundRecord>,
     /// Packet IDs of its QoS 2 PUBLISHes answered PUBREC and not released.
     pub qos2_in: Vec<u16>,
+    /// The will of its connection, if that was open when the broker stopped.
+    pub open_will: Option<OpenWillRecord>,
 }
 
 /// Everything the store holds.
@@ -33,6 +35,9 @@ pub struct Restored {
     pub orphan_qos2: Vec<(String, u16)>,
     /// Outbound states of copies no longer stored (their removal raced it).
     pub orphan_outbound: Vec<(String, u64)>,
+    /// Wills of connections open when the broker stopped whose session was
+    /// not persistent (by client ID).
+    pub open_wills: Vec<(String, OpenWillRecord)>,
 }
 
 /// Reads every table. Any record that does not decode makes the store
@@ -60,6 +65,7 @@ pub fn read(db: &Database, dir: &Path) -> Result<Restored, StoreError> {
                 queue: Vec::new(),
                 outbound: BTreeMap::new(),
                 qos2_in: Vec::new(),
+                open_will: None,
             },
         );
     }
@@ -107,6 +113,18 @@ pub fn read(db: &Database, dir: &Path) -> Result<Restored, StoreError> {
         match sessions.get_mut(client_id) {
             Some(s) => s.qos2_in.push(packet_id),
             None => out.orphan_qos2.push((client_id.to_string(), packet_id)),
+        }
+    }
+
+    let t = tx.open_table(OPEN_WILLS).map_err(|e| table_err(e.into()))?;
+    for row in t.iter().map_err(|e| table_err(e.into()))? {
+        let (k, v) = row.map_err(|e| table_err(e.into()))?;
+        let client_id = k.value();
+        let will: OpenWillRecord = decode("will", v.value())
+            .map_err(|e| damaged(format!("will of `{client_id}`: {e}")))?;
+        match sessions.get_mut(client_id) {
+            Some(s) => s.open_will = Some(will),
+            None => out.open_wills.push((client_id.to_string(), will)),
         }
     }
 

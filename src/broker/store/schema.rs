@@ -14,9 +14,10 @@ const FILE_NEW: &str = "broker-state.redb.new";
 /// The marker every store holds under `meta["format"]`.
 pub const FORMAT_MAGIC: &[u8] = b"topicgate-broker-store";
 /// Bumped on any change to a table or a record (see `record.rs`).
-/// 2: the `outbound` table (decision 0030); a version 1 store is migrated
-/// at open (the table is added, nothing else changes).
-pub const FORMAT_VERSION: u32 = 2;
+/// 2: the `outbound` table (decision 0030); 3: the `open_wills` table
+/// (decision 0031). A version 1 or 2 store is migrated at open (the missing
+/// tables are added, nothing else changes).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// "format" -> magic, "version" -> u32 big-endian.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -32,6 +33,9 @@ pub const OUTBOUND: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("
 /// (client ID, packet ID): the session's QoS 2 PUBLISHes that were answered
 /// PUBREC and not yet released (exactly once across a restart).
 pub const QOS2_IN: TableDefinition<(&str, u16), ()> = TableDefinition::new("qos2_in");
+/// client ID -> `OpenWillRecord`: the will of each open connection that has
+/// one, so that a crash does not lose it (format version 3).
+pub const OPEN_WILLS: TableDefinition<&str, &[u8]> = TableDefinition::new("open_wills");
 /// topic -> `MessageRecord`.
 pub const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
 
@@ -64,8 +68,9 @@ pub fn open(dir: &Path) -> Result<Database, StoreError> {
         create(dir).map_err(io)?;
     }
     let db = Database::open(&file).map_err(|e| opening_failed(dir, e))?;
-    if check_marker(dir, &db)? == 1 {
-        migrate_from_1(dir, &db)?;
+    let found = check_marker(dir, &db)?;
+    if found != FORMAT_VERSION {
+        migrate(dir, &db, found)?;
     }
     Ok(db)
 }
@@ -105,6 +110,7 @@ fn create(dir: &Path) -> std::io::Result<()> {
         tx.open_table(OUTBOUND).map_err(std::io::Error::other)?;
         tx.open_table(QOS2_IN).map_err(std::io::Error::other)?;
         tx.open_table(RETAINED).map_err(std::io::Error::other)?;
+        tx.open_table(OPEN_WILLS).map_err(std::io::Error::other)?;
     }
     tx.commit().map_err(std::io::Error::other)?;
     drop(db);
@@ -132,16 +138,19 @@ fn opening_failed(dir: &Path, e: redb::DatabaseError) -> StoreError {
     }
 }
 
-/// Version 1 lacked the `outbound` table: adding it, empty, and the new
-/// version in one transaction makes a version 2 store (a kill before the
-/// commit leaves the version 1 store as it was).
-fn migrate_from_1(dir: &Path, db: &Database) -> Result<(), StoreError> {
+/// Versions 1 and 2 lack tables of the current one (1: `outbound` and
+/// `open_wills`; 2: `open_wills`): adding them, empty, and the new version in
+/// one transaction makes a current store (a kill before the commit leaves
+/// the old store as it was). Opening a table that exists changes nothing.
+fn migrate(dir: &Path, db: &Database, from: u32) -> Result<(), StoreError> {
     let failed = |e: String| StoreError::Write {
         dir: dir.to_path_buf(),
-        why: format!("migrating the store from format version 1: {e}"),
+        why: format!("migrating the store from format version {from}: {e}"),
     };
     let tx = db.begin_write().map_err(|e| failed(e.to_string()))?;
     tx.open_table(OUTBOUND).map_err(|e| failed(e.to_string()))?;
+    tx.open_table(OPEN_WILLS)
+        .map_err(|e| failed(e.to_string()))?;
     tx.open_table(META)
         .map_err(|e| failed(e.to_string()))?
         .insert("version", &FORMAT_VERSION.to_be_bytes()[..])
@@ -150,7 +159,7 @@ fn migrate_from_1(dir: &Path, db: &Database) -> Result<(), StoreError> {
 }
 
 /// Checks the marker; returns the format version found (the current one,
-/// or 1, which `open` migrates).
+/// or 1 or 2, which `open` migrates).
 fn check_marker(dir: &Path, db: &Database) -> Result<u32, StoreError> {
     let damaged = |why: String| StoreError::Damaged {
         dir: dir.to_path_buf(),
@@ -178,7 +187,7 @@ fn check_marker(dir: &Path, db: &Database) -> Result<u32, StoreError> {
         .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
         .map(u32::from_be_bytes)
         .ok_or_else(|| damaged("the format version is missing".into()))?;
-    if version != FORMAT_VERSION && version != 1 {
+    if !(1..=FORMAT_VERSION).contains(&version) {
         return Err(StoreError::UnsupportedVersion {
             dir: dir.to_path_buf(),
             found: version,

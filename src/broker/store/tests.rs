@@ -1,4 +1,4 @@
-use super::record::{MessageRecord, SessionRecord, SubRecord, WillRecord};
+use super::record::{MessageRecord, OpenWillRecord, SessionRecord, SubRecord, WillRecord};
 use super::*;
 
 fn message(topic: &str, payload: &str) -> MessageRecord {
@@ -148,6 +148,73 @@ fn deleting_a_session_removes_its_queue_and_qos2_state_only() {
     assert_eq!(restored.sessions[0].client_id, "c2");
     assert_eq!(restored.sessions[0].queue.len(), 1);
     assert!(restored.orphans.is_empty() && restored.orphan_qos2.is_empty());
+}
+
+fn open_will(topic: &str) -> OpenWillRecord {
+    OpenWillRecord {
+        msg: message(topic, "offline"),
+        delay: 5,
+        expiry: Some(60),
+        auth_name: "alice".into(),
+    }
+}
+
+#[test]
+fn open_connections_wills_read_back_with_their_session_or_alone_and_go_with_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(tmp.path(), Durability::Sync).expect("opens");
+    let mut ops = Vec::new();
+    for id in ["kept", "ended"] {
+        ops.push(Op::PutSession {
+            client_id: id.into(),
+            record: session(id),
+        });
+        ops.push(Op::PutOpenWill {
+            client_id: id.into(),
+            record: open_will(&format!("status/{id}")),
+        });
+    }
+    for id in ["alone", "discarded"] {
+        ops.push(Op::PutOpenWill {
+            client_id: id.into(),
+            record: open_will(&format!("status/{id}")),
+        });
+    }
+    ops.push(Op::DeleteSession {
+        client_id: "ended".into(),
+    });
+    ops.push(Op::DeleteOpenWill {
+        client_id: "discarded".into(),
+    });
+    block_on(store.submit(ops).wait()).expect("durable");
+    drop(store);
+    let (_, restored) = Store::open(tmp.path(), Durability::Sync).expect("reopens");
+    assert_eq!(restored.sessions.len(), 1);
+    assert_eq!(
+        restored.sessions[0].open_will,
+        Some(open_will("status/kept"))
+    );
+    assert_eq!(
+        restored.open_wills,
+        vec![("alone".to_string(), open_will("status/alone"))]
+    );
+}
+
+#[test]
+fn a_failing_writer_fails_the_callers_and_commits_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(tmp.path(), Durability::Sync).expect("opens");
+    store.fail_writes(true);
+    let put = Op::PutSession {
+        client_id: "c".into(),
+        record: session("c"),
+    };
+    let failed = block_on(store.submit(vec![put.clone()]).wait());
+    assert!(matches!(failed, Err(StoreError::Failed(_))), "{failed:?}");
+    store.fail_writes(false);
+    drop(store);
+    let (_, restored) = Store::open(tmp.path(), Durability::Sync).expect("reopens");
+    assert!(restored.sessions.is_empty());
 }
 
 #[test]
@@ -389,37 +456,44 @@ fn an_outbound_state_whose_copy_is_gone_is_not_restored_and_is_cleaned_up() {
 }
 
 #[test]
-fn a_format_1_store_is_migrated_at_open_and_keeps_what_it_held() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (store, _) = Store::open(tmp.path(), Durability::Sync).expect("creates");
-    let (seq, m) = put_message(&store, "c1", "kept");
-    let ops = vec![
-        Op::PutSession {
-            client_id: "c1".into(),
-            record: session("alice"),
-        },
-        m,
-    ];
-    block_on(store.submit(ops).wait()).expect("durable");
-    drop(store);
-    // What a version 1 store is: no outbound table, version 1.
-    {
+fn format_1_and_2_stores_are_migrated_at_open_and_keep_what_they_held() {
+    for old in [1u32, 2] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (store, _) = Store::open(tmp.path(), Durability::Sync).expect("creates");
+        let (seq, m) = put_message(&store, "c1", "kept");
+        let ops = vec![
+            Op::PutSession {
+                client_id: "c1".into(),
+                record: session("alice"),
+            },
+            m,
+        ];
+        block_on(store.submit(ops).wait()).expect("durable");
+        drop(store);
+        // What such a store is: version 1 has neither the outbound nor the
+        // open wills table, version 2 no open wills table.
+        {
+            let db = redb::Database::open(tmp.path().join(schema::FILE)).expect("open");
+            let tx = db.begin_write().expect("tx");
+            if old == 1 {
+                tx.delete_table(schema::OUTBOUND).expect("delete");
+            }
+            tx.delete_table(schema::OPEN_WILLS).expect("delete");
+            tx.open_table(schema::META)
+                .expect("meta")
+                .insert("version", &old.to_be_bytes()[..])
+                .expect("insert");
+            tx.commit().expect("commit");
+        }
+        let (store, restored) = Store::open(tmp.path(), Durability::Sync).expect("migrates");
+        assert_eq!(restored.sessions[0].queue[0].0, seq, "from {old}");
+        drop(store);
         let db = redb::Database::open(tmp.path().join(schema::FILE)).expect("open");
-        let tx = db.begin_write().expect("tx");
-        tx.delete_table(schema::OUTBOUND).expect("delete");
-        tx.open_table(schema::META)
-            .expect("meta")
-            .insert("version", &1u32.to_be_bytes()[..])
-            .expect("insert");
-        tx.commit().expect("commit");
+        let tx = redb::ReadableDatabase::begin_read(&db).expect("tx");
+        let meta = tx.open_table(schema::META).expect("meta");
+        let version = meta.get("version").expect("get").expect("version");
+        assert_eq!(version.value(), &schema::FORMAT_VERSION.to_be_bytes()[..]);
+        assert!(tx.open_table(schema::OUTBOUND).is_ok());
+        assert!(tx.open_table(schema::OPEN_WILLS).is_ok());
     }
-    let (store, restored) = Store::open(tmp.path(), Durability::Sync).expect("migrates");
-    assert_eq!(restored.sessions[0].queue[0].0, seq);
-    drop(store);
-    let db = redb::Database::open(tmp.path().join(schema::FILE)).expect("open");
-    let tx = redb::ReadableDatabase::begin_read(&db).expect("tx");
-    let meta = tx.open_table(schema::META).expect("meta");
-    let version = meta.get("version").expect("get").expect("version");
-    assert_eq!(version.value(), &schema::FORMAT_VERSION.to_be_bytes()[..]);
-    assert!(tx.open_table(schema::OUTBOUND).is_ok());
 }

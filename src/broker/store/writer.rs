@@ -4,8 +4,8 @@
 //! that many publishers share one fsync (decision 0025).
 
 use super::error::StoreError;
-use super::record::{encode, MessageRecord, OutboundRecord, SessionRecord};
-use super::schema::{OUTBOUND, QOS2_IN, QUEUE, RETAINED, SESSIONS};
+use super::record::{encode, MessageRecord, OpenWillRecord, OutboundRecord, SessionRecord};
+use super::schema::{OPEN_WILLS, OUTBOUND, QOS2_IN, QUEUE, RETAINED, SESSIONS};
 use redb::{Database, Durability as RedbDurability, WriteTransaction};
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -31,8 +31,8 @@ pub enum Op {
         client_id: String,
         record: SessionRecord,
     },
-    /// Removes the session with its queued messages, their outbound state
-    /// and its QoS 2 state.
+    /// Removes the session with its queued messages, their outbound state,
+    /// its QoS 2 state and the will of its open connection.
     DeleteSession {
         client_id: String,
     },
@@ -72,6 +72,15 @@ pub enum Op {
     DeleteRetained {
         topic: String,
     },
+    /// Sets the will of the open connection of `client_id`.
+    PutOpenWill {
+        client_id: String,
+        record: OpenWillRecord,
+    },
+    /// The open connection's will was discarded, published or became pending.
+    DeleteOpenWill {
+        client_id: String,
+    },
 }
 
 /// What the writer tells a waiting caller.
@@ -88,7 +97,34 @@ pub(super) struct Request {
 /// first caller in a batch and the memory of one transaction.
 const MAX_BATCH_OPS: usize = 8192;
 
-pub(super) fn run(db: Database, dir: PathBuf, durability: Durability, rx: Receiver<Request>) {
+/// Tests only: while set, every commit fails as a full or broken disk would
+/// make it fail, so that the callers' real error paths run end to end. Empty,
+/// and never failing, outside tests.
+#[derive(Clone, Default)]
+pub(super) struct FailWrites(#[cfg(test)] std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl FailWrites {
+    #[cfg(test)]
+    pub(super) fn set(&self, on: bool) {
+        self.0.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), String> {
+        #[cfg(test)]
+        if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("injected write failure (test)".into());
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn run(
+    db: Database,
+    dir: PathBuf,
+    durability: Durability,
+    rx: Receiver<Request>,
+    fail: FailWrites,
+) {
     let mut unsynced_since: Option<Instant> = None;
     loop {
         let first = match (durability, unsynced_since) {
@@ -128,7 +164,9 @@ pub(super) fn run(db: Database, dir: PathBuf, durability: Durability, rx: Receiv
                     since.elapsed() >= window
                 }
             };
-        let outcome = commit(&db, &batch, immediate).map_err(|e| {
+        let outcome = fail.check()
+            .and_then(|()| commit(&db, &batch, immediate))
+            .map_err(|e| {
             let e = StoreError::Write {
                 dir: dir.clone(),
                 why: e,
@@ -189,6 +227,7 @@ fn apply(tx: &WriteTransaction, op: &Op) -> Result<(), redb::Error> {
                 .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
             tx.open_table(QOS2_IN)?
                 .retain_in((id, 0)..=(id, u16::MAX), |_, _| false)?;
+            tx.open_table(OPEN_WILLS)?.remove(id)?;
         }
         Op::PutMessage {
             client_id,
@@ -233,6 +272,13 @@ fn apply(tx: &WriteTransaction, op: &Op) -> Result<(), redb::Error> {
         }
         Op::DeleteRetained { topic } => {
             tx.open_table(RETAINED)?.remove(topic.as_str())?;
+        }
+        Op::PutOpenWill { client_id, record } => {
+            tx.open_table(OPEN_WILLS)?
+                .insert(client_id.as_str(), encode(record).as_slice())?;
+        }
+        Op::DeleteOpenWill { client_id } => {
+            tx.open_table(OPEN_WILLS)?.remove(client_id.as_str())?;
         }
     }
     Ok(())

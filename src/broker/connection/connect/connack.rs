@@ -28,6 +28,8 @@ pub(super) enum Refusal {
     Busy,
     /// `maxSessionsPerAuthenticationName` reached.
     QuotaExceeded,
+    /// The broker cannot serve the CONNECT now (its store failed).
+    Unavailable,
 }
 
 impl Refusal {
@@ -131,6 +133,7 @@ where
                     Refusal::TopicNameInvalid => ConnectReasonCode::TopicNameInvalid,
                     Refusal::Busy => ConnectReasonCode::ServerBusy,
                     Refusal::QuotaExceeded => ConnectReasonCode::QuotaExceeded,
+                    Refusal::Unavailable => ConnectReasonCode::ServerUnavailable,
                 };
                 // The reason string is left out if it does not fit (§3.2.2.3.9), or
                 // cannot be one (it is only ever explanation).
@@ -151,7 +154,9 @@ where
                         Some(ConnectReturnCode::NotAuthorized)
                     }
                     Refusal::IdentifierRejected => Some(ConnectReturnCode::IdentifierRejected),
-                    Refusal::Busy => Some(ConnectReturnCode::ServerUnavailable),
+                    Refusal::Busy | Refusal::Unavailable => {
+                        Some(ConnectReturnCode::ServerUnavailable)
+                    }
                     // 3.1.1 has no code for these: close the connection.
                     _ => None,
                 };

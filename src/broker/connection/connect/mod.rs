@@ -5,6 +5,8 @@
 
 mod connack;
 mod info;
+#[cfg(test)]
+mod tests;
 
 pub use info::{connect_info, ConnectInfo};
 
@@ -13,8 +15,9 @@ use crate::broker::config::IdentityMode;
 use crate::broker::durable;
 use crate::broker::lifecycle::{self, Claim};
 use crate::broker::message::{qos_u8, Message};
-use crate::broker::session::Session;
+use crate::broker::session::{Offline, Session};
 use crate::broker::stats::{Action, DenialCode};
+use crate::broker::store::StoreError;
 use crate::broker::will::Will;
 use crate::decisions::access::{AccessPolicy, ClientId, PasswordCheck, RefusalKind};
 use crate::topic;
@@ -48,13 +51,18 @@ where
             return;
         }
         let requested = (!info.client_id.is_empty()).then_some(info.client_id.as_str());
-        let Some((session, present)) = self.claim_session(&info, requested, &auth_name).await
+        let Some((session, present, prior)) =
+            self.claim_session(&info, requested, &auth_name).await
         else {
             return;
         };
         let client_id = session.client_id.clone();
         let will = self.will_of(&info, &client_id, &auth_name);
         let granted_expiry = self.grant_expiry(&info, &session);
+        // A persistent session is in the store before CONNACK says so, and so
+        // is the connection's will (semantics.md §11); a new session replaces
+        // whatever the store held under its client ID.
+        let written = durable::connected(&self.shared, &session, present, will.as_ref());
         // Attached at once, before anything that could fail or panic: from here
         // the connection's end (even by a panic) releases the claim (`Conn::drop`).
         self.attach(
@@ -70,15 +78,14 @@ where
         if self.shared.policy.generation() != decided_under {
             session.policy_changed();
         }
+        if let Some(written) = written {
+            if let Err(e) = written.wait().await {
+                self.refuse_unstored(&info, &session, prior, &e);
+                return;
+            }
+        }
         if present {
             self.restore_inflight(&session, info.version);
-        }
-        // A persistent session is in the store before CONNACK says so; a new
-        // one replaces whatever the store held under its client ID.
-        if let Some(written) = durable::connected(&self.shared, &session, present) {
-            if let Err(e) = written.wait().await {
-                warn!(client_id = %client_id, error = %e, "session not stored: the store could not be written");
-            }
         }
         let accepted = Accepted {
             present,
@@ -92,6 +99,29 @@ where
             "client connected"
         );
         self.shared.events.connected(&auth_name, &client_id);
+    }
+
+    /// The session or the will could not be stored: the CONNECT is refused
+    /// (MQTT 5 0x88 Server unavailable, 3.1.1 0x03; decision 0031) and leaves
+    /// nothing behind: the session goes back to what it was, the will is
+    /// dropped unpublished (it belongs to an accepted connection only).
+    fn refuse_unstored(
+        &mut self,
+        info: &ConnectInfo,
+        session: &Arc<Session>,
+        prior: Option<Offline>,
+        error: &StoreError,
+    ) {
+        warn!(
+            client_id = %session.client_id, peer = %self.peer, error = %error,
+            "CONNECT refused: the store could not be written"
+        );
+        // Taken before the release: the connection was never accepted, so
+        // its end must not publish the will nor detach a second time.
+        self.client = None;
+        lifecycle::refused(&self.shared, session, self.conn_id, prior);
+        let reason = "the broker could not store the session".to_string();
+        self.refuse(info, Refusal::Unavailable, Some(reason));
     }
 
     /// Step 1, identity: the TLS client certificate if there is one, else the
@@ -243,7 +273,7 @@ where
         info: &ConnectInfo,
         requested: Option<&str>,
         auth_name: &str,
-    ) -> Option<(Arc<Session>, bool)> {
+    ) -> Option<(Arc<Session>, bool, Option<Offline>)> {
         let mut attempts = 0;
         let claim = loop {
             match lifecycle::claim(
@@ -269,7 +299,11 @@ where
             }
         };
         let (why, reason) = match claim {
-            Claim::Attached { session, present } => return Some((session, present)),
+            Claim::Attached {
+                session,
+                present,
+                prior,
+            } => return Some((session, present, prior)),
             Claim::WrongOwner | Claim::Wait(_) => {
                 let reason = "the client ID is in use by another authentication name".to_string();
                 log_denial(auth_name, &info.client_id, "connect", "", &reason);

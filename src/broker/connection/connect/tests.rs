@@ -1,0 +1,214 @@
+//! A CONNECT whose session or will cannot be stored is refused (issue 14,
+//! decision 0031). In-process: the store's writer is made to fail by its
+//! test switch, so that the real error path runs from the write to CONNACK.
+
+use crate::broker::fuzzing;
+use crate::broker::store::{Durability, Store};
+use crate::broker::{Broker, BrokerConfig, IdentityMode};
+use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, LastWill, LastWillProperties};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, Incoming, MqttOptions};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(5);
+
+fn broker_with_store(dir: &std::path::Path) -> Broker {
+    let policy = crate::compiler::front_end("p.yaml", fuzzing::POLICY, None)
+        .into_compiled()
+        .expect("policy compiles");
+    let (store, restored) = Store::open(dir, Durability::Sync).expect("store opens");
+    let identity = IdentityMode::Dev {
+        anonymous: Some("admin".into()),
+    };
+    let cfg = BrokerConfig::default();
+    Broker::with_store(Arc::new(policy), cfg, identity, store, restored).0
+}
+
+fn v5_options(addr: SocketAddr, id: &str, clean: bool, will: Option<&str>) -> MqttOptions {
+    let mut o = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    o.set_clean_start(clean);
+    o.set_session_expiry_interval(Some(3600));
+    if let Some(topic) = will {
+        o.set_last_will(LastWill::new(
+            topic,
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+            None,
+        ));
+    }
+    o
+}
+
+/// Polls until the CONNACK: its Session Present, or the refusal.
+async fn connack(ev: &mut EventLoop) -> Result<bool, ConnectReturnCode> {
+    for _ in 0..100 {
+        match tokio::time::timeout(T, ev.poll())
+            .await
+            .expect("no CONNACK in time")
+        {
+            Ok(Event::Incoming(Incoming::ConnAck(a))) => return Ok(a.session_present),
+            Ok(_) => {}
+            Err(ConnectionError::ConnectionRefused(code)) => return Err(code),
+            Err(e) => panic!("connection failed without a CONNACK: {e}"),
+        }
+    }
+    panic!("no CONNACK among 100 events");
+}
+
+/// Polls until an incoming packet `done` accepts; returns the PUBLISH
+/// payloads seen on the way (and the accepted one's, if a PUBLISH).
+async fn until(ev: &mut EventLoop, done: impl Fn(&Incoming) -> bool) -> Vec<String> {
+    let mut seen = Vec::new();
+    for _ in 0..1000 {
+        let event = tokio::time::timeout(T, ev.poll()).await.expect("in time");
+        if let Event::Incoming(p) = event.expect("connection up") {
+            if let Incoming::Publish(m) = &p {
+                seen.push(String::from_utf8_lossy(&m.payload).into_owned());
+            }
+            if done(&p) {
+                return seen;
+            }
+        }
+    }
+    panic!("not done after 1000 events: {seen:?}");
+}
+
+async fn connected(opts: MqttOptions) -> (AsyncClient, EventLoop, bool) {
+    let (c, mut ev) = AsyncClient::new(opts, 16);
+    let present = connack(&mut ev).await.expect("accepted");
+    (c, ev, present)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_whose_session_cannot_be_stored_is_refused_and_leaves_no_trace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = broker_with_store(&dir.path().join("data"));
+    let shared = broker.shared().clone();
+    let (addr, _accept) = broker
+        .listen("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("listen");
+
+    // A watcher of the will topics (no session to store: it connects whatever
+    // the store does).
+    let mut w = MqttOptions::new("watch", "127.0.0.1", addr.port());
+    w.set_clean_start(true);
+    let (watch, mut watch_ev, _) = connected(w).await;
+    watch
+        .subscribe("status/#", QoS::AtLeastOnce)
+        .await
+        .expect("sub");
+    until(&mut watch_ev, |p| matches!(p, Incoming::SubAck(_))).await;
+    watch
+        .subscribe("marker", QoS::AtLeastOnce)
+        .await
+        .expect("sub");
+    until(&mut watch_ev, |p| matches!(p, Incoming::SubAck(_))).await;
+
+    // `p` holds a persistent session, offline with a will pending for 300 s
+    // (its socket closed without DISCONNECT), and one queued QoS 1 message.
+    let mut po = v5_options(addr, "p", true, None);
+    let delayed = LastWillProperties {
+        delay_interval: Some(300),
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        content_type: None,
+        response_topic: None,
+        correlation_data: None,
+        user_properties: Vec::new(),
+    };
+    po.set_last_will(LastWill::new(
+        "status/p",
+        "p gone",
+        QoS::AtLeastOnce,
+        true,
+        Some(delayed),
+    ));
+    let (pc, mut pev, _) = connected(po).await;
+    pc.subscribe("q/#", QoS::AtLeastOnce).await.expect("sub");
+    until(&mut pev, |p| matches!(p, Incoming::SubAck(_))).await;
+    drop((pc, pev));
+    let p = shared.sessions.lock().get("p").cloned().expect("p");
+    for _ in 0..500 {
+        if !p.is_online() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!p.is_online(), "p went offline");
+    let mut o = MqttOptions::new("pub", "127.0.0.1", addr.port());
+    o.set_clean_start(true);
+    let (pubc, mut pub_ev, _) = connected(o).await;
+    pubc.publish("q/1", QoS::AtLeastOnce, false, "queued-1")
+        .await
+        .expect("publish");
+    until(&mut pub_ev, |p| matches!(p, Incoming::PubAck(_))).await;
+    // What the store holds of `p`: its pending will, when it went offline...
+    let before = p.record().expect("p's record");
+    assert!(before.will.is_some() && before.disconnected_at_ms.is_some());
+
+    shared.store.as_ref().expect("store").fail_writes(true);
+
+    // The resumed session, a new one (both with a will), a 3.1.1 one.
+    for (id, clean) in [("p", false), ("n", true)] {
+        let (_c, mut ev) = AsyncClient::new(v5_options(addr, id, clean, Some("status/x")), 16);
+        assert_eq!(
+            connack(&mut ev).await,
+            Err(ConnectReturnCode::ServerUnavailable),
+            "{id}"
+        );
+    }
+    let mut o3 = rumqttc::MqttOptions::new("n3", "127.0.0.1", addr.port());
+    o3.set_clean_session(false);
+    o3.set_last_will(rumqttc::LastWill::new(
+        "status/n3",
+        "offline",
+        rumqttc::QoS::AtLeastOnce,
+        true,
+    ));
+    let (_c3, mut ev3) = rumqttc::AsyncClient::new(o3, 16);
+    let refused = tokio::time::timeout(T, ev3.poll()).await.expect("in time");
+    assert!(
+        matches!(
+            refused,
+            Err(rumqttc::ConnectionError::ConnectionRefused(
+                rumqttc::ConnectReturnCode::ServiceUnavailable
+            ))
+        ),
+        "3.1.1: {refused:?}"
+    );
+
+    // No will was published: the marker, sent after, comes alone.
+    pubc.publish("marker", QoS::AtLeastOnce, false, "m")
+        .await
+        .expect("publish");
+    until(&mut pub_ev, |p| matches!(p, Incoming::PubAck(_))).await;
+    let seen = until(
+        &mut watch_ev,
+        |p| matches!(p, Incoming::Publish(m) if &m.payload[..] == b"m"),
+    )
+    .await;
+    assert_eq!(seen, vec!["m".to_string()], "no will among {seen:?}");
+    assert_eq!(shared.stats.wills_published.get(), 0);
+    assert_eq!(shared.stats.connections_refused.get(), 3);
+    // The new sessions did not linger; the resumed one is offline again.
+    assert!(!shared.sessions.contains("n"));
+    assert!(!shared.sessions.contains("n3"));
+    let kept = shared.sessions.lock().get("p").cloned().expect("p kept");
+    assert!(Arc::ptr_eq(&kept, &p) && !p.is_online());
+    assert_eq!(
+        p.record(),
+        Some(before),
+        "p as it was, pending will included"
+    );
+
+    // Once the store works again, `p` resumes its session and gets its queue.
+    shared.store.as_ref().expect("store").fail_writes(false);
+    let (_pc, mut pev, present) = connected(v5_options(addr, "p", false, None)).await;
+    assert!(present, "the session was kept");
+    let seen = until(&mut pev, |p| matches!(p, Incoming::Publish(_))).await;
+    assert_eq!(seen, vec!["queued-1".to_string()]);
+}
