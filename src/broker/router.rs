@@ -16,6 +16,7 @@ use crate::topic::trie::{self, levels, LevelTrie};
 use crate::topic::SubFilter;
 use mqtt_protocol_core::mqtt::packet::Qos;
 use rustc_hash::FxHashMap as HashMap;
+use smallvec::SmallVec;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockWriteGuard};
 
@@ -154,7 +155,8 @@ impl Router {
     /// (highest QoS, all subscription identifiers) plus one per shared group.
     pub fn route(&self, topic: &str, origin: &str, msg_qos: Qos) -> Vec<Target> {
         let root = self.root.read().unwrap_or_else(|e| e.into_inner());
-        let mut found: Vec<&Node> = Vec::new();
+        // Few nodes match a topic: kept inline, no allocation per PUBLISH.
+        let mut found: SmallVec<[&Node; 8]> = SmallVec::new();
         trie::matching_nodes(&*root, topic, &mut found);
 
         let mut targets: Vec<Target> = Vec::new();

@@ -25,7 +25,9 @@ pub trait LevelTrie {
 /// Every node of the trie at `root` whose filter matches `topic`, each once
 /// (a node is reached by one path only: the levels of its filter). Walked with an explicit stack: a topic's depth comes from a client, so it
 /// must not become call depth.
-pub fn matching_nodes<'a, N: LevelTrie>(root: &'a N, topic: &'a str, out: &mut Vec<&'a N>) {
+/// `out` is any collection (the router passes an inline `SmallVec`: one heap
+/// allocation less per PUBLISH).
+pub fn matching_nodes<'a, N: LevelTrie>(root: &'a N, topic: &'a str, out: &mut impl Extend<&'a N>) {
     let dollar = topic.starts_with('$');
     // (node, the levels left after it, whether it is the root). `None` = no level left.
     let mut stack: SmallVec<[(&N, Option<&str>, bool); 16]> = SmallVec::new();
@@ -36,11 +38,11 @@ pub fn matching_nodes<'a, N: LevelTrie>(root: &'a N, topic: &'a str, out: &mut V
         if wild_ok {
             // `#` matches the levels left, and the parent level itself (`a/#` matches `a`).
             if let Some(h) = node.child(MULTI_LEVEL) {
-                out.push(h);
+                out.extend([h]);
             }
         }
         let Some(rest) = rest else {
-            out.push(node);
+            out.extend([node]);
             continue;
         };
         let (level, after) = match rest.split_once('/') {

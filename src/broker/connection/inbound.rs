@@ -6,6 +6,7 @@
 use super::backpressure::Own;
 use super::connect::{connect_info, ConnectInfo};
 use super::{Conn, End};
+use crate::broker::encode;
 use crate::broker::events::DisconnectionReason;
 use crate::broker::frame::Fault;
 use crate::broker::message::Message;
@@ -13,7 +14,7 @@ use crate::broker::stats::DropReason;
 use mqtt_protocol_core::mqtt::common::Cursor;
 use mqtt_protocol_core::mqtt::connection::{Event, TimerKind};
 use mqtt_protocol_core::mqtt::packet::{v3_1_1, v5_0};
-use mqtt_protocol_core::mqtt::packet::{GenericPacket, GenericPacketTrait, Packet, Property, Qos};
+use mqtt_protocol_core::mqtt::packet::{GenericPacket, Packet, Property, Qos};
 use mqtt_protocol_core::mqtt::result_code::{DisconnectReasonCode, MqttError, PubcompReasonCode};
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,7 +66,7 @@ where
         for ev in events {
             match ev {
                 Event::RequestSendPacket { packet, .. } => {
-                    out.extend_from_slice(&packet.to_continuous_buffer());
+                    encode::packet(&mut out, &packet);
                 }
                 Event::NotifyError(e) => {
                     self.shared.stats.protocol_errors.inc();
@@ -89,7 +90,7 @@ where
         {
             match ev {
                 Event::RequestSendPacket { packet, .. } => {
-                    self.out.extend_from_slice(&packet.to_continuous_buffer());
+                    encode::packet(&mut self.out, &packet);
                 }
                 Event::RequestClose => {
                     self.end.get_or_insert(End::Abnormal);
@@ -112,7 +113,11 @@ where
                 }
                 Event::NotifyPacketReceived(p) => {
                     self.heard = true;
-                    self.inbox.push_back(p);
+                    // One PUBACK per QoS 1 copy delivered: not queued (nor moved twice
+                    // more) when the codec has already done all there is to do with it.
+                    if !codec_handled(&p) {
+                        self.inbox.push_back(p);
+                    }
                 }
             }
         }
@@ -301,7 +306,8 @@ where
                 );
                 self.end.get_or_insert(End::Abnormal);
             }
-            // PUBACK/PUBCOMP are bookkept by the codec; PINGREQ is answered by it.
+            // PUBACK/PUBCOMP are bookkept by the codec; PINGREQ is answered by it
+            // (`codec_handled`: they do not even reach the inbox).
             _ => {}
         }
     }
@@ -335,6 +341,20 @@ where
             End::Abnormal
         });
     }
+}
+
+/// Packets the codec acts on completely (PUBACK and PUBCOMP free the packet
+/// identifier, PINGREQ is answered): [`Conn::on_packet`] has nothing to do with them.
+fn codec_handled(p: &Packet) -> bool {
+    matches!(
+        p,
+        GenericPacket::V3_1_1Puback(_)
+            | GenericPacket::V5_0Puback(_)
+            | GenericPacket::V3_1_1Pubcomp(_)
+            | GenericPacket::V5_0Pubcomp(_)
+            | GenericPacket::V3_1_1Pingreq(_)
+            | GenericPacket::V5_0Pingreq(_)
+    )
 }
 
 /// What stops [`Conn::act_on_inbox`].

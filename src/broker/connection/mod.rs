@@ -29,6 +29,8 @@ mod retained;
 mod revocation;
 mod run_loop;
 mod send;
+#[cfg(test)]
+mod store_failure_tests;
 mod subscribe;
 
 use super::events::DisconnectionReason;

@@ -5,8 +5,6 @@
 
 mod connack;
 mod info;
-#[cfg(test)]
-mod tests;
 
 pub use info::{connect_info, ConnectInfo};
 

@@ -1,13 +1,20 @@
-//! A CONNECT whose session or will cannot be stored is refused (issue 14,
-//! decision 0031). In-process: the store's writer is made to fail by its
-//! test switch, so that the real error path runs from the write to CONNACK.
+//! The store failing under a connection (issue 14): a CONNECT whose session
+//! or will cannot be stored is refused (decision 0031); a QoS 2 state that
+//! cannot be stored before its packet leaves is not sent, and the connection
+//! closes (decision 0030). In-process: the store's writer is made to fail by
+//! its test switch, so that the real error path runs from the write to the
+//! client.
 
 use crate::broker::fuzzing;
 use crate::broker::store::{Durability, Store};
 use crate::broker::{Broker, BrokerConfig, IdentityMode};
-use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, LastWill, LastWillProperties};
+use rumqttc::v5::mqttbytes::v5::{
+    ConnectReturnCode, DisconnectReasonCode, LastWill, LastWillProperties,
+};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, Incoming, MqttOptions};
+use rumqttc::v5::{
+    AsyncClient, ConnectionError, Event, EventLoop, Incoming, MqttOptions, StateError,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -211,4 +218,97 @@ async fn a_connect_whose_session_cannot_be_stored_is_refused_and_leaves_no_trace
     assert!(present, "the session was kept");
     let seen = until(&mut pev, |p| matches!(p, Incoming::Publish(_))).await;
     assert_eq!(seen, vec!["queued-1".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pubrel_whose_state_cannot_be_stored_is_not_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = broker_with_store(&dir.path().join("data"));
+    let shared = broker.shared().clone();
+    let (addr, _accept) = broker
+        .listen("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("listen");
+
+    // `s` holds a persistent session and answers its QoS 2 copies by hand.
+    let subscriber = |clean| {
+        let mut o = v5_options(addr, "s", clean, None);
+        o.set_manual_acks(true);
+        o
+    };
+    let (sc, mut sev, _) = connected(subscriber(true)).await;
+    sc.subscribe("t/#", QoS::ExactlyOnce).await.expect("sub");
+    until(&mut sev, |p| matches!(p, Incoming::SubAck(_))).await;
+    let mut o = MqttOptions::new("pub", "127.0.0.1", addr.port());
+    o.set_clean_start(true);
+    let (pubc, mut pub_ev, _) = connected(o).await;
+    pubc.publish("t/1", QoS::ExactlyOnce, false, "one")
+        .await
+        .expect("publish");
+    until(&mut pub_ev, |p| matches!(p, Incoming::PubComp(_))).await;
+    let copy = loop {
+        let event = tokio::time::timeout(T, sev.poll()).await.expect("in time");
+        if let Event::Incoming(Incoming::Publish(m)) = event.expect("connection up") {
+            break m;
+        }
+    };
+    assert_eq!(
+        (&copy.payload[..], copy.qos),
+        (&b"one"[..], QoS::ExactlyOnce)
+    );
+
+    // Its PUBREC makes the broker store "PUBREL sent" before the PUBREL
+    // leaves: that write fails, so no PUBREL, and the connection closes 0x80.
+    shared.store.as_ref().expect("store").fail_writes(true);
+    sc.ack(&copy).await.expect("PUBREC");
+    let mut seen = Vec::new();
+    let reason = loop {
+        let event = tokio::time::timeout(T, sev.poll()).await.expect("in time");
+        match event {
+            Ok(Event::Incoming(p)) => seen.push(format!("{p:?}")),
+            Ok(Event::Outgoing(_)) => {}
+            // rumqttc reports the server's DISCONNECT as the connection's error.
+            Err(ConnectionError::MqttState(StateError::ServerDisconnect {
+                reason_code, ..
+            })) => break Some(reason_code),
+            Err(e) => panic!("the connection ended without a DISCONNECT: {e}"),
+        }
+    };
+    // rumqttc returns the DISCONNECT's error before the events of packets read
+    // with it: those are still in its queue.
+    seen.extend(sev.state.events.iter().map(|e| format!("{e:?}")));
+    assert!(
+        !seen.iter().any(|p| p.contains("PubRel")),
+        "a PUBREL left before its state was stored: {seen:?}"
+    );
+    assert_eq!(reason, Some(DisconnectReasonCode::UnspecifiedError));
+    drop((sc, sev));
+
+    // Once the store works again, the resumed session completes the exchange
+    // with the PUBREL under the same identifier, and the message is not
+    // delivered again. (rumqttc forgets the QoS 2 receipts of a client at
+    // reconnect, so it takes that PUBREL for an unsolicited one, naming its
+    // identifier: that error is how the PUBREL shows here.)
+    shared.store.as_ref().expect("store").fail_writes(false);
+    let s = shared.sessions.lock().get("s").cloned().expect("s kept");
+    for _ in 0..500 {
+        if !s.is_online() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (_sc, mut sev, present) = connected(subscriber(false)).await;
+    assert!(present, "the session was kept");
+    let mut again = Vec::new();
+    let released = loop {
+        let event = tokio::time::timeout(T, sev.poll()).await.expect("in time");
+        match event {
+            Ok(Event::Incoming(Incoming::Publish(m))) => again.push((m.pkid, m.dup)),
+            Ok(_) => {}
+            Err(ConnectionError::MqttState(StateError::Unsolicited(id))) => break id,
+            Err(e) => panic!("the connection ended without a PUBREL: {e}"),
+        }
+    };
+    assert_eq!(released, copy.pkid, "PUBREL under the copy's identifier");
+    assert!(again.is_empty(), "the message came again: {again:?}");
 }
