@@ -12,6 +12,9 @@
 //! - `outbound`: deliveries waiting for the client's inflight window, and the
 //!   owed retained messages (`retained`) in their turn;
 //! - `send`: packets encoded and written;
+//! - `codec`: the MQTT codec, dropped while the client is quiet and rebuilt
+//!   from what CONNECT/CONNACK negotiated when the next packet needs it
+//!   (decision 0032);
 //! - `revocation`: after a policy reload, copies routed before it checked
 //!   again, the client and its will re-authorized;
 //! - this file: the state, starting the task, and releasing the session at
