@@ -24,7 +24,8 @@
 #        RUMQTTD=0 scripts/bench-vs-mosquitto.sh  (topicgate and Mosquitto only)
 #        NICE=-10 scripts/bench-vs-mosquitto.sh   (run brokers and bench at a higher priority than
 #                                                  other work on a shared machine; recorded in the doc)
-#        TGDATA=0 scripts/bench-vs-mosquitto.sh   (no column for topicgate `--data` in the main table)
+#        TGDATA=0 scripts/bench-vs-mosquitto.sh   (no second topicgate column: `--data` in the main
+#                                                  table, in memory in the DURABLE=1 one)
 #        DURABLE=1 RUMQTTD=0 scripts/bench-vs-mosquitto.sh
 #                                                 (durable state: topicgate `serve --data DIR` with
 #                                                  DURABILITY=sync|relaxed, default sync; Mosquitto with
@@ -43,8 +44,10 @@ TG_PORT=${TG_PORT:-18884}
 # rumqttd listens for MQTT 3.1.1 on RUMQ_PORT (what the bench speaks) and for MQTT 5 on RUMQ_PORT+1.
 RUMQ_PORT=${RUMQ_PORT:-18885}
 RUMQTTD=${RUMQTTD:-1}
-# The main table has a column for topicgate with `--data` (durability: sync) and persistent
-# sessions beside the in-memory one, in the throughput and 10k-latency scenarios (issue 17).
+# A second topicgate column in the throughput and 10k-latency scenarios, driven with persistent
+# sessions: in the main table topicgate with `--data` (durability: sync) beside the in-memory one
+# (issue 17); in the DURABLE=1 table topicgate in memory beside the `--data` one (issue 14: durable,
+# in memory and Mosquitto with persistence in the same run).
 TGDATA=${TGDATA:-1}
 TGD_PORT=${TGD_PORT:-18887}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -78,7 +81,11 @@ if [ "$RUMQTTD" = 1 ]; then
     RUMQTTD_BIN=$PEER_DIR/target/release/rumqttd-peer
     RUMQ_VERSION="rumqttd $(awk '/^name = "rumqttd"$/{getline; gsub(/"/, "", $3); print $3}' "$PEER_DIR/Cargo.lock")"
 fi
-if [ "$DURABLE" = 1 ]; then TGDATA=0; fi
+if [ "$DURABLE" = 1 ]; then
+    ALT_ARGS=(); ALT_TITLE="topicgate in memory"
+else
+    ALT_ARGS=(--data "$WORK/topicgate-data-column"); ALT_TITLE="topicgate --data (sync)"
+fi
 if [ "$TGDATA" = 1 ]; then BROKERS="$BROKERS topicgate-data"; fi
 
 WORK=$(mktemp -d /tmp/bench-vs-mosquitto.XXXXXX)
@@ -127,6 +134,8 @@ maxQueuedMessages: 10000
 receiveMaximum: 256
 maxSessionsPerAuthenticationName: 30000
 CONF
+# The second topicgate column's config: the same limits, the default durability (sync).
+cp "$WORK/topicgate.yaml" "$WORK/topicgate-alt.yaml"
 if [ "$DURABLE" = 1 ]; then
     # Mosquitto writes its database at autosave_interval and at shutdown (not per message).
     cat >> "$WORK/mosquitto/bench.conf" <<CONF
@@ -193,7 +202,7 @@ start_brokers() {
     TGD_PID=""
     if [ "$TGDATA" = 1 ]; then
         RUST_LOG=topicgate=warn nice -n "$NICE" "$BIN" serve "$WORK/policy.yaml" --mqtt "127.0.0.1:$TGD_PORT" --dev \
-            --config "$WORK/topicgate.yaml" --data "$WORK/topicgate-data-column" >>"$WORK/topicgate-data.log" 2>&1 &
+            --config "$WORK/topicgate-alt.yaml" "${ALT_ARGS[@]}" >>"$WORK/topicgate-data.log" 2>&1 &
         TGD_PID=$!; PIDS+=("$TGD_PID")
         wait_port "$TGD_PORT"
     fi
@@ -288,7 +297,11 @@ if [ "$RUMQTTD" = 1 ]; then
   for its own sends (the bench's clients set it on theirs)."
 fi
 TGD_LINE=""
-if [ "$TGDATA" = 1 ]; then
+if [ "$TGDATA" = 1 ] && [ "$DURABLE" = 1 ]; then
+    TGD_LINE="
+- **topicgate in memory**: the same binary without \`--data\`, driven with the same persistent
+  sessions, in the throughput and 10k-latency scenarios: what the store costs, in the same run."
+elif [ "$TGDATA" = 1 ]; then
     TGD_LINE="
 - **topicgate --data (sync)**: the same binary with \`--data DIR\` (\`durability: sync\`: every
   acknowledged message fsynced first, group commit) and persistent sessions (\`bench --persistent\`:
@@ -298,11 +311,11 @@ TG_VERSION="$("$BIN" --version) ($(cd "$ROOT" && git rev-parse --short HEAD 2>/d
 
 # $BROKERS is split on purpose: one argument per broker.
 # shellcheck disable=SC2086
-SECTION=$(python3 - "$WORK/results" "$RUNS" $BROKERS <<'PY'
+SECTION=$(ALT_TITLE="$ALT_TITLE" python3 - "$WORK/results" "$RUNS" $BROKERS <<'PY'
 import json, os, statistics, sys
 results, runs, brokers = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 TITLE = {"topicgate": "topicgate", "rumqttd": "rumqttd (no ACL)", "mosquitto": "Mosquitto",
-         "topicgate-data": "topicgate --data (sync)"}
+         "topicgate-data": os.environ.get("ALT_TITLE", "topicgate --data (sync)")}
 def load(name, broker):
     out = []
     for r in range(1, runs + 1):
