@@ -263,7 +263,8 @@ for run in $(seq 1 "$RUNS"); do
         for broker in $ORDER; do
             extra=()
             if [ "$broker" = topicgate-data ]; then
-                case $name in fanout-*|pair-*) extra=(--persistent) ;; *) continue ;; esac
+                # (DURABLE=1 drives every broker with persistent sessions already.)
+                case $name in fanout-*|pair-*) [ "$DURABLE" = 1 ] || extra=(--persistent) ;; *) continue ;; esac
             fi
             case $broker in
                 topicgate) port=$TG_PORT; pid=$TG_PID ;;

@@ -6,6 +6,8 @@
 //! client.
 
 use crate::broker::fuzzing;
+use crate::broker::session::Session;
+use crate::broker::state::Shared;
 use crate::broker::store::{Durability, Store};
 use crate::broker::{Broker, BrokerConfig, IdentityMode};
 use rumqttc::v5::mqttbytes::v5::{
@@ -21,16 +23,40 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(5);
 
-fn broker_with_store(dir: &std::path::Path) -> Broker {
+/// What a test holds while its broker serves: the store's directory, the
+/// broker (it stops when dropped) and its accept task.
+type Held = (tempfile::TempDir, Broker, tokio::task::JoinHandle<()>);
+
+/// A broker over a fresh store, listening on loopback.
+async fn served_with_store() -> (Held, Arc<Shared>, SocketAddr) {
+    let dir = tempfile::tempdir().expect("tempdir");
     let policy = crate::compiler::front_end("p.yaml", fuzzing::POLICY, None)
         .into_compiled()
         .expect("policy compiles");
-    let (store, restored) = Store::open(dir, Durability::Sync).expect("store opens");
+    let (store, restored) =
+        Store::open(&dir.path().join("data"), Durability::Sync).expect("store opens");
     let identity = IdentityMode::Dev {
         anonymous: Some("admin".into()),
     };
     let cfg = BrokerConfig::default();
-    Broker::with_store(Arc::new(policy), cfg, identity, store, restored).0
+    let broker = Broker::with_store(Arc::new(policy), cfg, identity, store, restored).0;
+    let shared = broker.shared().clone();
+    let (addr, accept) = broker
+        .listen("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("listen");
+    ((dir, broker, accept), shared, addr)
+}
+
+/// Waits until the broker has seen the session's connection end.
+async fn until_offline(session: &Session) {
+    for _ in 0..500 {
+        if !session.is_online() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{} still online", session.client_id);
 }
 
 fn v5_options(addr: SocketAddr, id: &str, clean: bool, will: Option<&str>) -> MqttOptions {
@@ -91,13 +117,7 @@ async fn connected(opts: MqttOptions) -> (AsyncClient, EventLoop, bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connect_whose_session_cannot_be_stored_is_refused_and_leaves_no_trace() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let broker = broker_with_store(&dir.path().join("data"));
-    let shared = broker.shared().clone();
-    let (addr, _accept) = broker
-        .listen("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("listen");
+    let (_held, shared, addr) = served_with_store().await;
 
     // A watcher of the will topics (no session to store: it connects whatever
     // the store does).
@@ -139,13 +159,7 @@ async fn a_connect_whose_session_cannot_be_stored_is_refused_and_leaves_no_trace
     until(&mut pev, |p| matches!(p, Incoming::SubAck(_))).await;
     drop((pc, pev));
     let p = shared.sessions.lock().get("p").cloned().expect("p");
-    for _ in 0..500 {
-        if !p.is_online() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(!p.is_online(), "p went offline");
+    until_offline(&p).await;
     let mut o = MqttOptions::new("pub", "127.0.0.1", addr.port());
     o.set_clean_start(true);
     let (pubc, mut pub_ev, _) = connected(o).await;
@@ -222,13 +236,7 @@ async fn a_connect_whose_session_cannot_be_stored_is_refused_and_leaves_no_trace
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pubrel_whose_state_cannot_be_stored_is_not_sent() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let broker = broker_with_store(&dir.path().join("data"));
-    let shared = broker.shared().clone();
-    let (addr, _accept) = broker
-        .listen("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("listen");
+    let (_held, shared, addr) = served_with_store().await;
 
     // `s` holds a persistent session and answers its QoS 2 copies by hand.
     let subscriber = |clean| {
@@ -291,12 +299,7 @@ async fn a_pubrel_whose_state_cannot_be_stored_is_not_sent() {
     // identifier: that error is how the PUBREL shows here.)
     shared.store.as_ref().expect("store").fail_writes(false);
     let s = shared.sessions.lock().get("s").cloned().expect("s kept");
-    for _ in 0..500 {
-        if !s.is_online() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_offline(&s).await;
     let (_sc, mut sev, present) = connected(subscriber(false)).await;
     assert!(present, "the session was kept");
     let mut again = Vec::new();
