@@ -965,6 +965,18 @@ async fn next_publish(c: &mut Raw) -> Packet {
     panic!("no PUBLISH among 100 packets");
 }
 
+/// Persistent subscribers of `data/+` (QoS 2) that answer nothing by
+/// themselves: the tests decide what each one acknowledges before a crash.
+async fn quiet_subscribers(addr: SocketAddr, subs: &[(&str, bool)]) -> Vec<Raw> {
+    let mut clients = Vec::new();
+    for &(id, v5) in subs {
+        let (mut c, _) = connect_answering(addr, id, v5, false).await;
+        subscribe(&mut c, v5, "data/+").await;
+        clients.push(c);
+    }
+    clients
+}
+
 /// Issue 14, MQTT-4.4.0-1: a QoS 2 copy the subscriber received but did not
 /// answer before the broker was killed is sent again after the restart with
 /// DUP=1 under the same packet identifier (the subscriber may hold it: it
@@ -975,12 +987,7 @@ async fn a_qos2_copy_in_flight_at_a_crash_is_sent_again_with_dup_under_its_ident
     let (_tmp, policy, data) = scene();
     let subs = [("sub5", true), ("sub3", false)];
     let b = Served::start(&policy, &data);
-    let mut clients = Vec::new();
-    for (id, v5) in subs {
-        let (mut c, _) = connect_answering(b.addr, id, v5, false).await;
-        subscribe(&mut c, v5, "data/+").await;
-        clients.push(c);
-    }
+    let mut clients = quiet_subscribers(b.addr, &subs).await;
     publish_qos2(b.addr, "data/q", "one").await;
     publish_qos2(b.addr, "data/q", "two").await;
     let mut ids = Vec::new();
@@ -1065,12 +1072,7 @@ async fn a_qos2_copy_released_before_a_crash_gets_its_pubrel_again_and_never_the
     let (_tmp, policy, data) = scene();
     let subs = [("sub5", true), ("sub3", false)];
     let b = Served::start(&policy, &data);
-    let mut clients = Vec::new();
-    for (id, v5) in subs {
-        let (mut c, _) = connect_answering(b.addr, id, v5, false).await;
-        subscribe(&mut c, v5, "data/+").await;
-        clients.push(c);
-    }
+    let mut clients = quiet_subscribers(b.addr, &subs).await;
     publish_qos2(b.addr, "data/q", "once").await;
     let mut ids = Vec::new();
     for (c, (_, v5)) in clients.iter_mut().zip(subs) {
