@@ -114,18 +114,41 @@ async fn connect(addr: SocketAddr, id: &str, v5: bool) -> (Raw, bool) {
 /// [`connect`]; with `answer` false the client does not answer the broker's
 /// QoS 1/2 packets (PUBACK, PUBREC, PUBCOMP): the test does, or not.
 async fn connect_answering(addr: SocketAddr, id: &str, v5: bool, answer: bool) -> (Raw, bool) {
+    open_session(addr, id, v5, true, None, answer).await
+}
+
+/// A retained QoS 1 will: topic, payload, Will Delay Interval (MQTT 5).
+type TestWill<'a> = (&'a str, &'a [u8], u32);
+
+/// The one CONNECT/CONNACK of these tests: `persistent` is Clean Start 0
+/// with a session expiry (3.1.1: clean session 0). Returns the client and
+/// Session Present; a refusal fails the test.
+async fn open_session(
+    addr: SocketAddr,
+    id: &str,
+    v5: bool,
+    persistent: bool,
+    will: Option<TestWill<'_>>,
+    answer: bool,
+) -> (Raw, bool) {
     let version = if v5 { Version::V5_0 } else { Version::V3_1_1 };
     let mut c = Raw::open(addr, version).await;
     c.mqtt.set_auto_pub_response(answer);
     let o = Opts {
-        resume: true,
-        props: if v5 { expiry() } else { Vec::new() },
+        resume: persistent,
+        props: if v5 && persistent {
+            expiry()
+        } else {
+            Vec::new()
+        },
         ..Opts::default()
     };
     if v5 {
-        c.send(v5_connect_with(id, Some(id), None, o).into()).await;
+        let will = will.map(|(t, p, delay)| (t, p, Qos::AtLeastOnce, true, delay));
+        c.send(v5_connect_with(id, Some(id), will, o).into()).await;
     } else {
-        c.send(v3_connect_with(id, Some(id), None, o).into()).await;
+        let will = will.map(|(t, p, _)| (t, p, Qos::AtLeastOnce, true));
+        c.send(v3_connect_with(id, Some(id), will, o).into()).await;
     }
     let present = match c.recv(T).await.expect("CONNACK") {
         Packet::V5_0Connack(a) => {
@@ -752,33 +775,10 @@ async fn connected_with_will(
     delay: u32,
 ) -> Raw {
     let topic = format!("data/status/{id}");
-    let version = if v5 { Version::V5_0 } else { Version::V3_1_1 };
-    let mut c = Raw::open(addr, version).await;
-    let o = Opts {
-        resume: persistent,
-        props: if v5 && persistent {
-            expiry()
-        } else {
-            Vec::new()
-        },
-        ..Opts::default()
-    };
-    if v5 {
-        let will = Some((
-            topic.as_str(),
-            payload.as_bytes(),
-            Qos::AtLeastOnce,
-            true,
-            delay,
-        ));
-        c.send(v5_connect_with(id, Some(id), will, o).into()).await;
-        assert_eq!(v5_connack(&c.recv(T).await.expect("CONNACK")).0, 0, "{id}");
-    } else {
-        let will = Some((topic.as_str(), payload.as_bytes(), Qos::AtLeastOnce, true));
-        c.send(v3_connect_with(id, Some(id), will, o).into()).await;
-        assert_eq!(v3_connack(&c.recv(T).await.expect("CONNACK")), 0, "{id}");
-    }
-    c
+    let will = (topic.as_str(), payload.as_bytes(), delay);
+    open_session(addr, id, v5, persistent, Some(will), true)
+        .await
+        .0
 }
 
 /// `sub5` subscribes to the status topics and to the marker `drain` uses,
