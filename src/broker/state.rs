@@ -5,7 +5,7 @@ use super::events::EventSink;
 use super::message::{Delivery, Message};
 use super::policy::PolicyHandle;
 use super::retained::Retained;
-use super::router::Router;
+use super::router::{Router, Target};
 use super::session::registry::Sessions;
 use super::session::{Deliver, Session};
 use super::stats::{DropReason, Stats};
@@ -62,34 +62,20 @@ impl Shared {
         let Some(store) = &self.store else {
             // In memory only: nothing to write ahead.
             for t in targets {
-                let d = Delivery {
-                    msg: msg.clone(),
-                    qos: t.qos,
-                    retain: msg.retain && t.retain_as_published,
-                    subscription_ids: t.subscription_ids,
-                    stored: None,
-                    epoch,
-                };
-                self.hand_over(&t.session, d, blocked.as_deref_mut());
+                let (session, d) = routed_copy(&msg, t, epoch);
+                self.hand_over(&session, d, blocked.as_deref_mut());
             }
             return None;
         };
         let mut copies = Vec::with_capacity(targets.len());
         for t in targets {
-            let mut d = Delivery {
-                msg: msg.clone(),
-                qos: t.qos,
-                retain: msg.retain && t.retain_as_published,
-                subscription_ids: t.subscription_ids,
-                stored: None,
-                epoch,
-            };
-            if d.qos != Qos::AtMostOnce && t.session.is_persistent() {
+            let (session, mut d) = routed_copy(&msg, t, epoch);
+            if d.qos != Qos::AtMostOnce && session.is_persistent() {
                 let seq = store.next_seq();
-                ops.push(convert::put_copy(&t.session.client_id, seq, &d));
+                ops.push(convert::put_copy(&session.client_id, seq, &d));
                 d.stored = Some(seq);
             }
-            copies.push((t.session, d));
+            copies.push((session, d));
         }
         let written = (!ops.is_empty()).then(|| store.submit(ops));
         for (session, d) in copies {
@@ -136,4 +122,18 @@ impl Shared {
             },
         }
     }
+}
+
+/// The copy of `msg` a routed subscription gets (not stored yet), routed
+/// under `epoch`.
+fn routed_copy(msg: &Arc<Message>, t: Target, epoch: u64) -> (Arc<Session>, Delivery) {
+    let d = Delivery {
+        msg: msg.clone(),
+        qos: t.qos,
+        retain: msg.retain && t.retain_as_published,
+        subscription_ids: t.subscription_ids,
+        stored: None,
+        epoch,
+    };
+    (t.session, d)
 }
