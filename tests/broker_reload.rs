@@ -184,6 +184,17 @@ const RELOADS_OK: &str = "topicgate_policy_reloads_total{result=\"ok\"}";
 const RELOADS_ERR: &str = "topicgate_policy_reloads_total{result=\"error\"}";
 const REVOKED: &str = "topicgate_subscriptions_revoked_total";
 
+/// `willer` connected (MQTT 5) with a QoS 1 will `gone` to `w/willer`.
+async fn connected_willer(addr: SocketAddr, retain: bool) -> Raw {
+    let mut willer = Raw::open(addr, Version::V5_0).await;
+    let will = Some(("w/willer", &b"gone"[..], Qos::AtLeastOnce, retain, 0));
+    willer
+        .send(v5_connect_with("willer-cid", Some("willer"), will, Opts::default()).into())
+        .await;
+    assert_eq!(v5_connack(&willer.recv(T).await.expect("connack")).0, 0);
+    willer
+}
+
 /// A v5 client connected as `user`, subscribed to `filters` at QoS 1.
 async fn subscriber(addr: SocketAddr, id: &str, user: &str, filters: &[&str]) -> Raw {
     let mut c = Raw::open(addr, Version::V5_0).await;
@@ -456,12 +467,7 @@ async fn a_client_no_longer_in_the_policy_is_disconnected_with_0x87() {
 async fn a_will_no_longer_allowed_is_discarded_and_not_published() {
     let s = Served::start(&[]);
     let mut watcher = subscriber(s.addr, "sub1-cid", "sub1", &["w/#", "b/#"]).await;
-    let mut willer = Raw::open(s.addr, Version::V5_0).await;
-    let will = Some(("w/willer", &b"gone"[..], Qos::AtLeastOnce, false, 0));
-    willer
-        .send(v5_connect_with("willer-cid", Some("willer"), will, Opts::default()).into())
-        .await;
-    assert_eq!(v5_connack(&willer.recv(T).await.expect("connack")).0, 0);
+    let mut willer = connected_willer(s.addr, false).await;
 
     s.replace_policy(&policy(true));
     s.signal("-HUP");
@@ -501,12 +507,7 @@ async fn a_will_discarded_by_a_reload_is_not_published_after_a_crash() {
     let data_arg = data.path().join("data");
     let data_arg = data_arg.to_str().expect("utf-8 path");
     let s = Served::start(&["--data", data_arg]);
-    let mut willer = Raw::open(s.addr, Version::V5_0).await;
-    let will = Some(("w/willer", &b"gone"[..], Qos::AtLeastOnce, true, 0));
-    willer
-        .send(v5_connect_with("willer-cid", Some("willer"), will, Opts::default()).into())
-        .await;
-    assert_eq!(v5_connack(&willer.recv(T).await.expect("connack")).0, 0);
+    let willer = connected_willer(s.addr, true).await;
 
     s.replace_policy(&policy(true));
     s.signal("-HUP");
