@@ -3,6 +3,7 @@
 //! partial-packet timers, and acts on whichever comes first. Reading the
 //! socket goes through one scratch buffer per worker thread.
 
+use super::codec::REST_AFTER;
 use super::{Conn, End};
 use crate::broker::preauth::{self, ConnectReader, Early, Progress};
 use crate::broker::session::Session;
@@ -105,9 +106,12 @@ where
         self.flush().await;
     }
 
-    /// Serves an attached client until the connection ends. The wake-up, shutdown
-    /// and keep-alive futures live across turns: re-creating them every turn would
-    /// register and unregister a waiter (and a timer) for every message.
+    /// Serves an attached client until the connection ends, in two phases
+    /// that take turns: busy (`busy`, boxed) while the client talks or gets
+    /// mail, resting (`resting`, held inline) once the codec rests and nothing
+    /// is pending. Only the resting phase is part of every idle connection's
+    /// future; the busy phase's state (its waiters, the packet handling and
+    /// writing in progress) is allocated while the client is busy (decision 0036).
     pub(super) async fn connected(
         &mut self,
         session: &Session,
@@ -117,43 +121,111 @@ where
             return;
         }
         self.after_connack();
-        self.flush().await;
-        // A client that goes quiet after CONNACK rests at once.
-        self.rest(None);
+        let mut stir = Stir::Start;
+        loop {
+            Box::pin(self.busy(session, shutdown, stir)).await;
+            if self.end.is_some() {
+                break;
+            }
+            stir = self.resting(session).await;
+        }
+    }
+
+    /// Waits, holding as little as possible, for what ends a rest: a read,
+    /// the session's wake-up, or the keep-alive deadline. Shutdown comes as
+    /// the session's wake-up (`Broker::shutdown` wakes every session after
+    /// setting the flag), which saves every resting connection a `watch` waiter;
+    /// the busy phase then sees the flag.
+    pub(super) async fn resting(&mut self, session: &Session) -> Stir {
+        let deadline = self.next_deadline();
+        tokio::select! {
+            r = std::future::poll_fn(|cx| self.poll_read_feed(cx)) => Stir::Read(r),
+            () = session.woken() => Stir::Woken,
+            () = tokio::time::sleep_until(deadline) => Stir::Deadline,
+        }
+    }
+
+    /// The busy phase: acts on `stir` (what ended the rest, or the start after
+    /// CONNACK), then on the socket, the session's wake-up, shutdown and the
+    /// timers until the connection ends or may rest again. The wake-up,
+    /// shutdown and timer futures live across turns: re-creating them every
+    /// turn would register and unregister a waiter (and a timer) for every message.
+    pub(super) async fn busy(
+        &mut self,
+        session: &Session,
+        shutdown: &mut watch::Receiver<bool>,
+        stir: Stir,
+    ) {
         let wake = session.woken();
         tokio::pin!(wake);
         let stop = shutdown.changed();
         tokio::pin!(stop);
-        let idle_check = tokio::time::sleep_until(self.next_deadline());
+        // The rest of the connection (not only of its codec) is checked every
+        // REST_AFTER: the phase ends when nothing stirred it since the last check.
+        let mut quiet_check = Instant::now() + REST_AFTER;
+        let mut stirred = false;
+        let idle_check = tokio::time::sleep_until(self.next_deadline().min(quiet_check));
         tokio::pin!(idle_check);
+        let mut next = Some(stir);
         while self.end.is_none() {
-            tokio::select! {
-                r = std::future::poll_fn(|cx| self.poll_read_feed(cx)) => match r {
-                    Ok(0) | Err(_) => self.end = Some(End::Abnormal),
-                    Ok(_) => self.process_inbox(Some((session, wake.as_mut()))).await,
+            let stir = match next.take() {
+                Some(stir) => stir,
+                None => tokio::select! {
+                    r = std::future::poll_fn(|cx| self.poll_read_feed(cx)) => Stir::Read(r),
+                    () = &mut wake => {
+                        wake.set(session.woken());
+                        Stir::Woken
+                    }
+                    _ = &mut stop => Stir::Shutdown,
+                    // Owed retained messages beyond one turn's share (nothing to wait for).
+                    () = std::future::ready(()), if self.retained_turn() => Stir::Retained,
+                    () = &mut idle_check => Stir::Deadline,
                 },
-                () = &mut wake => {
-                    wake.set(session.woken());
+            };
+            match stir {
+                Stir::Start => {
+                    self.flush().await;
+                    // A client that goes quiet after CONNACK rests at once.
+                    if self.rest(None) && self.may_leave_busy() {
+                        return;
+                    }
+                }
+                Stir::Read(Ok(0) | Err(_)) => self.end = Some(End::Abnormal),
+                Stir::Read(Ok(_)) => {
+                    stirred = true;
+                    self.process_inbox(Some((session, wake.as_mut()))).await;
+                }
+                Stir::Woken => {
+                    stirred = true;
                     self.take_mail(session);
                 }
-                _ = &mut stop => {
+                Stir::Shutdown => {
                     self.server_disconnect(DisconnectReasonCode::ServerShuttingDown, None);
                     self.end = Some(End::Shutdown);
                 }
-                // Owed retained messages beyond one turn's share (nothing to wait for).
-                () = std::future::ready(()), if self.retained_turn() => {}
-                () = &mut idle_check => {
+                Stir::Retained => {}
+                Stir::Deadline => {
                     // The timer runs from when it was armed; packets since then moved
                     // the deadline, so re-arm unless it really passed.
                     let now = Instant::now();
                     match self.keepalive {
-                        _ if self.partial_deadline.is_some_and(|t| t <= now) => self.partial_expired(),
+                        _ if self.partial_deadline.is_some_and(|t| t <= now) => {
+                            self.partial_expired()
+                        }
                         Some((t, _)) if t <= now => self.keepalive_expired(),
                         _ => {
-                            if self.mqtt.rest_check().is_some_and(|t| t <= now) {
-                                self.rest(Some(now));
+                            let rested = self.mqtt.rest_check().is_some_and(|t| t <= now)
+                                && self.rest(Some(now));
+                            let quiet = quiet_check <= now && !std::mem::take(&mut stirred);
+                            if (rested || quiet) && self.may_leave_busy() {
+                                return;
                             }
-                            idle_check.as_mut().reset(self.next_deadline());
+                            if quiet_check <= now {
+                                quiet_check = now + REST_AFTER;
+                            }
+                            idle_check
+                                .as_mut()
+                                .reset(self.next_deadline().min(quiet_check));
                         }
                     }
                 }
@@ -170,6 +242,21 @@ where
             }
             self.flush().await;
         }
+    }
+
+    /// Whether the busy phase may end: the codec rests, nothing is pending
+    /// that the resting phase would not wake for, and the broker is not
+    /// shutting down (the resting phase has no waiter of its own for that: a
+    /// shutdown flagged before this check is seen here, one after it wakes
+    /// the session).
+    fn may_leave_busy(&self) -> bool {
+        !*self.shared.shutdown.borrow()
+            && self.mqtt.if_live().is_none()
+            && self.codec_may_rest()
+            && self.out.is_empty()
+            && self.mail.is_empty()
+            && !self.mail_left
+            && self.outbound.is_idle()
     }
 
     /// When the keep-alive period ends without a packet, the packet being
@@ -294,6 +381,21 @@ where
         }
         self.end.get_or_insert(End::Abnormal);
     }
+}
+
+/// What a turn of the connected loop acts on.
+pub(super) enum Stir {
+    /// Just after CONNACK.
+    Start,
+    /// The socket read this (fed to the codec already), or ended.
+    Read(std::io::Result<usize>),
+    /// The session's wake-up: mail, or a kick.
+    Woken,
+    Shutdown,
+    /// Owed retained messages beyond one turn's share.
+    Retained,
+    /// The timer: keep-alive, partial packet, or a rest check.
+    Deadline,
 }
 
 thread_local! {

@@ -382,6 +382,14 @@ impl Session {
         }
     }
 
+    /// Wakes the attached connection, if any, without giving it a reason:
+    /// it looks at what changed (the broker's shutdown flag).
+    pub fn wake_attached(&self) {
+        if self.lock().attached.is_some() {
+            self.wake.notify_one();
+        }
+    }
+
     /// Waits until no connection is attached (after a takeover was asked for).
     pub async fn detached(&self) {
         loop {

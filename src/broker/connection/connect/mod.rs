@@ -125,7 +125,7 @@ where
     /// Step 1, identity: the TLS client certificate if there is one, else the
     /// listener's identity mode.
     fn authenticate(&mut self, policy: &dyn AccessPolicy, info: &ConnectInfo) -> Option<ClientId> {
-        let identified = match &self.certificate {
+        let identified = match self.certificate.as_deref() {
             Some(peer) => policy
                 .authenticate_certificate(peer, info.username.as_deref())
                 .map_err(|r| {
