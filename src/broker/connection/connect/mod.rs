@@ -371,8 +371,9 @@ where
     fn restore_inflight(&mut self, session: &Session, version: Version) {
         if let Some(inflight) = session.take_inflight(version) {
             self.inflight_out = inflight.packets.len();
-            self.stored_out = inflight.stored;
-            self.qos2_open = inflight.qos2_handled.iter().copied().collect();
+            let rare = self.rare();
+            rare.stored_out = inflight.stored;
+            rare.qos2_open = inflight.qos2_handled.iter().copied().collect();
             match self.mqtt.live() {
                 Ok(codec) => {
                     codec.restore_packets(inflight.packets);
