@@ -6,9 +6,12 @@
 
 mod backlog;
 pub mod registry;
+mod wake;
 
 use backlog::RetainedBacklog;
 pub use backlog::RetainedStep;
+use wake::WakeUp;
+pub use wake::Woken;
 
 use crate::broker::message::{qos_u8, Delivery};
 use crate::broker::retained::{Retained, RetainedCursor};
@@ -125,9 +128,10 @@ pub struct Session {
     pub auth_name: String,
     online: AtomicBool,
     state: Mutex<SessionState>,
-    /// Wakes the attached connection: mail arrived or it was kicked. It keeps a
-    /// permit when nobody waits, so a wake between two waits is not lost.
-    wake: Notify,
+    /// Wakes the attached connection: mail arrived, it was kicked, or the
+    /// broker is shutting down. A wake-up while nobody waits is kept, so one
+    /// between two waits is not lost (`wake`).
+    wake: WakeUp,
     /// Wakes publishers waiting for room in the mailbox and connections waiting
     /// for this session's connection to detach.
     room: Notify,
@@ -159,7 +163,7 @@ impl Session {
             auth_name: auth_name.to_string(),
             online: AtomicBool::new(false),
             state: Mutex::new(SessionState::default()),
-            wake: Notify::new(),
+            wake: WakeUp::default(),
             room: Notify::new(),
             stalled: AtomicBool::new(false),
             persistent: AtomicBool::new(false),
@@ -193,7 +197,7 @@ impl Session {
             drop(st);
             // A non-empty mailbox has already woken the connection, which takes all of it.
             if first {
-                self.wake.notify_one();
+                self.wake.wake();
             }
             return Deliver::Queued;
         }
@@ -239,8 +243,8 @@ impl Session {
     }
 
     /// Resolves when the attached connection is woken (mail or kick).
-    pub fn woken(&self) -> Notified<'_> {
-        self.wake.notified()
+    pub fn woken(&self) -> Woken<'_> {
+        self.wake.woken()
     }
 
     /// For the attached connection `conn_id`: moves up to `limit` deliveries of
@@ -324,7 +328,7 @@ impl Session {
         if let Some(a) = &mut st.attached {
             a.recheck = true;
             drop(st);
-            self.wake.notify_one();
+            self.wake.wake();
         }
     }
 
@@ -378,7 +382,7 @@ impl Session {
         if let Some(a) = &mut st.attached {
             a.kick = why;
             drop(st);
-            self.wake.notify_one();
+            self.wake.wake();
         }
     }
 
@@ -386,7 +390,7 @@ impl Session {
     /// it looks at what changed (the broker's shutdown flag).
     pub fn wake_attached(&self) {
         if self.lock().attached.is_some() {
-            self.wake.notify_one();
+            self.wake.wake();
         }
     }
 
@@ -602,7 +606,7 @@ impl Session {
         };
         a.kick = Kick::TakenOver;
         drop(st);
-        self.wake.notify_one();
+        self.wake.wake();
         true
     }
 
