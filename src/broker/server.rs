@@ -85,6 +85,7 @@ impl Broker {
             stats: Stats::default(),
             events: Default::default(),
             shutdown: shutdown_rx,
+            keepalive: Default::default(),
             store,
         });
         Broker {

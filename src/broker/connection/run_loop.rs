@@ -12,10 +12,10 @@ use mqtt_protocol_core::mqtt::result_code::DisconnectReasonCode;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
@@ -24,15 +24,20 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     pub(super) async fn serve(&mut self) {
-        let mut shutdown = self.shared.shutdown.clone();
         // Boxed: its state is needed only until CONNACK, not by every idle connection.
-        Box::pin(self.handshake(&mut shutdown)).await;
+        Box::pin(self.handshake()).await;
         // The CONNECT's queue slot would otherwise stay allocated on every idle connection.
         self.inbox = VecDeque::new();
         if let Some(session) = self.client.as_ref().map(|c| c.session.clone()) {
-            self.connected(&session, &mut shutdown).await;
+            self.connected(&session).await;
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.io.shutdown()).await;
+        // Boxed, like the handshake and `linger`: its timer would otherwise be
+        // part of every idle connection's future (decision 0036).
+        let _ = Box::pin(tokio::time::timeout(
+            Duration::from_secs(1),
+            self.io.shutdown(),
+        ))
+        .await;
         self.finish();
         // Boxed: its read buffer would otherwise be part of every idle connection's state.
         Box::pin(self.linger()).await;
@@ -63,7 +68,8 @@ where
     /// Phase 1: a complete CONNECT within the connect timeout (slowloris guard),
     /// read within `maxConnectPacketSize` and the pre-authentication budget
     /// (see `preauth`), checked, then handed to the codec.
-    pub(super) async fn handshake(&mut self, shutdown: &mut watch::Receiver<bool>) {
+    pub(super) async fn handshake(&mut self) {
+        let mut shutdown = self.shared.shutdown.clone();
         let deadline = Instant::now() + self.shared.config.connect_timeout;
         let mut reader = ConnectReader::new(
             self.shared.config.max_connect_packet_size,
@@ -112,18 +118,14 @@ where
     /// is pending. Only the resting phase is part of every idle connection's
     /// future; the busy phase's state (its waiters, the packet handling and
     /// writing in progress) is allocated while the client is busy (decision 0036).
-    pub(super) async fn connected(
-        &mut self,
-        session: &Session,
-        shutdown: &mut watch::Receiver<bool>,
-    ) {
+    pub(super) async fn connected(&mut self, session: &Arc<Session>) {
         if self.end.is_some() {
             return;
         }
         self.after_connack();
         let mut stir = Stir::Start;
         loop {
-            Box::pin(self.busy(session, shutdown, stir)).await;
+            Box::pin(self.busy(session, stir)).await;
             if self.end.is_some() {
                 break;
             }
@@ -131,18 +133,30 @@ where
         }
     }
 
-    /// Waits, holding as little as possible, for what ends a rest: a read,
-    /// the session's wake-up, or the keep-alive deadline. Shutdown comes as
-    /// the session's wake-up (`Broker::shutdown` wakes every session after
-    /// setting the flag), which saves every resting connection a `watch` waiter;
-    /// the busy phase then sees the flag.
-    pub(super) async fn resting(&mut self, session: &Session) -> Stir {
-        let deadline = self.next_deadline();
-        tokio::select! {
-            r = std::future::poll_fn(|cx| self.poll_read_feed(cx)) => Stir::Read(r),
+    /// Waits, holding as little as possible, for what ends a rest: a read or
+    /// the session's wake-up. Shutdown comes as the session's wake-up
+    /// (`Broker::shutdown` wakes every session after setting the flag), and so
+    /// does the keep-alive deadline (the broker's `KeepAliveWatch`): every
+    /// resting connection is spared a `watch` waiter and a timer. The busy
+    /// phase then sees the flag or the deadline passed.
+    pub(super) async fn resting(&mut self, session: &Arc<Session>) -> Stir {
+        // Resting, nothing but the keep-alive can be due: no packet is partly
+        // received and the codec has no rest check (it rests).
+        let watched = self.keepalive.map(|(deadline, _)| {
+            let shared = &self.shared;
+            shared
+                .keepalive
+                .watch(deadline, self.conn_id, session.clone(), &shared.shutdown);
+            deadline
+        });
+        let stir = tokio::select! {
+            r = std::future::poll_fn(|cx| self.poll_read_feed(cx)) => Stir::read(r),
             () = session.woken() => Stir::Woken,
-            () = tokio::time::sleep_until(deadline) => Stir::Deadline,
+        };
+        if let Some(deadline) = watched {
+            self.shared.keepalive.unwatch(deadline, self.conn_id);
         }
+        stir
     }
 
     /// The busy phase: acts on `stir` (what ended the rest, or the start after
@@ -150,15 +164,18 @@ where
     /// timers until the connection ends or may rest again. The wake-up,
     /// shutdown and timer futures live across turns: re-creating them every
     /// turn would register and unregister a waiter (and a timer) for every message.
-    pub(super) async fn busy(
-        &mut self,
-        session: &Session,
-        shutdown: &mut watch::Receiver<bool>,
-        stir: Stir,
-    ) {
+    pub(super) async fn busy(&mut self, session: &Session, stir: Stir) {
         let wake = session.woken();
         tokio::pin!(wake);
-        let stop = shutdown.changed();
+        // Its own receiver, so that no idle connection holds one: a shutdown
+        // flagged before it was taken counts at once.
+        let mut shutdown = self.shared.shutdown.clone();
+        let flagged = *shutdown.borrow_and_update();
+        let stop = async move {
+            if !flagged {
+                let _ = shutdown.changed().await;
+            }
+        };
         tokio::pin!(stop);
         // The rest of the connection (not only of its codec) is checked every
         // REST_AFTER: the phase ends when nothing stirred it since the last check.
@@ -171,12 +188,12 @@ where
             let stir = match next.take() {
                 Some(stir) => stir,
                 None => tokio::select! {
-                    r = std::future::poll_fn(|cx| self.poll_read_feed(cx)) => Stir::Read(r),
+                    r = std::future::poll_fn(|cx| self.poll_read_feed(cx)) => Stir::read(r),
                     () = &mut wake => {
                         wake.set(session.woken());
                         Stir::Woken
                     }
-                    _ = &mut stop => Stir::Shutdown,
+                    () = &mut stop => Stir::Shutdown,
                     // Owed retained messages beyond one turn's share (nothing to wait for).
                     () = std::future::ready(()), if self.retained_turn() => Stir::Retained,
                     () = &mut idle_check => Stir::Deadline,
@@ -190,8 +207,8 @@ where
                         return;
                     }
                 }
-                Stir::Read(Ok(0) | Err(_)) => self.end = Some(End::Abnormal),
-                Stir::Read(Ok(_)) => {
+                Stir::Closed => self.end = Some(End::Abnormal),
+                Stir::Read => {
                     stirred = true;
                     self.process_inbox(Some((session, wake.as_mut()))).await;
                 }
@@ -387,8 +404,10 @@ where
 pub(super) enum Stir {
     /// Just after CONNACK.
     Start,
-    /// The socket read this (fed to the codec already), or ended.
-    Read(std::io::Result<usize>),
+    /// The socket read bytes (fed to the codec already).
+    Read,
+    /// The socket ended or failed.
+    Closed,
     /// The session's wake-up: mail, or a kick.
     Woken,
     Shutdown,
@@ -396,6 +415,15 @@ pub(super) enum Stir {
     Retained,
     /// The timer: keep-alive, partial packet, or a rest check.
     Deadline,
+}
+
+impl Stir {
+    fn read(r: std::io::Result<usize>) -> Stir {
+        match r {
+            Ok(0) | Err(_) => Stir::Closed,
+            Ok(_) => Stir::Read,
+        }
+    }
 }
 
 thread_local! {

@@ -5,6 +5,7 @@
 //! expiry) is decided by `broker::lifecycle`, one layer up.
 
 mod backlog;
+pub mod keepalive;
 pub mod registry;
 mod wake;
 
