@@ -86,7 +86,7 @@ impl Shared {
             if !self.hand_over(&session, d, blocked.as_deref_mut()) {
                 if let Some(seq) = stored {
                     store.submit_detached(vec![Op::DeleteMessage {
-                        client_id: session.client_id.clone(),
+                        client_id: session.client_id.to_string(),
                         seq,
                     }]);
                 }

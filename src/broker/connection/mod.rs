@@ -71,7 +71,7 @@ pub enum End {
 pub struct Client {
     /// Shared with every message it publishes (`Message::origin`).
     pub(super) client_id: Arc<str>,
-    pub(super) auth_name: String,
+    pub(super) auth_name: Arc<str>,
     pub(super) session: Arc<Session>,
     /// Boxed: most connections have none, and every connection holds this struct.
     pub(super) will: Option<Box<Will>>,
@@ -213,16 +213,22 @@ impl<S> Conn<S> {
     }
 
     /// Attaches the client after a successful CONNACK: queued messages go out.
+    /// The client ID is the session's (shared), and so is the authentication
+    /// name unless it differs in case from the session's owner.
     pub fn attach(
         &mut self,
-        client_id: String,
-        auth_name: String,
+        auth_name: &str,
         session: Arc<Session>,
         will: Option<Will>,
         request_problem_info: bool,
     ) {
+        let auth_name = if *session.auth_name == *auth_name {
+            session.auth_name.clone()
+        } else {
+            Arc::from(auth_name)
+        };
         self.client = Some(Client {
-            client_id: Arc::from(client_id),
+            client_id: session.client_id.clone(),
             auth_name,
             session,
             will: will.map(Box::new),

@@ -211,7 +211,7 @@ mod tests {
         else {
             panic!("admin may claim a session");
         };
-        conn.attach("c".into(), "admin".into(), session, None, true);
+        conn.attach("admin", session, None, true);
         let msg = Message {
             topic: "a/b".into(),
             payload: Arc::from(&b"x"[..]),

@@ -125,8 +125,9 @@ struct SessionState {
 
 /// A session, named by its client ID and owned by one authentication name.
 pub struct Session {
-    pub client_id: String,
-    pub auth_name: String,
+    /// Shared with the attached connection and the registry's key.
+    pub client_id: Arc<str>,
+    pub auth_name: Arc<str>,
     online: AtomicBool,
     state: Mutex<SessionState>,
     /// Wakes the attached connection: mail arrived, it was kicked, or the
@@ -160,8 +161,8 @@ pub struct Depth {
 impl Session {
     pub(crate) fn new(client_id: &str, auth_name: &str) -> Arc<Session> {
         Arc::new(Session {
-            client_id: client_id.to_string(),
-            auth_name: auth_name.to_string(),
+            client_id: Arc::from(client_id),
+            auth_name: Arc::from(auth_name),
             online: AtomicBool::new(false),
             state: Mutex::new(SessionState::default()),
             wake: WakeUp::default(),
@@ -499,7 +500,7 @@ impl Session {
             _ => None,
         };
         Some(SessionRecord {
-            auth_name: self.auth_name.clone(),
+            auth_name: self.auth_name.to_string(),
             expiry: st.expiry,
             protocol: st.protocol,
             subscriptions,

@@ -63,13 +63,7 @@ where
         let written = durable::connected(&self.shared, &session, present, will.as_ref());
         // Attached at once, before anything that could fail or panic: from here
         // the connection's end (even by a panic) releases the claim (`Conn::drop`).
-        self.attach(
-            client_id.clone(),
-            auth_name.clone(),
-            session.clone(),
-            will,
-            info.request_problem_info,
-        );
+        self.attach(&auth_name, session.clone(), will, info.request_problem_info);
         // A reload that swapped the policy after this CONNECT was decided may
         // have scanned the sessions before this one attached: the connection
         // re-authorizes itself (client, will) right after CONNACK.
@@ -87,7 +81,7 @@ where
         }
         let accepted = Accepted {
             present,
-            assigned: requested.is_none().then_some(client_id.as_str()),
+            assigned: requested.is_none().then_some(&*client_id),
             granted_expiry: (granted_expiry != info.session_expiry).then_some(granted_expiry),
         };
         self.accept(&info, &accepted);
