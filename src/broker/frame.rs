@@ -43,6 +43,10 @@ enum State {
     /// A PUBACK of exactly four bytes, `0x40 0x02` and its identifier
     /// (`got` bytes of it so far).
     Puback { got: u8, high: u8 },
+    /// `split`: before the next packet, which is the first `len` bytes of
+    /// `bytes`, a PUBACK the last read ended in, held back from the codec
+    /// until the rest arrives.
+    Held { bytes: [u8; 3], len: u8 },
     /// Skipping the rest of a packet body.
     Body { left: u64 },
 }
@@ -51,18 +55,12 @@ enum State {
 #[derive(Debug)]
 pub struct FrameScan {
     state: State,
-    /// `split`: the first bytes of a PUBACK the last read ended in, held back
-    /// from the codec until the rest arrives (`held_len` of them).
-    held: [u8; 3],
-    held_len: u8,
 }
 
 impl Default for FrameScan {
     fn default() -> Self {
         FrameScan {
             state: State::Header,
-            held: [0; 3],
-            held_len: 0,
         }
     }
 }
@@ -123,12 +121,12 @@ fn body_state(first: u8, left: u64) -> State {
 impl FrameScan {
     /// Whether `split` holds back the first bytes of a PUBACK.
     pub fn holding(&self) -> bool {
-        self.held_len > 0
+        matches!(self.state, State::Held { .. })
     }
 
     /// Whether the bytes scanned so far end inside a packet.
     pub fn mid_packet(&self) -> bool {
-        !matches!(self.state, State::Header) || self.held_len > 0
+        !matches!(self.state, State::Header)
     }
 
     /// Scans `data`; returns the offset of the first byte of the first faulty
@@ -146,16 +144,16 @@ impl FrameScan {
     /// never half in the codec.
     pub fn split(&mut self, data: &[u8], to: &mut impl Split) -> Option<Fault> {
         let mut data = data;
-        while self.held_len > 0 {
+        while let State::Held { bytes, len } = self.state {
             if data.is_empty() {
                 return None;
             }
-            let held = usize::from(self.held_len);
+            let held = usize::from(len).min(bytes.len());
             let n = (4 - held).min(data.len());
             let mut packet = [0u8; 4];
-            packet[..held].copy_from_slice(&self.held[..held]);
+            packet[..held].copy_from_slice(&bytes[..held]);
             packet[held..held + n].copy_from_slice(&data[..n]);
-            self.held_len = 0;
+            self.state = State::Header;
             if let Some(fault) = self.split_read(&packet[..held + n], to) {
                 return Some(fault);
             }
@@ -183,11 +181,14 @@ impl FrameScan {
             return Some(fault);
         }
         let upto = match walked.open_puback {
-            Some(start) if data.len() - start <= self.held.len() => {
+            Some(start) if data.len() - start <= 3 => {
                 let rest = &data[start..];
-                self.held[..rest.len()].copy_from_slice(rest);
-                self.held_len = rest.len() as u8;
-                self.state = State::Header;
+                let mut bytes = [0u8; 3];
+                bytes[..rest.len()].copy_from_slice(rest);
+                self.state = State::Held {
+                    bytes,
+                    len: rest.len() as u8,
+                };
                 start
             }
             _ => data.len(),
@@ -328,6 +329,9 @@ impl FrameScan {
                         );
                     }
                 }
+                // `split` completes held bytes before it walks on; `scan`
+                // is never used while bytes are held (`holding`).
+                State::Held { .. } => self.state = State::Header,
                 State::Body { left } => {
                     let avail = (data.len() - i) as u64;
                     if avail >= left {
