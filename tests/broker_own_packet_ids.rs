@@ -282,3 +282,36 @@ async fn a_resumed_session_gets_its_unacknowledged_copies_again_in_order_with_du
     assert_eq!((f.topic.as_str(), f.dup), ("r1/f", false));
     assert_eq!(b.broker.shared().stats.protocol_errors.get(), 0);
 }
+
+/// MQTT 5 keeps the codec for all of it: a QoS 1 copy and its PUBACK, and a
+/// PUBACK for an identifier not in flight answered with DISCONNECT 0x82.
+#[tokio::test]
+async fn mqtt5_keeps_the_codec_and_refuses_an_unknown_puback_with_0x82() {
+    let b = broker(8).await;
+    let mut sub = Raw::open(b.addr, Version::V5_0).await;
+    sub.mqtt.set_auto_pub_response(false);
+    sub.send(v5_connect("v5-sub", Some("admin2")).into()).await;
+    assert_eq!(v5_connack(&sub.recv(T).await.expect("connack")).0, 0);
+    sub.send(v5_sub(1, &[("f/#", Qos::AtLeastOnce)]).into())
+        .await;
+    sub.suback().await;
+    let (mut publisher, _) = v3_client(b.addr, "v5-pub", "admin", false).await;
+    publish(&mut publisher, &["f/1", "f/2"], Qos::AtLeastOnce, 1).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        match sub.recv(T).await.expect("PUBLISH") {
+            Packet::V5_0Publish(p) => ids.push(p.packet_id().expect("identifier")),
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
+    sub.send_raw(&puback(ids[0])).await;
+    sub.ping().await;
+    sub.send_raw(&puback(ids[0])).await;
+    let seen = sub.until_closed(T).await.expect("closed");
+    let codes: Vec<u8> = seen
+        .iter()
+        .filter(|p| matches!(p, Packet::V5_0Disconnect(_)))
+        .map(disconnect_code)
+        .collect();
+    assert_eq!(codes, [0x82]);
+}

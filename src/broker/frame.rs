@@ -344,16 +344,17 @@ impl FrameScan {
                 }
             }
         }
-        let open = match self.state {
-            State::Puback { .. } => true,
-            State::Length {
-                first: 0x40,
-                bytes: 0,
-                value: 0,
-                ..
-            } => true,
-            _ => false,
-        };
+        // Inside a PUBACK, or after the first byte of what may be one.
+        let open = matches!(
+            self.state,
+            State::Puback { .. }
+                | State::Length {
+                    first: 0x40,
+                    bytes: 0,
+                    value: 0,
+                    ..
+                }
+        );
         Walked {
             fault: None,
             open_puback: (open && began_here).then_some(start),
