@@ -10,11 +10,11 @@
 //! with it), so the two can never collide, and so do the identifiers of the
 //! packets a resumed session gave back to the codec.
 //!
-//! There is one slot per place in the inflight window: slot `i` is
-//! identifier `i + 1`, free slots are reused oldest first (a ring), so
-//! taking, finding and freeing an identifier are O(1). A copy restored with
-//! a resumed session may carry any identifier; one above the window takes no
-//! slot and cannot collide with ours.
+//! There is at most one slot per place in the inflight window, added only
+//! when none is free: slot `i` is identifier `i + 1`, free slots are reused
+//! oldest first (a ring), so taking, finding and freeing an identifier are
+//! O(1). A copy restored with a resumed session may carry any identifier; one
+//! above the window takes no slot and cannot collide with ours.
 
 use crate::broker::message::{Delivery, Message};
 use mqtt_protocol_core::mqtt::packet::{GenericStorePacket, Qos};
@@ -45,8 +45,11 @@ struct Slot {
 
 /// The identifiers of one connection's PUBLISHes in flight to the client.
 pub(super) struct PacketIds {
-    /// Slot `i` is identifier `i + 1`.
-    slots: Box<[Slot]>,
+    /// Slot `i` is identifier `i + 1`. Added only when none is free, so the
+    /// table is as large as the most PUBLISHes in flight at once, at most
+    /// `window` (a large `receiveMaximum` costs only what is used).
+    slots: Vec<Slot>,
+    window: u16,
     /// Free slots, the longest free first.
     free: VecDeque<u16>,
     /// The next `Slot::taken`.
@@ -56,15 +59,10 @@ pub(super) struct PacketIds {
 impl PacketIds {
     /// A table for an inflight window of `window` PUBLISHes (at least 1).
     pub(super) fn new(window: u16) -> Self {
-        let window = window.max(1);
         PacketIds {
-            slots: (0..window)
-                .map(|_| Slot {
-                    holder: Holder::Free,
-                    taken: 0,
-                })
-                .collect(),
-            free: (0..window).collect(),
+            slots: Vec::new(),
+            window: window.max(1),
+            free: VecDeque::new(),
             // 0 is for what was sent before this connection (restored).
             next_taken: 1,
         }
@@ -72,11 +70,34 @@ impl PacketIds {
 
     /// The identifier [`take`](Self::take) would give, if any is free.
     pub(super) fn next_free(&self) -> Option<u16> {
-        self.free.front().map(|&slot| slot + 1)
+        match self.free.front() {
+            Some(&slot) => Some(slot + 1),
+            None => self.unused().map(|slot| slot + 1),
+        }
+    }
+
+    /// The next slot never used, if the window allows one more.
+    fn unused(&self) -> Option<u16> {
+        u16::try_from(self.slots.len())
+            .ok()
+            .filter(|&n| n < self.window)
+    }
+
+    /// A slot never used before, added to the table.
+    fn add_slot(&mut self) -> Option<u16> {
+        let slot = self.unused()?;
+        self.slots.push(Slot {
+            holder: Holder::Free,
+            taken: 0,
+        });
+        Some(slot)
     }
 
     fn take(&mut self, holder: Holder) -> Option<u16> {
-        let slot = self.free.pop_front()?;
+        let slot = match self.free.pop_front() {
+            Some(slot) => slot,
+            None => self.add_slot()?,
+        };
         let s = self.slots.get_mut(usize::from(slot))?;
         s.holder = holder;
         s.taken = self.next_taken;
@@ -145,6 +166,16 @@ impl PacketIds {
     /// A resumed session gave the codec a packet under `id`: not to be given
     /// out until the codec releases it.
     pub(super) fn restored_in_codec(&mut self, id: u16) {
+        if id == 0 || id > self.window {
+            return;
+        }
+        // The slots before it join the free ones.
+        while self.slots.len() < usize::from(id) {
+            match self.add_slot() {
+                Some(slot) => self.free.push_back(slot),
+                None => return,
+            }
+        }
         if !matches!(
             self.slot(id),
             Some(Slot {
@@ -251,6 +282,25 @@ mod tests {
         assert!(t.is_ours(2));
         assert_eq!(t.take_ours(msg("e"), false), Some(1));
         assert_eq!(t.take_ours(msg("f"), false), Some(3));
+    }
+
+    #[test]
+    fn the_table_grows_only_to_the_most_in_flight_at_once() {
+        let mut t = PacketIds::new(u16::MAX);
+        for _ in 0..1000 {
+            assert_eq!(t.take_ours(msg("a"), false), Some(1));
+            assert!(t.acknowledged(1));
+        }
+        assert_eq!(t.slots.len(), 1);
+        assert_eq!(t.take_ours(msg("a"), false), Some(1));
+        assert_eq!(t.take_ours(msg("b"), false), Some(2));
+        assert_eq!(t.slots.len(), 2);
+        let mut full = PacketIds::new(u16::MAX);
+        for id in 1..=u16::MAX {
+            assert_eq!(full.take_for_codec(), Some(id));
+        }
+        assert_eq!(full.next_free(), None);
+        assert_eq!(full.take_for_codec(), None);
     }
 
     #[test]
