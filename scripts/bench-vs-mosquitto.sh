@@ -81,14 +81,14 @@ if [ "$RUMQTTD" = 1 ]; then
     RUMQTTD_BIN=$PEER_DIR/target/release/rumqttd-peer
     RUMQ_VERSION="rumqttd $(awk '/^name = "rumqttd"$/{getline; gsub(/"/, "", $3); print $3}' "$PEER_DIR/Cargo.lock")"
 fi
+if [ "$TGDATA" = 1 ]; then BROKERS="$BROKERS topicgate-data"; fi
+
+WORK=$(mktemp -d /tmp/bench-vs-mosquitto.XXXXXX)
 if [ "$DURABLE" = 1 ]; then
     ALT_ARGS=(); ALT_TITLE="topicgate in memory"
 else
     ALT_ARGS=(--data "$WORK/topicgate-data-column"); ALT_TITLE="topicgate --data (sync)"
 fi
-if [ "$TGDATA" = 1 ]; then BROKERS="$BROKERS topicgate-data"; fi
-
-WORK=$(mktemp -d /tmp/bench-vs-mosquitto.XXXXXX)
 # Mosquitto drops root privileges to its own user, which must be able to read the ACL.
 chmod 755 "$WORK"
 PIDS=()

@@ -1,6 +1,7 @@
 //! Writing packets into the connection's output buffer. The packets the broker
 //! sends most are written here directly: a QoS 0 PUBLISH to an MQTT 3.1.1 client
 //! (no packet identifier, no properties, no codec state: no packet object at all),
+//! and a QoS 1 one whose identifier the connection keeps (decision 0035),
 //! and the bytes of an MQTT 3.1.1 PUBLISH or PUBACK the codec's state machine
 //! passed (the codec's own `to_continuous_buffer` grows a fresh vector four times
 //! per packet, a third of the cost of a QoS 1 delivery; decision 0033). Every
@@ -14,6 +15,25 @@ use mqtt_protocol_core::mqtt::packet::{GenericPacket, GenericPacketTrait, Packet
 /// 65,535 bytes) and the payload fits the packet size limit.
 pub fn v3_qos0_publish(out: &mut Vec<u8>, topic: &str, payload: &[u8], retain: bool) {
     v3_publish(out, 0x30 | u8::from(retain), topic, None, payload);
+}
+
+/// Appends PUBLISH (QoS 1, DUP 0) for `topic` and `payload` under `packet_id`
+/// to `out` (MQTT 3.1.1 §3.3): a first sending; the connection keeps the
+/// identifier itself (decision 0035).
+pub fn v3_qos1_publish(
+    out: &mut Vec<u8>,
+    topic: &str,
+    packet_id: u16,
+    payload: &[u8],
+    retain: bool,
+) {
+    v3_publish(
+        out,
+        0x32 | u8::from(retain),
+        topic,
+        Some(packet_id),
+        payload,
+    );
 }
 
 /// Appends an MQTT 3.1.1 PUBLISH (§3.3) with the fixed-header byte `first`
@@ -115,6 +135,30 @@ mod tests {
                     codec("a/b", &payload, retain),
                     "payload {payload_len}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn v3_qos1_matches_the_codec() {
+        for payload_len in [0, 1, 64, 121, 122, 123, 16_378, 16_379, 70_000] {
+            let payload: Vec<u8> = (0..payload_len).map(|i| (i % 251) as u8).collect();
+            for retain in [false, true] {
+                for id in [1u16, 255, 256, 0xABCD, 65_535] {
+                    let mut ours = Vec::new();
+                    v3_qos1_publish(&mut ours, "a/b", id, &payload, retain);
+                    let codec = v3_1_1::Publish::builder()
+                        .topic_name("a/b")
+                        .expect("topic")
+                        .qos(Qos::AtLeastOnce)
+                        .retain(retain)
+                        .packet_id(id)
+                        .payload(payload.clone())
+                        .build()
+                        .expect("publish")
+                        .to_continuous_buffer();
+                    assert_eq!(ours, codec, "payload {payload_len} retain {retain} id {id}");
+                }
             }
         }
     }

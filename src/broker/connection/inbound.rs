@@ -8,7 +8,7 @@ use super::connect::{connect_info, ConnectInfo};
 use super::{Conn, End};
 use crate::broker::encode;
 use crate::broker::events::DisconnectionReason;
-use crate::broker::frame::Fault;
+use crate::broker::frame::{Fault, Split};
 use crate::broker::message::Message;
 use crate::broker::stats::DropReason;
 use mqtt_protocol_core::mqtt::common::Cursor;
@@ -30,10 +30,30 @@ where
         if self.fault.is_some() {
             return;
         }
+        // MQTT 3.1.1 with identifiers of its own (decision 0035): the PUBACKs
+        // of its QoS 1 PUBLISHes are taken out of the stream before the codec.
+        if self.packet_ids.is_some() || self.frames.holding() {
+            let mut frames = std::mem::take(&mut self.frames);
+            self.fault = frames.split(data, &mut TakeOwnAcks(self));
+            self.frames = frames;
+            return;
+        }
         let bad = self.frames.scan(data);
         let data = &data[..bad.map_or(data.len(), |(at, _)| at)];
         self.feed_codec(data);
         self.fault = bad.map(|(_, fault)| fault);
+    }
+
+    /// The PUBACK of our QoS 1 PUBLISH `id` (3.1.1), taken before the codec:
+    /// what the codec's `recv` did with it (`handle_event`), without it.
+    fn took_puback(&mut self, id: u16) {
+        self.heard = true;
+        if let Some(ids) = self.packet_ids.as_deref_mut() {
+            if ids.acknowledged(id) {
+                self.inflight_out = self.inflight_out.saturating_sub(1);
+                self.delivered_stored(id);
+            }
+        }
     }
 
     pub(super) fn feed_codec(&mut self, data: &[u8]) {
@@ -108,6 +128,9 @@ where
                 Event::RequestTimerReset { .. } | Event::RequestTimerCancel(_) => {}
                 Event::NotifyError(e) => self.codec_error(e),
                 Event::NotifyPacketIdReleased(id) => {
+                    if let Some(ids) = self.packet_ids.as_deref_mut() {
+                        ids.released_by_codec(id);
+                    }
                     self.inflight_out = self.inflight_out.saturating_sub(1);
                     self.delivered_stored(id);
                 }
@@ -357,6 +380,35 @@ fn codec_handled(p: &Packet) -> bool {
             | GenericPacket::V3_1_1Pingreq(_)
             | GenericPacket::V5_0Pingreq(_)
     )
+}
+
+/// `FrameScan::split`'s view of the connection: a PUBACK is the connection's
+/// own while its identifier is one of our QoS 1 PUBLISHes in flight and the
+/// codec is still being fed (after a packet it could not decode, nothing is
+/// read, as before); everything else goes to the codec.
+struct TakeOwnAcks<'a, S>(&'a mut Conn<S>);
+
+impl<S> Split for TakeOwnAcks<'_, S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    fn owns(&self, id: u16) -> bool {
+        self.0.end.is_none()
+            && !self.0.decode_failed()
+            && self
+                .0
+                .packet_ids
+                .as_deref()
+                .is_some_and(|ids| ids.is_ours(id))
+    }
+
+    fn take(&mut self, id: u16) {
+        self.0.took_puback(id);
+    }
+
+    fn pass(&mut self, bytes: &[u8]) {
+        self.0.feed_codec(bytes);
+    }
 }
 
 /// What stops [`Conn::act_on_inbox`].

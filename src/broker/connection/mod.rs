@@ -26,6 +26,7 @@ mod connect;
 mod durable_acks;
 mod inbound;
 mod outbound;
+mod packet_ids;
 mod publish;
 mod queue;
 mod rare;
@@ -46,7 +47,7 @@ use super::state::Shared;
 use super::tls::PeerCertificates;
 use super::will::Will;
 use crate::compiler::compiled::ClientId;
-use mqtt_protocol_core::mqtt::packet::Packet;
+use mqtt_protocol_core::mqtt::packet::{GenericStorePacket, Packet};
 use queue::OutboundQueue;
 use std::collections::VecDeque;
 use std::future::Future;
@@ -106,6 +107,9 @@ pub struct Conn<S> {
     pub(super) inbox: VecDeque<Packet>,
     /// Packet identifiers in use for our QoS 1/2 PUBLISHes to the client.
     pub(super) inflight_out: usize,
+    /// MQTT 3.1.1: who holds those identifiers, from the first QoS 1/2
+    /// PUBLISH until the connection rests (decision 0035).
+    pub(in crate::broker::connection) packet_ids: Option<Box<packet_ids::PacketIds>>,
     /// MQTT 5: the client's Receive Maximum, enforced here rather than by the
     /// codec (see `preauth::check`).
     pub(super) client_receive_maximum: u16,
@@ -199,6 +203,7 @@ impl<S> Conn<S> {
             outbound: OutboundQueue::default(),
             inbox: VecDeque::new(),
             inflight_out: 0,
+            packet_ids: None,
             client_receive_maximum: u16::MAX,
             frames: FrameScan::default(),
             fault: None,
@@ -295,6 +300,7 @@ impl<S> Conn<S> {
         }
         self.inbox = VecDeque::new();
         self.rare = None;
+        self.packet_ids = None;
         self.blocked = Vec::new();
         true
     }
@@ -304,6 +310,23 @@ impl<S> Conn<S> {
     pub(super) fn codec_lost(&mut self, e: &codec::RebuildError) {
         warn!(peer = %self.peer, error = %e, "cannot restore the connection's codec: closing");
         self.end.get_or_insert(End::Abnormal);
+    }
+
+    /// The unacknowledged packets a persistent session keeps, as the codec
+    /// stores them (in a codec that rests there are none): the codec's own,
+    /// and on MQTT 3.1.1 the QoS 1 PUBLISHes the connection sent itself,
+    /// all in the order they were sent (`PacketIds::in_flight`).
+    fn in_flight_packets(&self, persistent: bool) -> Vec<GenericStorePacket<u16>> {
+        let codec = self
+            .mqtt
+            .if_live()
+            .map(|c| c.get_stored_packets())
+            .unwrap_or_default();
+        match &self.packet_ids {
+            // The codec stores nothing for a session that ends with the connection.
+            Some(ids) if persistent => ids.in_flight(codec),
+            _ => codec,
+        }
     }
 
     /// Detaches from the session and decides the will (semantics.md §5).
@@ -322,13 +345,10 @@ impl<S> Conn<S> {
         // While unwinding from a panic the codec's state is not trusted (and a
         // second panic would abort the process): its unacknowledged packets are lost.
         // A resting codec holds no packet (`codec`): nothing to save from it.
+        let persistent = client.session.is_persistent();
         let inflight = (!std::thread::panicking()).then(|| Inflight {
             version: self.mqtt.version(),
-            packets: self
-                .mqtt
-                .if_live()
-                .map(|c| c.get_stored_packets())
-                .unwrap_or_default(),
+            packets: self.in_flight_packets(persistent),
             qos2_handled: self
                 .mqtt
                 .if_live()

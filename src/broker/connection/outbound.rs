@@ -2,7 +2,7 @@
 //! window go out as it opens, with the retained messages owed to the session
 //! in their turn. The bookkeeping is `queue::OutboundQueue`.
 
-use super::queue::{window_room, Admit, Next};
+use super::queue::{window, window_room, Admit, Next};
 use super::Conn;
 use crate::broker::message::Delivery;
 use crate::broker::stats::DropReason;
@@ -57,6 +57,14 @@ where
             self.shared.config.receive_maximum,
             self.client_receive_maximum,
             self.inflight_out,
+        )
+    }
+
+    /// The inflight window's size: QoS 1/2 PUBLISHes unacknowledged at most.
+    pub(super) fn window(&self) -> u16 {
+        window(
+            self.shared.config.receive_maximum,
+            self.client_receive_maximum,
         )
     }
 

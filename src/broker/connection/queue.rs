@@ -144,8 +144,12 @@ impl OutboundQueue {
 /// (`inflight`) than both our window (`ours`, at least 1) and the client's
 /// Receive Maximum.
 pub fn window_room(ours: u16, client_receive_maximum: u16, inflight: usize) -> usize {
-    let window = usize::from(ours.max(1).min(client_receive_maximum));
-    window.saturating_sub(inflight)
+    usize::from(window(ours, client_receive_maximum)).saturating_sub(inflight)
+}
+
+/// The inflight window: our Receive Maximum (at least 1), or the client's if smaller.
+pub fn window(ours: u16, client_receive_maximum: u16) -> u16 {
+    ours.max(1).min(client_receive_maximum)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! delivery encoded for the client's protocol version, a DISCONNECT with its
 //! reason, and the output buffer written to the socket.
 
+use super::packet_ids::PacketIds;
 use super::{Conn, End};
 use crate::broker::encode;
 use crate::broker::events::DisconnectionReason;
@@ -123,26 +124,35 @@ where
         self.shared.stats.delivered(d.qos);
         // MQTT 3.1.1 QoS 0 carries no state in the codec: encode it straight into
         // the output, without building a packet object (the hot path of fan-out).
-        if d.qos == Qos::AtMostOnce && self.mqtt.version() == Version::V3_1_1 {
+        let v3 = self.mqtt.version() == Version::V3_1_1;
+        if d.qos == Qos::AtMostOnce && v3 {
             encode::v3_qos0_publish(&mut self.out, &d.msg.topic, &d.msg.payload, d.retain);
             return;
+        }
+        // Nor does a 3.1.1 QoS 1 (decision 0035).
+        if d.qos == Qos::AtLeastOnce && v3 {
+            return self.deliver_v3_qos1(d);
         }
         let packet_id = if d.qos == Qos::AtMostOnce {
             None
         } else {
-            let acquired = match self.mqtt.live() {
-                Ok(codec) => codec.acquire_packet_id(),
-                Err(e) => return self.codec_lost(&e),
+            let acquired = if v3 {
+                self.take_id_for_codec()
+            } else {
+                match self.mqtt.live() {
+                    Ok(codec) => codec.acquire_packet_id().ok(),
+                    Err(e) => return self.codec_lost(&e),
+                }
             };
             match acquired {
-                Ok(id) => {
+                Some(id) => {
                     self.inflight_out += 1;
                     if let Some(seq) = d.stored {
                         self.sending_stored(id, seq, d.qos);
                     }
                     Some(id)
                 }
-                Err(_) => {
+                None => {
                     // No identifier left (the window check makes this unreachable in
                     // practice): drop rather than spin.
                     self.shared.stats.drop_message(DropReason::NoPacketId);
@@ -171,6 +181,53 @@ where
                 self.release_packet_id(id);
             }
         }
+    }
+
+    /// An MQTT 3.1.1 QoS 1 copy, without the codec (decision 0035): its
+    /// identifier from the connection's table, the PUBLISH encoded straight
+    /// into the output, the copy kept until the PUBACK (which `feed` takes
+    /// out of the stream before the codec), for a resumed session.
+    fn deliver_v3_qos1(&mut self, d: Delivery) {
+        let window = self.window();
+        let ids = self
+            .packet_ids
+            .get_or_insert_with(|| Box::new(PacketIds::new(window)));
+        let Some(id) = ids.next_free() else {
+            // As for the codec's identifiers: unreachable behind the window check.
+            self.shared.stats.drop_message(DropReason::NoPacketId);
+            return;
+        };
+        encode::v3_qos1_publish(&mut self.out, &d.msg.topic, id, &d.msg.payload, d.retain);
+        ids.take_ours(d.msg, d.retain);
+        self.inflight_out += 1;
+        if let Some(seq) = d.stored {
+            self.sending_stored(id, seq, Qos::AtLeastOnce);
+        }
+    }
+
+    /// MQTT 3.1.1: an identifier from the connection's table for a PUBLISH
+    /// the codec sends (QoS 2), registered with the codec, so that the
+    /// codec's and the connection's identifiers never collide.
+    fn take_id_for_codec(&mut self) -> Option<u16> {
+        let window = self.window();
+        let ids = self
+            .packet_ids
+            .get_or_insert_with(|| Box::new(PacketIds::new(window)));
+        let id = ids.take_for_codec()?;
+        let registered = match self.mqtt.live() {
+            Ok(codec) => codec.register_packet_id(id).is_ok(),
+            Err(e) => {
+                self.codec_lost(&e);
+                false
+            }
+        };
+        if !registered {
+            if let Some(ids) = self.packet_ids.as_deref_mut() {
+                ids.released_by_codec(id);
+            }
+            return None;
+        }
+        Some(id)
     }
 
     /// Gives back a packet identifier acquired for a PUBLISH that was not sent.

@@ -8,6 +8,7 @@ mod info;
 
 pub use info::{connect_info, ConnectInfo};
 
+use super::packet_ids::PacketIds;
 use super::{log_denial, Conn};
 use crate::broker::config::IdentityMode;
 use crate::broker::durable;
@@ -368,6 +369,16 @@ where
             let rare = self.rare();
             rare.stored_out = inflight.stored;
             rare.qos2_open = inflight.qos2_handled.iter().copied().collect();
+            // 3.1.1: the connection gives out the identifiers (decision 0035);
+            // those of the packets the codec resends are the codec's until it
+            // releases them.
+            if version == Version::V3_1_1 && !inflight.packets.is_empty() {
+                let mut ids = PacketIds::new(self.window());
+                for p in &inflight.packets {
+                    ids.restored_in_codec(p.packet_id());
+                }
+                self.packet_ids = Some(Box::new(ids));
+            }
             match self.mqtt.live() {
                 Ok(codec) => {
                     codec.restore_packets(inflight.packets);
