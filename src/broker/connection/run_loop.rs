@@ -123,6 +123,13 @@ where
             return;
         }
         self.after_connack();
+        if self.end.is_some() {
+            // Sending what CONNACK queued ended the connection: what it wrote
+            // still goes out (boxed: a rare path every idle connection's future
+            // would otherwise make room for).
+            Box::pin(self.flush()).await;
+            return;
+        }
         let mut stir = Stir::Start;
         loop {
             Box::pin(self.busy(session, stir)).await;

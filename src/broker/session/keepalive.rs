@@ -71,6 +71,10 @@ impl KeepAliveWatch {
     /// one or an earlier one arrives.
     async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         loop {
+            // A broker already stopped when the watcher started sends no change.
+            if *shutdown.borrow_and_update() {
+                return;
+            }
             let now = Instant::now();
             let (passed, next) = {
                 let mut due = self.lock();
