@@ -102,25 +102,61 @@ pub struct StoredOut {
 #[derive(Default)]
 struct SessionState {
     attached: Option<Attached>,
-    offline: VecDeque<Delivery>,
+    /// What a session holds while offline (and until its resumed connection
+    /// took it): boxed, so that an attached idle session carries a pointer
+    /// instead (decision 0036).
+    away: Option<Box<Away>>,
     /// Raw filter (with `$share/NAME/` if any) -> options.
     subscriptions: HashMap<String, SubOptions>,
     /// Session expiry in seconds; `u32::MAX` never expires.
     expiry: u32,
-    pending_will: Option<Box<Will>>,
-    timer: Option<AbortHandle>,
-    inflight: Option<Box<Inflight>>,
     /// Retained messages owed to subscriptions.
     retained: RetainedBacklog,
-    /// The offline queue overflowed since the session was last online (logged once).
-    offline_overflowed: bool,
     ended: bool,
     /// MQTT protocol level of the last connection (4 or 5), for the store.
     protocol: u8,
+}
+
+/// See `SessionState::away`.
+#[derive(Default)]
+struct Away {
+    offline: VecDeque<Delivery>,
+    pending_will: Option<Box<Will>>,
+    timer: Option<AbortHandle>,
+    inflight: Option<Box<Inflight>>,
+    /// The offline queue overflowed since the session was last online (logged once).
+    offline_overflowed: bool,
     /// When the last connection ended (Unix ms), for the store.
     disconnected_at_ms: Option<u64>,
     /// When `pending_will` is due (Unix ms), for the store.
     will_due_ms: Option<u64>,
+}
+
+impl Away {
+    fn holds_nothing(&self) -> bool {
+        self.offline.is_empty()
+            && self.pending_will.is_none()
+            && self.timer.is_none()
+            && self.inflight.is_none()
+            && !self.offline_overflowed
+            && self.disconnected_at_ms.is_none()
+            && self.will_due_ms.is_none()
+    }
+}
+
+impl SessionState {
+    /// The offline state, created on first use.
+    fn away(&mut self) -> &mut Away {
+        self.away.get_or_insert_with(Box::default)
+    }
+
+    /// Drops the offline state once it holds nothing (an attached session
+    /// whose connection took it).
+    fn settle(&mut self) {
+        if self.away.as_deref().is_some_and(Away::holds_nothing) {
+            self.away = None;
+        }
+    }
 }
 
 /// A session, named by its client ID and owned by one authentication name.
@@ -207,8 +243,9 @@ impl Session {
             // MQTT: QoS 0 is not queued for an offline session.
             return Deliver::Dropped;
         }
-        if st.offline.len() >= max_queue {
-            if !std::mem::replace(&mut st.offline_overflowed, true) {
+        let away = st.away();
+        if away.offline.len() >= max_queue {
+            if !std::mem::replace(&mut away.offline_overflowed, true) {
                 warn!(
                     client_id = %self.client_id, max_queued_messages = max_queue,
                     "offline queue full: further QoS 1/2 messages for this session are dropped (counted) until it reconnects"
@@ -216,7 +253,7 @@ impl Session {
             }
             return Deliver::Dropped;
         }
-        st.offline.push_back(d);
+        away.offline.push_back(d);
         Deliver::Queued
     }
 
@@ -337,9 +374,12 @@ impl Session {
     /// Drops the delayed will waiting for its time if `allowed` says no; true when it did.
     pub fn discard_pending_will_unless(&self, allowed: impl FnOnce(&Will) -> bool) -> bool {
         let mut st = self.lock();
-        match st.pending_will.as_deref() {
+        let Some(away) = st.away.as_deref_mut() else {
+            return false;
+        };
+        match away.pending_will.as_deref() {
             Some(w) if !allowed(w) => {
-                st.pending_will = None;
+                away.pending_will = None;
                 true
             }
             _ => false,
@@ -361,7 +401,7 @@ impl Session {
     pub fn depth(&self) -> Depth {
         let st = self.lock();
         let mailbox = st.attached.as_ref().map_or(0, |a| a.mailbox.len());
-        let offline = st.offline.len();
+        let offline = st.away.as_deref().map_or(0, |a| a.offline.len());
         let online = st.attached.is_some();
         drop(st);
         let (connection, inflight) = if online {
@@ -449,15 +489,22 @@ impl Session {
     /// Messages queued while offline, to send after CONNACK.
     pub fn take_offline(&self) -> VecDeque<Delivery> {
         let mut st = self.lock();
-        st.offline_overflowed = false;
-        std::mem::take(&mut st.offline)
+        let Some(away) = st.away.as_deref_mut() else {
+            return VecDeque::new();
+        };
+        away.offline_overflowed = false;
+        let offline = std::mem::take(&mut away.offline);
+        // After CONNACK: the rest was taken or cleared at the resume already.
+        st.settle();
+        offline
     }
 
     /// Saved QoS state of the previous connection, when the versions match.
     pub fn take_inflight(&self, version: Version) -> Option<Inflight> {
         self.lock()
-            .inflight
-            .take()
+            .away
+            .as_deref_mut()
+            .and_then(|a| a.inflight.take())
             .filter(|i| i.version == version)
             .map(|i| *i)
     }
@@ -490,7 +537,11 @@ impl Session {
             .map(|(raw, o)| convert::sub_record(raw, o))
             .collect();
         subscriptions.sort_by(|a, b| a.filter.cmp(&b.filter));
-        let will = match (&st.pending_will, st.will_due_ms) {
+        let away = st.away.as_deref();
+        let will = match (
+            away.and_then(|a| a.pending_will.as_ref()),
+            away.and_then(|a| a.will_due_ms),
+        ) {
             (Some(w), Some(due_ms)) => Some(WillRecord {
                 msg: convert::message_record(&w.msg, qos_u8(w.msg.qos), &[]),
                 due_ms,
@@ -504,7 +555,7 @@ impl Session {
             expiry: st.expiry,
             protocol: st.protocol,
             subscriptions,
-            disconnected_at_ms: st.disconnected_at_ms,
+            disconnected_at_ms: away.and_then(|a| a.disconnected_at_ms),
             will,
         })
     }
@@ -522,11 +573,12 @@ impl Session {
     ) {
         let mut st = self.lock();
         st.protocol = protocol;
-        st.disconnected_at_ms = disconnected_at_ms;
-        st.offline = offline;
-        st.inflight = inflight.map(Box::new);
-        st.will_due_ms = will.as_ref().map(|(_, due)| *due);
-        st.pending_will = will.map(|(w, _)| Box::new(w));
+        let away = st.away();
+        away.disconnected_at_ms = disconnected_at_ms;
+        away.offline = offline;
+        away.inflight = inflight.map(Box::new);
+        away.will_due_ms = will.as_ref().map(|(_, due)| *due);
+        away.pending_will = will.map(|(w, _)| Box::new(w));
     }
 
     pub fn expiry(&self) -> u32 {
@@ -615,25 +667,28 @@ impl Session {
     /// Stops the expiry timer and takes the will whose delay was running.
     pub(crate) fn stop_timer(&self) -> Option<Will> {
         let mut st = self.lock();
-        if let Some(t) = st.timer.take() {
+        let away = st.away.as_deref_mut()?;
+        if let Some(t) = away.timer.take() {
             t.abort();
         }
-        st.pending_will.take().map(|w| *w)
+        away.pending_will.take().map(|w| *w)
     }
 
     /// Stops the expiry timer of an offline session being resumed, and keeps
     /// what it held while offline (see [`Offline`]).
     pub(crate) fn suspend_offline(&self) -> Offline {
         let mut st = self.lock();
-        if let Some(t) = st.timer.take() {
+        let (expiry, protocol) = (st.expiry, st.protocol);
+        let away = st.away();
+        if let Some(t) = away.timer.take() {
             t.abort();
         }
         Offline {
-            will: st.pending_will.take(),
-            will_due_ms: st.will_due_ms,
-            disconnected_at_ms: st.disconnected_at_ms,
-            expiry: st.expiry,
-            protocol: st.protocol,
+            will: away.pending_will.take(),
+            will_due_ms: away.will_due_ms,
+            disconnected_at_ms: away.disconnected_at_ms,
+            expiry,
+            protocol,
         }
     }
 
@@ -641,9 +696,10 @@ impl Session {
     /// the connection that resumed the session detached (refused).
     pub(crate) fn reinstate(&self, prior: Offline) {
         let mut st = self.lock();
-        st.pending_will = prior.will;
-        st.will_due_ms = prior.will_due_ms;
-        st.disconnected_at_ms = prior.disconnected_at_ms;
+        let away = st.away();
+        away.pending_will = prior.will;
+        away.will_due_ms = prior.will_due_ms;
+        away.disconnected_at_ms = prior.disconnected_at_ms;
         st.expiry = prior.expiry;
         st.protocol = prior.protocol;
         self.persistent.store(prior.expiry > 0, Ordering::Relaxed);
@@ -658,8 +714,10 @@ impl Session {
             kick: Kick::None,
             recheck: false,
         });
-        st.disconnected_at_ms = None;
-        st.will_due_ms = None;
+        if let Some(away) = st.away.as_deref_mut() {
+            away.disconnected_at_ms = None;
+            away.will_due_ms = None;
+        }
         self.online.store(true, Ordering::Relaxed);
         self.stalled.store(false, Ordering::Relaxed);
     }
@@ -685,17 +743,19 @@ impl Session {
             if d.qos == Qos::AtMostOnce {
                 continue;
             }
-            if st.offline.len() < max_queue {
-                st.offline.push_back(d);
+            let away = st.away();
+            if away.offline.len() < max_queue {
+                away.offline.push_back(d);
             } else {
                 dropped += 1;
                 unstored.extend(d.stored);
             }
         }
+        let away = st.away();
         if dropped > 0 {
-            st.offline_overflowed = true;
+            away.offline_overflowed = true;
         }
-        st.disconnected_at_ms = Some(record::now_ms());
+        away.disconnected_at_ms = Some(record::now_ms());
         Some(Detached {
             dropped,
             expiry: st.expiry,
@@ -706,25 +766,28 @@ impl Session {
     /// Keeps an offline session's QoS state and the will whose delay runs.
     pub(crate) fn hold(&self, inflight: Option<Inflight>, will: Option<Will>) {
         let mut st = self.lock();
-        st.inflight = inflight.map(Box::new);
-        st.will_due_ms = will.as_ref().and_then(|w| {
-            let delay = u64::from(w.delay.min(st.expiry));
-            st.disconnected_at_ms
+        let expiry = st.expiry;
+        let away = st.away();
+        away.inflight = inflight.map(Box::new);
+        away.will_due_ms = will.as_ref().and_then(|w| {
+            let delay = u64::from(w.delay.min(expiry));
+            away.disconnected_at_ms
                 .map(|t| t.saturating_add(delay * 1000))
         });
-        st.pending_will = will.map(Box::new);
+        away.pending_will = will.map(Box::new);
     }
 
     /// The task that publishes the delayed will and ends the session at expiry.
     pub(crate) fn set_timer(&self, timer: AbortHandle) {
-        self.lock().timer = Some(timer);
+        self.lock().away().timer = Some(timer);
     }
 
     /// The will whose delay ran out, if the session still holds it.
     pub(crate) fn take_pending_will(&self) -> Option<Will> {
         let mut st = self.lock();
-        st.will_due_ms = None;
-        st.pending_will.take().map(|w| *w)
+        let away = st.away.as_deref_mut()?;
+        away.will_due_ms = None;
+        away.pending_will.take().map(|w| *w)
     }
 
     /// Ends the session: it takes no delivery any more and forgets what it
@@ -752,11 +815,65 @@ impl Session {
 
 fn end(st: &mut SessionState) -> Ended {
     st.ended = true;
-    st.timer = None;
-    st.offline.clear();
+    let will = st.away.take().and_then(|a| a.pending_will).map(|w| *w);
     st.retained.clear();
     Ended {
         subscriptions: st.subscriptions.drain().map(|(k, _)| k).collect(),
-        will: st.pending_will.take().map(|w| *w),
+        will,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::message::Message;
+
+    fn qos1(topic: &str) -> Delivery {
+        Delivery {
+            msg: Arc::new(Message {
+                topic: topic.into(),
+                payload: Arc::from(&b""[..]),
+                qos: Qos::AtLeastOnce,
+                retain: false,
+                props: Vec::new(),
+                expires_at: None,
+                origin: Arc::from("p"),
+            }),
+            qos: Qos::AtLeastOnce,
+            retain: false,
+            subscription_ids: Vec::new(),
+            epoch: 0,
+            stored: None,
+        }
+    }
+
+    /// A memory budget, not a timing: every idle connection's session is one
+    /// `Arc<Session>` (16 B of counts more), which fits jemalloc's 320-B class
+    /// up to 304 B (decision 0036; 352 B before the offline state was boxed).
+    #[test]
+    fn a_session_stays_within_its_budget() {
+        let size = std::mem::size_of::<Session>();
+        assert!(size <= 304, "Session grew to {size} B");
+    }
+
+    #[test]
+    fn the_offline_state_is_kept_while_offline_and_dropped_once_the_connection_took_it() {
+        let s = Session::new("c", "a");
+        s.attach(1);
+        assert!(
+            s.lock().away.is_none(),
+            "a new session holds no offline state"
+        );
+        s.detach(1, VecDeque::from([qos1("t/1")]), 10)
+            .expect("attached");
+        assert_eq!(s.depth().queued, 1);
+        assert!(s.lock().away.is_some());
+        // Resumed: the queue goes to the new connection after CONNACK.
+        s.attach(2);
+        assert_eq!(s.take_offline().len(), 1);
+        assert!(
+            s.lock().away.is_none(),
+            "an attached session whose connection took its queue holds no offline state"
+        );
     }
 }
