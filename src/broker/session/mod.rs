@@ -24,7 +24,7 @@ use mqtt_protocol_core::mqtt::common::HashSet;
 use mqtt_protocol_core::mqtt::packet::{GenericStorePacket, Qos};
 use mqtt_protocol_core::mqtt::Version;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
@@ -110,8 +110,9 @@ struct SessionState {
     subscriptions: HashMap<String, SubOptions>,
     /// Session expiry in seconds; `u32::MAX` never expires.
     expiry: u32,
-    /// Retained messages owed to subscriptions.
-    retained: RetainedBacklog,
+    /// Retained messages owed to subscriptions: boxed while any are owed,
+    /// none for most sessions (decision 0036).
+    retained: Option<Box<RetainedBacklog>>,
     ended: bool,
     /// MQTT protocol level of the last connection (4 or 5), for the store.
     protocol: u8,
@@ -181,8 +182,10 @@ pub struct Session {
     /// Deliveries queued in the attached connection behind the inflight window,
     /// and its QoS 1/2 PUBLISHes unacknowledged: written by that connection
     /// alone (plain stores, no contention), summed only at scrape.
-    queued_in_connection: AtomicUsize,
-    inflight: AtomicUsize,
+    /// 32 bits (saturating) rather than a word: the session's size is a
+    /// memory budget (decision 0036), and both are bounded far below.
+    queued_in_connection: AtomicU32,
+    inflight: AtomicU32,
 }
 
 /// How many messages wait in one session, for the queue-depth gauges.
@@ -205,8 +208,8 @@ impl Session {
             room: Notify::new(),
             stalled: AtomicBool::new(false),
             persistent: AtomicBool::new(false),
-            queued_in_connection: AtomicUsize::new(0),
-            inflight: AtomicUsize::new(0),
+            queued_in_connection: AtomicU32::new(0),
+            inflight: AtomicU32::new(0),
         })
     }
 
@@ -389,6 +392,8 @@ impl Session {
     /// For the attached connection: what waits in it and what is in flight.
     /// Stores only a change, so an idle turn writes nothing shared.
     pub fn report_depth(&self, queued: usize, inflight: usize) {
+        let queued = u32::try_from(queued).unwrap_or(u32::MAX);
+        let inflight = u32::try_from(inflight).unwrap_or(u32::MAX);
         if self.queued_in_connection.load(Ordering::Relaxed) != queued {
             self.queued_in_connection.store(queued, Ordering::Relaxed);
         }
@@ -406,8 +411,8 @@ impl Session {
         drop(st);
         let (connection, inflight) = if online {
             (
-                self.queued_in_connection.load(Ordering::Relaxed),
-                self.inflight.load(Ordering::Relaxed),
+                self.queued_in_connection.load(Ordering::Relaxed) as usize,
+                self.inflight.load(Ordering::Relaxed) as usize,
             )
         } else {
             (0, 0)
@@ -452,7 +457,9 @@ impl Session {
     /// Forgets a subscription, and the retained messages it was still owed.
     pub fn remove_subscription(&self, raw: &str) -> bool {
         let mut st = self.lock();
-        st.retained.forget(raw);
+        if let Some(r) = st.retained.as_deref_mut() {
+            r.forget(raw);
+        }
         st.subscriptions.remove(raw).is_some()
     }
 
@@ -465,12 +472,19 @@ impl Session {
         granted: Qos,
         subscription_id: Option<u32>,
     ) {
-        self.lock().retained.start(cursor, granted, subscription_id);
+        self.lock().retained.get_or_insert_with(Box::default).start(
+            cursor,
+            granted,
+            subscription_id,
+        );
     }
 
     /// Whether retained messages are owed to a subscription.
     pub fn has_retained(&self) -> bool {
-        !self.lock().retained.is_empty()
+        self.lock()
+            .retained
+            .as_deref()
+            .is_some_and(|r| !r.is_empty())
     }
 
     /// Moves the next retained messages owed into `into`, in order: at most
@@ -483,7 +497,15 @@ impl Session {
         limits: (usize, usize, u64),
         into: &mut Vec<Delivery>,
     ) -> RetainedStep {
-        self.lock().retained.next(store, limits, into)
+        let mut st = self.lock();
+        let Some(r) = st.retained.as_deref_mut() else {
+            return RetainedStep::Done;
+        };
+        let step = r.next(store, limits, into);
+        if r.is_empty() {
+            st.retained = None;
+        }
+        step
     }
 
     /// Messages queued while offline, to send after CONNACK.
@@ -816,7 +838,7 @@ impl Session {
 fn end(st: &mut SessionState) -> Ended {
     st.ended = true;
     let will = st.away.take().and_then(|a| a.pending_will).map(|w| *w);
-    st.retained.clear();
+    st.retained = None;
     Ended {
         subscriptions: st.subscriptions.drain().map(|(k, _)| k).collect(),
         will,
@@ -848,12 +870,13 @@ mod tests {
     }
 
     /// A memory budget, not a timing: every idle connection's session is one
-    /// `Arc<Session>` (16 B of counts more), which fits jemalloc's 320-B class
-    /// up to 304 B (decision 0036; 352 B before the offline state was boxed).
+    /// `Arc<Session>` (16 B of counts more), which fits jemalloc's 256-B class
+    /// up to 240 B (decision 0036; 352 B before the offline state and the
+    /// retained backlog were boxed).
     #[test]
     fn a_session_stays_within_its_budget() {
         let size = std::mem::size_of::<Session>();
-        assert!(size <= 304, "Session grew to {size} B");
+        assert!(size <= 240, "Session grew to {size} B");
     }
 
     #[test]
