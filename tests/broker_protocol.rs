@@ -380,6 +380,21 @@ async fn shutdown_sends_v5_clients_0x8b() {
     assert!(s3.until_closed(T).await.expect("closed").is_empty());
 }
 
+/// A connection that rests after CONNACK waits on its session's wake-up
+/// alone, not on the shutdown flag (decision 0036): dropping the broker must
+/// still reach it, like `shutdown`.
+#[tokio::test]
+async fn dropping_the_broker_ends_resting_connections() {
+    let b = lwt_broker().await;
+    let (mut s, _) = v5(b.addr, "s", "admin", Opts::default()).await;
+    drop(b.broker);
+    let seen = s.until_closed(T).await.expect("closed");
+    assert_eq!(
+        seen.iter().map(disconnect_code).collect::<Vec<_>>(),
+        vec![0x8B]
+    );
+}
+
 #[tokio::test]
 async fn outgoing_packets_respect_the_clients_maximum_packet_size() {
     use mqtt_protocol_core::mqtt::packet::MaximumPacketSize;

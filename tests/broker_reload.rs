@@ -609,7 +609,7 @@ async fn a_copy_routed_before_the_reload_and_queued_after_it_is_not_sent() {
         .sessions
         .all()
         .into_iter()
-        .find(|s| s.client_id == "sub1-cid")
+        .find(|s| &*s.client_id == "sub1-cid")
         .expect("the subscriber's session");
     let routed_at = shared.router.epoch();
     let copy = |topic: &str| Delivery {

@@ -158,6 +158,35 @@ async fn keep_alive_is_kept_by_pingreq() {
     }
 }
 
+/// A client that talks less often than a connection stays busy (5-10 s) but
+/// within its keep-alive: its connection rests between packets, and its
+/// deadline is kept by the broker's `KeepAliveWatch` instead of a timer of its
+/// own (decision 0036). Each packet must move the deadline, not cut it off.
+#[tokio::test(start_paused = true)]
+async fn a_resting_connection_whose_client_talks_in_time_is_kept() {
+    let b = lwt_broker().await;
+    let mut s = sensor_v5(
+        b.addr,
+        0,
+        Opts {
+            keep_alive: 10,
+            ..Default::default()
+        },
+    )
+    .await;
+    let watched = || b.broker.shared().keepalive.len();
+    // 48 s in all, past the 15 s a silent client gets.
+    for _ in 0..4 {
+        // Slept, not advanced: the paused clock then stops at each of the
+        // broker's timers in turn (its rest checks) instead of jumping past them.
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        // Rested since the last packet: its deadline is watched.
+        eventually(|| watched() == 1).await;
+        s.send_raw(&[0xC0, 0x00]).await;
+        assert!(matches!(s.recv(T).await, Ok(Packet::V5_0Pingresp(_))));
+    }
+}
+
 #[tokio::test]
 async fn malformed_packet_publishes_the_will_after_disconnect_0x81() {
     let b = lwt_broker().await;

@@ -34,22 +34,22 @@ pub fn connected(
     will: Option<&Will>,
 ) -> Option<Durable> {
     let store = shared.store.as_ref()?;
-    let client_id = &session.client_id;
+    let client_id: &str = &session.client_id;
     let mut ops = Vec::new();
     if session.is_persistent() {
         ops.push(Op::PutSession {
-            client_id: client_id.clone(),
+            client_id: client_id.to_string(),
             record: session.record()?,
         });
         if will.is_none() {
             // Nothing of an earlier connection may stand for this one's will.
             ops.push(Op::DeleteOpenWill {
-                client_id: client_id.clone(),
+                client_id: client_id.to_string(),
             });
         }
     } else if present {
         ops.push(Op::DeleteSession {
-            client_id: client_id.clone(),
+            client_id: client_id.to_string(),
         });
     }
     if let Some(w) = will {
@@ -69,7 +69,7 @@ pub fn connected(
 /// exactly one of the two places.
 pub fn connection_ended(shared: &Shared, session: &Session) {
     let Some(store) = &shared.store else { return };
-    let client_id = session.client_id.clone();
+    let client_id = session.client_id.to_string();
     let mut ops = Vec::with_capacity(2);
     if session.is_persistent() {
         if let Some(record) = session.record() {
@@ -101,7 +101,7 @@ pub fn session_changed(shared: &Shared, session: &Session) {
     }
     if let Some(record) = session.record() {
         store.submit_detached(vec![Op::PutSession {
-            client_id: session.client_id.clone(),
+            client_id: session.client_id.to_string(),
             record,
         }]);
     }

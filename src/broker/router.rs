@@ -235,7 +235,7 @@ fn insert(root: &mut Node, session: &Arc<Session>, sub: &SubFilter<'_>, opts: Su
         session: session.clone(),
         opts,
     };
-    let id = session.client_id.clone();
+    let id = session.client_id.to_string();
     match sub.share {
         None => node.subs.insert(id, subscriber).is_some(),
         Some(group) => {
@@ -338,7 +338,7 @@ mod tests {
         let mut ids: Vec<String> = r
             .route(topic, "publisher", Qos::AtLeastOnce)
             .into_iter()
-            .map(|t| t.session.client_id.clone())
+            .map(|t| t.session.client_id.to_string())
             .collect();
         ids.sort();
         ids
@@ -501,7 +501,7 @@ mod tests {
                     let got = r.route(t, "publisher", Qos::AtLeastOnce);
                     let plain: Vec<String> = got
                         .iter()
-                        .map(|t| t.session.client_id.clone())
+                        .map(|t| t.session.client_id.to_string())
                         .collect();
                     prop_assert_eq!(got.len(), want.len() + groups.len(), "topic {} filters {:?}", t, filters);
                     for id in &want {
@@ -628,14 +628,14 @@ mod tests {
                     let mut picked: Vec<String> = Vec::new();
                     for target in &got {
                         if target.subscription_ids.iter().all(|id| pool[*id as usize - 1].1) {
-                            picked.push(target.session.client_id.clone());
+                            picked.push(target.session.client_id.to_string());
                         } else {
                             plain.push(target);
                         }
                     }
                     prop_assert_eq!(plain.len(), want.len(), "topic {}", t);
                     for target in plain {
-                        let Some((qos, ids)) = want.get(&target.session.client_id) else {
+                        let Some((qos, ids)) = want.get(&*target.session.client_id) else {
                             return Err(TestCaseError::fail(format!("{t}: unexpected {}", target.session.client_id)));
                         };
                         prop_assert_eq!(qos_u8(target.qos), *qos);

@@ -85,6 +85,7 @@ impl Broker {
             stats: Stats::default(),
             events: Default::default(),
             shutdown: shutdown_rx,
+            keepalive: Default::default(),
             store,
         });
         Broker {
@@ -162,10 +163,31 @@ impl Broker {
     /// Stops accepting, sends MQTT 5 clients DISCONNECT 0x8B, and waits (bounded)
     /// for every connection to end.
     pub async fn shutdown(&self) {
-        let _ = self.shutdown_tx.send(true);
+        self.stop_connections();
         let all = u32::try_from(self.shared.config.max_connections).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.permits.acquire_many(all)).await;
         info!("broker stopped");
+    }
+}
+
+impl Broker {
+    /// Flags the shutdown, then wakes every session: a resting connection
+    /// waits on its session's wake-up only (decision 0036), and finds the
+    /// flag when it wakes. Flag first, so that a connection about to rest
+    /// either sees it or is woken after.
+    fn stop_connections(&self) {
+        self.shutdown_tx.send_replace(true);
+        for session in self.shared.sessions.all() {
+            session.wake_attached();
+        }
+    }
+}
+
+impl Drop for Broker {
+    /// Dropping the broker stops its connections like [`Broker::shutdown`],
+    /// without waiting for them.
+    fn drop(&mut self) {
+        self.stop_connections();
     }
 }
 

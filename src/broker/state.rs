@@ -6,6 +6,7 @@ use super::message::{Delivery, Message};
 use super::policy::PolicyHandle;
 use super::retained::Retained;
 use super::router::{Router, Target};
+use super::session::keepalive::KeepAliveWatch;
 use super::session::registry::Sessions;
 use super::session::{Deliver, Session};
 use super::stats::{DropReason, Stats};
@@ -28,6 +29,8 @@ pub struct Shared {
     pub events: EventSink,
     /// Flips to true when the broker shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// The keep-alive deadlines of resting connections (decision 0036).
+    pub keepalive: Arc<KeepAliveWatch>,
     /// Bytes of CONNECTs being read before authentication (`maxPreAuthBytes`).
     pub pre_auth_budget: Arc<Semaphore>,
     /// The durable store (`--data`); None keeps everything in memory only.
@@ -83,7 +86,7 @@ impl Shared {
             if !self.hand_over(&session, d, blocked.as_deref_mut()) {
                 if let Some(seq) = stored {
                     store.submit_detached(vec![Op::DeleteMessage {
-                        client_id: session.client_id.clone(),
+                        client_id: session.client_id.to_string(),
                         seq,
                     }]);
                 }

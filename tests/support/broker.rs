@@ -49,7 +49,7 @@ impl TestBroker {
             sessions
                 .all()
                 .iter()
-                .any(|s| s.client_id == client_id && !s.is_online())
+                .any(|s| *s.client_id == *client_id && !s.is_online())
         })
         .await;
     }

@@ -6,12 +6,11 @@
 use super::{Conn, End};
 use crate::broker::events::DisconnectionReason;
 use crate::broker::message::Delivery;
-use crate::broker::session::{Deliver, Kick, Session};
+use crate::broker::session::{Deliver, Kick, Session, Woken};
 use crate::broker::stats::DropReason;
 use mqtt_protocol_core::mqtt::result_code::DisconnectReasonCode;
 use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::futures::Notified;
 use tokio::time::Instant;
 use tracing::info;
 
@@ -19,7 +18,7 @@ use tracing::info;
 const MAIL_KEEP: usize = 1024;
 
 /// The attached session and the connection's pinned wake-up future.
-pub(super) type Own<'s, 'w> = (&'s Session, Pin<&'w mut Notified<'s>>);
+pub(super) type Own<'s, 'w> = (&'s Session, Pin<&'w mut Woken<'s>>);
 
 impl<S> Conn<S>
 where

@@ -28,7 +28,7 @@ where
     /// hold (decision 0030). QoS 1 is resent from the queue under a new one.
     pub(super) fn sending_stored(&mut self, packet_id: u16, seq: u64, qos: Qos) {
         let id_stored = qos == Qos::ExactlyOnce;
-        self.stored_out.push(StoredOut {
+        self.rare().stored_out.push(StoredOut {
             packet_id,
             seq,
             id_stored,
@@ -42,11 +42,12 @@ where
     /// PUBREC: the PUBREL about to be sent is stored first, so that a restart
     /// resends the PUBREL and never the PUBLISH (MQTT 5 §4.3.3).
     pub(super) fn received_stored(&mut self, packet_id: u16) {
-        let sent = self
-            .stored_out
-            .iter()
-            .find(|s| s.packet_id == packet_id && s.id_stored)
-            .copied();
+        let sent = self.rare.as_deref().and_then(|r| {
+            r.stored_out
+                .iter()
+                .find(|s| s.packet_id == packet_id && s.id_stored)
+                .copied()
+        });
         if let Some(s) = sent {
             self.outbound_state(s.seq, packet_id, OutboundState::PubrelSent);
         }
@@ -54,11 +55,12 @@ where
 
     fn outbound_state(&mut self, seq: u64, packet_id: u16, state: OutboundState) {
         if let Some(c) = &self.client {
-            self.before_send.push(Op::PutOutbound {
+            let op = Op::PutOutbound {
                 client_id: c.client_id.to_string(),
                 seq,
                 record: OutboundRecord { packet_id, state },
-            });
+            };
+            self.rare().before_send.push(op);
         }
     }
 
@@ -66,16 +68,19 @@ where
     /// PUBCOMP, a failed PUBREC, or the codec gave the identifier back): the
     /// copy leaves the store, with its outbound state.
     pub(super) fn delivered_stored(&mut self, packet_id: u16) {
-        let Some(i) = self
+        let Some(rare) = self.rare.as_deref_mut() else {
+            return;
+        };
+        let Some(i) = rare
             .stored_out
             .iter()
             .position(|s| s.packet_id == packet_id)
         else {
             return;
         };
-        let s = self.stored_out.swap_remove(i);
+        let s = rare.stored_out.swap_remove(i);
         // A state not yet written is not needed any more.
-        self.before_send
+        rare.before_send
             .retain(|op| !matches!(op, Op::PutOutbound { seq, .. } if *seq == s.seq));
         if let (Some(store), Some(c)) = (&self.shared.store, &self.client) {
             let client_id = c.client_id.to_string();
@@ -98,7 +103,11 @@ where
     /// nothing of it is sent and the connection closes (MQTT 5: DISCONNECT
     /// 0x80); the client gets the copies again when it resumes.
     pub(super) async fn store_before_send(&mut self) {
-        let ops = std::mem::take(&mut self.before_send);
+        let ops = self
+            .rare
+            .as_mut()
+            .map(|r| std::mem::take(&mut r.before_send))
+            .unwrap_or_default();
         let Some(store) = &self.shared.store else {
             return;
         };
@@ -127,10 +136,9 @@ where
     /// Sends an acknowledgement of the client's PUBLISH now, or after those
     /// still waiting for the store (acknowledgements keep the PUBLISHes' order).
     pub(super) fn ack(&mut self, packet: Packet) {
-        if self.acks_waiting.is_empty() {
-            self.send(packet);
-        } else {
-            self.acks_waiting.push(packet);
+        match self.rare.as_deref_mut() {
+            Some(r) if !r.acks_waiting.is_empty() => r.acks_waiting.push(packet),
+            _ => self.send(packet),
         }
     }
 
@@ -151,11 +159,14 @@ where
     /// sends them. The store failing: nothing is acknowledged and the
     /// connection closes (MQTT 5: DISCONNECT 0x80), so the client sends again.
     pub(super) async fn send_acks_when_durable(&mut self) {
-        let written = match self.store_wait.take() {
+        let (wait, acks) = match self.rare.as_deref_mut() {
+            Some(r) => (r.store_wait.take(), std::mem::take(&mut r.acks_waiting)),
+            None => (None, Vec::new()),
+        };
+        let written = match wait {
             Some(d) => d.wait().await,
             None => Ok(()),
         };
-        let acks = std::mem::take(&mut self.acks_waiting);
         match written {
             Ok(()) => {
                 for p in acks {

@@ -60,7 +60,7 @@ where
         let mut cursor = Cursor::new(data);
         while (cursor.position() as usize) < data.len()
             && self.end.is_none()
-            && self.decode_failed.is_none()
+            && !self.decode_failed()
         {
             let before = cursor.position();
             let events = match self.mqtt.recv(&mut cursor) {
@@ -96,7 +96,7 @@ where
                 other => self.handle_event(other),
             }
         }
-        self.decode_failed = Some(out);
+        self.rare().decode_failed = Some(out);
     }
 
     /// Acts on the codec's events: bytes to write, timers, errors, packets.
@@ -185,10 +185,10 @@ where
                 Wait::Room => Box::pin(self.relieve(&mut own)).await,
             }
         }
-        if self.store_wait.is_some() || !self.acks_waiting.is_empty() {
+        if self.acks_wait_for_store() {
             Box::pin(self.send_acks_when_durable()).await;
         }
-        if let Some(disconnect) = self.decode_failed.take() {
+        if let Some(disconnect) = self.rare.as_mut().and_then(|r| r.decode_failed.take()) {
             if self.end.is_none() {
                 self.out.extend_from_slice(&disconnect);
                 self.disconnection
@@ -266,8 +266,9 @@ where
                     return;
                 }
                 if let (Qos::ExactlyOnce, Some(id)) = (p.qos(), p.packet_id()) {
-                    if !self.qos2_open.contains(&id) {
-                        self.qos2_open.push(id);
+                    let open = &mut self.rare().qos2_open;
+                    if !open.contains(&id) {
+                        open.push(id);
                     }
                 }
                 let (props, expires_at) = Message::from_props(p.props());
@@ -305,12 +306,13 @@ where
             GenericPacket::V5_0Pubrel(r) => {
                 let id = r.packet_id();
                 self.released_qos2(id);
-                let open = self.qos2_open.iter().position(|x| *x == id);
+                let open = self.rare.as_mut().and_then(|r| {
+                    let i = r.qos2_open.iter().position(|x| *x == id)?;
+                    Some(r.qos2_open.swap_remove(i))
+                });
                 let mut comp = v5_0::Pubcomp::builder().packet_id(id);
                 match open {
-                    Some(i) => {
-                        self.qos2_open.swap_remove(i);
-                    }
+                    Some(_) => {}
                     // MQTT 5 §3.7.2.1: no QoS 2 PUBLISH with this identifier is open.
                     None => comp = comp.reason_code(PubcompReasonCode::PacketIdentifierNotFound),
                 }
@@ -392,7 +394,7 @@ where
 {
     fn owns(&self, id: u16) -> bool {
         self.0.end.is_none()
-            && self.0.decode_failed.is_none()
+            && !self.0.decode_failed()
             && self
                 .0
                 .packet_ids

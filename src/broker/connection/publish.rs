@@ -135,8 +135,9 @@ where
         };
         // The writer is ordered: the later of the two covers both.
         if let Some(d) = qos2_state.or(written) {
-            self.store_wait = Some(d);
-            self.acks_waiting.extend(ack);
+            let rare = self.rare();
+            rare.store_wait = Some(d);
+            rare.acks_waiting.extend(ack);
         } else if let Some(p) = ack {
             self.ack(p);
         }
@@ -210,7 +211,7 @@ mod tests {
         else {
             panic!("admin may claim a session");
         };
-        conn.attach("c".into(), "admin".into(), session, None, true);
+        conn.attach("admin", session, None, true);
         let msg = Message {
             topic: "a/b".into(),
             payload: Arc::from(&b"x"[..]),

@@ -56,6 +56,11 @@ impl OutboundQueue {
         self.pending.len()
     }
 
+    /// Nothing queued and no retained messages owed.
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_empty() && self.retained_due == RetainedDue::None
+    }
+
     /// Room left for `max` deliveries in all.
     pub fn room(&self, max: usize) -> usize {
         max.saturating_sub(self.pending.len())

@@ -3,6 +3,7 @@
 //! partial-packet timers, and acts on whichever comes first. Reading the
 //! socket goes through one scratch buffer per worker thread.
 
+use super::codec::REST_AFTER;
 use super::{Conn, End};
 use crate::broker::preauth::{self, ConnectReader, Early, Progress};
 use crate::broker::session::Session;
@@ -11,10 +12,10 @@ use mqtt_protocol_core::mqtt::result_code::DisconnectReasonCode;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
@@ -23,15 +24,20 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     pub(super) async fn serve(&mut self) {
-        let mut shutdown = self.shared.shutdown.clone();
         // Boxed: its state is needed only until CONNACK, not by every idle connection.
-        Box::pin(self.handshake(&mut shutdown)).await;
+        Box::pin(self.handshake()).await;
         // The CONNECT's queue slot would otherwise stay allocated on every idle connection.
         self.inbox = VecDeque::new();
         if let Some(session) = self.client.as_ref().map(|c| c.session.clone()) {
-            self.connected(&session, &mut shutdown).await;
+            self.connected(&session).await;
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.io.shutdown()).await;
+        // Boxed, like the handshake and `linger`: its timer would otherwise be
+        // part of every idle connection's future (decision 0036).
+        let _ = Box::pin(tokio::time::timeout(
+            Duration::from_secs(1),
+            self.io.shutdown(),
+        ))
+        .await;
         self.finish();
         // Boxed: its read buffer would otherwise be part of every idle connection's state.
         Box::pin(self.linger()).await;
@@ -62,7 +68,8 @@ where
     /// Phase 1: a complete CONNECT within the connect timeout (slowloris guard),
     /// read within `maxConnectPacketSize` and the pre-authentication budget
     /// (see `preauth`), checked, then handed to the codec.
-    pub(super) async fn handshake(&mut self, shutdown: &mut watch::Receiver<bool>) {
+    pub(super) async fn handshake(&mut self) {
+        let mut shutdown = self.shared.shutdown.clone();
         let deadline = Instant::now() + self.shared.config.connect_timeout;
         let mut reader = ConnectReader::new(
             self.shared.config.max_connect_packet_size,
@@ -105,55 +112,144 @@ where
         self.flush().await;
     }
 
-    /// Serves an attached client until the connection ends. The wake-up, shutdown
-    /// and keep-alive futures live across turns: re-creating them every turn would
-    /// register and unregister a waiter (and a timer) for every message.
-    pub(super) async fn connected(
-        &mut self,
-        session: &Session,
-        shutdown: &mut watch::Receiver<bool>,
-    ) {
+    /// Serves an attached client until the connection ends, in two phases
+    /// that take turns: busy (`busy`, boxed) while the client talks or gets
+    /// mail, resting (`resting`, held inline) once the codec rests and nothing
+    /// is pending. Only the resting phase is part of every idle connection's
+    /// future; the busy phase's state (its waiters, the packet handling and
+    /// writing in progress) is allocated while the client is busy (decision 0036).
+    pub(super) async fn connected(&mut self, session: &Arc<Session>) {
         if self.end.is_some() {
             return;
         }
         self.after_connack();
-        self.flush().await;
-        // A client that goes quiet after CONNACK rests at once.
-        self.rest(None);
+        if self.end.is_some() {
+            // Sending what CONNACK queued ended the connection: what it wrote
+            // still goes out (boxed: a rare path every idle connection's future
+            // would otherwise make room for).
+            Box::pin(self.flush()).await;
+            return;
+        }
+        let mut stir = Stir::Start;
+        loop {
+            Box::pin(self.busy(session, stir)).await;
+            if self.end.is_some() {
+                break;
+            }
+            stir = self.resting(session).await;
+        }
+    }
+
+    /// Waits, holding as little as possible, for what ends a rest: a read or
+    /// the session's wake-up. Shutdown comes as the session's wake-up
+    /// (`Broker::shutdown` wakes every session after setting the flag), and so
+    /// does the keep-alive deadline (the broker's `KeepAliveWatch`): every
+    /// resting connection is spared a `watch` waiter and a timer. The busy
+    /// phase then sees the flag or the deadline passed.
+    pub(super) async fn resting(&mut self, session: &Arc<Session>) -> Stir {
+        // Resting, nothing but the keep-alive can be due: no packet is partly
+        // received and the codec has no rest check (it rests).
+        let watched = self.keepalive.map(|(deadline, _)| {
+            let shared = &self.shared;
+            shared
+                .keepalive
+                .watch(deadline, self.conn_id, session.clone(), &shared.shutdown);
+            deadline
+        });
+        let stir = tokio::select! {
+            r = std::future::poll_fn(|cx| self.poll_read_feed(cx)) => Stir::read(r),
+            () = session.woken() => Stir::Woken,
+        };
+        if let Some(deadline) = watched {
+            self.shared.keepalive.unwatch(deadline, self.conn_id);
+        }
+        stir
+    }
+
+    /// The busy phase: acts on `stir` (what ended the rest, or the start after
+    /// CONNACK), then on the socket, the session's wake-up, shutdown and the
+    /// timers until the connection ends or may rest again. The wake-up,
+    /// shutdown and timer futures live across turns: re-creating them every
+    /// turn would register and unregister a waiter (and a timer) for every message.
+    pub(super) async fn busy(&mut self, session: &Session, stir: Stir) {
         let wake = session.woken();
         tokio::pin!(wake);
-        let stop = shutdown.changed();
+        // Its own receiver, so that no idle connection holds one: a shutdown
+        // flagged before it was taken counts at once.
+        let mut shutdown = self.shared.shutdown.clone();
+        let flagged = *shutdown.borrow_and_update();
+        let stop = async move {
+            if !flagged {
+                let _ = shutdown.changed().await;
+            }
+        };
         tokio::pin!(stop);
-        let idle_check = tokio::time::sleep_until(self.next_deadline());
+        // The rest of the connection (not only of its codec) is checked every
+        // REST_AFTER: the phase ends when nothing stirred it since the last check.
+        let mut quiet_check = Instant::now() + REST_AFTER;
+        let mut stirred = false;
+        let idle_check = tokio::time::sleep_until(self.next_deadline().min(quiet_check));
         tokio::pin!(idle_check);
+        let mut next = Some(stir);
         while self.end.is_none() {
-            tokio::select! {
-                r = std::future::poll_fn(|cx| self.poll_read_feed(cx)) => match r {
-                    Ok(0) | Err(_) => self.end = Some(End::Abnormal),
-                    Ok(_) => self.process_inbox(Some((session, wake.as_mut()))).await,
+            let stir = match next.take() {
+                Some(stir) => stir,
+                None => tokio::select! {
+                    r = std::future::poll_fn(|cx| self.poll_read_feed(cx)) => Stir::read(r),
+                    () = &mut wake => {
+                        wake.set(session.woken());
+                        Stir::Woken
+                    }
+                    () = &mut stop => Stir::Shutdown,
+                    // Owed retained messages beyond one turn's share (nothing to wait for).
+                    () = std::future::ready(()), if self.retained_turn() => Stir::Retained,
+                    () = &mut idle_check => Stir::Deadline,
                 },
-                () = &mut wake => {
-                    wake.set(session.woken());
+            };
+            match stir {
+                Stir::Start => {
+                    self.flush().await;
+                    // A client that goes quiet after CONNACK rests at once.
+                    if self.rest(None) && self.may_leave_busy() {
+                        return;
+                    }
+                }
+                Stir::Closed => self.end = Some(End::Abnormal),
+                Stir::Read => {
+                    stirred = true;
+                    self.process_inbox(Some((session, wake.as_mut()))).await;
+                }
+                Stir::Woken => {
+                    stirred = true;
                     self.take_mail(session);
                 }
-                _ = &mut stop => {
+                Stir::Shutdown => {
                     self.server_disconnect(DisconnectReasonCode::ServerShuttingDown, None);
                     self.end = Some(End::Shutdown);
                 }
-                // Owed retained messages beyond one turn's share (nothing to wait for).
-                () = std::future::ready(()), if self.retained_turn() => {}
-                () = &mut idle_check => {
+                Stir::Retained => {}
+                Stir::Deadline => {
                     // The timer runs from when it was armed; packets since then moved
                     // the deadline, so re-arm unless it really passed.
                     let now = Instant::now();
                     match self.keepalive {
-                        _ if self.partial_deadline.is_some_and(|t| t <= now) => self.partial_expired(),
+                        _ if self.partial_deadline.is_some_and(|t| t <= now) => {
+                            self.partial_expired()
+                        }
                         Some((t, _)) if t <= now => self.keepalive_expired(),
                         _ => {
-                            if self.mqtt.rest_check().is_some_and(|t| t <= now) {
-                                self.rest(Some(now));
+                            let rested = self.mqtt.rest_check().is_some_and(|t| t <= now)
+                                && self.rest(Some(now));
+                            let quiet = quiet_check <= now && !std::mem::take(&mut stirred);
+                            if (rested || quiet) && self.may_leave_busy() {
+                                return;
                             }
-                            idle_check.as_mut().reset(self.next_deadline());
+                            if quiet_check <= now {
+                                quiet_check = now + REST_AFTER;
+                            }
+                            idle_check
+                                .as_mut()
+                                .reset(self.next_deadline().min(quiet_check));
                         }
                     }
                 }
@@ -170,6 +266,21 @@ where
             }
             self.flush().await;
         }
+    }
+
+    /// Whether the busy phase may end: the codec rests, nothing is pending
+    /// that the resting phase would not wake for, and the broker is not
+    /// shutting down (the resting phase has no waiter of its own for that: a
+    /// shutdown flagged before this check is seen here, one after it wakes
+    /// the session).
+    fn may_leave_busy(&self) -> bool {
+        !*self.shared.shutdown.borrow()
+            && self.mqtt.if_live().is_none()
+            && self.codec_may_rest()
+            && self.out.is_empty()
+            && self.mail.is_empty()
+            && !self.mail_left
+            && self.outbound.is_idle()
     }
 
     /// When the keep-alive period ends without a packet, the packet being
@@ -293,6 +404,32 @@ where
             self.out.extend_from_slice(&bytes);
         }
         self.end.get_or_insert(End::Abnormal);
+    }
+}
+
+/// What a turn of the connected loop acts on.
+pub(super) enum Stir {
+    /// Just after CONNACK.
+    Start,
+    /// The socket read bytes (fed to the codec already).
+    Read,
+    /// The socket ended or failed.
+    Closed,
+    /// The session's wake-up: mail, or a kick.
+    Woken,
+    Shutdown,
+    /// Owed retained messages beyond one turn's share.
+    Retained,
+    /// The timer: keep-alive, partial packet, or a rest check.
+    Deadline,
+}
+
+impl Stir {
+    fn read(r: std::io::Result<usize>) -> Stir {
+        match r {
+            Ok(0) | Err(_) => Stir::Closed,
+            Ok(_) => Stir::Read,
+        }
     }
 }
 

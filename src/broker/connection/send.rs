@@ -94,7 +94,7 @@ where
             c.session
                 .report_depth(self.outbound.len(), self.inflight_out);
         }
-        if !self.before_send.is_empty() {
+        if self.store_before_send_pending() {
             self.store_before_send().await;
         }
         if self.out.is_empty() {

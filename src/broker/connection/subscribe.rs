@@ -187,7 +187,7 @@ where
                 .subscribe_at(session, sub, so, generation)
             {
                 Ok(existed) => {
-                    self.subscribed_new.push(!existed);
+                    self.rare().subscribed_new.push(!existed);
                     return Outcome::Granted(so.qos);
                 }
                 Err(StaleEpoch) => continue,
@@ -207,7 +207,7 @@ where
             return;
         };
         let mut owed = false;
-        let mut fresh = std::mem::take(&mut self.subscribed_new).into_iter();
+        let mut fresh = std::mem::take(&mut self.rare().subscribed_new).into_iter();
         for (e, o) in entries.iter().zip(outcomes) {
             let Outcome::Granted(granted) = o else {
                 continue;

@@ -51,10 +51,6 @@ impl RetainedBacklog {
         self.owed.retain(|o| o.cursor.filter() != filter);
     }
 
-    pub fn clear(&mut self) {
-        self.owed.clear();
-    }
-
     pub fn is_empty(&self) -> bool {
         self.owed.is_empty()
     }

@@ -5,10 +5,14 @@
 //! expiry) is decided by `broker::lifecycle`, one layer up.
 
 mod backlog;
+pub mod keepalive;
 pub mod registry;
+mod wake;
 
 use backlog::RetainedBacklog;
 pub use backlog::RetainedStep;
+use wake::WakeUp;
+pub use wake::Woken;
 
 use crate::broker::message::{qos_u8, Delivery};
 use crate::broker::retained::{Retained, RetainedCursor};
@@ -20,7 +24,7 @@ use mqtt_protocol_core::mqtt::common::HashSet;
 use mqtt_protocol_core::mqtt::packet::{GenericStorePacket, Qos};
 use mqtt_protocol_core::mqtt::Version;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
@@ -98,36 +102,75 @@ pub struct StoredOut {
 #[derive(Default)]
 struct SessionState {
     attached: Option<Attached>,
-    offline: VecDeque<Delivery>,
+    /// What a session holds while offline (and until its resumed connection
+    /// took it): boxed, so that an attached idle session carries a pointer
+    /// instead (decision 0036).
+    away: Option<Box<Away>>,
     /// Raw filter (with `$share/NAME/` if any) -> options.
     subscriptions: HashMap<String, SubOptions>,
     /// Session expiry in seconds; `u32::MAX` never expires.
     expiry: u32,
-    pending_will: Option<Box<Will>>,
-    timer: Option<AbortHandle>,
-    inflight: Option<Box<Inflight>>,
-    /// Retained messages owed to subscriptions.
-    retained: RetainedBacklog,
-    /// The offline queue overflowed since the session was last online (logged once).
-    offline_overflowed: bool,
+    /// Retained messages owed to subscriptions: boxed while any are owed,
+    /// none for most sessions (decision 0036).
+    retained: Option<Box<RetainedBacklog>>,
     ended: bool,
     /// MQTT protocol level of the last connection (4 or 5), for the store.
     protocol: u8,
+}
+
+/// See `SessionState::away`.
+#[derive(Default)]
+struct Away {
+    offline: VecDeque<Delivery>,
+    pending_will: Option<Box<Will>>,
+    timer: Option<AbortHandle>,
+    inflight: Option<Box<Inflight>>,
+    /// The offline queue overflowed since the session was last online (logged once).
+    offline_overflowed: bool,
     /// When the last connection ended (Unix ms), for the store.
     disconnected_at_ms: Option<u64>,
     /// When `pending_will` is due (Unix ms), for the store.
     will_due_ms: Option<u64>,
 }
 
+impl Away {
+    fn holds_nothing(&self) -> bool {
+        self.offline.is_empty()
+            && self.pending_will.is_none()
+            && self.timer.is_none()
+            && self.inflight.is_none()
+            && !self.offline_overflowed
+            && self.disconnected_at_ms.is_none()
+            && self.will_due_ms.is_none()
+    }
+}
+
+impl SessionState {
+    /// The offline state, created on first use.
+    fn away(&mut self) -> &mut Away {
+        self.away.get_or_insert_with(Box::default)
+    }
+
+    /// Drops the offline state once it holds nothing (an attached session
+    /// whose connection took it).
+    fn settle(&mut self) {
+        if self.away.as_deref().is_some_and(Away::holds_nothing) {
+            self.away = None;
+        }
+    }
+}
+
 /// A session, named by its client ID and owned by one authentication name.
 pub struct Session {
-    pub client_id: String,
-    pub auth_name: String,
+    /// Shared with the attached connection and the registry's key.
+    pub client_id: Arc<str>,
+    pub auth_name: Arc<str>,
     online: AtomicBool,
     state: Mutex<SessionState>,
-    /// Wakes the attached connection: mail arrived or it was kicked. It keeps a
-    /// permit when nobody waits, so a wake between two waits is not lost.
-    wake: Notify,
+    /// Wakes the attached connection: mail arrived, it was kicked, or the
+    /// broker is shutting down. A wake-up while nobody waits is kept, so one
+    /// between two waits is not lost (`wake`).
+    wake: WakeUp,
     /// Wakes publishers waiting for room in the mailbox and connections waiting
     /// for this session's connection to detach.
     room: Notify,
@@ -139,8 +182,10 @@ pub struct Session {
     /// Deliveries queued in the attached connection behind the inflight window,
     /// and its QoS 1/2 PUBLISHes unacknowledged: written by that connection
     /// alone (plain stores, no contention), summed only at scrape.
-    queued_in_connection: AtomicUsize,
-    inflight: AtomicUsize,
+    /// 32 bits (saturating) rather than a word: the session's size is a
+    /// memory budget (decision 0036), and both are bounded far below.
+    queued_in_connection: AtomicU32,
+    inflight: AtomicU32,
 }
 
 /// How many messages wait in one session, for the queue-depth gauges.
@@ -155,16 +200,16 @@ pub struct Depth {
 impl Session {
     pub(crate) fn new(client_id: &str, auth_name: &str) -> Arc<Session> {
         Arc::new(Session {
-            client_id: client_id.to_string(),
-            auth_name: auth_name.to_string(),
+            client_id: Arc::from(client_id),
+            auth_name: Arc::from(auth_name),
             online: AtomicBool::new(false),
             state: Mutex::new(SessionState::default()),
-            wake: Notify::new(),
+            wake: WakeUp::default(),
             room: Notify::new(),
             stalled: AtomicBool::new(false),
             persistent: AtomicBool::new(false),
-            queued_in_connection: AtomicUsize::new(0),
-            inflight: AtomicUsize::new(0),
+            queued_in_connection: AtomicU32::new(0),
+            inflight: AtomicU32::new(0),
         })
     }
 
@@ -193,7 +238,7 @@ impl Session {
             drop(st);
             // A non-empty mailbox has already woken the connection, which takes all of it.
             if first {
-                self.wake.notify_one();
+                self.wake.wake();
             }
             return Deliver::Queued;
         }
@@ -201,8 +246,9 @@ impl Session {
             // MQTT: QoS 0 is not queued for an offline session.
             return Deliver::Dropped;
         }
-        if st.offline.len() >= max_queue {
-            if !std::mem::replace(&mut st.offline_overflowed, true) {
+        let away = st.away();
+        if away.offline.len() >= max_queue {
+            if !std::mem::replace(&mut away.offline_overflowed, true) {
                 warn!(
                     client_id = %self.client_id, max_queued_messages = max_queue,
                     "offline queue full: further QoS 1/2 messages for this session are dropped (counted) until it reconnects"
@@ -210,7 +256,7 @@ impl Session {
             }
             return Deliver::Dropped;
         }
-        st.offline.push_back(d);
+        away.offline.push_back(d);
         Deliver::Queued
     }
 
@@ -239,8 +285,8 @@ impl Session {
     }
 
     /// Resolves when the attached connection is woken (mail or kick).
-    pub fn woken(&self) -> Notified<'_> {
-        self.wake.notified()
+    pub fn woken(&self) -> Woken<'_> {
+        self.wake.woken()
     }
 
     /// For the attached connection `conn_id`: moves up to `limit` deliveries of
@@ -324,16 +370,19 @@ impl Session {
         if let Some(a) = &mut st.attached {
             a.recheck = true;
             drop(st);
-            self.wake.notify_one();
+            self.wake.wake();
         }
     }
 
     /// Drops the delayed will waiting for its time if `allowed` says no; true when it did.
     pub fn discard_pending_will_unless(&self, allowed: impl FnOnce(&Will) -> bool) -> bool {
         let mut st = self.lock();
-        match st.pending_will.as_deref() {
+        let Some(away) = st.away.as_deref_mut() else {
+            return false;
+        };
+        match away.pending_will.as_deref() {
             Some(w) if !allowed(w) => {
-                st.pending_will = None;
+                away.pending_will = None;
                 true
             }
             _ => false,
@@ -343,6 +392,8 @@ impl Session {
     /// For the attached connection: what waits in it and what is in flight.
     /// Stores only a change, so an idle turn writes nothing shared.
     pub fn report_depth(&self, queued: usize, inflight: usize) {
+        let queued = u32::try_from(queued).unwrap_or(u32::MAX);
+        let inflight = u32::try_from(inflight).unwrap_or(u32::MAX);
         if self.queued_in_connection.load(Ordering::Relaxed) != queued {
             self.queued_in_connection.store(queued, Ordering::Relaxed);
         }
@@ -355,13 +406,13 @@ impl Session {
     pub fn depth(&self) -> Depth {
         let st = self.lock();
         let mailbox = st.attached.as_ref().map_or(0, |a| a.mailbox.len());
-        let offline = st.offline.len();
+        let offline = st.away.as_deref().map_or(0, |a| a.offline.len());
         let online = st.attached.is_some();
         drop(st);
         let (connection, inflight) = if online {
             (
-                self.queued_in_connection.load(Ordering::Relaxed),
-                self.inflight.load(Ordering::Relaxed),
+                self.queued_in_connection.load(Ordering::Relaxed) as usize,
+                self.inflight.load(Ordering::Relaxed) as usize,
             )
         } else {
             (0, 0)
@@ -378,7 +429,15 @@ impl Session {
         if let Some(a) = &mut st.attached {
             a.kick = why;
             drop(st);
-            self.wake.notify_one();
+            self.wake.wake();
+        }
+    }
+
+    /// Wakes the attached connection, if any, without giving it a reason:
+    /// it looks at what changed (the broker's shutdown flag).
+    pub fn wake_attached(&self) {
+        if self.lock().attached.is_some() {
+            self.wake.wake();
         }
     }
 
@@ -398,7 +457,9 @@ impl Session {
     /// Forgets a subscription, and the retained messages it was still owed.
     pub fn remove_subscription(&self, raw: &str) -> bool {
         let mut st = self.lock();
-        st.retained.forget(raw);
+        if let Some(r) = st.retained.as_deref_mut() {
+            r.forget(raw);
+        }
         st.subscriptions.remove(raw).is_some()
     }
 
@@ -411,12 +472,19 @@ impl Session {
         granted: Qos,
         subscription_id: Option<u32>,
     ) {
-        self.lock().retained.start(cursor, granted, subscription_id);
+        self.lock().retained.get_or_insert_with(Box::default).start(
+            cursor,
+            granted,
+            subscription_id,
+        );
     }
 
     /// Whether retained messages are owed to a subscription.
     pub fn has_retained(&self) -> bool {
-        !self.lock().retained.is_empty()
+        self.lock()
+            .retained
+            .as_deref()
+            .is_some_and(|r| !r.is_empty())
     }
 
     /// Moves the next retained messages owed into `into`, in order: at most
@@ -429,21 +497,36 @@ impl Session {
         limits: (usize, usize, u64),
         into: &mut Vec<Delivery>,
     ) -> RetainedStep {
-        self.lock().retained.next(store, limits, into)
+        let mut st = self.lock();
+        let Some(r) = st.retained.as_deref_mut() else {
+            return RetainedStep::Done;
+        };
+        let step = r.next(store, limits, into);
+        if r.is_empty() {
+            st.retained = None;
+        }
+        step
     }
 
     /// Messages queued while offline, to send after CONNACK.
     pub fn take_offline(&self) -> VecDeque<Delivery> {
         let mut st = self.lock();
-        st.offline_overflowed = false;
-        std::mem::take(&mut st.offline)
+        let Some(away) = st.away.as_deref_mut() else {
+            return VecDeque::new();
+        };
+        away.offline_overflowed = false;
+        let offline = std::mem::take(&mut away.offline);
+        // After CONNACK: the rest was taken or cleared at the resume already.
+        st.settle();
+        offline
     }
 
     /// Saved QoS state of the previous connection, when the versions match.
     pub fn take_inflight(&self, version: Version) -> Option<Inflight> {
         self.lock()
-            .inflight
-            .take()
+            .away
+            .as_deref_mut()
+            .and_then(|a| a.inflight.take())
             .filter(|i| i.version == version)
             .map(|i| *i)
     }
@@ -476,7 +559,11 @@ impl Session {
             .map(|(raw, o)| convert::sub_record(raw, o))
             .collect();
         subscriptions.sort_by(|a, b| a.filter.cmp(&b.filter));
-        let will = match (&st.pending_will, st.will_due_ms) {
+        let away = st.away.as_deref();
+        let will = match (
+            away.and_then(|a| a.pending_will.as_ref()),
+            away.and_then(|a| a.will_due_ms),
+        ) {
             (Some(w), Some(due_ms)) => Some(WillRecord {
                 msg: convert::message_record(&w.msg, qos_u8(w.msg.qos), &[]),
                 due_ms,
@@ -486,11 +573,11 @@ impl Session {
             _ => None,
         };
         Some(SessionRecord {
-            auth_name: self.auth_name.clone(),
+            auth_name: self.auth_name.to_string(),
             expiry: st.expiry,
             protocol: st.protocol,
             subscriptions,
-            disconnected_at_ms: st.disconnected_at_ms,
+            disconnected_at_ms: away.and_then(|a| a.disconnected_at_ms),
             will,
         })
     }
@@ -508,11 +595,12 @@ impl Session {
     ) {
         let mut st = self.lock();
         st.protocol = protocol;
-        st.disconnected_at_ms = disconnected_at_ms;
-        st.offline = offline;
-        st.inflight = inflight.map(Box::new);
-        st.will_due_ms = will.as_ref().map(|(_, due)| *due);
-        st.pending_will = will.map(|(w, _)| Box::new(w));
+        let away = st.away();
+        away.disconnected_at_ms = disconnected_at_ms;
+        away.offline = offline;
+        away.inflight = inflight.map(Box::new);
+        away.will_due_ms = will.as_ref().map(|(_, due)| *due);
+        away.pending_will = will.map(|(w, _)| Box::new(w));
     }
 
     pub fn expiry(&self) -> u32 {
@@ -594,32 +682,35 @@ impl Session {
         };
         a.kick = Kick::TakenOver;
         drop(st);
-        self.wake.notify_one();
+        self.wake.wake();
         true
     }
 
     /// Stops the expiry timer and takes the will whose delay was running.
     pub(crate) fn stop_timer(&self) -> Option<Will> {
         let mut st = self.lock();
-        if let Some(t) = st.timer.take() {
+        let away = st.away.as_deref_mut()?;
+        if let Some(t) = away.timer.take() {
             t.abort();
         }
-        st.pending_will.take().map(|w| *w)
+        away.pending_will.take().map(|w| *w)
     }
 
     /// Stops the expiry timer of an offline session being resumed, and keeps
     /// what it held while offline (see [`Offline`]).
     pub(crate) fn suspend_offline(&self) -> Offline {
         let mut st = self.lock();
-        if let Some(t) = st.timer.take() {
+        let (expiry, protocol) = (st.expiry, st.protocol);
+        let away = st.away();
+        if let Some(t) = away.timer.take() {
             t.abort();
         }
         Offline {
-            will: st.pending_will.take(),
-            will_due_ms: st.will_due_ms,
-            disconnected_at_ms: st.disconnected_at_ms,
-            expiry: st.expiry,
-            protocol: st.protocol,
+            will: away.pending_will.take(),
+            will_due_ms: away.will_due_ms,
+            disconnected_at_ms: away.disconnected_at_ms,
+            expiry,
+            protocol,
         }
     }
 
@@ -627,9 +718,10 @@ impl Session {
     /// the connection that resumed the session detached (refused).
     pub(crate) fn reinstate(&self, prior: Offline) {
         let mut st = self.lock();
-        st.pending_will = prior.will;
-        st.will_due_ms = prior.will_due_ms;
-        st.disconnected_at_ms = prior.disconnected_at_ms;
+        let away = st.away();
+        away.pending_will = prior.will;
+        away.will_due_ms = prior.will_due_ms;
+        away.disconnected_at_ms = prior.disconnected_at_ms;
         st.expiry = prior.expiry;
         st.protocol = prior.protocol;
         self.persistent.store(prior.expiry > 0, Ordering::Relaxed);
@@ -644,8 +736,10 @@ impl Session {
             kick: Kick::None,
             recheck: false,
         });
-        st.disconnected_at_ms = None;
-        st.will_due_ms = None;
+        if let Some(away) = st.away.as_deref_mut() {
+            away.disconnected_at_ms = None;
+            away.will_due_ms = None;
+        }
         self.online.store(true, Ordering::Relaxed);
         self.stalled.store(false, Ordering::Relaxed);
     }
@@ -671,17 +765,19 @@ impl Session {
             if d.qos == Qos::AtMostOnce {
                 continue;
             }
-            if st.offline.len() < max_queue {
-                st.offline.push_back(d);
+            let away = st.away();
+            if away.offline.len() < max_queue {
+                away.offline.push_back(d);
             } else {
                 dropped += 1;
                 unstored.extend(d.stored);
             }
         }
+        let away = st.away();
         if dropped > 0 {
-            st.offline_overflowed = true;
+            away.offline_overflowed = true;
         }
-        st.disconnected_at_ms = Some(record::now_ms());
+        away.disconnected_at_ms = Some(record::now_ms());
         Some(Detached {
             dropped,
             expiry: st.expiry,
@@ -692,25 +788,28 @@ impl Session {
     /// Keeps an offline session's QoS state and the will whose delay runs.
     pub(crate) fn hold(&self, inflight: Option<Inflight>, will: Option<Will>) {
         let mut st = self.lock();
-        st.inflight = inflight.map(Box::new);
-        st.will_due_ms = will.as_ref().and_then(|w| {
-            let delay = u64::from(w.delay.min(st.expiry));
-            st.disconnected_at_ms
+        let expiry = st.expiry;
+        let away = st.away();
+        away.inflight = inflight.map(Box::new);
+        away.will_due_ms = will.as_ref().and_then(|w| {
+            let delay = u64::from(w.delay.min(expiry));
+            away.disconnected_at_ms
                 .map(|t| t.saturating_add(delay * 1000))
         });
-        st.pending_will = will.map(Box::new);
+        away.pending_will = will.map(Box::new);
     }
 
     /// The task that publishes the delayed will and ends the session at expiry.
     pub(crate) fn set_timer(&self, timer: AbortHandle) {
-        self.lock().timer = Some(timer);
+        self.lock().away().timer = Some(timer);
     }
 
     /// The will whose delay ran out, if the session still holds it.
     pub(crate) fn take_pending_will(&self) -> Option<Will> {
         let mut st = self.lock();
-        st.will_due_ms = None;
-        st.pending_will.take().map(|w| *w)
+        let away = st.away.as_deref_mut()?;
+        away.will_due_ms = None;
+        away.pending_will.take().map(|w| *w)
     }
 
     /// Ends the session: it takes no delivery any more and forgets what it
@@ -738,11 +837,66 @@ impl Session {
 
 fn end(st: &mut SessionState) -> Ended {
     st.ended = true;
-    st.timer = None;
-    st.offline.clear();
-    st.retained.clear();
+    let will = st.away.take().and_then(|a| a.pending_will).map(|w| *w);
+    st.retained = None;
     Ended {
         subscriptions: st.subscriptions.drain().map(|(k, _)| k).collect(),
-        will: st.pending_will.take().map(|w| *w),
+        will,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::message::Message;
+
+    fn qos1(topic: &str) -> Delivery {
+        Delivery {
+            msg: Arc::new(Message {
+                topic: topic.into(),
+                payload: Arc::from(&b""[..]),
+                qos: Qos::AtLeastOnce,
+                retain: false,
+                props: Vec::new(),
+                expires_at: None,
+                origin: Arc::from("p"),
+            }),
+            qos: Qos::AtLeastOnce,
+            retain: false,
+            subscription_ids: Vec::new(),
+            epoch: 0,
+            stored: None,
+        }
+    }
+
+    /// A memory budget, not a timing: every idle connection's session is one
+    /// `Arc<Session>` (16 B of counts more), which fits jemalloc's 256-B class
+    /// up to 240 B (decision 0036; 352 B before the offline state and the
+    /// retained backlog were boxed).
+    #[test]
+    fn a_session_stays_within_its_budget() {
+        let size = std::mem::size_of::<Session>();
+        assert!(size <= 240, "Session grew to {size} B");
+    }
+
+    #[test]
+    fn the_offline_state_is_kept_while_offline_and_dropped_once_the_connection_took_it() {
+        let s = Session::new("c", "a");
+        s.attach(1);
+        assert!(
+            s.lock().away.is_none(),
+            "a new session holds no offline state"
+        );
+        s.detach(1, VecDeque::from([qos1("t/1")]), 10)
+            .expect("attached");
+        assert_eq!(s.depth().queued, 1);
+        assert!(s.lock().away.is_some());
+        // Resumed: the queue goes to the new connection after CONNACK.
+        s.attach(2);
+        assert_eq!(s.take_offline().len(), 1);
+        assert!(
+            s.lock().away.is_none(),
+            "an attached session whose connection took its queue holds no offline state"
+        );
     }
 }

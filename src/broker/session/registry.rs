@@ -16,7 +16,8 @@ pub struct Sessions {
 /// under one lock so that the count is never out of step with the map.
 #[derive(Default)]
 pub struct Registry {
-    by_id: HashMap<String, Arc<Session>>,
+    /// Keyed by the session's own client ID (shared, not copied).
+    by_id: HashMap<Arc<str>, Arc<Session>>,
     /// Sessions (online and offline) per lower-cased authentication name.
     per_auth: HashMap<String, usize>,
 }

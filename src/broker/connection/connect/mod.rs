@@ -64,13 +64,7 @@ where
         let written = durable::connected(&self.shared, &session, present, will.as_ref());
         // Attached at once, before anything that could fail or panic: from here
         // the connection's end (even by a panic) releases the claim (`Conn::drop`).
-        self.attach(
-            client_id.clone(),
-            auth_name.clone(),
-            session.clone(),
-            will,
-            info.request_problem_info,
-        );
+        self.attach(&auth_name, session.clone(), will, info.request_problem_info);
         // A reload that swapped the policy after this CONNECT was decided may
         // have scanned the sessions before this one attached: the connection
         // re-authorizes itself (client, will) right after CONNACK.
@@ -88,7 +82,7 @@ where
         }
         let accepted = Accepted {
             present,
-            assigned: requested.is_none().then_some(client_id.as_str()),
+            assigned: requested.is_none().then_some(&*client_id),
             granted_expiry: (granted_expiry != info.session_expiry).then_some(granted_expiry),
         };
         self.accept(&info, &accepted);
@@ -126,7 +120,7 @@ where
     /// Step 1, identity: the TLS client certificate if there is one, else the
     /// listener's identity mode.
     fn authenticate(&mut self, policy: &dyn AccessPolicy, info: &ConnectInfo) -> Option<ClientId> {
-        let identified = match &self.certificate {
+        let identified = match self.certificate.as_deref() {
             Some(peer) => policy
                 .authenticate_certificate(peer, info.username.as_deref())
                 .map_err(|r| {
@@ -372,8 +366,9 @@ where
     fn restore_inflight(&mut self, session: &Session, version: Version) {
         if let Some(inflight) = session.take_inflight(version) {
             self.inflight_out = inflight.packets.len();
-            self.stored_out = inflight.stored;
-            self.qos2_open = inflight.qos2_handled.iter().copied().collect();
+            let rare = self.rare();
+            rare.stored_out = inflight.stored;
+            rare.qos2_open = inflight.qos2_handled.iter().copied().collect();
             // 3.1.1: the connection gives out the identifiers (decision 0035);
             // those of the packets the codec resends are the codec's until it
             // releases them.
