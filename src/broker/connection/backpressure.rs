@@ -28,9 +28,9 @@ where
     /// has room for, and acts on a kick. Mail left in the mailbox keeps its
     /// publishers waiting (backpressure) instead of being dropped here.
     pub(super) fn take_mail(&mut self, session: &Session) {
-        let mut mail = std::mem::take(&mut self.mail);
+        let mut mail = std::mem::take(&mut self.traffic.mail);
         let max = self.shared.config.max_queued_messages;
-        let room = self.outbound.room(max);
+        let room = self.traffic.outbound.room(max);
         let got = session.take_mail(self.conn_id, max, room, &mut mail);
         self.mail_left = got.left > 0;
         for d in mail.drain(..) {
@@ -39,7 +39,7 @@ where
         if mail.capacity() > MAIL_KEEP && got.taken < MAIL_KEEP / 4 {
             mail.shrink_to(MAIL_KEEP / 4);
         }
-        self.mail = mail;
+        self.traffic.mail = mail;
         if got.detached {
             // The session no longer knows this connection.
             self.disconnection
@@ -64,7 +64,7 @@ where
     /// client's last PUBLISH found full; what still finds no room is dropped.
     pub(super) async fn wait_for_room(&mut self, own: &mut Option<Own<'_, '_>>) {
         let deadline = Instant::now() + self.shared.config.max_publisher_wait;
-        let mut blocked = std::mem::take(&mut self.blocked);
+        let mut blocked = std::mem::take(&mut self.traffic.blocked);
         for (target, d) in blocked.drain(..) {
             let stored = d.stored;
             if !self.deliver_waiting(&target, d, deadline, own).await {
@@ -78,7 +78,7 @@ where
                 );
             }
         }
-        self.blocked = blocked;
+        self.traffic.blocked = blocked;
     }
 
     /// Delivers one blocked copy once `target`'s mailbox has room, until

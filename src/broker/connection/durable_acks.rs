@@ -113,7 +113,7 @@ where
         };
         if let Err(e) = store.submit(ops).wait().await {
             warn!(peer = %self.peer, error = %e, "packet identifiers not stored: the store could not be written; closing");
-            self.out.clear();
+            self.traffic.out.clear();
             self.server_disconnect(
                 DisconnectReasonCode::UnspecifiedError,
                 Some("the broker could not store its state"),

@@ -110,7 +110,7 @@ where
         {
             match ev {
                 Event::RequestSendPacket { packet, .. } => {
-                    encode::packet(&mut self.out, &packet);
+                    encode::packet(&mut self.traffic.out, &packet);
                 }
                 Event::RequestClose => {
                     self.end.get_or_insert(End::Abnormal);
@@ -139,7 +139,7 @@ where
                     // One PUBACK per QoS 1 copy delivered: not queued (nor moved twice
                     // more) when the codec has already done all there is to do with it.
                     if !codec_handled(&p) {
-                        self.inbox.push_back(p);
+                        self.traffic.inbox.push_back(p);
                     }
                 }
             }
@@ -190,7 +190,7 @@ where
         }
         if let Some(disconnect) = self.rare.as_mut().and_then(|r| r.decode_failed.take()) {
             if self.end.is_none() {
-                self.out.extend_from_slice(&disconnect);
+                self.traffic.out.extend_from_slice(&disconnect);
                 self.disconnection
                     .get_or_insert(DisconnectionReason::ClientError);
                 self.end = Some(End::Abnormal);
@@ -212,9 +212,9 @@ where
 
     /// Acts on decoded packets until one needs waiting for.
     pub(super) fn act_on_inbox(&mut self) -> Option<Wait> {
-        while let Some(p) = self.inbox.pop_front() {
+        while let Some(p) = self.traffic.inbox.pop_front() {
             if self.end.is_some() {
-                self.inbox.clear();
+                self.traffic.inbox.clear();
                 break;
             }
             if let Some(info) = connect_info(&p) {
@@ -222,7 +222,7 @@ where
             }
             self.on_packet(p);
             // Backpressure: the next packet waits until this one's copies found room.
-            if !self.blocked.is_empty() {
+            if !self.traffic.blocked.is_empty() {
                 return Some(Wait::Room);
             }
         }

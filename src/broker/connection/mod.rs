@@ -37,19 +37,17 @@ mod send;
 #[cfg(test)]
 mod store_failure_tests;
 mod subscribe;
+mod traffic;
 
 use super::events::DisconnectionReason;
 use super::frame::{Fault, FrameScan};
 use super::lifecycle;
-use super::message::Delivery;
 use super::session::{Inflight, Session};
 use super::state::Shared;
 use super::tls::PeerCertificates;
 use super::will::Will;
 use crate::compiler::compiled::ClientId;
-use mqtt_protocol_core::mqtt::packet::{GenericStorePacket, Packet};
-use queue::OutboundQueue;
-use std::collections::VecDeque;
+use mqtt_protocol_core::mqtt::packet::GenericStorePacket;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -93,18 +91,15 @@ pub struct Conn<S> {
     pub(in crate::broker::connection) mqtt: codec::Codec,
     pub(super) conn_id: u64,
     pub(super) peer: String,
-    pub(super) out: Vec<u8>,
+    /// The output buffer, the outbound queue, the inbox, the mail and the
+    /// blocked copies: boxed while busy, absent while resting (`traffic`).
+    pub(in crate::broker::connection) traffic: traffic::TrafficSlot,
     /// Set once the codec asked to close, or we decided to.
     pub(super) end: Option<End>,
     pub(super) keepalive: Option<(Instant, u64)>,
     /// When the packet being received must be complete (`partialPacketTimeout`).
     pub(super) partial_deadline: Option<Instant>,
     pub(super) client: Option<Client>,
-    /// Deliveries waiting for the client's inflight window, and the owed
-    /// retained messages' place among them.
-    pub(super) outbound: OutboundQueue,
-    /// Packets the codec decoded, not yet acted on.
-    pub(super) inbox: VecDeque<Packet>,
     /// Packet identifiers in use for our QoS 1/2 PUBLISHes to the client.
     pub(super) inflight_out: usize,
     /// MQTT 3.1.1: who holds those identifiers, from the first QoS 1/2
@@ -119,13 +114,8 @@ pub struct Conn<S> {
     pub(super) fault: Option<Fault>,
     /// A packet arrived in the bytes just fed (restarts the keep-alive period).
     pub(super) heard: bool,
-    /// Deliveries taken from the session's mailbox, being encoded.
-    pub(super) mail: VecDeque<Delivery>,
     /// The last take left mail in the session's mailbox for want of room.
     pub(super) mail_left: bool,
-    /// Copies of this client's PUBLISH that met a full mailbox: the connection
-    /// waits for room (and reads nothing meanwhile) before its next packet.
-    pub(super) blocked: Vec<(Arc<Session>, Delivery)>,
     /// Why the connection is ending, when known before it ends (lifecycle events).
     pub(super) disconnection: Option<DisconnectionReason>,
     /// SUBSCRIBE scratch, QoS 2 and durable bookkeeping, a deferred decode
@@ -195,22 +185,18 @@ impl<S> Conn<S> {
             mqtt,
             conn_id,
             peer,
-            out: Vec::new(),
+            traffic: traffic::TrafficSlot::default(),
             end: None,
             keepalive: None,
             partial_deadline: None,
             client: None,
-            outbound: OutboundQueue::default(),
-            inbox: VecDeque::new(),
             inflight_out: 0,
             packet_ids: None,
             client_receive_maximum: u16::MAX,
             frames: FrameScan::default(),
             fault: None,
             heard: false,
-            mail: VecDeque::new(),
             mail_left: false,
-            blocked: Vec::new(),
             disconnection: None,
             rare: None,
             certificate: certificate.map(Box::new),
@@ -269,15 +255,15 @@ impl<S> Conn<S> {
             && self.client.is_some()
             && self.inflight_out == 0
             && self.rare_holds_nothing()
-            && self.inbox.is_empty()
-            && self.blocked.is_empty()
+            && self.traffic.inbox.is_empty()
+            && self.traffic.blocked.is_empty()
             && self.fault.is_none()
             && !self.frames.mid_packet()
     }
 
     /// Rests the connection of a quiet client: the codec's state goes
-    /// (`codec`), and so do the buffers a busier moment left allocated (the
-    /// output buffer keeps up to 64 KiB after a burst), all empty by then.
+    /// (`codec`), and so does the traffic box with the buffers a busier moment
+    /// left allocated (the output buffer keeps up to 64 KiB after a burst).
     /// `now`: at a rest check (the codec must have gone unused since the
     /// last one); None: at once (after CONNACK). Whether the codec rests now.
     pub(super) fn rest(&mut self, now: Option<Instant>) -> bool {
@@ -289,19 +275,10 @@ impl<S> Conn<S> {
         if !rested {
             return false;
         }
-        if self.out.is_empty() {
-            self.out = Vec::new();
-        }
-        if self.mail.is_empty() {
-            self.mail = VecDeque::new();
-        }
-        if self.outbound.len() == 0 {
-            drop(self.outbound.take_all());
-        }
-        self.inbox = VecDeque::new();
+        // The inbox and the blocked copies are empty here (`codec_may_rest`).
+        self.traffic.release();
         self.rare = None;
         self.packet_ids = None;
-        self.blocked = Vec::new();
         true
     }
 
@@ -366,8 +343,8 @@ impl<S> Conn<S> {
             .disconnected(&client.auth_name, &client.client_id, why);
         let shared = self.shared.clone();
         // Undelivered QoS 1/2 messages go back to the (now offline) session.
-        let mut undelivered = self.outbound.take_all();
-        undelivered.extend(self.mail.drain(..));
+        let mut undelivered = self.traffic.outbound.take_all();
+        undelivered.extend(self.traffic.mail.drain(..));
         lifecycle::release(
             &shared,
             &client.session,
@@ -445,15 +422,14 @@ mod layout_tests {
     fn the_connection_future_that_every_idle_connection_keeps_stays_within_its_budget() {
         type Guard = (OwnedSemaphorePermit, Option<OpenConnection>);
         let future = returned_size(run_holding::<TcpStream, Guard>);
-        // Measured 984 B (debug build) when set; was 1,312 B before the busy
-        // phase was boxed and the resting phase lost its shutdown waiter.
-        // Measured 656 B (debug build) when set; 1,312 B before decision
-        // 0036 (the busy phase boxed; the resting phase without a shutdown
-        // waiter, a timer or a receiver of its own; the rarely used fields in
-        // `rare`; the session's wake-up a pointer). tokio's task cell adds
-        // ~104 B and is rounded up to 128 B: up to 664 B fits 768 B.
-        assert!(future <= 664, "connection future grew to {future} B");
+        // Measured 504 B (debug build; 496 B release) when set: 1,312 B
+        // before decision 0036 (the busy phase boxed; the resting phase
+        // without a shutdown waiter, a timer or a receiver of its own; the
+        // rarely used fields in `rare`; the session's wake-up a pointer; the
+        // buffers and queues in `traffic`). tokio's task cell adds ~104 B and
+        // jemalloc rounds it up to its size class: up to 536 B fits 640 B.
+        assert!(future <= 536, "connection future grew to {future} B");
         let conn = std::mem::size_of::<Conn<TcpStream>>();
-        assert!(conn <= 480, "connection state grew to {conn} B");
+        assert!(conn <= 320, "connection state grew to {conn} B");
     }
 }

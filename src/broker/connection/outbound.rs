@@ -15,7 +15,8 @@ where
     /// After CONNACK: the session's offline messages and owed retained ones go out.
     pub(super) fn after_connack(&mut self) {
         if let Some(c) = &self.client {
-            self.outbound
+            self.traffic
+                .outbound
                 .resume(c.session.take_offline(), c.session.has_retained());
         }
         self.drain_pending();
@@ -23,10 +24,8 @@ where
 
     /// Queues a delivery behind the inflight window (bounded).
     pub(super) fn enqueue(&mut self, d: Delivery) {
-        match self
-            .outbound
-            .admit(d, self.shared.config.max_queued_messages)
-        {
+        let max = self.shared.config.max_queued_messages;
+        match self.traffic.outbound.admit(d, max) {
             Admit::SendNow(d) => self.deliver(d),
             Admit::Queued => self.drain_pending(),
             Admit::Full => self.shared.stats.drop_message(DropReason::QueueFull),
@@ -37,7 +36,8 @@ where
     /// and owed retained messages in their turn.
     pub(super) fn drain_pending(&mut self) {
         while self.end.is_none() {
-            match self.outbound.next(self.window_open()) {
+            let window_open = self.window_open();
+            match self.traffic.outbound.next(window_open) {
                 Next::Retained => {
                     if !self.send_retained_batch() {
                         break;

@@ -111,7 +111,9 @@ where
 
         // Route (writing ahead what must survive a crash), then acknowledge.
         let qos = msg.qos;
-        let written = self.shared.publish(Arc::new(msg), Some(&mut self.blocked));
+        let written = self
+            .shared
+            .publish(Arc::new(msg), Some(&mut self.traffic.blocked));
         let qos2_state = match (qos, packet_id, &self.shared.store) {
             // The PUBREC below promises exactly once: a PUBLISH sent again with
             // this identifier after a restart must not be routed again.
@@ -223,6 +225,6 @@ mod tests {
         };
         conn.on_publish(msg, Some(0));
         assert_eq!(conn.end, Some(End::Abnormal));
-        assert!(conn.out.is_empty(), "nothing half-built was sent");
+        assert!(conn.traffic.out.is_empty(), "nothing half-built was sent");
     }
 }

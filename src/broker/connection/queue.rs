@@ -52,6 +52,15 @@ pub struct OutboundQueue {
 }
 
 impl OutboundQueue {
+    /// An empty queue, as a constant (the resting connection's `Traffic`).
+    pub const fn new() -> Self {
+        OutboundQueue {
+            pending: VecDeque::new(),
+            retained_due: RetainedDue::None,
+            retained_ahead: 0,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.pending.len()
     }

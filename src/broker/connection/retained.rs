@@ -26,23 +26,23 @@ where
     /// attached to a session that is owed some: they go out before what is
     /// queued from now on, after what is queued already.
     pub(super) fn retained_owed(&mut self) {
-        self.outbound.retained_owed();
+        self.traffic.outbound.retained_owed();
     }
 
     /// Whether the connection's loop should take another turn for retained
     /// messages without waiting for the network.
     pub(super) fn retained_turn(&self) -> bool {
-        self.outbound.retained_turn()
+        self.traffic.outbound.retained_turn()
     }
 
     /// Sends owed retained messages while the inflight window and this turn's
     /// output allow. True when none is owed any more.
     pub(super) fn send_retained_batch(&mut self) -> bool {
         let Some(session) = self.client.as_ref().map(|c| c.session.clone()) else {
-            self.outbound.set_retained_due(RetainedDue::None);
+            self.traffic.outbound.set_retained_due(RetainedDue::None);
             return true;
         };
-        if self.outbound.retained_due() == RetainedDue::Window && self.window_room() == 0 {
+        if self.traffic.outbound.retained_due() == RetainedDue::Window && self.window_room() == 0 {
             // The next one is QoS 1/2 (they are sent in order): nothing can go yet.
             return false;
         }
@@ -53,16 +53,18 @@ where
             for d in batch.drain(..) {
                 self.deliver(d);
             }
-            self.outbound.set_retained_due(match step {
+            self.traffic.outbound.set_retained_due(match step {
                 RetainedStep::Done => RetainedDue::None,
                 RetainedStep::Window => RetainedDue::Window,
                 RetainedStep::More => RetainedDue::Turn,
             });
-            if step != RetainedStep::More || self.out.len() >= OUTPUT_PER_TURN || self.end.is_some()
+            if step != RetainedStep::More
+                || self.traffic.out.len() >= OUTPUT_PER_TURN
+                || self.end.is_some()
             {
                 break;
             }
         }
-        self.outbound.retained_due() == RetainedDue::None
+        self.traffic.outbound.retained_due() == RetainedDue::None
     }
 }

@@ -27,7 +27,7 @@ where
         // Boxed: its state is needed only until CONNACK, not by every idle connection.
         Box::pin(self.handshake()).await;
         // The CONNECT's queue slot would otherwise stay allocated on every idle connection.
-        self.inbox = VecDeque::new();
+        self.traffic.inbox = VecDeque::new();
         if let Some(session) = self.client.as_ref().map(|c| c.session.clone()) {
             self.connected(&session).await;
         }
@@ -260,7 +260,9 @@ where
                 idle_check.as_mut().reset(next);
             }
             self.drain_pending();
-            if self.mail_left && self.outbound.len() < self.shared.config.max_queued_messages {
+            if self.mail_left
+                && self.traffic.outbound.len() < self.shared.config.max_queued_messages
+            {
                 self.take_mail(session);
                 self.drain_pending();
             }
@@ -277,10 +279,10 @@ where
         !*self.shared.shutdown.borrow()
             && self.mqtt.if_live().is_none()
             && self.codec_may_rest()
-            && self.out.is_empty()
-            && self.mail.is_empty()
+            && self.traffic.out.is_empty()
+            && self.traffic.mail.is_empty()
             && !self.mail_left
-            && self.outbound.is_idle()
+            && self.traffic.outbound.is_idle()
     }
 
     /// When the keep-alive period ends without a packet, the packet being
@@ -401,7 +403,7 @@ where
         }
         info!(peer = %self.peer, reason = ?why, "CONNECT refused before authentication");
         if let Some(bytes) = why.reply(level) {
-            self.out.extend_from_slice(&bytes);
+            self.traffic.out.extend_from_slice(&bytes);
         }
         self.end.get_or_insert(End::Abnormal);
     }

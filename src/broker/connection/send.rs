@@ -92,19 +92,23 @@ where
     pub(super) async fn flush(&mut self) {
         if let Some(c) = &self.client {
             c.session
-                .report_depth(self.outbound.len(), self.inflight_out);
+                .report_depth(self.traffic.outbound.len(), self.inflight_out);
         }
         if self.store_before_send_pending() {
             self.store_before_send().await;
         }
-        if self.out.is_empty() {
+        if self.traffic.out.is_empty() {
             return;
         }
-        let w = tokio::time::timeout(Duration::from_secs(30), self.io.write_all(&self.out)).await;
-        self.out.clear();
+        let w = tokio::time::timeout(
+            Duration::from_secs(30),
+            self.io.write_all(&self.traffic.out),
+        )
+        .await;
+        self.traffic.out.clear();
         // Keep a buffer for the next turn, but not a burst's worth on an idle connection.
-        if self.out.capacity() > OUT_KEEP {
-            self.out.shrink_to(OUT_KEEP / 8);
+        if self.traffic.out.capacity() > OUT_KEEP {
+            self.traffic.out.shrink_to(OUT_KEEP / 8);
         }
         if !matches!(w, Ok(Ok(()))) {
             self.end.get_or_insert(End::Abnormal);
@@ -126,7 +130,12 @@ where
         // the output, without building a packet object (the hot path of fan-out).
         let v3 = self.mqtt.version() == Version::V3_1_1;
         if d.qos == Qos::AtMostOnce && v3 {
-            encode::v3_qos0_publish(&mut self.out, &d.msg.topic, &d.msg.payload, d.retain);
+            encode::v3_qos0_publish(
+                &mut self.traffic.out,
+                &d.msg.topic,
+                &d.msg.payload,
+                d.retain,
+            );
             return;
         }
         // Nor does a 3.1.1 QoS 1 (decision 0035).
@@ -197,7 +206,13 @@ where
             self.shared.stats.drop_message(DropReason::NoPacketId);
             return;
         };
-        encode::v3_qos1_publish(&mut self.out, &d.msg.topic, id, &d.msg.payload, d.retain);
+        encode::v3_qos1_publish(
+            &mut self.traffic.out,
+            &d.msg.topic,
+            id,
+            &d.msg.payload,
+            d.retain,
+        );
         ids.take_ours(d.msg, d.retain);
         self.inflight_out += 1;
         if let Some(seq) = d.stored {
