@@ -86,6 +86,28 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// For unit tests: a copy of a message on `topic` with `payload`, published
+    /// and delivered at `qos` by client "p", not retained, not stored.
+    #[cfg(test)]
+    pub fn for_test(topic: &str, payload: &[u8], qos: Qos) -> Delivery {
+        Delivery {
+            msg: Arc::new(Message {
+                topic: topic.into(),
+                payload: Arc::from(payload),
+                qos,
+                retain: false,
+                props: Vec::new(),
+                expires_at: None,
+                origin: Arc::from("p"),
+            }),
+            qos,
+            retain: false,
+            subscription_ids: Vec::new(),
+            epoch: 0,
+            stored: None,
+        }
+    }
+
     /// This copy as a PUBLISH of `version` under `id` (None for QoS 0).
     pub fn publish(&self, version: Version, id: Option<u16>) -> Result<Packet, MqttError> {
         Ok(match version {

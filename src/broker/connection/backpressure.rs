@@ -145,29 +145,13 @@ mod tests {
     use super::*;
     use crate::broker::fuzzing;
     use crate::broker::lifecycle::{self, Claim};
-    use crate::broker::message::Message;
     use mqtt_protocol_core::mqtt::packet::Qos;
     use std::collections::VecDeque;
     use std::sync::Arc;
     use std::time::Duration;
 
     fn copy() -> Delivery {
-        Delivery {
-            msg: Arc::new(Message {
-                topic: "a".into(),
-                payload: Arc::from(&b"x"[..]),
-                qos: Qos::AtLeastOnce,
-                retain: false,
-                props: Vec::new(),
-                expires_at: None,
-                origin: Arc::from("p"),
-            }),
-            qos: Qos::AtLeastOnce,
-            retain: false,
-            subscription_ids: Vec::new(),
-            epoch: 0,
-            stored: None,
-        }
+        Delivery::for_test("a", b"x", Qos::AtLeastOnce)
     }
 
     /// A publisher's connection and a subscriber's session (attached as

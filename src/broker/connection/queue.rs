@@ -164,26 +164,9 @@ pub fn window(ours: u16, client_receive_maximum: u16) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::message::Message;
-    use std::sync::Arc;
 
     fn d(topic: &str, qos: Qos) -> Delivery {
-        Delivery {
-            msg: Arc::new(Message {
-                topic: topic.into(),
-                payload: Arc::from(&b""[..]),
-                qos,
-                retain: false,
-                props: Vec::new(),
-                expires_at: None,
-                origin: Arc::from("p"),
-            }),
-            qos,
-            retain: false,
-            subscription_ids: Vec::new(),
-            epoch: 0,
-            stored: None,
-        }
+        Delivery::for_test(topic, b"", qos)
     }
 
     fn sent(n: Next) -> String {

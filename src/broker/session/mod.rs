@@ -848,25 +848,9 @@ fn end(st: &mut SessionState) -> Ended {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::message::Message;
 
     fn qos1(topic: &str) -> Delivery {
-        Delivery {
-            msg: Arc::new(Message {
-                topic: topic.into(),
-                payload: Arc::from(&b""[..]),
-                qos: Qos::AtLeastOnce,
-                retain: false,
-                props: Vec::new(),
-                expires_at: None,
-                origin: Arc::from("p"),
-            }),
-            qos: Qos::AtLeastOnce,
-            retain: false,
-            subscription_ids: Vec::new(),
-            epoch: 0,
-            stored: None,
-        }
+        Delivery::for_test(topic, b"", Qos::AtLeastOnce)
     }
 
     /// A memory budget, not a timing: every idle connection's session is one
