@@ -48,12 +48,21 @@ where
     /// what the codec's `recv` did with it (`handle_event`), without it.
     fn took_puback(&mut self, id: u16) {
         self.heard = true;
-        if let Some(ids) = self.packet_ids.as_deref_mut() {
-            if ids.acknowledged(id) {
-                self.inflight_out = self.inflight_out.saturating_sub(1);
-                self.delivered_stored(id);
-            }
+        if self
+            .packet_ids
+            .as_deref_mut()
+            .is_some_and(|ids| ids.acknowledged(id))
+        {
+            self.exchange_complete(id);
         }
+    }
+
+    /// Our PUBLISH `id` is acknowledged to the end (PUBACK, PUBCOMP, or the
+    /// codec gave the identifier back): a place in the client's inflight
+    /// window is free and its stored copy, if any, goes.
+    fn exchange_complete(&mut self, id: u16) {
+        self.inflight_out = self.inflight_out.saturating_sub(1);
+        self.delivered_stored(id);
     }
 
     pub(super) fn feed_codec(&mut self, data: &[u8]) {
@@ -128,11 +137,8 @@ where
                 Event::RequestTimerReset { .. } | Event::RequestTimerCancel(_) => {}
                 Event::NotifyError(e) => self.codec_error(e),
                 Event::NotifyPacketIdReleased(id) => {
-                    if let Some(ids) = self.packet_ids.as_deref_mut() {
-                        ids.released_by_codec(id);
-                    }
-                    self.inflight_out = self.inflight_out.saturating_sub(1);
-                    self.delivered_stored(id);
+                    self.released_by_codec(id);
+                    self.exchange_complete(id);
                 }
                 Event::NotifyPacketReceived(p) => {
                     self.heard = true;

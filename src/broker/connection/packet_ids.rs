@@ -16,6 +16,7 @@
 //! O(1). A copy restored with a resumed session may carry any identifier; one
 //! above the window takes no slot and cannot collide with ours.
 
+use super::Conn;
 use crate::broker::message::{Delivery, Message};
 use mqtt_protocol_core::mqtt::packet::{GenericStorePacket, Qos};
 use mqtt_protocol_core::mqtt::result_code::MqttError;
@@ -239,6 +240,26 @@ impl PacketIds {
         // Stable: the codec's packets keep their order among equals.
         all.sort_by_key(|(taken, _)| *taken);
         all.into_iter().map(|(_, p)| p).collect()
+    }
+}
+
+impl<S> Conn<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    /// The connection's identifier table (MQTT 3.1.1), created with the
+    /// first QoS 1/2 PUBLISH to the client, sized by the inflight window.
+    pub(super) fn own_ids(&mut self) -> &mut PacketIds {
+        let window = self.window();
+        self.packet_ids
+            .get_or_insert_with(|| Box::new(PacketIds::new(window)))
+    }
+
+    /// The codec gave `id` back: free in the table too, if it has one.
+    pub(super) fn released_by_codec(&mut self, id: u16) {
+        if let Some(ids) = self.packet_ids.as_deref_mut() {
+            ids.released_by_codec(id);
+        }
     }
 }
 

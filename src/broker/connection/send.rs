@@ -2,7 +2,6 @@
 //! delivery encoded for the client's protocol version, a DISCONNECT with its
 //! reason, and the output buffer written to the socket.
 
-use super::packet_ids::PacketIds;
 use super::{Conn, End};
 use crate::broker::encode;
 use crate::broker::events::DisconnectionReason;
@@ -197,11 +196,7 @@ where
     /// into the output, the copy kept until the PUBACK (which `feed` takes
     /// out of the stream before the codec), for a resumed session.
     fn deliver_v3_qos1(&mut self, d: Delivery) {
-        let window = self.window();
-        let ids = self
-            .packet_ids
-            .get_or_insert_with(|| Box::new(PacketIds::new(window)));
-        let Some(id) = ids.next_free() else {
+        let Some(id) = self.own_ids().next_free() else {
             // As for the codec's identifiers: unreachable behind the window check.
             self.shared.stats.drop_message(DropReason::NoPacketId);
             return;
@@ -213,7 +208,8 @@ where
             &d.msg.payload,
             d.retain,
         );
-        ids.take_ours(d.msg, d.retain);
+        // Taken after encoding: the table keeps the message itself (no copy of the Arc).
+        self.own_ids().take_ours(d.msg, d.retain);
         self.inflight_out += 1;
         if let Some(seq) = d.stored {
             self.sending_stored(id, seq, Qos::AtLeastOnce);
@@ -224,11 +220,7 @@ where
     /// the codec sends (QoS 2), registered with the codec, so that the
     /// codec's and the connection's identifiers never collide.
     fn take_id_for_codec(&mut self) -> Option<u16> {
-        let window = self.window();
-        let ids = self
-            .packet_ids
-            .get_or_insert_with(|| Box::new(PacketIds::new(window)));
-        let id = ids.take_for_codec()?;
+        let id = self.own_ids().take_for_codec()?;
         let registered = match self.mqtt.live() {
             Ok(codec) => codec.register_packet_id(id).is_ok(),
             Err(e) => {
@@ -237,9 +229,7 @@ where
             }
         };
         if !registered {
-            if let Some(ids) = self.packet_ids.as_deref_mut() {
-                ids.released_by_codec(id);
-            }
+            self.released_by_codec(id);
             return None;
         }
         Some(id)
