@@ -334,6 +334,17 @@ async fn drain(c: &mut Raw, addr: SocketAddr, expected: &BTreeSet<String>) -> Ve
     seen
 }
 
+/// What sub5's persistent session receives when it connects again: until
+/// every payload of `expected` came and then a marker (so that anything else
+/// delivered before it is seen too). sub5 disconnects and keeps its session.
+async fn sub5_receives(addr: SocketAddr, expected: &[&str]) -> Vec<String> {
+    let (mut s5, _) = connect(addr, "sub5", true).await;
+    let want = expected.iter().map(|e| e.to_string()).collect();
+    let seen = drain(&mut s5, addr, &want).await;
+    disconnect(s5, true).await;
+    seen
+}
+
 /// PUBLISH payloads until `done` says so (or `T` passes without one).
 async fn read_until(c: &mut Raw, done: impl Fn(&[String]) -> bool) -> Vec<String> {
     let mut seen = Vec::new();
@@ -601,15 +612,12 @@ async fn a_will_whose_delay_ran_out_while_the_broker_was_down_is_published_at_st
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
 
     let b = Served::start(&policy, &data);
-    let (mut s5, _) = connect(b.addr, "sub5", true).await;
-    let want = BTreeSet::from(["ordered".to_string(), "pub5 gone".to_string()]);
-    let seen = drain(&mut s5, b.addr, &want).await;
+    let seen = sub5_receives(b.addr, &["ordered", "pub5 gone"]).await;
     assert_eq!(
         seen.iter().filter(|p| *p == "pub5 gone").count(),
         1,
         "the will, once: {seen:?}"
     );
-    disconnect(s5, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -681,10 +689,8 @@ async fn a_qos2_publish_answered_pubrec_is_released_after_a_restart_and_not_rout
         other => panic!("expected PUBCOMP, got {other:?}"),
     }
     disconnect(p, true).await;
-    let (mut s5, _) = connect(b.addr, "sub5", true).await;
-    let seen = drain(&mut s5, b.addr, &BTreeSet::from(["once".to_string()])).await;
+    let seen = sub5_receives(b.addr, &["once"]).await;
     assert_eq!(seen, vec!["once".to_string()], "exactly once");
-    disconnect(s5, true).await;
 }
 
 /// The packet identifiers of the PUBACKs in `bytes` (MQTT 5 frames), in order.
@@ -859,15 +865,12 @@ async fn a_delayed_will_of_a_crash_waits_from_the_restart_and_a_reconnect_cancel
     assert!(present);
     disconnect(back5, true).await;
     // dev5 does not: its will is published once its 4 s have passed.
-    let (mut s5, _) = connect(b.addr, "sub5", true).await;
-    let want = BTreeSet::from(["dev5 offline".to_string()]);
-    let seen = drain(&mut s5, b.addr, &want).await;
+    let seen = sub5_receives(b.addr, &["dev5 offline"]).await;
     assert_eq!(
         seen,
         vec!["dev5 offline".to_string()],
         "back5's will is not published"
     );
-    disconnect(s5, true).await;
 }
 
 /// The wills of a crash are authorized again against the policy in force
@@ -898,15 +901,12 @@ async fn a_will_of_a_crash_that_the_policy_at_restart_no_longer_allows_is_droppe
     drop((back5, dev3, dev5));
 
     let b = Served::start(&revoked, &data);
-    let (mut s5, _) = connect(b.addr, "sub5", true).await;
-    let want = BTreeSet::from(["dev5 offline".to_string()]);
-    let seen = drain(&mut s5, b.addr, &want).await;
+    let seen = sub5_receives(b.addr, &["dev5 offline"]).await;
     assert_eq!(
         seen,
         vec!["dev5 offline".to_string()],
         "only the allowed will"
     );
-    disconnect(s5, true).await;
 }
 
 /// Publishes one QoS 2 message and completes the exchange (PUBCOMP).
